@@ -1,0 +1,30 @@
+# Every target bootstraps first: a fresh Debian machine needs nothing else.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PYTEST_ARGS ?=
+
+.PHONY: bootstrap demo test test-quick lint bench clean
+
+bootstrap:
+	@scripts/bootstrap.sh
+
+demo: bootstrap
+	$(PY) -m sandbox demo
+
+lint: bootstrap
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+test: lint
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Unit and config tests only: no Prometheus, Alertmanager or sandbox stack.
+test-quick: bootstrap
+	$(PY) -m pytest -m "not e2e and not slow" $(PYTEST_ARGS)
+
+bench: bootstrap
+	$(PY) -m bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Shared pieces of ddb-failover: configuration, heartbeat layout, logging."""

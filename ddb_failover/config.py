@@ -1,0 +1,387 @@
+"""The one YAML configuration both services read, validated strictly at start."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+CONFIG_ENV = "DDB_FAILOVER_CONFIG"
+
+_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d+$")
+
+
+def _region_name(value: str) -> str:
+    if not _REGION.match(value):
+        raise ValueError(f"{value!r} is not an AWS region name like us-east-1")
+    return value
+
+
+RegionName = Annotated[str, AfterValidator(_region_name)]
+Seconds = Annotated[float, Field(gt=0)]
+
+
+class ConfigError(Exception):
+    """The configuration is unusable; the message names every offending key."""
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Canary(Strict):
+    key: str = Field(min_length=1)
+    value: str = Field(min_length=1)
+
+
+class Region(Strict):
+    name: RegionName
+    endpoint_url: str | None = None
+
+    @field_validator("endpoint_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value
+
+
+class Secret(Strict):
+    """Where a secret comes from: an environment variable or a file, never inline."""
+
+    env: str | None = None
+    file: Path | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Secret:
+        if (self.env is None) == (self.file is None):
+            raise ValueError("set exactly one of env or file")
+        return self
+
+    def read(self) -> str:
+        """Return the secret's value; raise ConfigError naming the source if absent."""
+        if self.env is not None:
+            value = os.environ.get(self.env, "")
+            if not value:
+                raise ConfigError(f"environment variable {self.env} is unset or empty")
+            return value.strip()
+        assert self.file is not None
+        try:
+            value = self.file.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(f"cannot read secret file {self.file}: {exc.strerror}") from None
+        if not value:
+            raise ConfigError(f"secret file {self.file} is empty")
+        return value
+
+
+def _listen(value: str) -> str:
+    _host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError("must be HOST:PORT with a port from 0 to 65535")
+    return value
+
+
+Listen = Annotated[str, AfterValidator(_listen)]
+Probe = Literal["read", "write", "replication"]
+
+
+class ExporterConfig(Strict):
+    listen: Listen = "0.0.0.0:9745"
+    vantage: str = Field(default_factory=socket.gethostname, min_length=1)
+    interval_seconds: Seconds = 5.0
+    timeout_seconds: Seconds = 2.0
+    probes: tuple[Probe, ...] = ("read", "write", "replication")
+
+    @model_validator(mode="after")
+    def _timeout_fits_interval(self) -> ExporterConfig:
+        if self.timeout_seconds > self.interval_seconds:
+            raise ValueError(
+                f"timeout_seconds ({self.timeout_seconds:g}) must not exceed "
+                f"interval_seconds ({self.interval_seconds:g})"
+            )
+        if not self.probes:
+            raise ValueError("probes must name at least one of read, write, replication")
+        return self
+
+
+class SqliteState(Strict):
+    backend: Literal["sqlite"] = "sqlite"
+    path: Path = Path("/var/lib/ddb-failover/state.db")
+
+
+class DynamoDBState(Strict):
+    backend: Literal["dynamodb"]
+    table: str = Field(min_length=3)
+    region: RegionName
+    endpoint_url: str | None = None
+    lease_seconds: Seconds = 15.0
+    renew_seconds: Seconds = 5.0
+
+    @model_validator(mode="after")
+    def _renew_before_expiry(self) -> DynamoDBState:
+        if self.renew_seconds * 2 > self.lease_seconds:
+            raise ValueError("renew_seconds must be at most half of lease_seconds")
+        return self
+
+
+class Policy(Strict):
+    failback: Literal["auto", "manual"] = "auto"
+    min_dwell_seconds: Annotated[float, Field(ge=0)] = 300.0
+    max_transitions_per_hour: Annotated[int, Field(ge=1)] = 4
+    rpo_seconds: Seconds = 60.0
+    readiness_timeout_seconds: Seconds = 2.0
+    dry_run: bool = False
+
+
+class Retry(Strict):
+    max_attempts: Annotated[int, Field(ge=1)] = 6
+    initial_backoff_seconds: Seconds = 0.5
+    max_backoff_seconds: Seconds = 15.0
+
+
+class DigitalOcean(Strict):
+    api_url: str = "https://api.digitalocean.com"
+    token: Secret = Secret(env="DIGITALOCEAN_TOKEN")
+    timeout_seconds: Seconds = 10.0
+
+
+PerRegion = dict[str, Any]
+
+
+class _Action(Strict):
+    name: str = Field(default="", pattern=r"^[a-z0-9_.-]*$")
+
+
+class DNSRecordAction(_Action):
+    type: Literal["do_dns_record"]
+    domain: str = Field(min_length=1)
+    record_type: Literal["A", "AAAA", "CNAME"] = "A"
+    record_name: str = Field(min_length=1)
+    ttl: Annotated[int, Field(ge=30)] | None = None
+    values: dict[str, str]
+
+
+class LoadBalancerTarget(Strict):
+    droplet_ids: tuple[int, ...] | None = None
+    tag: str | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> LoadBalancerTarget:
+        if (self.droplet_ids is None) == (self.tag is None):
+            raise ValueError("set exactly one of droplet_ids or tag")
+        return self
+
+
+class LoadBalancerAction(_Action):
+    type: Literal["do_load_balancer"]
+    load_balancer_id: str = Field(min_length=1)
+    values: dict[str, LoadBalancerTarget]
+
+
+class Route53Action(_Action):
+    type: Literal["route53_record"]
+    hosted_zone_id: str = Field(min_length=1)
+    record_name: str = Field(min_length=1)
+    record_type: Literal["A", "AAAA", "CNAME", "TXT"] = "A"
+    ttl: Annotated[int, Field(ge=0)] = 60
+    endpoint_url: str | None = None
+    values: dict[str, str]
+
+
+class EnvFileAction(_Action):
+    type: Literal["env_file"]
+    path: Path
+    variable: str = Field(default="DYNAMODB_REGION", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    reload_command: tuple[str, ...] | None = None
+    timeout_seconds: Seconds = 30.0
+
+
+class SSMParameterAction(_Action):
+    type: Literal["ssm_parameter"]
+    parameter: str = Field(min_length=1)
+    region: RegionName
+    endpoint_url: str | None = None
+
+
+class CommandAction(_Action):
+    type: Literal["command"]
+    command: tuple[str, ...] = Field(min_length=1)
+    timeout_seconds: Seconds = 30.0
+
+
+Action = Annotated[
+    DNSRecordAction
+    | LoadBalancerAction
+    | Route53Action
+    | EnvFileAction
+    | SSMParameterAction
+    | CommandAction,
+    Field(discriminator="type"),
+]
+
+
+class ResponderConfig(Strict):
+    listen: Listen = "0.0.0.0:9746"
+    webhook_token: Secret = Secret(env="DDB_FAILOVER_WEBHOOK_TOKEN")
+    max_body_bytes: Annotated[int, Field(ge=1024)] = 1024 * 1024
+    state: Annotated[SqliteState | DynamoDBState, Field(discriminator="backend")] = SqliteState()
+    policy: Policy = Policy()
+    retry: Retry = Retry()
+    digitalocean: DigitalOcean = DigitalOcean()
+    actions: tuple[Action, ...] = ()
+
+    @field_validator("actions")
+    @classmethod
+    def _name_actions(cls, actions: tuple[Any, ...]) -> tuple[Any, ...]:
+        named = []
+        seen: set[str] = set()
+        for index, action in enumerate(actions):
+            name = action.name or action.type
+            if name in seen:
+                name = f"{name}.{index}" if not action.name else name
+            if name in seen:
+                raise ValueError(f"action name {name!r} is used twice")
+            seen.add(name)
+            named.append(action.model_copy(update={"name": name}))
+        return tuple(named)
+
+
+class Config(Strict):
+    tables: tuple[Annotated[str, Field(min_length=3, max_length=255)], ...] = Field(min_length=1)
+    canary: Canary
+    regions: tuple[Region, ...] = Field(min_length=2)
+    exporter: ExporterConfig = Field(default_factory=ExporterConfig)
+    responder: ResponderConfig = ResponderConfig()
+
+    @property
+    def region_names(self) -> tuple[str, ...]:
+        """Region names in priority order; the first is the primary."""
+        return tuple(region.name for region in self.regions)
+
+    @property
+    def primary(self) -> str:
+        """The primary region: first in priority order."""
+        return self.regions[0].name
+
+    def region(self, name: str) -> Region:
+        """The configured region called name; KeyError when unknown."""
+        for region in self.regions:
+            if region.name == name:
+                return region
+        raise KeyError(name)
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> Config:
+        names = self.region_names
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"regions: {', '.join(duplicates)} listed more than once")
+        if len(set(self.tables)) != len(self.tables):
+            raise ValueError("tables: a table is listed more than once")
+        for index, action in enumerate(self.responder.actions):
+            values = getattr(action, "values", None)
+            if values is None:
+                continue
+            missing = [n for n in names if n not in values]
+            unknown = sorted(set(values) - set(names))
+            where = f"responder.actions.{index}.values"
+            if missing:
+                raise ValueError(f"{where}: no value for region {', '.join(missing)}")
+            if unknown:
+                raise ValueError(f"{where}: unknown region {', '.join(unknown)}")
+        return self
+
+
+def _location(loc: tuple[int | str, ...], data: Any) -> str:
+    """The YAML key path of an error, without pydantic's tagged-union tags."""
+    parts: list[str] = []
+    for item in loc:
+        if isinstance(data, dict) and item not in data and item in _tags(data):
+            continue  # a discriminator tag pydantic inserts, not a key the user wrote
+        parts.append(str(item))
+        try:
+            data = data[item]
+        except (KeyError, IndexError, TypeError):
+            data = None
+    return ".".join(parts) if parts else "(top level)"
+
+
+def _tags(data: dict[str, Any]) -> set[Any]:
+    return {data.get("type"), data.get("backend")} - {None}
+
+
+def _describe(error: Any) -> str:
+    kind = error["type"]
+    ctx = error.get("ctx") or {}
+    if kind == "extra_forbidden":
+        return "unknown key"
+    if kind == "missing":
+        return "required key is missing"
+    if kind == "union_tag_invalid":
+        expected = ctx.get("expected_tags", "")
+        return f"{ctx.get('tag')!r} is unknown; expected one of {expected}"
+    if kind == "too_short":
+        return f"needs at least {ctx.get('min_length')} item(s)"
+    return str(error["msg"]).removeprefix("Value error, ")
+
+
+def format_errors(exc: ValidationError, data: Any = None) -> list[str]:
+    """One 'key.path: problem' line per validation error, most specific first."""
+    errors = exc.errors(include_url=False)
+    paths = [tuple(e["loc"]) for e in errors]
+    lines = []
+    for error, loc in zip(errors, paths, strict=True):
+        # A list whose item failed also fails its length check: report only the item.
+        if error["type"] == "too_short" and any(p[: len(loc)] == loc and p != loc for p in paths):
+            continue
+        path = _location(loc, data)
+        if error["type"] == "union_tag_invalid":
+            path += "." + str(error["ctx"]["discriminator"]).strip("'")
+        message = _describe(error)
+        lines.append(message if path == "(top level)" and ": " in message else f"{path}: {message}")
+    return lines
+
+
+def parse(data: Any, source: str = "<config>") -> Config:
+    """Validate already-parsed YAML data; raise ConfigError listing every problem."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping")
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(
+            f"{source}: invalid configuration:\n  " + "\n  ".join(format_errors(exc, data))
+        ) from None
+
+
+def load(path: str | os.PathLike[str] | None = None) -> Config:
+    """Read and validate the configuration from path or $DDB_FAILOVER_CONFIG."""
+    chosen = path if path is not None else os.environ.get(CONFIG_ENV)
+    if not chosen:
+        raise ConfigError(f"no configuration: pass --config or set {CONFIG_ENV}")
+    try:
+        text = Path(chosen).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{chosen}: cannot read: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "malformed YAML"
+        raise ConfigError(f"{chosen}: not valid YAML{where}: {problem}") from None
+    return parse(data, str(chosen))

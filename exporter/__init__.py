@@ -1,0 +1,1 @@
+"""DynamoDB region probe exporter: background probes, Prometheus metrics."""

@@ -1,0 +1,74 @@
+"""The one shape every action has: current, desired, apply, verify."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from responder.errors import PermanentError
+
+Json = Any
+Result = Literal["applied", "unchanged", "would_apply"]
+
+
+@dataclass(frozen=True)
+class Transition:
+    """What an action needs to know about the transition it is part of."""
+
+    id: str
+    kind: str
+    from_region: str | None
+    to_region: str
+    dry_run: bool = False
+
+
+@dataclass(frozen=True)
+class StepOutcome:
+    """The journaled result of one action in one transition."""
+
+    action: str
+    result: Result
+    before: Json
+    after: Json
+
+
+class Action(ABC):
+    """Drives one outside object to the state a region needs; idempotent."""
+
+    type: str = ""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    @abstractmethod
+    def current(self) -> Json:
+        """Read the outside object's state now, as JSON-serialisable data."""
+
+    @abstractmethod
+    def desired(self, region: str) -> Json:
+        """The state the object should have for region, comparable with current()."""
+
+    @abstractmethod
+    def apply(self, desired: Json, transition: Transition) -> None:
+        """Change the outside object to desired; raise TemporaryError or PermanentError."""
+
+    def verify(self, desired: Json) -> Json:
+        """Read back and return the state; PermanentError when it is not desired."""
+        after = self.current()
+        if after != desired:
+            raise PermanentError(f"{self.name}: verify failed: wanted {desired!r}, read {after!r}")
+        return after
+
+
+def reconcile(action: Action, transition: Transition) -> StepOutcome:
+    """Read, compare, change only if different, verify; report what happened."""
+    desired = action.desired(transition.to_region)
+    before = action.current()
+    if before == desired:
+        return StepOutcome(action.name, "unchanged", before, before)
+    if transition.dry_run:
+        return StepOutcome(action.name, "would_apply", before, desired)
+    action.apply(desired, transition)
+    after = action.verify(desired)
+    return StepOutcome(action.name, "applied", before, after)

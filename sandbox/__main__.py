@@ -1,0 +1,5 @@
+"""Entry point for `python -m sandbox`."""
+
+from sandbox.cli import main
+
+raise SystemExit(main())

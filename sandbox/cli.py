@@ -1,0 +1,131 @@
+"""`python -m sandbox up|chaos|demo`: the local stack on loopback."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import threading
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from ddb_failover import logs
+
+CHAOS_OPS = ("pause", "resume", "stop", "start", "slow", "fast")
+
+
+def _csv(value: str) -> list[str]:
+    return [part.strip() for part in value.split(",") if part.strip()]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The sandbox's command-line interface."""
+    parser = argparse.ArgumentParser(prog="python -m sandbox", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    up = sub.add_parser("up", help="start the stack in the foreground until SIGINT/SIGTERM")
+    up.add_argument("--dir", required=True, type=Path, help="where config, secrets, logs go")
+    up.add_argument("--only", type=_csv, help="start only these components (and their needs)")
+    up.add_argument("--regions", type=_csv, help="region names, primary first")
+    up.add_argument("--tables", type=_csv, help="table names")
+    up.add_argument("--replication-delay-ms", type=int, default=500)
+    up.add_argument("--probe-interval-seconds", type=float, default=2.0)
+    up.add_argument("--probe-timeout-seconds", type=float, default=1.0)
+    up.add_argument("--failback-window", default="1m", help="DynamoDBFailbackReady window")
+
+    chaos = sub.add_parser("chaos", help="break or mend one region of a running stack")
+    chaos.add_argument("--dir", required=True, type=Path)
+    chaos.add_argument("region")
+    chaos.add_argument("op", choices=CHAOS_OPS)
+    chaos.add_argument("--delay-ms", type=int, help="latency to add, with slow")
+
+    sub.add_parser("demo", help="start everything and show an outage, failover and failback")
+    return parser
+
+
+def up(args: argparse.Namespace) -> int:
+    """Start the stack and wait for a signal."""
+    import sandbox.components  # noqa: F401  (registers the components)
+    from sandbox import control
+    from sandbox.components.regions import chaos
+    from sandbox.stack import Stack, plan, start
+
+    try:
+        order = plan(args.only)
+    except ValueError as exc:
+        print(f"sandbox up: {exc}", file=sys.stderr)
+        return 2
+    options = {k: v for k, v in vars(args).items() if v is not None}
+    stack = Stack(args.dir, options=options)
+    stopping = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stopping.set())
+    server, url = control.serve(lambda request: chaos(stack, request))
+    stack.on_close(server.shutdown)
+    stack.published["supervisor"] = {"pid": os.getpid(), "url": url}
+    try:
+        start(stack, order)
+        stack.save()
+        print(f"sandbox up: {', '.join(stack.components)} running; state in {stack.state_path}")
+        sys.stdout.flush()
+        stopping.wait()
+    except Exception as exc:
+        print(f"sandbox up: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        stack.close()
+    return 0
+
+
+def send_chaos(directory: Path, request: dict[str, Any]) -> dict[str, Any]:
+    """Ask a running stack's supervisor to apply a chaos operation."""
+    try:
+        state = json.loads((directory / "stack.json").read_text())
+        url = state["supervisor"]["url"]
+    except (OSError, ValueError, KeyError):
+        raise RuntimeError(f"no running sandbox in {directory} (no usable stack.json)") from None
+    body = json.dumps(request).encode()
+    req = urllib.request.Request(
+        f"{url}/chaos", data=body, headers={"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=30) as response:
+            return dict(json.load(response))
+    except urllib.error.HTTPError as exc:
+        raise RuntimeError(json.load(exc).get("error", str(exc))) from None
+    except urllib.error.URLError as exc:
+        raise RuntimeError(f"sandbox supervisor at {url} unreachable: {exc.reason}") from None
+
+
+def chaos_command(args: argparse.Namespace) -> int:
+    """Break or mend one region."""
+    request: dict[str, Any] = {"region": args.region, "op": args.op}
+    if args.op == "slow":
+        if args.delay_ms is None:
+            print("sandbox chaos: slow needs --delay-ms N", file=sys.stderr)
+            return 2
+        request["delay_ms"] = args.delay_ms
+    try:
+        result = send_chaos(args.dir, request)
+    except RuntimeError as exc:
+        print(f"sandbox chaos: {exc}", file=sys.stderr)
+        return 1
+    print(f"{result['region']}: {result['op']} done (pid {result['pid']})")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Dispatch a sandbox command."""
+    logs.setup(os.environ.get("SANDBOX_LOG_LEVEL", "WARNING"))
+    args = build_parser().parse_args(argv)
+    if args.command == "up":
+        return up(args)
+    if args.command == "chaos":
+        return chaos_command(args)
+    from sandbox import demo
+
+    return demo.main()

@@ -1,0 +1,137 @@
+"""Table tests over good and bad configuration files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ddb_failover import config
+
+TESTDATA = Path(__file__).parent / "testdata"
+
+BAD = {
+    "bad-unknown-top-key.yml": ["exporters: unknown key"],
+    "bad-one-region.yml": ["regions: needs at least 2 item(s)"],
+    "bad-region-name.yml": ["regions.1.name: 'Europe' is not an AWS region name like us-east-1"],
+    "bad-duplicate-region.yml": ["regions: us-east-1 listed more than once"],
+    "bad-missing-canary.yml": ["canary: required key is missing"],
+    "bad-endpoint-url.yml": ["regions.0.endpoint_url: must start with http:// or https://"],
+    "bad-timeout-over-interval.yml": [
+        "exporter: timeout_seconds (3) must not exceed interval_seconds (1)"
+    ],
+    "bad-unknown-probe.yml": [
+        "exporter.probes.1: Input should be 'read', 'write' or 'replication'"
+    ],
+    "bad-listen.yml": ["exporter.listen: must be HOST:PORT with a port from 0 to 65535"],
+    "bad-action-missing-region.yml": ["responder.actions.0.values: no value for region eu-west-1"],
+    "bad-action-unknown-type.yml": [
+        "responder.actions.0.type: 'ftp_upload' is unknown; expected one of 'do_dns_record', "
+        "'do_load_balancer', 'route53_record', 'env_file', 'ssm_parameter', 'command'"
+    ],
+    "bad-action-unknown-key.yml": ["responder.actions.0.variabel: unknown key"],
+    "bad-secret-inline.yml": ["responder.webhook_token: set exactly one of env or file"],
+    "bad-lb-target.yml": [
+        "responder.actions.0.values.us-east-1: set exactly one of droplet_ids or tag"
+    ],
+    "bad-state-backend.yml": [
+        "responder.state.backend: 'redis' is unknown; expected one of 'sqlite', 'dynamodb'"
+    ],
+    "bad-lease.yml": ["responder.state: renew_seconds must be at most half of lease_seconds"],
+    "bad-policy-type.yml": [
+        "responder.policy.failback: Input should be 'auto' or 'manual'",
+        "responder.policy.max_transitions_per_hour: Input should be greater than or equal to 1",
+    ],
+}
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in TESTDATA.glob("good-*.yml")))
+def test_good_files_load(name: str) -> None:
+    loaded = config.load(TESTDATA / name)
+    assert loaded.primary == loaded.regions[0].name
+    assert len(loaded.region_names) >= 2
+
+
+@pytest.mark.parametrize("name", sorted(BAD))
+def test_bad_files_name_key_and_problem(name: str) -> None:
+    path = TESTDATA / name
+    with pytest.raises(config.ConfigError) as caught:
+        config.load(path)
+    lines = str(caught.value).splitlines()
+    assert lines[0] == f"{path}: invalid configuration:"
+    assert [line.strip() for line in lines[1:]] == BAD[name]
+
+
+def test_every_bad_file_has_an_expectation() -> None:
+    on_disk = {p.name for p in TESTDATA.glob("bad-*.yml")}
+    assert on_disk - {"bad-yaml-syntax.yml", "bad-not-mapping.yml"} == set(BAD)
+
+
+def test_yaml_syntax_error_names_line_and_column() -> None:
+    path = TESTDATA / "bad-yaml-syntax.yml"
+    with pytest.raises(config.ConfigError, match=r"not valid YAML at line 2, column 7"):
+        config.load(path)
+
+
+def test_top_level_must_be_mapping() -> None:
+    with pytest.raises(config.ConfigError, match="top level must be a mapping"):
+        config.load(TESTDATA / "bad-not-mapping.yml")
+
+
+def test_missing_file_and_no_path(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    with pytest.raises(config.ConfigError, match="cannot read: No such file"):
+        config.load(tmp_path / "absent.yml")
+    monkeypatch.delenv(config.CONFIG_ENV, raising=False)
+    with pytest.raises(config.ConfigError, match="pass --config or set DDB_FAILOVER_CONFIG"):
+        config.load()
+
+
+def test_env_variable_names_the_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(config.CONFIG_ENV, str(TESTDATA / "good-minimal.yml"))
+    assert config.load().tables == ("wordpress_posts",)
+
+
+def test_defaults_applied() -> None:
+    loaded = config.load(TESTDATA / "good-minimal.yml")
+    assert loaded.exporter.listen == "0.0.0.0:9745"
+    assert loaded.responder.listen == "0.0.0.0:9746"
+    assert loaded.exporter.probes == ("read", "write", "replication")
+    assert loaded.responder.state.backend == "sqlite"
+    assert loaded.responder.policy.failback == "auto"
+    assert loaded.exporter.vantage  # the host name
+
+
+def test_action_names_default_to_type_and_stay_unique() -> None:
+    data = config.load(TESTDATA / "good-minimal.yml").model_dump(mode="json")
+    data["responder"] = {
+        "actions": [
+            {"type": "command", "command": ["true"]},
+            {"type": "command", "command": ["false"]},
+        ]
+    }
+    names = [a.name for a in config.parse(data).responder.actions]
+    assert names == ["command", "command.1"]
+
+
+def test_example_file_is_valid() -> None:
+    example = Path(__file__).parents[2] / "examples" / "ddb-failover.yml"
+    assert [a.type for a in config.load(example).responder.actions] == [
+        "do_dns_record",
+        "do_load_balancer",
+        "route53_record",
+        "env_file",
+    ]
+
+
+def test_secret_from_env_and_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("SOME_TOKEN", " abc \n")
+    assert config.Secret(env="SOME_TOKEN").read() == "abc"
+    token = tmp_path / "token"
+    token.write_text("xyz\n")
+    assert config.Secret(file=token).read() == "xyz"
+    token.write_text("")
+    with pytest.raises(config.ConfigError, match="is empty"):
+        config.Secret(file=token).read()
+    monkeypatch.delenv("SOME_TOKEN")
+    with pytest.raises(config.ConfigError, match="SOME_TOKEN is unset"):
+        config.Secret(env="SOME_TOKEN").read()

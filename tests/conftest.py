@@ -1,0 +1,66 @@
+"""Fixtures shared by every test package: sandbox regions on loopback."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+import pytest
+
+from sandbox.regions import Region
+from sandbox.replicator import Replicator
+
+CANARY_KEY = "health_check_id"
+CANARY_VALUE = "ping"
+
+# boto3 must never find real credentials or a real region in tests.
+os.environ.update(
+    AWS_ACCESS_KEY_ID="sandbox",
+    AWS_SECRET_ACCESS_KEY="sandbox",
+    AWS_DEFAULT_REGION="us-east-1",
+    AWS_EC2_METADATA_DISABLED="true",
+)
+
+RegionFactory = Callable[..., dict[str, Region]]
+
+
+@pytest.fixture
+def start_regions(tmp_path: Path) -> Iterator[RegionFactory]:
+    """Start sandbox regions (moto server processes); all are stopped at teardown."""
+    started: list[Region] = []
+
+    def start(
+        names: Sequence[str] = ("us-east-1", "eu-west-1"),
+        tables: Sequence[str] = ("wordpress_posts",),
+        seed: bool = True,
+    ) -> dict[str, Region]:
+        regions = {}
+        for name in names:
+            region = Region(name, tables, CANARY_KEY, CANARY_VALUE, tmp_path / "regions", seed=seed)
+            started.append(region)
+            region.start()
+            regions[name] = region
+        return regions
+
+    yield start
+    for region in started:
+        region.close()
+
+
+@pytest.fixture
+def start_replicator() -> Iterator[Callable[..., Replicator]]:
+    """Start a replicator between regions; stopped at teardown."""
+    started: list[Replicator] = []
+
+    def start(
+        regions: dict[str, Region], tables: Sequence[str], delay_seconds: float
+    ) -> Replicator:
+        replicator = Replicator({n: r.url for n, r in regions.items()}, tables, delay_seconds)
+        started.append(replicator)
+        replicator.start()
+        return replicator
+
+    yield start
+    for replicator in started:
+        replicator.stop()
