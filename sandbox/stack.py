@@ -21,6 +21,13 @@ from sandbox.net import wait_until
 log = logging.getLogger("sandbox")
 
 START_TIMEOUT = 60.0
+# Every sandbox process gets dummy AWS credentials: real ones must never reach it.
+SANDBOX_AWS_ENV = {
+    "AWS_ACCESS_KEY_ID": "sandbox",
+    "AWS_SECRET_ACCESS_KEY": "sandbox",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_EC2_METADATA_DISABLED": "true",
+}
 
 
 @dataclass
@@ -132,7 +139,7 @@ class Stack:
                 list(argv),
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                env={**os.environ, **(env or {})},
+                env={**os.environ, **SANDBOX_AWS_ENV, **(env or {})},
                 cwd=self.dir,
                 start_new_session=True,
             )

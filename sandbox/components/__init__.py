@@ -1,5 +1,5 @@
 """Sandbox components; importing this module registers them all."""
 
-from sandbox.components import exporter, regions
+from sandbox.components import do_api, exporter, regions
 
-__all__ = ["exporter", "regions"]
+__all__ = ["do_api", "exporter", "regions"]

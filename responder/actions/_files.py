@@ -1,0 +1,101 @@
+"""Crash-safe file replacement: temp file in the same directory, fsync, rename, fsync dir."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import tempfile
+from pathlib import Path
+
+from responder.errors import PermanentError, TemporaryError
+
+# These say the configuration points somewhere unusable; retrying cannot help.
+_PERMANENT_ERRNOS = {
+    errno.EACCES,
+    errno.EPERM,
+    errno.ENOENT,
+    errno.ENOTDIR,
+    errno.EISDIR,
+    errno.EROFS,
+}
+
+
+def file_error(what: str, exc: OSError) -> PermanentError | TemporaryError:
+    """Map an OSError on a file to the error class retrying can or cannot fix."""
+    message = f"{what}: {exc.strerror or exc}"
+    if exc.errno in _PERMANENT_ERRNOS:
+        return PermanentError(message)
+    return TemporaryError(message)
+
+
+def read_text(path: Path) -> str | None:
+    """The file's text, or None when it does not exist."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise file_error(f"cannot read {path}", exc) from None
+
+
+def atomic_write(path: Path, text: str, default_mode: int = 0o644) -> None:
+    """Replace path's content with text so readers see the old or the new file, never half."""
+    # Write through symlinks: replacing the link itself would detach it from its target.
+    target = Path(os.path.realpath(path))
+    try:
+        existing = os.stat(target)
+    except FileNotFoundError:
+        existing = None
+    except OSError as exc:
+        raise file_error(f"cannot stat {target}", exc) from None
+    try:
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise file_error(f"cannot create a temporary file next to {target}", exc) from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fchmod(handle.fileno(), existing.st_mode & 0o7777 if existing else default_mode)
+            if existing is not None:
+                _keep_owner(handle.fileno(), existing)
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+        _fsync_dir(target.parent)
+    except OSError as exc:
+        _discard(tmp)
+        raise file_error(f"cannot write {target}", exc) from None
+    except BaseException:
+        _discard(tmp)
+        raise
+
+
+def remove(path: Path) -> None:
+    """Delete path if it exists, durably."""
+    target = Path(os.path.realpath(path))
+    try:
+        target.unlink(missing_ok=True)
+        _fsync_dir(target.parent)
+    except OSError as exc:
+        raise file_error(f"cannot remove {target}", exc) from None
+
+
+def _keep_owner(fd: int, existing: os.stat_result) -> None:
+    # Only root may give a file away; for anyone else the owner is already theirs or stays ours.
+    with contextlib.suppress(PermissionError):
+        os.fchown(fd, existing.st_uid, existing.st_gid)
+
+
+def _fsync_dir(directory: Path) -> None:
+    # The rename is durable only once the directory entry itself reaches the disk.
+    dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def _discard(tmp: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(tmp)

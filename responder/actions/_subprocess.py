@@ -1,0 +1,77 @@
+"""Run an outside command with a deadline, mapping its failures to our two error classes."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+from collections.abc import Mapping, Sequence
+
+from responder.actions.base import Transition
+from responder.errors import PermanentError, TemporaryError
+
+STDERR_TAIL_CHARS = 500
+# After SIGKILL the pipes close at once unless a grandchild escaped the process group.
+_REAP_SECONDS = 5.0
+
+
+def transition_env(transition: Transition) -> dict[str, str]:
+    """The variables a command learns the transition from."""
+    return {
+        "DDB_FAILOVER_TRANSITION_ID": transition.id,
+        "DDB_FAILOVER_TRANSITION_KIND": transition.kind,
+        "DDB_FAILOVER_FROM_REGION": transition.from_region or "",
+        "DDB_FAILOVER_TO_REGION": transition.to_region,
+        "DDB_FAILOVER_DRY_RUN": "1" if transition.dry_run else "0",
+    }
+
+
+def tail(data: bytes, limit: int = STDERR_TAIL_CHARS) -> str:
+    """The last limit characters of a command's output, decoded leniently and trimmed."""
+    text = data.decode("utf-8", errors="replace").strip()
+    return text if len(text) <= limit else "..." + text[-limit:]
+
+
+def run(
+    argv: Sequence[str],
+    *,
+    timeout: float,
+    what: str,
+    extra_env: Mapping[str, str] | None = None,
+) -> None:
+    """Run argv to completion within timeout; TemporaryError on failure or timeout."""
+    env = {**os.environ, **(extra_env or {})}
+    try:
+        # A new session makes the command a process group we can kill whole on timeout.
+        proc = subprocess.Popen(
+            list(argv),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            env=env,
+            start_new_session=True,
+        )
+    except OSError as exc:
+        raise PermanentError(f"{what}: cannot run {argv[0]!r}: {exc.strerror or exc}") from None
+    try:
+        _, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _kill_group(proc)
+        raise TemporaryError(f"{what}: {argv[0]!r} timed out after {timeout:g}s") from None
+    if proc.returncode != 0:
+        detail = tail(stderr)
+        raise TemporaryError(
+            f"{what}: {argv[0]!r} exited with status {proc.returncode}"
+            + (f": {detail}" if detail else "")
+        )
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    try:
+        proc.communicate(timeout=_REAP_SECONDS)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

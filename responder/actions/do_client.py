@@ -1,0 +1,149 @@
+"""The DigitalOcean client (pydo) the DO actions share, and its one error mapping.
+
+pydo is built on azure-core, whose defaults do not suit a reconciler: it retries
+up to 10 times with 300 s timeouts (our reconciler retries, with backoff and a
+journal), and its bearer-token policy refuses plain-http endpoints such as the
+sandbox. So the client gets no retries, the configured timeout for connect and
+read, a small policy that sets the Authorization header (plain http is allowed
+because the operator chose api_url; the default is https), and no azure-core
+request logging. Many pydo
+operations hand back a 404 body instead of raising, so every call goes through
+call(), which looks at the HTTP status of each response.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+import pydo
+from azure.core.exceptions import AzureError, HttpResponseError
+from azure.core.pipeline import PipelineRequest, PipelineResponse
+from azure.core.pipeline.policies import RetryPolicy, SansIOHTTPPolicy
+
+from ddb_failover.config import ConfigError, DigitalOcean
+from responder.errors import PermanentError, TemporaryError
+
+PER_PAGE = 200
+MAX_PAGES = 50
+_MESSAGE_CHARS = 300
+
+
+class _BearerToken(SansIOHTTPPolicy):
+    """Sets the API token on every request, over https or the configured plain-http URL."""
+
+    def __init__(self, token: str) -> None:
+        self._header = f"Bearer {token}"
+
+    def on_request(self, request: PipelineRequest) -> None:
+        request.http_request.headers["Authorization"] = self._header
+
+
+def retry_after_seconds(headers: Mapping[str, str], now: float | None = None) -> float | None:
+    """Seconds to wait from Retry-After (delta or HTTP date), else DO's ratelimit-reset."""
+    now = time.time() if now is None else now
+    value = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
+    if value:
+        value = value.strip()
+        if value.isdigit():
+            return float(value)
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            when = None
+        if when is not None:
+            return max(0.0, when.timestamp() - now)
+    reset = next((v for k, v in headers.items() if k.lower() == "ratelimit-reset"), None)
+    if reset and reset.strip().isdigit():
+        return max(0.0, float(reset) - now)
+    return None
+
+
+def status_error(
+    what: str, status: int, headers: Mapping[str, str], body: Any
+) -> TemporaryError | PermanentError:
+    """The error an HTTP status means: 408, 429 and 5xx are temporary, other 4xx permanent."""
+    detail = ""
+    if isinstance(body, dict):
+        # DigitalOcean's error body: {"id": "not_found", "message": "..."}.
+        parts = [str(body[k]) for k in ("id", "message") if body.get(k)]
+        detail = ": " + ": ".join(parts)[:_MESSAGE_CHARS] if parts else ""
+    message = f"{what}: HTTP {status}{detail}"
+    if status == 429:
+        return TemporaryError(message, retry_after=retry_after_seconds(headers))
+    if status == 408 or status >= 500:
+        # DigitalOcean sends ratelimit-reset on every answer; only Retry-After speaks to a 5xx.
+        retry_after = {k: v for k, v in headers.items() if k.lower() == "retry-after"}
+        return TemporaryError(message, retry_after=retry_after_seconds(retry_after))
+    return PermanentError(message)
+
+
+def _with_status(pipeline_response: PipelineResponse, body: Any, _headers: Any) -> Any:
+    # pydo's `cls` hook: keep the status and headers that pydo otherwise drops.
+    response = pipeline_response.http_response
+    return response.status_code, dict(response.headers), body
+
+
+class DOClient:
+    """A pydo client with no retries, bounded timeouts and checked responses."""
+
+    def __init__(self, api_url: str, token: str, timeout_seconds: float) -> None:
+        if not api_url.startswith(("https://", "http://")):
+            raise ConfigError(f"digitalocean.api_url {api_url!r} must start with https://")
+        self.api_url = api_url
+        self.pydo = pydo.Client(
+            token,
+            endpoint=api_url.rstrip("/"),
+            authentication_policy=_BearerToken(token),
+            retry_policy=RetryPolicy.no_retries(),
+            # azure-core logs every request's headers at INFO; our own log lines say what matters.
+            http_logging_policy=SansIOHTTPPolicy(),
+            connection_timeout=timeout_seconds,
+            read_timeout=timeout_seconds,
+        )
+
+    @classmethod
+    def from_config(cls, config: DigitalOcean) -> DOClient:
+        """Build from the digitalocean config section; ConfigError when the token is unreadable."""
+        return cls(config.api_url, config.token.read(), config.timeout_seconds)
+
+    def call(self, what: str, operation: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run one pydo operation; its body on 2xx, else Temporary/PermanentError."""
+        try:
+            status, headers, body = operation(*args, cls=_with_status, **kwargs)
+        except HttpResponseError as exc:
+            response: Any = exc.response
+            status = exc.status_code or (response.status_code if response is not None else 0)
+            headers = dict(response.headers) if response is not None else {}
+            raise status_error(what, status, headers, _json_body(response)) from None
+        except AzureError as exc:
+            # Connection refused or reset, connect or read timeout.
+            raise TemporaryError(f"{what}: {type(exc).__name__}: {exc.message}") from None
+        if not 200 <= status < 300:
+            raise status_error(what, status, headers, body)
+        return body
+
+    def paginate(
+        self, what: str, operation: Callable[..., Any], key: str, *args: Any, **kwargs: Any
+    ) -> Iterator[dict[str, Any]]:
+        """Every item under key across all pages of a list operation."""
+        for page in range(1, MAX_PAGES + 1):
+            body = self.call(what, operation, *args, page=page, per_page=PER_PAGE, **kwargs)
+            items = (body or {}).get(key)
+            if not isinstance(items, list):
+                raise TemporaryError(f"{what}: response has no {key!r} list")
+            yield from items
+            if not (body.get("links") or {}).get("pages", {}).get("next"):
+                return
+        raise PermanentError(f"{what}: more than {MAX_PAGES} pages of {key}")
+
+
+def _json_body(response: Any) -> Any:
+    if response is None:
+        return None
+    try:
+        return response.json()
+    except Exception:  # an error page that is not JSON: the status says enough
+        return None

@@ -1,0 +1,103 @@
+"""Action env_file: the active region as VARIABLE=region in an env file, then a reload."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from ddb_failover.config import EnvFileAction
+from responder.actions import _files, _subprocess
+from responder.actions.base import Action, Json, Transition
+from responder.errors import ActionError
+
+
+def _assignment(variable: str) -> re.Pattern[str]:
+    return re.compile(rf"^(?P<lead>\s*(?:export\s+)?){re.escape(variable)}\s*=(?P<value>.*)$")
+
+
+def _unquote(raw: str) -> str:
+    value = raw.strip()
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+        return value[1:-1]
+    return value
+
+
+def read_value(text: str | None, variable: str) -> str | None:
+    """The value text assigns to variable (the last assignment wins, as in a shell)."""
+    if text is None:
+        return None
+    pattern = _assignment(variable)
+    value = None
+    for line in text.splitlines():
+        match = pattern.match(line)
+        if match:
+            value = _unquote(match.group("value"))
+    return value
+
+
+def with_value(text: str | None, variable: str, value: str) -> str:
+    """text with every assignment of variable set to value; appended when absent."""
+    pattern = _assignment(variable)
+    lines = (text or "").splitlines(keepends=True)
+    found = False
+    for index, line in enumerate(lines):
+        body = line.rstrip("\r\n")
+        match = pattern.match(body)
+        if match:
+            found = True
+            lines[index] = f"{match.group('lead')}{variable}={value}{line[len(body) :]}"
+    if not found:
+        if lines and not lines[-1].endswith("\n"):
+            lines[-1] += "\n"
+        lines.append(f"{variable}={value}\n")
+    return "".join(lines)
+
+
+class EnvFile(Action):
+    """Writes the region into an env file atomically, then runs the reload command.
+
+    When the reload command fails, times out or cannot run, the file is put back as it was,
+    so a retry sees the old value and writes and reloads again: "applied" means
+    the file holds the region and the reload succeeded. The reload command gets the
+    same DDB_FAILOVER_* transition variables as the command action.
+    """
+
+    type = "env_file"
+
+    def __init__(self, config: EnvFileAction) -> None:
+        super().__init__(config.name)
+        self.path = Path(config.path)
+        self.variable = config.variable
+        self.reload_command = config.reload_command
+        self.timeout_seconds = config.timeout_seconds
+
+    def current(self) -> Json:
+        """The variable's value in the file; None when the file or the variable is absent."""
+        return read_value(_files.read_text(self.path), self.variable)
+
+    def desired(self, region: str) -> Json:
+        """The region name itself."""
+        return region
+
+    def apply(self, desired: Json, transition: Transition) -> None:
+        """Write the file, then reload; on a failed reload restore the old file."""
+        old = _files.read_text(self.path)
+        _files.atomic_write(self.path, with_value(old, self.variable, str(desired)))
+        if not self.reload_command:
+            return
+        try:
+            _subprocess.run(
+                self.reload_command,
+                timeout=self.timeout_seconds,
+                what=f"{self.name}: reload",
+                extra_env=_subprocess.transition_env(transition),
+            )
+        except ActionError:
+            self._restore(old)
+            raise
+
+    def _restore(self, old: str | None) -> None:
+        if old is None:
+            _files.remove(self.path)
+        else:
+            _files.atomic_write(self.path, old)

@@ -1,0 +1,103 @@
+"""Build the configured actions: one entry per action type, clients injected."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ddb_failover import config as cfg
+from responder.actions import aws_client
+from responder.actions.base import Action
+from responder.actions.command import Command
+from responder.actions.do_client import DOClient
+from responder.actions.do_dns_record import DNSRecord
+from responder.actions.do_load_balancer import LoadBalancer
+from responder.actions.env_file import EnvFile
+from responder.actions.route53_record import Route53Record
+from responder.actions.ssm_parameter import SSMParameter
+
+DOClientFactory = Callable[[cfg.DigitalOcean], DOClient]
+# Route 53 is global; its API lives in us-east-1.
+ROUTE53_REGION = "us-east-1"
+# Where command records go when the state store is not a local file.
+DEFAULT_STATE_DIR = Path("/var/lib/ddb-failover")
+
+
+@dataclass
+class _Clients:
+    """Clients made when first needed: one DO client shared, none without DO actions."""
+
+    settings: cfg.ResponderConfig
+    do_factory: DOClientFactory
+    aws_factory: aws_client.AWSClientFactory
+    state_dir: Path
+    _do: DOClient | None = None
+
+    def do(self) -> DOClient:
+        if self._do is None:
+            self._do = self.do_factory(self.settings.digitalocean)
+        return self._do
+
+    def aws(self, service: str, region: str, endpoint_url: str | None) -> Any:
+        return self.aws_factory(service, region, endpoint_url)
+
+
+def _dns_record(action: cfg.DNSRecordAction, clients: _Clients) -> Action:
+    return DNSRecord(action, clients.do())
+
+
+def _load_balancer(action: cfg.LoadBalancerAction, clients: _Clients) -> Action:
+    return LoadBalancer(action, clients.do())
+
+
+def _route53(action: cfg.Route53Action, clients: _Clients) -> Action:
+    return Route53Record(action, clients.aws("route53", ROUTE53_REGION, action.endpoint_url))
+
+
+def _env_file(action: cfg.EnvFileAction, clients: _Clients) -> Action:
+    return EnvFile(action)
+
+
+def _ssm(action: cfg.SSMParameterAction, clients: _Clients) -> Action:
+    return SSMParameter(action, clients.aws("ssm", action.region, action.endpoint_url))
+
+
+def _command(action: cfg.CommandAction, clients: _Clients) -> Action:
+    return Command(action, clients.state_dir / f"command-{action.name}.json")
+
+
+BUILDERS: dict[str, Callable[[Any, _Clients], Action]] = {
+    "do_dns_record": _dns_record,
+    "do_load_balancer": _load_balancer,
+    "route53_record": _route53,
+    "env_file": _env_file,
+    "ssm_parameter": _ssm,
+    "command": _command,
+}
+
+
+def state_dir_for(settings: cfg.ResponderConfig) -> Path:
+    """The directory for action records: beside the SQLite file, else the default."""
+    if isinstance(settings.state, cfg.SqliteState):
+        return settings.state.path.parent
+    return DEFAULT_STATE_DIR
+
+
+def build(
+    config: cfg.Config,
+    *,
+    state_dir: Path | None = None,
+    do_client_factory: DOClientFactory = DOClient.from_config,
+    aws_client_factory: aws_client.AWSClientFactory | None = None,
+) -> list[Action]:
+    """The configured actions in order; makes no network calls."""
+    settings = config.responder
+    clients = _Clients(
+        settings=settings,
+        do_factory=do_client_factory,
+        aws_factory=aws_client_factory or aws_client.client_factory(),
+        state_dir=state_dir if state_dir is not None else state_dir_for(settings),
+    )
+    return [BUILDERS[action.type](action, clients) for action in settings.actions]

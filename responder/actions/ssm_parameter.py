@@ -1,0 +1,43 @@
+"""Action ssm_parameter: the active region as the value of an SSM String parameter."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ddb_failover.config import SSMParameterAction
+from responder.actions.aws_client import translated
+from responder.actions.base import Action, Json, Transition
+
+
+class SSMParameter(Action):
+    """Puts the region into an SSM parameter (String, overwritten)."""
+
+    type = "ssm_parameter"
+
+    def __init__(self, config: SSMParameterAction, client: Any) -> None:
+        super().__init__(config.name)
+        self.parameter = config.parameter
+        self.client = client
+
+    def current(self) -> Json:
+        """The parameter's value; None when the parameter does not exist."""
+        with translated(f"{self.name}: get_parameter {self.parameter}"):
+            try:
+                response = self.client.get_parameter(Name=self.parameter)
+            except self.client.exceptions.ParameterNotFound:
+                return None
+        return response["Parameter"]["Value"]
+
+    def desired(self, region: str) -> Json:
+        """The region name itself."""
+        return region
+
+    def apply(self, desired: Json, transition: Transition) -> None:
+        """Overwrite the parameter with the region."""
+        with translated(f"{self.name}: put_parameter {self.parameter}"):
+            self.client.put_parameter(
+                Name=self.parameter,
+                Value=str(desired),
+                Type="String",
+                Overwrite=True,
+            )

@@ -1,0 +1,133 @@
+"""command: runs with the transition in its environment; remembers where it succeeded."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from ddb_failover.config import CommandAction
+from responder.actions.base import Transition, reconcile
+from responder.actions.command import Command
+from responder.errors import PermanentError, TemporaryError
+
+EAST, WEST = "us-east-1", "eu-west-1"
+VARIABLES = (
+    "DDB_FAILOVER_TRANSITION_ID",
+    "DDB_FAILOVER_TRANSITION_KIND",
+    "DDB_FAILOVER_FROM_REGION",
+    "DDB_FAILOVER_TO_REGION",
+    "DDB_FAILOVER_DRY_RUN",
+)
+
+
+def transition(to: str = WEST, dry_run: bool = False, frm: str | None = EAST) -> Transition:
+    return Transition(id="t-7", kind="failover", from_region=frm, to_region=to, dry_run=dry_run)
+
+
+def recorder(log: Path) -> tuple[str, ...]:
+    """A command that appends the transition variables it was given to log, one JSON line each."""
+    code = (
+        "import json, os; "
+        f"keys = {VARIABLES!r}; "
+        f"open({str(log)!r}, 'a').write(json.dumps([os.environ.get(k) for k in keys]) + '\\n')"
+    )
+    return (sys.executable, "-c", code)
+
+
+def command(argv: tuple[str, ...], state: Path, timeout: float = 10.0) -> Command:
+    config = CommandAction(type="command", name="notify", command=argv, timeout_seconds=timeout)
+    return Command(config, state)
+
+
+def runs(log: Path) -> list[list[str | None]]:
+    return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+
+
+def test_first_run_applies_with_the_transition_in_its_environment(tmp_path: Path) -> None:
+    log, state = tmp_path / "log", tmp_path / "state" / "command-notify.json"
+    action = command(recorder(log), state)
+
+    outcome = reconcile(action, transition(WEST))
+
+    assert (outcome.result, outcome.before, outcome.after) == ("applied", None, WEST)
+    assert runs(log) == [["t-7", "failover", EAST, WEST, "0"]]
+    assert json.loads(state.read_text())["transition_id"] == "t-7"
+
+
+def test_same_region_again_is_unchanged_and_does_not_run(tmp_path: Path) -> None:
+    log, state = tmp_path / "log", tmp_path / "command-notify.json"
+    action = command(recorder(log), state)
+    reconcile(action, transition(WEST))
+
+    outcome = reconcile(action, transition(WEST))
+
+    assert (outcome.result, outcome.before) == ("unchanged", WEST)
+    assert len(runs(log)) == 1
+
+
+def test_other_region_runs_again(tmp_path: Path) -> None:
+    log, state = tmp_path / "log", tmp_path / "command-notify.json"
+    action = command(recorder(log), state)
+    reconcile(action, transition(WEST))
+
+    outcome = reconcile(action, transition(EAST, frm=WEST))
+
+    assert (outcome.result, outcome.before, outcome.after) == ("applied", WEST, EAST)
+    assert [run[2:4] for run in runs(log)] == [[EAST, WEST], [WEST, EAST]]
+
+
+def test_no_from_region_is_an_empty_variable(tmp_path: Path) -> None:
+    log = tmp_path / "log"
+    reconcile(command(recorder(log), tmp_path / "s.json"), transition(WEST, frm=None))
+    assert runs(log)[0][2] == ""
+
+
+def test_failure_is_temporary_and_not_recorded(tmp_path: Path) -> None:
+    state = tmp_path / "command-notify.json"
+    argv = (
+        sys.executable,
+        "-c",
+        "import sys; sys.stderr.write('x' * 2000 + 'THE END'); sys.exit(2)",
+    )
+    action = command(argv, state)
+
+    with pytest.raises(TemporaryError, match=r"exited with status 2: \.\.\.x+THE END$") as caught:
+        reconcile(action, transition(WEST))
+
+    assert len(str(caught.value)) < 700  # only the tail of stderr
+    assert action.current() is None  # so the retry runs it again
+
+
+def test_timeout_is_temporary(tmp_path: Path) -> None:
+    action = command((sys.executable, "-c", "import time; time.sleep(60)"), tmp_path / "s", 0.5)
+    started = time.monotonic()
+    with pytest.raises(TemporaryError, match=r"timed out after 0\.5s"):
+        reconcile(action, transition(WEST))
+    assert time.monotonic() - started < 5
+
+
+def test_missing_executable_is_permanent(tmp_path: Path) -> None:
+    action = command((str(tmp_path / "nope"),), tmp_path / "s")
+    with pytest.raises(PermanentError, match="cannot run"):
+        reconcile(action, transition(WEST))
+
+
+def test_corrupt_state_file_is_permanent(tmp_path: Path) -> None:
+    state = tmp_path / "s.json"
+    state.write_text("not json")
+    with pytest.raises(PermanentError, match="not a command record"):
+        command(("true",), state).current()
+
+
+def test_dry_run_does_not_run(tmp_path: Path) -> None:
+    log, state = tmp_path / "log", tmp_path / "s.json"
+
+    outcome = reconcile(command(recorder(log), state), transition(WEST, dry_run=True))
+
+    assert (outcome.result, outcome.before, outcome.after) == ("would_apply", None, WEST)
+    assert not log.exists()
+    assert not state.exists()

@@ -1,0 +1,413 @@
+"""do_dns_record and do_load_balancer through pydo against the DigitalOcean API sandbox."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ddb_failover.config import (
+    ConfigError,
+    DigitalOcean,
+    DNSRecordAction,
+    LoadBalancerAction,
+    Secret,
+)
+from responder.actions.base import Transition, reconcile
+from responder.actions.do_client import DOClient, retry_after_seconds, status_error
+from responder.actions.do_dns_record import DNSRecord, normalise_data, relative_name
+from responder.actions.do_load_balancer import LoadBalancer
+from responder.errors import PermanentError, TemporaryError
+from sandbox.net import free_port, port_open, wait_until
+
+SEED = Path(__file__).parent / "testdata" / "actions_do_seed.json"
+TOKEN = "test-token-not-a-secret"
+EAST, WEST = "us-east-1", "eu-west-1"
+LB_ID = "4de7ac8b-495b-4884-9a69-1050c6793cd6"
+EAST_IDS, WEST_IDS = [3164444, 3164445], [3164446, 3164447]
+TIMEOUT = 2.0
+
+
+def transition(to: str = WEST, dry_run: bool = False) -> Transition:
+    frm = EAST if to == WEST else WEST
+    return Transition(id="t-9", kind="failover", from_region=frm, to_region=to, dry_run=dry_run)
+
+
+class Sandbox:
+    """The DigitalOcean API sandbox process and its control endpoints."""
+
+    def __init__(self, workdir: Path) -> None:
+        token_file = workdir / "do-token"
+        token_file.write_text(TOKEN)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = workdir / "do_api.log"
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                [
+                    *(sys.executable, "-m", "sandbox.do_api", "--port", str(self.port)),
+                    *("--token-file", str(token_file), "--seed", str(SEED)),
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        wait_until(lambda: port_open(self.port), 30, message="DigitalOcean API sandbox")
+
+    def control(self, method: str, path: str, body: Any = None) -> Any:
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(f"{self.url}{path}", data=data, method=method)
+        request.add_header("Content-Type", "application/json")
+        with urllib.request.urlopen(request, timeout=10) as response:
+            text = response.read()
+        return json.loads(text) if text else None
+
+    def requests(self) -> list[dict[str, Any]]:
+        return list(self.control("GET", "/_sandbox/requests")["requests"])
+
+    def writes(self) -> list[str]:
+        return [f"{r['method']} {r['path']}" for r in self.requests() if r["method"] != "GET"]
+
+    def state(self) -> dict[str, Any]:
+        return dict(self.control("GET", "/_sandbox/state"))
+
+    def record(self, record_id: int) -> dict[str, Any]:
+        records = self.state()["domains"][0]["records"]
+        return next(r for r in records if r["id"] == record_id)
+
+    def load_balancer(self) -> dict[str, Any]:
+        return dict(self.state()["load_balancers"][0])
+
+    def close(self) -> None:
+        os.killpg(self.process.pid, signal.SIGCONT)
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+
+@pytest.fixture(scope="module")
+def sandbox_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
+    server = Sandbox(tmp_path_factory.mktemp("do_api"))
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def sandbox(sandbox_server: Sandbox) -> Iterator[Sandbox]:
+    """The sandbox reset to the seed, with an empty request log and no faults."""
+    sandbox_server.control("POST", "/_sandbox/state", {})
+    yield sandbox_server
+    # Whatever a test did, every answer the sandbox gave must have matched the spec.
+    assert sandbox_server.control("GET", "/_sandbox/violations")["violations"] == []
+
+
+@pytest.fixture
+def client(sandbox: Sandbox) -> DOClient:
+    return DOClient(sandbox.url, TOKEN, TIMEOUT)
+
+
+def dns_action(**overrides: Any) -> DNSRecordAction:
+    fields = {
+        "type": "do_dns_record",
+        "name": "www",
+        "domain": "example.test",
+        "record_name": "www",
+        "values": {EAST: "203.0.113.10", WEST: "198.51.100.20"},
+    } | overrides
+    return DNSRecordAction.model_validate(fields)
+
+
+def lb_action(east: Any = None, west: Any = None) -> LoadBalancerAction:
+    return LoadBalancerAction.model_validate(
+        {
+            "type": "do_load_balancer",
+            "name": "wordpress-lb",
+            "load_balancer_id": LB_ID,
+            "values": {
+                EAST: east or {"droplet_ids": EAST_IDS},
+                WEST: west or {"tag": "wordpress-eu-west-1"},
+            },
+        }
+    )
+
+
+# --- pure helpers ---
+
+
+def test_retry_after_reads_seconds_dates_and_ratelimit_reset() -> None:
+    now = 1_700_000_000.0
+    assert retry_after_seconds({"Retry-After": "7"}, now) == 7.0
+    date = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(now + 30))
+    assert retry_after_seconds({"Retry-After": date}, now) == pytest.approx(30.0)
+    assert retry_after_seconds({"ratelimit-reset": str(int(now) + 12)}, now) == 12.0
+    assert retry_after_seconds({}, now) is None
+
+
+@pytest.mark.parametrize(
+    ("status", "kind"),
+    [
+        *((status, PermanentError) for status in (401, 403, 404, 422)),
+        *((status, TemporaryError) for status in (408, 429, 500, 503)),
+    ],
+)
+def test_status_error_classes(status: int, kind: type[Exception]) -> None:
+    error = status_error("get lb", status, {}, {"id": "x", "message": "why"})
+    assert isinstance(error, kind)
+    assert str(error) == f"get lb: HTTP {status}: x: why"
+
+
+def test_names_and_data_are_normalised() -> None:
+    assert relative_name("www", "example.test") == "www"
+    assert relative_name("WWW.example.test.", "example.test") == "www"
+    assert relative_name("example.test", "example.test") == "@"
+    assert normalise_data("AAAA", "2001:DB8:0::1") == "2001:db8::1"
+    assert normalise_data("CNAME", "East.Example.test.") == "east.example.test"
+
+
+def test_client_needs_a_token_and_an_http_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DDB_TEST_DO_TOKEN", raising=False)
+    config = DigitalOcean(api_url="http://127.0.0.1:1", token=Secret(env="DDB_TEST_DO_TOKEN"))
+    with pytest.raises(ConfigError, match="DDB_TEST_DO_TOKEN"):
+        DOClient.from_config(config)
+    with pytest.raises(ConfigError, match="must start with https://"):
+        DOClient("api.digitalocean.com", TOKEN, 1.0)
+
+
+# --- do_dns_record ---
+
+
+def test_dns_already_desired_is_unchanged_without_a_write(
+    sandbox: Sandbox, client: DOClient
+) -> None:
+    outcome = reconcile(DNSRecord(dns_action(), client), transition(EAST))
+
+    assert (outcome.result, outcome.before) == ("unchanged", {"data": "203.0.113.10"})
+    assert sandbox.writes() == []
+
+
+def test_dns_different_value_is_patched_ttl_kept_and_others_untouched(
+    sandbox: Sandbox, client: DOClient
+) -> None:
+    outcome = reconcile(DNSRecord(dns_action(), client), transition(WEST))
+
+    assert outcome.result == "applied"
+    assert (outcome.before, outcome.after) == ({"data": "203.0.113.10"}, {"data": "198.51.100.20"})
+    assert sandbox.writes() == ["PATCH /v2/domains/example.test/records/102"]
+    assert (sandbox.record(102)["data"], sandbox.record(102)["ttl"]) == ("198.51.100.20", 300)
+    assert sandbox.record(103)["data"] == "203.0.113.10"  # www2: a different name
+    assert sandbox.record(104)["data"] == "v=spf1 -all"  # www TXT: a different type
+
+
+def test_dns_configured_ttl_is_set(sandbox: Sandbox, client: DOClient) -> None:
+    outcome = reconcile(DNSRecord(dns_action(ttl=60), client), transition(EAST))
+
+    # The data is already right, the TTL is not: that alone is a change.
+    assert outcome.result == "applied"
+    assert outcome.before == {"data": "203.0.113.10", "ttl": 300}
+    assert outcome.after == {"data": "203.0.113.10", "ttl": 60}
+    assert sandbox.record(102)["ttl"] == 60
+
+
+def test_dns_cname_with_or_without_trailing_dot_is_the_same(
+    sandbox: Sandbox, client: DOClient
+) -> None:
+    action = dns_action(
+        name="blog",
+        record_type="CNAME",
+        record_name="blog",
+        values={EAST: "east.example.test", WEST: "west.example.test."},
+    )
+    assert reconcile(DNSRecord(action, client), transition(EAST)).result == "unchanged"
+    assert reconcile(DNSRecord(action, client), transition(WEST)).result == "applied"
+    assert sandbox.record(105)["data"] == "west.example.test."
+
+
+def test_dns_absent_record_is_permanent_and_not_created(sandbox: Sandbox, client: DOClient) -> None:
+    action = DNSRecord(dns_action(record_name="shop"), client)
+
+    with pytest.raises(PermanentError, match=r"DNS record A shop in example.test does not exist"):
+        reconcile(action, transition(WEST))
+    assert sandbox.writes() == []
+
+
+def test_dns_round_robin_records_are_ambiguous(sandbox: Sandbox, client: DOClient) -> None:
+    with pytest.raises(PermanentError, match=r"2 records A rr in example.test \(106, 107\)"):
+        reconcile(DNSRecord(dns_action(record_name="rr"), client), transition(WEST))
+    assert sandbox.writes() == []
+
+
+def test_dns_unknown_domain_is_permanent(sandbox: Sandbox, client: DOClient) -> None:
+    # pydo hands back DigitalOcean's 404 body without raising; the client must still see it.
+    with pytest.raises(PermanentError, match="HTTP 404: not_found"):
+        DNSRecord(dns_action(domain="missing.test"), client).current()
+
+
+def test_dns_bad_token_is_permanent(sandbox: Sandbox) -> None:
+    client = DOClient(sandbox.url, "wrong-token", TIMEOUT)
+    with pytest.raises(PermanentError, match="HTTP 401: unauthorized"):
+        reconcile(DNSRecord(dns_action(), client), transition(WEST))
+
+
+def test_dns_server_error_is_temporary_after_one_attempt(
+    sandbox: Sandbox, client: DOClient
+) -> None:
+    sandbox.control("POST", "/_sandbox/faults", {"status": 500, "count": 1})
+    action = DNSRecord(dns_action(), client)
+
+    with pytest.raises(TemporaryError, match="HTTP 500") as caught:
+        reconcile(action, transition(WEST))
+
+    assert caught.value.retry_after is None
+    # pydo's own retry policy is off: the reconciler, not the client, decides on retries.
+    assert len(sandbox.requests()) == 1
+    assert reconcile(action, transition(WEST)).result == "applied"
+
+
+def test_dns_rate_limit_is_temporary_with_retry_after(sandbox: Sandbox, client: DOClient) -> None:
+    sandbox.control(
+        "POST",
+        "/_sandbox/faults",
+        {"status": 429, "count": 1, "retry_after": 7, "path_prefix": "/v2/domains"},
+    )
+    with pytest.raises(TemporaryError, match="HTTP 429") as caught:
+        DNSRecord(dns_action(), client).current()
+    assert caught.value.retry_after == 7.0
+
+
+def test_dns_dry_run_changes_nothing(sandbox: Sandbox, client: DOClient) -> None:
+    outcome = reconcile(DNSRecord(dns_action(), client), transition(WEST, dry_run=True))
+
+    assert (outcome.result, outcome.after) == ("would_apply", {"data": "198.51.100.20"})
+    assert sandbox.writes() == []
+    assert sandbox.record(102)["data"] == "203.0.113.10"
+
+
+# --- do_load_balancer ---
+
+
+def test_lb_already_desired_ids_in_any_order_are_unchanged(
+    sandbox: Sandbox, client: DOClient
+) -> None:
+    # The seed lists the droplets as [3164445, 3164444].
+    outcome = reconcile(LoadBalancer(lb_action(), client), transition(EAST))
+
+    assert (outcome.result, outcome.before) == ("unchanged", {"droplet_ids": EAST_IDS})
+    assert sandbox.writes() == []
+
+
+def test_lb_moves_from_ids_to_a_tag_keeping_its_settings(
+    sandbox: Sandbox, client: DOClient
+) -> None:
+    outcome = reconcile(LoadBalancer(lb_action(), client), transition(WEST))
+
+    assert outcome.result == "applied"
+    assert outcome.before == {"droplet_ids": EAST_IDS}
+    assert outcome.after == {"tag": "wordpress-eu-west-1"}
+    assert sandbox.writes() == [f"PUT /v2/load_balancers/{LB_ID}"]
+    lb = sandbox.load_balancer()
+    assert lb["tag"] == "wordpress-eu-west-1"
+    assert sorted(lb["droplet_ids"]) == WEST_IDS
+    # The PUT is a full representation: the settings it carried back must survive it.
+    assert lb["forwarding_rules"][0]["target_port"] == 8080
+    assert (lb["name"], lb["region"]["slug"]) == ("wordpress-lb", "nyc3")
+
+
+def test_lb_moves_from_a_tag_back_to_ids(sandbox: Sandbox, client: DOClient) -> None:
+    action = LoadBalancer(lb_action(), client)
+    reconcile(action, transition(WEST))
+
+    outcome = reconcile(action, transition(EAST))
+
+    assert (outcome.before, outcome.after) == (
+        {"tag": "wordpress-eu-west-1"},
+        {"droplet_ids": EAST_IDS},
+    )
+    assert sandbox.load_balancer()["tag"] == ""
+
+
+def test_lb_moves_between_id_lists(sandbox: Sandbox, client: DOClient) -> None:
+    action = LoadBalancer(lb_action(west={"droplet_ids": WEST_IDS}), client)
+
+    outcome = reconcile(action, transition(WEST))
+
+    assert (outcome.result, outcome.after) == ("applied", {"droplet_ids": WEST_IDS})
+    assert sorted(sandbox.load_balancer()["droplet_ids"]) == WEST_IDS
+
+
+def test_lb_tag_without_droplets_is_refused(sandbox: Sandbox, client: DOClient) -> None:
+    action = LoadBalancer(lb_action(west={"tag": "wordpress-nowhere"}), client)
+
+    with pytest.raises(PermanentError, match="no droplet has tag 'wordpress-nowhere'"):
+        reconcile(action, transition(WEST))
+    assert sandbox.writes() == []
+
+
+def test_lb_unknown_id_is_permanent(sandbox: Sandbox, client: DOClient) -> None:
+    config = lb_action().model_copy(
+        update={"load_balancer_id": "00000000-0000-4000-8000-000000000000"}
+    )
+
+    with pytest.raises(PermanentError, match="HTTP 404"):
+        reconcile(LoadBalancer(config, client), transition(WEST))
+
+
+def test_lb_rate_limit_on_the_update_is_temporary(sandbox: Sandbox, client: DOClient) -> None:
+    action = LoadBalancer(lb_action(), client)
+    sandbox.control(
+        "POST",
+        "/_sandbox/faults",
+        {"status": 503, "count": 1, "path_prefix": f"/v2/load_balancers/{LB_ID}"},
+    )
+    with pytest.raises(TemporaryError, match="HTTP 503"):
+        reconcile(action, transition(WEST))
+    sandbox.control(
+        "POST",
+        "/_sandbox/faults",
+        {"status": 429, "count": 1, "retry_after": 3, "path_prefix": "/v2/load"},
+    )
+    with pytest.raises(TemporaryError) as caught:
+        reconcile(action, transition(WEST))
+    assert caught.value.retry_after == 3.0
+    assert sandbox.load_balancer()["tag"] == ""
+
+
+def test_lb_dry_run_changes_nothing(sandbox: Sandbox, client: DOClient) -> None:
+    outcome = reconcile(LoadBalancer(lb_action(), client), transition(WEST, dry_run=True))
+
+    assert (outcome.result, outcome.after) == ("would_apply", {"tag": "wordpress-eu-west-1"})
+    assert sandbox.writes() == []
+
+
+# --- transport failures ---
+
+
+def test_silent_server_times_out_as_temporary() -> None:
+    # A listener that never accepts: the connection opens, no answer ever comes.
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        port = listener.getsockname()[1]
+        client = DOClient(f"http://127.0.0.1:{port}", TOKEN, 0.5)
+        started = time.monotonic()
+        with pytest.raises(TemporaryError, match="Timeout"):
+            LoadBalancer(lb_action(), client).current()
+        assert time.monotonic() - started < 2.0  # one attempt, not pydo's ten
+
+
+def test_refused_connection_is_temporary() -> None:
+    client = DOClient(f"http://127.0.0.1:{free_port()}", TOKEN, 0.5)
+    with pytest.raises(TemporaryError, match="ServiceRequestError"):
+        DNSRecord(dns_action(), client).current()
