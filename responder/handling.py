@@ -1,0 +1,159 @@
+"""Glue between a request and the core: read state, check readiness, decide, record.
+
+The web layer calls handle_alerts() for a webhook and handle_operator() for
+POST /api/v1/failover, then wakes the reconciler when a transition was recorded.
+Nothing here holds dedup state in memory: the store's compare-and-set does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ddb_failover.config import Config
+from responder.alerts import Alert
+from responder.decision import (
+    Check,
+    Decision,
+    OperatorRequest,
+    Readiness,
+    candidates,
+    decide,
+    decide_operator,
+    operator_candidates,
+)
+from responder.state.base import (
+    DecisionRecord,
+    Freeze,
+    NewTransition,
+    State,
+    StateStore,
+    TransitionRecord,
+)
+
+ReadinessFn = Callable[[Check], Readiness]
+AUTO_FREEZE_BY = "responder"
+# Losing the compare-and-set twice in a row means others are busy changing the state.
+ATTEMPTS = 2
+
+
+@dataclass(frozen=True)
+class Handled:
+    """The outcome of one request: its decision and what was recorded for it."""
+
+    decision: Decision
+    transition: TransitionRecord | None = None  # set when a transition was begun
+    record: DecisionRecord | None = None  # set when a non-transition was recorded
+
+    def to_json(self) -> dict[str, Any]:
+        """The decision plus the ids of what was recorded, for a 202 answer."""
+        out = self.decision.to_json()
+        out["kind"] = self.record.kind if self.record else self.decision.kind
+        out["reason"] = self.record.reason if self.record else self.decision.reason
+        out["transition_id"] = self.transition.id if self.transition else None
+        out["decision_id"] = self.record.id if self.record else None
+        return out
+
+
+def _readiness(
+    checks: Sequence[Check], check: ReadinessFn, rpo: float, known: dict[str, Readiness]
+) -> dict[str, Readiness]:
+    """Check targets in priority order, stopping at the first ready one."""
+    for item in checks:
+        if item.target not in known:
+            known[item.target] = check(item)
+        if known[item.target].problem(rpo) is None:
+            break
+    return known
+
+
+def _record(store: StateStore, decision: Decision, now: float) -> Handled:
+    freeze = None
+    if decision.freeze:
+        freeze = Freeze(AUTO_FREEZE_BY, decision.reason, now, automatic=True)
+    kind = decision.kind
+    assert kind in ("ignored", "blocked", "duplicate")
+    record = store.record_decision(
+        kind,
+        decision.reason,
+        decision.cause,
+        region=decision.region,
+        to_region=decision.to_region,
+        transition_kind=decision.transition_kind,
+        freeze=freeze,
+    )
+    return Handled(decision, record=record)
+
+
+def _handle(
+    decide_with: Callable[[State, dict[str, Readiness]], Decision],
+    checks_for: Callable[[State], Sequence[Check]],
+    store: StateStore,
+    config: Config,
+    check: ReadinessFn,
+    now: float,
+) -> Handled:
+    policy = config.responder.policy
+    known: dict[str, Readiness] = {}
+    decision: Decision | None = None
+    for _ in range(ATTEMPTS):
+        state = store.state()
+        readiness = _readiness(checks_for(state), check, policy.rpo_seconds, known)
+        decision = decide_with(state, readiness)
+        if not decision.is_transition:
+            return _record(store, decision, now)
+        assert decision.to_region is not None and decision.transition_kind is not None
+        new = NewTransition(
+            kind=decision.transition_kind,
+            from_region=decision.from_region,
+            to_region=decision.to_region,
+            cause=decision.cause,
+            data_at_risk_seconds=decision.data_at_risk_seconds,
+            dry_run=policy.dry_run,
+        )
+        begun = store.begin_transition(new, state.version)
+        if begun is not None:
+            return Handled(decision, transition=begun)
+        # Lost the race: re-read and decide again; usually that says "duplicate".
+    assert decision is not None
+    lost = Decision(
+        "duplicate",
+        "lost the race: another request changed the state first",
+        decision.cause,
+        region=decision.region,
+        from_region=decision.from_region,
+        to_region=decision.to_region,
+        transition_kind=decision.transition_kind,
+    )
+    return _record(store, lost, now)
+
+
+def handle_alerts(
+    alerts: Sequence[Alert], store: StateStore, config: Config, check: ReadinessFn, now: float
+) -> Handled:
+    """Decide and record what a notification's alerts call for; StoreUnavailable -> 503."""
+    policy, regions = config.responder.policy, config.region_names
+    return _handle(
+        lambda state, ready: decide(alerts, state, policy, regions, ready, now),
+        lambda state: candidates(alerts, state, policy, regions, now),
+        store,
+        config,
+        check,
+        now,
+    )
+
+
+def handle_operator(
+    request: OperatorRequest, store: StateStore, config: Config, check: ReadinessFn, now: float
+) -> Handled:
+    """Decide and record an operator's failover; UnknownRegion (ValueError) -> 400."""
+    policy, regions = config.responder.policy, config.region_names
+    return _handle(
+        lambda state, ready: decide_operator(request, state, policy, regions, ready, now),
+        lambda state: operator_candidates(request, state, policy, regions, now),
+        store,
+        config,
+        check,
+        now,
+    )

@@ -1,0 +1,179 @@
+"""Live readiness of a target region at decision time: its canary, and the data at risk.
+
+Data at risk = max(0, source_last_healthy - newest source heartbeat seen in the target):
+writes the source made after that heartbeat may not have reached the target.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+from botocore.config import Config as BotoConfig
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    ReadTimeoutError,
+)
+
+from ddb_failover import heartbeat
+from ddb_failover.config import Canary, Config, Region
+from responder.decision import Check, Readiness
+
+ReadinessFn = Callable[[Check], Readiness]
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What one live read of a target found, before the source's last-healthy time is applied."""
+
+    canary_ok: bool
+    detail: str  # "ok", or why the read failed
+    heartbeat_at: float | None  # oldest over tables of the newest source heartbeat; None if absent
+
+
+def evaluate(target: str, reading: Reading, source_last_healthy: float) -> Readiness:
+    """Turn a reading into the Readiness decide() uses."""
+    risk = None
+    if reading.heartbeat_at is not None:
+        risk = max(0.0, source_last_healthy - reading.heartbeat_at)
+    return Readiness(target, reading.canary_ok, risk, "" if reading.canary_ok else reading.detail)
+
+
+def _reason(exc: Exception) -> str:
+    """A short, bounded reason for a failed read (no payloads, no secrets)."""
+    if isinstance(exc, ReadTimeoutError | ConnectTimeoutError):
+        return "timeout"
+    if isinstance(exc, EndpointConnectionError):
+        return "connection refused or unreachable"
+    if isinstance(exc, ClientError):
+        code = exc.response.get("Error", {}).get("Code", "unknown")
+        return f"error {code}"
+    return f"error {type(exc).__name__}"
+
+
+class ReadinessChecker:
+    """Reads the canary and the source heartbeat in a target region, with no retries."""
+
+    def __init__(
+        self,
+        regions: Sequence[Region],
+        tables: Sequence[str],
+        canary: Canary,
+        timeout_seconds: float,
+    ) -> None:
+        self._regions = {r.name: r for r in regions}
+        self._tables = tuple(tables)
+        self._canary = canary
+        # One attempt, short timeouts: a dead region must answer "not ready" fast.
+        self._boto_config = BotoConfig(
+            retries={"total_max_attempts": 1, "mode": "standard"},
+            connect_timeout=timeout_seconds,
+            read_timeout=timeout_seconds,
+        )
+        self._clients: dict[str, Any] = {}
+        self._lock = threading.Lock()  # boto3 sessions are not thread-safe; clients are
+
+    @classmethod
+    def from_config(cls, config: Config) -> ReadinessChecker:
+        """A checker for the configured regions, tables, canary and readiness timeout."""
+        return cls(
+            config.regions,
+            config.tables,
+            config.canary,
+            config.responder.policy.readiness_timeout_seconds,
+        )
+
+    def _client(self, region: str) -> Any:
+        with self._lock:
+            client = self._clients.get(region)
+            if client is None:
+                spec = self._regions[region]
+                session = boto3.session.Session()
+                client = session.client(
+                    "dynamodb",
+                    region_name=region,
+                    endpoint_url=spec.endpoint_url,
+                    config=self._boto_config,
+                )
+                self._clients[region] = client
+            return client
+
+    def _get(self, client: Any, table: str, value: str) -> dict[str, Any] | None:
+        answer = client.get_item(
+            TableName=table,
+            Key={self._canary.key: {"S": value}},
+            ConsistentRead=True,
+        )
+        item: dict[str, Any] | None = answer.get("Item")
+        return item
+
+    def read(self, target: str, source: str) -> Reading:
+        """Read target's canary and source's newest heartbeat there, in every table."""
+        if target not in self._regions:
+            return Reading(False, "unknown region", None)
+        client = self._client(target)
+        oldest: float | None = None
+        missing = False
+        try:
+            for table in self._tables:
+                if self._get(client, table, self._canary.value) is None:
+                    return Reading(False, f"canary item missing in {table}", None)
+                written = heartbeat.written_at(
+                    self._get(client, table, heartbeat.key_value(source))
+                )
+                if written is None:
+                    missing = True
+                elif oldest is None or written < oldest:
+                    oldest = written
+        except (BotoCoreError, ClientError) as exc:
+            return Reading(False, _reason(exc), None)
+        return Reading(True, "ok", None if missing else oldest)
+
+    def check(self, check: Check) -> Readiness:
+        """Readiness of check.target to take over from check.source."""
+        reading = self.read(check.target, check.source)
+        return evaluate(check.target, reading, check.source_last_healthy)
+
+    __call__ = check
+
+
+class CachedReadiness:
+    """Shares one live reading per (target, source) for ttl seconds across threads.
+
+    Many identical notifications arriving at once (two Alertmanagers, re-sends)
+    then cost one read per worker, not one each. Not dedup state: losing it is harmless.
+    """
+
+    def __init__(
+        self,
+        checker: ReadinessChecker,
+        ttl_seconds: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._checker = checker
+        self._ttl = ttl_seconds
+        self._clock = clock
+        self._cache: dict[tuple[str, str], tuple[float, Reading]] = {}
+        self._locks: dict[tuple[str, str], threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    def check(self, check: Check) -> Readiness:
+        """Like ReadinessChecker.check, reusing a fresh enough reading."""
+        key = (check.target, check.source)
+        with self._guard:
+            lock = self._locks.setdefault(key, threading.Lock())
+        with lock:  # one reader per key; the others wait and reuse its answer
+            cached = self._cache.get(key)
+            if cached is None or self._clock() - cached[0] > self._ttl:
+                cached = (self._clock(), self._checker.read(check.target, check.source))
+                self._cache[key] = cached
+        return evaluate(check.target, cached[1], check.source_last_healthy)
+
+    __call__ = check

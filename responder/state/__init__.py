@@ -1,0 +1,22 @@
+"""Durable responder state: the StateStore interface and its backends."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from ddb_failover.config import Config, SqliteState
+from responder.state.base import StateStore, StoreUnavailable
+
+
+def open_store(config: Config, clock: Callable[[], float] = time.time) -> StateStore:
+    """The store the configuration names; the primary is active in a new store."""
+    state = config.responder.state
+    if isinstance(state, SqliteState):
+        from responder.state.sqlite import SqliteStore
+
+        return SqliteStore(state.path, config.primary, clock=clock)
+    raise StoreUnavailable(f"state backend {state.backend!r} is not implemented yet")
+
+
+__all__ = ["StateStore", "StoreUnavailable", "open_store"]

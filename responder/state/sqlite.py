@@ -1,0 +1,515 @@
+"""The embedded state store: one SQLite file, safe across threads, workers and processes.
+
+Every write is one `BEGIN IMMEDIATE` transaction, which takes SQLite's write
+lock up front, so a compare-and-set reads and writes without interleaving.
+A connection is opened per call: nothing is shared across gunicorn's fork.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Literal
+
+from responder.state.base import (
+    DONE_RESULTS,
+    Cause,
+    DecisionKind,
+    DecisionRecord,
+    Freeze,
+    Json,
+    Lease,
+    LeaseLost,
+    NewTransition,
+    PhaseInputs,
+    State,
+    StateStore,
+    StepRecord,
+    StoreUnavailable,
+    TransitionKind,
+    TransitionRecord,
+    UnknownTransition,
+    blocks_phase,
+    clears_block,
+    phase,
+)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    active_region TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    frozen_by TEXT, frozen_reason TEXT, frozen_at REAL, frozen_auto INTEGER,
+    unfrozen_at REAL,
+    last_blocked_at REAL
+);
+CREATE TABLE IF NOT EXISTS transitions (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    kind TEXT NOT NULL, from_region TEXT, to_region TEXT NOT NULL,
+    result TEXT NOT NULL, started_at REAL NOT NULL, finished_at REAL,
+    cause TEXT NOT NULL, data_at_risk REAL, dry_run INTEGER NOT NULL, error TEXT
+);
+CREATE TABLE IF NOT EXISTS steps (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    transition_id TEXT NOT NULL REFERENCES transitions(id),
+    action TEXT NOT NULL, result TEXT NOT NULL,
+    before TEXT, after TEXT, error TEXT, at REAL NOT NULL,
+    attempts INTEGER NOT NULL, fencing_token INTEGER
+);
+CREATE INDEX IF NOT EXISTS steps_by_transition ON steps(transition_id);
+CREATE TABLE IF NOT EXISTS decisions (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE, at REAL NOT NULL, kind TEXT NOT NULL, reason TEXT NOT NULL,
+    region TEXT, to_region TEXT, transition_kind TEXT, cause TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS lease (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    holder TEXT, token INTEGER NOT NULL, expires_at REAL NOT NULL
+);
+"""
+# Enough starts to evaluate any sane hourly cap.
+RECENT_LIMIT = 100
+RECENT_WINDOW = 2 * 3600.0
+
+
+class SqliteStore(StateStore):
+    """StateStore on one SQLite file; primary is the active region of a new store."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        primary: str,
+        clock: Callable[[], float] = time.time,
+        busy_timeout_seconds: float = 5.0,
+    ) -> None:
+        self.path = Path(path)
+        self._primary = primary
+        self._clock = clock
+        self._busy = busy_timeout_seconds
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreUnavailable(f"cannot create {self.path.parent}: {exc.strerror}") from None
+        try:
+            # WAL (persistent in the file) lets readers proceed while one process writes.
+            db = sqlite3.connect(self.path, timeout=self._busy, isolation_level=None)
+            try:
+                db.execute("PRAGMA journal_mode=WAL")
+            finally:
+                db.close()
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"state store {self.path}: {exc}") from None
+        self._local = threading.local()
+        with self._write() as db:
+            for statement in SCHEMA.split(";"):
+                if statement.strip():
+                    db.execute(statement)
+            db.execute(
+                "INSERT OR IGNORE INTO meta (id, active_region, version) VALUES (1, ?, 0)",
+                (primary,),
+            )
+            db.execute(
+                "INSERT OR IGNORE INTO lease (id, holder, token, expires_at) VALUES (1, NULL, 0, 0)"
+            )
+
+    # -- connections -------------------------------------------------------
+
+    def _connection(self) -> sqlite3.Connection:
+        """This thread's connection, reopened after a fork or when the file was replaced.
+
+        Connections are kept, not opened per call: closing the last connection to a
+        WAL database checkpoints it, an fsync on every call.
+        """
+        local = self._local
+        try:
+            inode = os.stat(self.path).st_ino
+        except OSError as exc:
+            raise StoreUnavailable(f"state store {self.path}: {exc.strerror}") from None
+        db = getattr(local, "db", None)
+        if db is not None and (local.pid, local.inode) == (os.getpid(), inode):
+            return db
+        if db is not None and local.pid == os.getpid():
+            db.close()
+        local.db = None  # a connection from before a fork is abandoned, never used
+        try:
+            db = sqlite3.connect(self.path, timeout=self._busy, isolation_level=None)
+            db.row_factory = sqlite3.Row
+            db.execute("PRAGMA schema_version").fetchone()  # fails now if the file is unusable
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"state store {self.path}: {exc}") from None
+        local.db, local.pid, local.inode = db, os.getpid(), inode
+        return db
+
+    def _drop(self) -> None:
+        db = getattr(self._local, "db", None)
+        if db is not None and self._local.pid == os.getpid():
+            db.close()
+        self._local.db = None
+
+    @contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        db = self._connection()
+        try:
+            db.execute("BEGIN")  # one snapshot for all reads of the call
+            try:
+                yield db
+            finally:
+                db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            self._drop()
+            raise StoreUnavailable(f"state store {self.path}: {exc}") from None
+
+    @contextmanager
+    def _write(self, durable: bool = True) -> Iterator[sqlite3.Connection]:
+        db = self._connection()
+        try:
+            # FULL syncs every commit (transitions, steps, lease, freeze survive power loss).
+            # NORMAL, for decisions that changed nothing, survives a process crash and
+            # skips the fsync, so a burst of duplicate webhooks does not queue on the disk.
+            db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            self._drop()
+            raise StoreUnavailable(f"state store {self.path}: {exc}") from None
+
+    # -- row mapping -------------------------------------------------------
+
+    @staticmethod
+    def _step(row: sqlite3.Row) -> StepRecord:
+        return StepRecord(
+            action=row["action"],
+            result=row["result"],
+            before=json.loads(row["before"]) if row["before"] is not None else None,
+            after=json.loads(row["after"]) if row["after"] is not None else None,
+            error=row["error"],
+            at=row["at"],
+            attempts=row["attempts"],
+            fencing_token=row["fencing_token"],
+        )
+
+    def _transition(self, db: sqlite3.Connection, row: sqlite3.Row) -> TransitionRecord:
+        steps = db.execute(
+            "SELECT * FROM steps WHERE transition_id = ? ORDER BY seq", (row["id"],)
+        ).fetchall()
+        return TransitionRecord(
+            id=row["id"],
+            kind=row["kind"],
+            from_region=row["from_region"],
+            to_region=row["to_region"],
+            result=row["result"],
+            started_at=row["started_at"],
+            finished_at=row["finished_at"],
+            cause=Cause.from_json(json.loads(row["cause"])),
+            data_at_risk_seconds=row["data_at_risk"],
+            dry_run=bool(row["dry_run"]),
+            error=row["error"],
+            steps=tuple(self._step(s) for s in steps),
+        )
+
+    def _state(self, db: sqlite3.Connection) -> State:
+        meta = db.execute("SELECT * FROM meta WHERE id = 1").fetchone()
+        rows = db.execute("SELECT * FROM transitions ORDER BY seq DESC LIMIT 1").fetchall()
+        last = self._transition(db, rows[0]) if rows else None
+        running = last if last is not None and last.in_progress else None
+        completed = db.execute(
+            "SELECT MAX(finished_at) FROM transitions WHERE result = 'completed'"
+        ).fetchone()[0]
+        starts = db.execute(
+            "SELECT started_at FROM transitions WHERE started_at > ? ORDER BY seq DESC LIMIT ?",
+            (self._clock() - RECENT_WINDOW, RECENT_LIMIT),
+        ).fetchall()
+        frozen = None
+        if meta["frozen_by"] is not None:
+            frozen = Freeze(
+                meta["frozen_by"],
+                meta["frozen_reason"],
+                meta["frozen_at"],
+                bool(meta["frozen_auto"]),
+            )
+        active = meta["active_region"]
+        desired = active
+        if running is not None or (last is not None and last.result == "failed"):
+            assert last is not None
+            desired = last.to_region
+        return State(
+            active_region=active,
+            desired_region=desired,
+            phase=phase(
+                PhaseInputs(
+                    frozen=frozen is not None,
+                    in_progress=running,
+                    last_transition=last,
+                    last_blocked_at=meta["last_blocked_at"],
+                    last_unfrozen_at=meta["unfrozen_at"],
+                )
+            ),
+            frozen=frozen,
+            in_progress=running,
+            last_transition=last,
+            last_completed_at=completed,
+            recent_starts=tuple(r[0] for r in starts),
+            version=meta["version"],
+        )
+
+    # -- StateStore --------------------------------------------------------
+
+    def state(self) -> State:
+        with self._read() as db:
+            return self._state(db)
+
+    def begin_transition(
+        self, new: NewTransition, expected_version: int
+    ) -> TransitionRecord | None:
+        with self._write() as db:
+            meta = db.execute("SELECT version FROM meta WHERE id = 1").fetchone()
+            busy = db.execute(
+                "SELECT 1 FROM transitions WHERE result = 'in_progress' LIMIT 1"
+            ).fetchone()
+            if meta["version"] != expected_version or busy is not None:
+                return None
+            transition_id = f"t-{int(self._clock())}-{secrets.token_hex(4)}"
+            db.execute(
+                "INSERT INTO transitions (id, kind, from_region, to_region, result, started_at,"
+                " cause, data_at_risk, dry_run) VALUES (?, ?, ?, ?, 'in_progress', ?, ?, ?, ?)",
+                (
+                    transition_id,
+                    new.kind,
+                    new.from_region,
+                    new.to_region,
+                    self._clock(),
+                    json.dumps(new.cause.to_json()),
+                    new.data_at_risk_seconds,
+                    int(new.dry_run),
+                ),
+            )
+            db.execute("UPDATE meta SET version = version + 1 WHERE id = 1")
+            row = db.execute("SELECT * FROM transitions WHERE id = ?", (transition_id,)).fetchone()
+            return self._transition(db, row)
+
+    def record_decision(
+        self,
+        kind: DecisionKind,
+        reason: str,
+        cause: Cause,
+        *,
+        region: str | None = None,
+        to_region: str | None = None,
+        transition_kind: TransitionKind | None = None,
+        freeze: Freeze | None = None,
+    ) -> DecisionRecord:
+        record = DecisionRecord(
+            id=f"d-{int(self._clock())}-{secrets.token_hex(4)}",
+            at=self._clock(),
+            kind=kind,
+            reason=reason,
+            cause=cause,
+            region=region,
+            to_region=to_region,
+            transition_kind=transition_kind,
+        )
+        with self._write(durable=freeze is not None) as db:
+            db.execute(
+                "INSERT INTO decisions (id, at, kind, reason, region, to_region, transition_kind,"
+                " cause) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    record.id,
+                    record.at,
+                    kind,
+                    reason,
+                    region,
+                    to_region,
+                    transition_kind,
+                    json.dumps(cause.to_json()),
+                ),
+            )
+            if blocks_phase(record):
+                db.execute("UPDATE meta SET last_blocked_at = ? WHERE id = 1", (record.at,))
+            elif clears_block(record):
+                db.execute("UPDATE meta SET last_blocked_at = NULL WHERE id = 1")
+            if freeze is not None:
+                self._freeze(db, freeze)
+        return record
+
+    def _check_token(self, db: sqlite3.Connection, token: int) -> None:
+        lease = db.execute("SELECT token, expires_at FROM lease WHERE id = 1").fetchone()
+        if lease["token"] != token or lease["expires_at"] <= self._clock():
+            raise LeaseLost(f"fencing token {token} is stale (current {lease['token']})")
+
+    def _running(self, db: sqlite3.Connection, transition_id: str) -> sqlite3.Row:
+        row = db.execute("SELECT * FROM transitions WHERE id = ?", (transition_id,)).fetchone()
+        if row is None or row["result"] != "in_progress":
+            raise UnknownTransition(f"no transition {transition_id} in progress")
+        return row
+
+    def journal_step(self, transition_id: str, step: StepRecord, fencing_token: int) -> None:
+        with self._write() as db:
+            self._check_token(db, fencing_token)
+            self._running(db, transition_id)
+            db.execute(
+                "INSERT INTO steps (transition_id, action, result, before, after, error, at,"
+                " attempts, fencing_token) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    transition_id,
+                    step.action,
+                    step.result,
+                    json.dumps(step.before),
+                    json.dumps(step.after),
+                    step.error,
+                    step.at or self._clock(),
+                    step.attempts,
+                    fencing_token,
+                ),
+            )
+
+    def completed_steps(self, transition_id: str) -> dict[str, StepRecord]:
+        with self._read() as db:
+            rows = db.execute(
+                "SELECT * FROM steps WHERE transition_id = ? ORDER BY seq", (transition_id,)
+            ).fetchall()
+        return {r["action"]: self._step(r) for r in rows if r["result"] in DONE_RESULTS}
+
+    def finish_transition(
+        self,
+        transition_id: str,
+        result: Literal["completed", "failed"],
+        fencing_token: int,
+        error: str | None = None,
+    ) -> TransitionRecord:
+        with self._write() as db:
+            self._check_token(db, fencing_token)
+            row = self._running(db, transition_id)
+            db.execute(
+                "UPDATE transitions SET result = ?, finished_at = ?, error = ? WHERE id = ?",
+                (result, self._clock(), error, transition_id),
+            )
+            if result == "completed" and not row["dry_run"]:
+                db.execute("UPDATE meta SET active_region = ? WHERE id = 1", (row["to_region"],))
+            db.execute("UPDATE meta SET version = version + 1 WHERE id = 1")
+            row = db.execute("SELECT * FROM transitions WHERE id = ?", (transition_id,)).fetchone()
+            return self._transition(db, row)
+
+    def transition(self, transition_id: str) -> TransitionRecord:
+        with self._read() as db:
+            row = db.execute("SELECT * FROM transitions WHERE id = ?", (transition_id,)).fetchone()
+            if row is None:
+                raise UnknownTransition(f"no transition {transition_id}")
+            return self._transition(db, row)
+
+    def _freeze(self, db: sqlite3.Connection, freeze: Freeze) -> None:
+        # Keep the first freeze's who/why: it explains why transitions stopped.
+        db.execute(
+            "UPDATE meta SET frozen_by = ?, frozen_reason = ?, frozen_at = ?, frozen_auto = ?,"
+            " version = version + 1 WHERE id = 1 AND frozen_by IS NULL",
+            (freeze.by, freeze.reason, freeze.at or self._clock(), int(freeze.automatic)),
+        )
+
+    def freeze(self, by: str, reason: str, automatic: bool = False) -> State:
+        with self._write() as db:
+            self._freeze(db, Freeze(by, reason, self._clock(), automatic))
+            return self._state(db)
+
+    def unfreeze(self, by: str, reason: str) -> State:
+        with self._write() as db:
+            db.execute(
+                "UPDATE meta SET frozen_by = NULL, frozen_reason = NULL, frozen_at = NULL,"
+                " frozen_auto = NULL, unfrozen_at = ?, version = version + 1"
+                " WHERE id = 1 AND frozen_by IS NOT NULL",
+                (self._clock(),),
+            )
+            return self._state(db)
+
+    def history(self, limit: int = 50) -> Json:
+        with self._read() as db:
+            rows = db.execute(
+                "SELECT * FROM transitions ORDER BY seq DESC LIMIT ?", (limit,)
+            ).fetchall()
+            transitions = [self._transition(db, r).to_json() for r in rows]
+            decisions = db.execute(
+                "SELECT * FROM decisions ORDER BY seq DESC LIMIT ?", (limit,)
+            ).fetchall()
+        return {
+            "transitions": transitions,
+            "decisions": [
+                DecisionRecord(
+                    id=d["id"],
+                    at=d["at"],
+                    kind=d["kind"],
+                    reason=d["reason"],
+                    cause=Cause.from_json(json.loads(d["cause"])),
+                    region=d["region"],
+                    to_region=d["to_region"],
+                    transition_kind=d["transition_kind"],
+                ).to_json()
+                for d in decisions
+            ],
+        }
+
+    def action_results(self) -> dict[str, Json]:
+        with self._read() as db:
+            rows = db.execute(
+                "SELECT s.* FROM steps s JOIN (SELECT action, MAX(seq) AS seq FROM steps"
+                " GROUP BY action) last ON s.seq = last.seq ORDER BY s.action"
+            ).fetchall()
+        out: dict[str, Any] = {}
+        for row in rows:
+            step = self._step(row)
+            out[step.action] = {
+                "result": step.result,
+                "at": step.to_json()["at"],
+                "transition_id": row["transition_id"],
+                "error": step.error,
+            }
+        return out
+
+    def acquire_lease(self, holder: str, ttl_seconds: float) -> Lease | None:
+        now = self._clock()
+        with self._write() as db:
+            row = db.execute("SELECT * FROM lease WHERE id = 1").fetchone()
+            mine = row["holder"] == holder and row["expires_at"] > now
+            if row["holder"] is not None and row["expires_at"] > now and not mine:
+                return None
+            token = row["token"] if mine else row["token"] + 1
+            db.execute(
+                "UPDATE lease SET holder = ?, token = ?, expires_at = ? WHERE id = 1",
+                (holder, token, now + ttl_seconds),
+            )
+            return Lease(holder, token, now + ttl_seconds)
+
+    def renew_lease(self, lease: Lease, ttl_seconds: float) -> Lease:
+        now = self._clock()
+        with self._write() as db:
+            row = db.execute("SELECT * FROM lease WHERE id = 1").fetchone()
+            if (
+                row["holder"] != lease.holder
+                or row["token"] != lease.token
+                or row["expires_at"] <= now
+            ):
+                raise LeaseLost(f"lease of {lease.holder} (token {lease.token}) is lost")
+            db.execute("UPDATE lease SET expires_at = ? WHERE id = 1", (now + ttl_seconds,))
+        return Lease(lease.holder, lease.token, now + ttl_seconds)
+
+    def release_lease(self, lease: Lease) -> None:
+        with self._write() as db:
+            db.execute(
+                "UPDATE lease SET holder = NULL, expires_at = 0 WHERE id = 1 AND holder = ?"
+                " AND token = ?",
+                (lease.holder, lease.token),
+            )
+
+    def ping(self) -> None:
+        with self._read() as db:
+            db.execute("SELECT version FROM meta WHERE id = 1").fetchone()

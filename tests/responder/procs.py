@@ -1,0 +1,60 @@
+"""Child-process entry points for the cross-process tests: racing webhooks, a crashing reconciler.
+
+python -m tests.responder.procs race DB GO THREADS     handle region_down.json from THREADS threads
+python -m tests.responder.procs crash DB WORKDIR       reconcile until the second action blocks
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+from pathlib import Path
+
+from ddb_failover.config import Retry
+from responder.handling import handle_alerts
+from responder.reconciler import Reconciler
+from responder.state.sqlite import SqliteStore
+from sandbox.net import wait_until
+from tests.responder.fakes import EAST, FileAction, always_ready, config, region_down_alerts
+
+
+def race(db: Path, go: Path, threads: int) -> None:
+    """Wait for the GO file, then handle the same notification from many threads at once."""
+    store = SqliteStore(db, EAST)
+    alerts = region_down_alerts()
+    cfg = config()
+    results: list[str] = []
+    barrier = threading.Barrier(threads)
+
+    def one() -> None:
+        barrier.wait()
+        handled = handle_alerts(alerts, store, cfg, always_ready, time.time())
+        results.append(handled.to_json()["kind"])
+
+    print("ready", flush=True)
+    wait_until(go.exists, 30, 0.005, "go file")
+    workers = [threading.Thread(target=one) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    print(json.dumps(results), flush=True)
+
+
+def crash(db: Path, workdir: Path) -> None:
+    """Run the transition in progress; the second action blocks until we are killed."""
+    store = SqliteStore(db, EAST)
+    actions = [FileAction("first", workdir), FileAction("second", workdir, block=True)]
+    Reconciler(store, actions, Retry(), holder="doomed", lease_seconds=5.0).run_once()
+
+
+if __name__ == "__main__":
+    command, *args = sys.argv[1:]
+    if command == "race":
+        race(Path(args[0]), Path(args[1]), int(args[2]))
+    elif command == "crash":
+        crash(Path(args[0]), Path(args[1]))
+    else:
+        sys.exit(f"unknown command {command}")
