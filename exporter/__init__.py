@@ -1,1 +1,27 @@
-"""DynamoDB region probe exporter: background probes, Prometheus metrics."""
+"""DynamoDB region probe exporter: background probes, Prometheus metrics.
+
+Probes, per (region, table), every ``exporter.interval_seconds``:
+
+- ``read``: a strongly consistent GetItem of the canary item;
+- ``write``: a PutItem of this region's heartbeat item;
+- ``replication``: one consistent BatchGetItem, in this region, of every other
+  region's heartbeat.
+
+Read and write set ``dynamodb_probe_success``, ``dynamodb_probe_duration_seconds``,
+``dynamodb_probe_failures_total{reason}`` and
+``dynamodb_probe_last_success_timestamp_seconds`` (label ``operation``).
+
+Replication is measured, not judged: ``dynamodb_replication_lag_seconds`` is
+the age, at the end of each round, of the newest heartbeat from
+``source_region`` ever seen in ``region``. When the heartbeats cannot be read
+the gauge keeps ageing (the data there is as stale as we can tell), and the
+failure is counted in ``dynamodb_replication_probe_failures_total{reason}``,
+never in the read/write series, so a lag problem cannot fire the region-down
+alert. The lag series appears once a first heartbeat from that source has
+been seen. Heartbeats are written once per interval, so the lag reads between
+the true replication delay and that delay plus one interval.
+
+The scheduler owns the deadline: a probe with no answer within
+``exporter.timeout_seconds`` is a ``timeout`` failure at that moment; a probe
+still hung a round later counts another timeout and is not launched twice.
+"""

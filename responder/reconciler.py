@@ -16,7 +16,8 @@ import random
 import socket
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from ddb_failover.config import Retry
@@ -80,6 +81,7 @@ class Reconciler:
         *,
         holder: str | None = None,
         lease_seconds: float = 15.0,
+        renew_seconds: float | None = None,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
         rand: Callable[[], float] = random.random,
@@ -91,6 +93,7 @@ class Reconciler:
         self.retry = retry
         self.holder = holder or default_holder()
         self.lease_seconds = lease_seconds
+        self.renew_seconds = renew_seconds or lease_seconds / 3
         self._clock = clock
         self._sleep = sleep
         self._rand = rand
@@ -184,7 +187,8 @@ class Reconciler:
         for attempt in range(1, attempts + 1):
             self._renew()
             try:
-                outcome = reconcile(action, transition)
+                with self._keepalive():
+                    outcome = reconcile(action, transition)
             except TemporaryError as exc:
                 if attempt == attempts:
                     self._event(record, action.name, "failed", attempt, True, str(exc))
@@ -211,6 +215,33 @@ class Reconciler:
             self.store.journal_step(record.id, step, self._renew())
             self._event(record, action.name, outcome.result, attempt, True, None)
             return
+
+    @contextmanager
+    def _keepalive(self) -> Iterator[None]:
+        """Renew the lease every renew_seconds while an action runs.
+
+        A slow but live holder keeps its lease; a paused or partitioned one cannot
+        renew, loses it, and is refused at its next renewal or journal write.
+        The thread is joined before the caller touches the lease again.
+        """
+        stop = threading.Event()
+
+        def renew() -> None:
+            while not stop.wait(self.renew_seconds):
+                try:
+                    self._renew()
+                except LeaseLost:
+                    return  # the journal write after the action says so
+                except Exception as exc:  # a store blip: the next tick may get through
+                    log.warning(kv(event="lease_renew_failed", holder=self.holder, error=str(exc)))
+
+        thread = threading.Thread(target=renew, name="lease-keepalive", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
 
     def _wait(self, delay: float) -> None:
         """Sleep delay seconds, renewing the lease often enough to keep it."""

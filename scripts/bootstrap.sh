@@ -6,8 +6,8 @@ cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}
 VENV=${VENV:-.venv}
-APT_PACKAGES=(prometheus prometheus-alertmanager chromium)
-APT_BINARIES=(prometheus prometheus-alertmanager chromium)
+APT_PACKAGES=(prometheus prometheus-alertmanager chromium docker-compose)
+APT_BINARIES=(prometheus prometheus-alertmanager chromium docker-compose)
 
 need_apt=()
 for i in "${!APT_PACKAGES[@]}"; do

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,8 @@ DOClientFactory = Callable[[cfg.DigitalOcean], DOClient]
 ROUTE53_REGION = "us-east-1"
 # Where command records go when the state store is not a local file.
 DEFAULT_STATE_DIR = Path("/var/lib/ddb-failover")
+# Overrides DEFAULT_STATE_DIR (a shared control table has no local directory of its own).
+STATE_DIR_ENV = "DDB_FAILOVER_STATE_DIR"
 
 
 @dataclass
@@ -79,10 +82,10 @@ BUILDERS: dict[str, Callable[[Any, _Clients], Action]] = {
 
 
 def state_dir_for(settings: cfg.ResponderConfig) -> Path:
-    """The directory for action records: beside the SQLite file, else the default."""
+    """Where action records go: beside the SQLite file, else $DDB_FAILOVER_STATE_DIR or default."""
     if isinstance(settings.state, cfg.SqliteState):
         return settings.state.path.parent
-    return DEFAULT_STATE_DIR
+    return Path(os.environ.get(STATE_DIR_ENV) or DEFAULT_STATE_DIR)
 
 
 def build(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from ddb_failover.config import Config, SqliteState
+from ddb_failover.config import Config, DynamoDBState, SqliteState
 from responder.state.base import StateStore, StoreUnavailable
 
 
@@ -16,7 +16,11 @@ def open_store(config: Config, clock: Callable[[], float] = time.time) -> StateS
         from responder.state.sqlite import SqliteStore
 
         return SqliteStore(state.path, config.primary, clock=clock)
-    raise StoreUnavailable(f"state backend {state.backend!r} is not implemented yet")
+    if isinstance(state, DynamoDBState):
+        from responder.state.dynamodb import DynamoDBStore
+
+        return DynamoDBStore(state, config.primary, clock=clock)
+    raise StoreUnavailable(f"state backend {state.backend!r} is not implemented")
 
 
 __all__ = ["StateStore", "StoreUnavailable", "open_store"]

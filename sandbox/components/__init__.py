@@ -1,5 +1,13 @@
 """Sandbox components; importing this module registers them all."""
 
-from sandbox.components import do_api, exporter, regions
+from sandbox.components import (
+    alertmanager,
+    do_api,
+    exporter,
+    pagerduty,
+    prometheus,
+    regions,
+    responder,
+)
 
-__all__ = ["do_api", "exporter", "regions"]
+__all__ = ["alertmanager", "do_api", "exporter", "pagerduty", "prometheus", "regions", "responder"]

@@ -1,0 +1,151 @@
+"""The Flask app factory: create_app() builds everything; nothing is built at import time."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+
+from flask import Flask, Response
+from prometheus_client import CollectorRegistry
+from werkzeug.exceptions import HTTPException
+
+from ddb_failover import logs
+from ddb_failover.config import Config, DynamoDBState, SqliteState, load
+from responder.actions import registry as action_registry
+from responder.actions.base import Action
+from responder.handling import ReadinessFn
+from responder.metrics import ResponderMetrics, multiprocess_dir
+from responder.readiness import CachedReadiness, ReadinessChecker
+from responder.reconciler import Reconciler, StepEvent
+from responder.runner import Runner
+from responder.serialize import DecisionLock, SerializedWrites
+from responder.service import Service
+from responder.state import open_store
+from responder.state.base import StateStore, StoreUnavailable
+from responder.web import api, ops, pages, webhook
+from responder.web.common import AUTH, SERVICE, TokenAuth, error
+
+DEFAULT_LEASE_SECONDS = 15.0
+# Knobs for operators and tests; the config file stays the contract.
+LEASE_ENV = "DDB_RESPONDER_LEASE_SECONDS"
+POLL_ENV = "DDB_RESPONDER_POLL_SECONDS"
+LOG_LEVEL_ENV = "DDB_RESPONDER_LOG_LEVEL"
+STORE_RETRY_AFTER = "5"
+
+
+def _lease_seconds(config: Config, override: float | None) -> float:
+    if override is not None:
+        return override
+    state = config.responder.state
+    return state.lease_seconds if isinstance(state, DynamoDBState) else DEFAULT_LEASE_SECONDS
+
+
+def _renew_seconds(config: Config, override: float | None) -> float | None:
+    """The configured renewal period; None (a third of the lease) when the lease is overridden."""
+    state = config.responder.state
+    return state.renew_seconds if override is None and isinstance(state, DynamoDBState) else None
+
+
+def _open_store(config: Config, clock: Callable[[], float]) -> StateStore:
+    """The configured store; a SQLite one with its writers queued on a file lock."""
+    state = config.responder.state
+    if not isinstance(state, SqliteState):
+        return open_store(config, clock)
+    lock = DecisionLock(state.path.with_name(state.path.name + ".write.lock"))
+    # Workers booting together would race to create the file and switch it to WAL.
+    with lock.held():
+        store = open_store(config, clock)
+    return SerializedWrites(store, lock)
+
+
+def create_app(
+    config: Config,
+    *,
+    store: StateStore | None = None,
+    actions: Sequence[Action] | None = None,
+    registry: CollectorRegistry | None = None,
+    clock: Callable[[], float] = time.time,
+    readiness: ReadinessFn | None = None,
+    lease_seconds: float | None = None,
+    poll_seconds: float = 5.0,
+) -> Flask:
+    """The responder app; its runner is started by the caller (gunicorn's post_worker_init).
+
+    The webhook token is read now, so a missing secret stops the start (ConfigError).
+    """
+    token = config.responder.webhook_token.read()
+    if store is None:
+        store = _open_store(config, clock)
+    actions = list(actions) if actions is not None else action_registry.build(config)
+    metrics = ResponderMetrics(
+        registry if registry is not None else CollectorRegistry(),
+        config.region_names,
+        [a.name for a in actions],
+        multiprocess_dir(),
+    )
+    if readiness is None:
+        readiness = CachedReadiness(ReadinessChecker.from_config(config)).check
+
+    def on_step(event: StepEvent) -> None:
+        metrics.action_runs.labels(event.action, event.result).inc()
+
+    reconciler = Reconciler(
+        store,
+        actions,
+        config.responder.retry,
+        lease_seconds=_lease_seconds(config, lease_seconds),
+        renew_seconds=_renew_seconds(config, lease_seconds),
+        clock=clock,
+        on_step=on_step,
+        on_finished=metrics.finished,
+    )
+    runner = Runner(store, reconciler, interval_seconds=poll_seconds)
+    service = Service(config, store, actions, metrics, readiness, runner, clock)
+
+    app = Flask(__name__)
+    # No MAX_CONTENT_LENGTH: werkzeug would silently truncate a chunked body at the limit;
+    # web.common.read_json enforces responder.max_body_bytes itself.
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.extensions[SERVICE] = service
+    app.extensions[AUTH] = TokenAuth(token)
+    for blueprint in (webhook.bp, api.bp, ops.bp, pages.bp):
+        app.register_blueprint(blueprint)
+    app.register_error_handler(StoreUnavailable, _store_unavailable)
+    app.register_error_handler(HTTPException, _http_error)
+    return app
+
+
+def _store_unavailable(exc: StoreUnavailable) -> Response:
+    """503 so Alertmanager (and any client) retries; nothing was recorded."""
+    response = error(503, f"state store unavailable: {exc}")
+    response.headers["Retry-After"] = STORE_RETRY_AFTER
+    return response
+
+
+def _http_error(exc: HTTPException) -> Response:
+    """Errors Flask raises (404, 405, 413, ...) as JSON naming the problem."""
+    return error(exc.code or 500, exc.description or exc.name)
+
+
+def create_app_from_env() -> Flask:
+    """The app gunicorn loads: config from $DDB_FAILOVER_CONFIG, knobs from the environment."""
+    logs.setup(os.environ.get(LOG_LEVEL_ENV, "INFO"))
+    lease = os.environ.get(LEASE_ENV)
+    poll = os.environ.get(POLL_ENV)
+    return create_app(
+        load(None),
+        lease_seconds=float(lease) if lease else None,
+        poll_seconds=float(poll) if poll else 5.0,
+    )
+
+
+def serves_responder(app: object) -> bool:
+    """True for an app create_app() built."""
+    return isinstance(app, Flask) and SERVICE in app.extensions
+
+
+def runner_of(app: Flask) -> Runner:
+    """The app's reconciler runner (gunicorn_conf starts it in each worker)."""
+    service: Service = app.extensions[SERVICE]
+    return service.runner

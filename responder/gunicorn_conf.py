@@ -1,0 +1,82 @@
+"""gunicorn settings for the responder: `gunicorn -c responder/gunicorn_conf.py`.
+
+Workers, threads and bind come from the environment and the config file;
+metrics follow prometheus_client's multiprocess rules; each worker starts
+its reconciler runner once it has loaded the app.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+# prometheus_client picks its value class at import: the directory must be set before
+# anything imports it, here in the master, and inherited by every worker.
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+if not os.environ.get(MULTIPROC_ENV):
+    os.environ[MULTIPROC_ENV] = tempfile.mkdtemp(prefix="ddb-responder-metrics-")
+
+from ddb_failover.config import CONFIG_ENV, ConfigError, load  # noqa: E402
+
+
+def _listen() -> str:
+    """The bind address from the config's responder.listen (default 0.0.0.0:9746)."""
+    try:
+        return load(os.environ.get(CONFIG_ENV)).responder.listen
+    except ConfigError as exc:
+        # gunicorn would only say "app failed to load"; name the problem here.
+        raise SystemExit(f"ddb-responder: {exc}") from None
+
+
+wsgi_app = "responder.app:create_app_from_env()"
+bind = [_listen()]
+workers = int(os.environ.get("DDB_RESPONDER_WORKERS") or os.environ.get("WEB_CONCURRENCY") or 2)
+# Threads keep the webhook answering while another request waits on the store's write lock.
+worker_class = "gthread"
+threads = int(os.environ.get("DDB_RESPONDER_THREADS") or 4)
+timeout = 30
+graceful_timeout = 10
+keepalive = 5
+# Each worker builds its own app after fork: no store handles or threads cross a fork.
+preload_app = False
+proc_name = "ddb-responder"
+# gunicorn's control socket defaults to one path per user: two responders would clash.
+control_socket_disable = True
+
+
+def on_starting(server: Any) -> None:
+    """Wipe the metrics directory: values of a previous run must not leak into this one."""
+    path = Path(os.environ[MULTIPROC_ENV])
+    path.mkdir(parents=True, exist_ok=True)
+    for entry in path.iterdir():
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+
+
+def post_worker_init(worker: Any) -> None:
+    """Start this worker's reconciler runner; the app exists only from here (no preload)."""
+    from responder.app import runner_of, serves_responder
+
+    if serves_responder(worker.wsgi):  # the benchmark's bare baseline app has no runner
+        runner_of(worker.wsgi).start()
+
+
+def worker_exit(server: Any, worker: Any) -> None:
+    """Stop the runner so it releases the lease before the process goes."""
+    from responder.app import runner_of, serves_responder
+
+    wsgi = getattr(worker, "wsgi", None)
+    if wsgi is not None and serves_responder(wsgi):
+        runner_of(wsgi).stop(timeout=5.0)
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    """Drop a dead worker's live gauges (client_python's multiprocess rule)."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)

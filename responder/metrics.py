@@ -1,0 +1,152 @@
+"""The responder's metric families, on an injected registry; right under gunicorn's workers.
+
+Under gunicorn, PROMETHEUS_MULTIPROC_DIR is set before prometheus_client is
+imported (responder/gunicorn_conf.py), every worker writes its values to files
+there, and each scrape aggregates them with a MultiProcessCollector in a fresh
+registry. Counters sum over workers. State-derived gauges (active region,
+frozen, ...) use "mostrecent": the worker answering a scrape refreshes them
+from the store first, so its values are the newest whichever worker answers.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
+
+from responder.state.base import State, TransitionRecord
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+TRANSITION_KINDS = ("failover", "failback", "manual")
+TRANSITION_RESULTS = ("completed", "blocked", "failed")
+ACTION_RESULTS = ("applied", "unchanged", "would_apply", "failed")
+DECISION_KINDS = ("failover", "failback", "manual", "ignored", "blocked", "duplicate")
+WEBHOOK_CODES = ("202", "400", "401", "413", "415", "503")
+
+
+def multiprocess_dir() -> str | None:
+    """The multiprocess directory when running under gunicorn's workers, else None."""
+    return os.environ.get(MULTIPROC_ENV) or None
+
+
+class ResponderMetrics:
+    """Every responder series; label values are pre-created so series exist from the start."""
+
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        regions: Sequence[str],
+        actions: Sequence[str],
+        multiproc_dir: str | None = None,
+    ) -> None:
+        self.registry = registry
+        self.multiproc_dir = multiproc_dir
+        self.regions = tuple(regions)
+        self.active_region = Gauge(
+            "responder_active_region",
+            "1 for the region traffic is directed to, 0 for the others.",
+            ["region"],
+            registry=registry,
+            multiprocess_mode="mostrecent",
+        )
+        self.primary_region = Gauge(
+            "responder_primary_region",
+            "1 for the primary region (where failback goes), 0 for the others.",
+            ["region"],
+            registry=registry,
+            multiprocess_mode="mostrecent",
+        )
+        self.frozen = Gauge(
+            "responder_frozen",
+            "1 while automatic transitions are frozen.",
+            registry=registry,
+            multiprocess_mode="mostrecent",
+        )
+        self.in_progress = Gauge(
+            "responder_transition_in_progress",
+            "1 while a transition is being reconciled.",
+            registry=registry,
+            multiprocess_mode="mostrecent",
+        )
+        self.store_up = Gauge(
+            "responder_state_store_up",
+            "1 if the state store answered the last scrape's read, else 0.",
+            registry=registry,
+            multiprocess_mode="mostrecent",
+        )
+        self.transitions = Counter(
+            "responder_transitions",
+            "Transitions by kind, regions and result (blocked: wanted but not started).",
+            ["kind", "from_region", "to_region", "result"],
+            registry=registry,
+        )
+        self.action_runs = Counter(
+            "responder_action_runs",
+            "Action attempts by result; each failed attempt counts, retried or not.",
+            ["action", "result"],
+            registry=registry,
+        )
+        self.webhook_requests = Counter(
+            "responder_webhook_requests",
+            "Webhook requests by HTTP status code.",
+            ["code"],
+            registry=registry,
+        )
+        self.decisions = Counter(
+            "responder_decisions",
+            "Decisions made on webhooks and operator requests, by kind.",
+            ["kind"],
+            registry=registry,
+        )
+        self._precreate(actions)
+        self._primary = self.regions[0] if self.regions else None
+
+    def _precreate(self, actions: Sequence[str]) -> None:
+        for region in self.regions:
+            self.active_region.labels(region)
+            self.primary_region.labels(region).set(1 if region == self.regions[0] else 0)
+        for kind in TRANSITION_KINDS:
+            for source in self.regions:
+                for target in self.regions:
+                    if source == target:
+                        continue
+                    for result in TRANSITION_RESULTS:
+                        self.transitions.labels(kind, source, target, result)
+        for action in actions:
+            for result in ACTION_RESULTS:
+                self.action_runs.labels(action, result)
+        for code in WEBHOOK_CODES:
+            self.webhook_requests.labels(code)
+        for kind in DECISION_KINDS:
+            self.decisions.labels(kind)
+
+    def refresh(self, state: State | None) -> None:
+        """Set the state-derived gauges from a store snapshot; None when the store is down."""
+        for region in self.regions:
+            self.primary_region.labels(region).set(1 if region == self._primary else 0)
+        if state is None:
+            self.store_up.set(0)
+            return
+        self.store_up.set(1)
+        for region in self.regions:
+            self.active_region.labels(region).set(1 if region == state.active_region else 0)
+        self.frozen.set(1 if state.frozen is not None else 0)
+        self.in_progress.set(1 if state.in_progress is not None else 0)
+
+    def transition(self, kind: str, source: str | None, target: str | None, result: str) -> None:
+        """Count a transition outcome: completed, failed, or blocked."""
+        self.transitions.labels(kind, source or "", target or "", result).inc()
+
+    def finished(self, record: TransitionRecord) -> None:
+        """Count a transition the reconciler finished."""
+        self.transition(record.kind, record.from_region, record.to_region, record.result)
+
+    def render(self) -> bytes:
+        """The exposition text: aggregated over workers in multiprocess mode."""
+        if self.multiproc_dir is None:
+            return generate_latest(self.registry)
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry, path=self.multiproc_dir)
+        return generate_latest(registry)

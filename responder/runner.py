@@ -1,0 +1,85 @@
+"""The reconciler's background thread in each process: contends for the lease; the holder acts.
+
+Every gunicorn worker runs one. A worker that records a transition wakes its
+own runner at once; the others poll, quickly while a transition is in
+progress (to take over if its holder dies) and slowly otherwise.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from ddb_failover.logs import kv
+from responder.reconciler import Reconciler
+from responder.state.base import StateStore, TransitionRecord
+
+log = logging.getLogger(__name__)
+
+
+class Runner:
+    """Runs reconciler passes in a daemon thread: on wake(), and every interval otherwise."""
+
+    def __init__(
+        self,
+        store: StateStore,
+        reconciler: Reconciler,
+        *,
+        interval_seconds: float = 5.0,
+        busy_interval_seconds: float = 0.5,
+    ) -> None:
+        self.store = store
+        self.reconciler = reconciler
+        self.interval = interval_seconds
+        self.busy_interval = busy_interval_seconds
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._pass_lock = threading.Lock()  # run_now() and the thread never overlap
+
+    @property
+    def running(self) -> bool:
+        """True while the thread is alive."""
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self) -> None:
+        """Start the thread; call it in each worker after fork (threads do not survive fork)."""
+        if self._thread is None:
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._loop, name="reconciler", daemon=True)
+            self._thread.start()
+
+    def wake(self) -> None:
+        """Ask for a pass now, e.g. right after a transition was recorded."""
+        self._wake.set()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop after the current pass; waits up to timeout."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def run_now(self) -> TransitionRecord | None:
+        """One pass in the caller's thread: finish the transition in progress, if any."""
+        with self._pass_lock:
+            # A read first: the idle case then costs no write to the store.
+            if self.store.state().in_progress is None:
+                return None
+            return self.reconciler.run_once()
+
+    def _busy(self) -> bool:
+        """True when a transition is still in progress (another holder, or a lost lease)."""
+        return self.store.state().in_progress is not None
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self._wake.clear()  # a wake() during the pass below triggers another pass
+            busy = False
+            try:
+                self.run_now()
+                busy = self._busy()
+            except Exception:  # the store is down, say: try again next interval
+                log.exception(kv(event="reconciler_pass_failed", holder=self.reconciler.holder))
+            self._wake.wait(self.busy_interval if busy else self.interval)

@@ -1,0 +1,117 @@
+"""The glue behind the HTTP layer: notification in, decisions recorded, reconciler woken.
+
+The web blueprints parse and authenticate; this module decides (through
+responder.handling, which holds no state in memory), counts, logs, and wakes
+the runner when a transition was recorded. Errors from the store propagate as
+StoreUnavailable for the web layer to answer 503.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ddb_failover.config import Config
+from ddb_failover.logs import kv
+from responder.actions.base import Action
+from responder.alerts import Alert, Notification
+from responder.decision import Decision, OperatorRequest, alert_cause
+from responder.handling import Handled, ReadinessFn, handle_alerts, handle_operator
+from responder.metrics import ResponderMetrics
+from responder.runner import Runner
+from responder.state.base import Json, State, StateStore
+
+log = logging.getLogger(__name__)
+UNKNOWN_REGION = "unknown region"
+
+
+@dataclass
+class Service:
+    """Everything a request needs, built once per process by create_app()."""
+
+    config: Config
+    store: StateStore
+    actions: Sequence[Action]
+    metrics: ResponderMetrics
+    readiness: ReadinessFn
+    runner: Runner
+    clock: Callable[[], float]
+
+    def handle_notification(self, notification: Notification) -> list[Handled]:
+        """Decide and record what a notification calls for; one decision per group of alerts."""
+        known = set(self.config.region_names)
+        unknown = [a for a in notification.alerts if a.region is not None and a.region not in known]
+        ours = [a for a in notification.alerts if a.region is None or a.region in known]
+        outcomes: list[Handled] = []
+        if unknown:
+            outcomes.append(self._ignore_unknown(unknown))
+        if ours or not unknown:
+            now = self.clock()
+            outcomes.append(handle_alerts(ours, self.store, self.config, self.readiness, now))
+        for handled in outcomes:
+            self._account(handled)
+        return outcomes
+
+    def handle_operator(self, request: OperatorRequest) -> Handled:
+        """Decide and record an operator's failover; UnknownRegion for a bad target."""
+        handled = handle_operator(request, self.store, self.config, self.readiness, self.clock())
+        self._account(handled)
+        return handled
+
+    def _ignore_unknown(self, alerts: Sequence[Alert]) -> Handled:
+        """An alert about a region we do not manage is valid, and changes nothing."""
+        regions = sorted({a.region or "" for a in alerts})
+        reason = f"{UNKNOWN_REGION} {', '.join(regions)}: not in the configuration"
+        cause = alert_cause(alerts)
+        record = self.store.record_decision("ignored", reason, cause, region=regions[0])
+        return Handled(Decision("ignored", reason, cause, region=regions[0]), record=record)
+
+    def _account(self, handled: Handled) -> None:
+        """Count, log, and wake the runner for one outcome."""
+        decision = handled.decision
+        kind = handled.record.kind if handled.record else decision.kind
+        self.metrics.decisions.labels(kind).inc()
+        if kind == "blocked" and decision.transition_kind is not None:
+            self.metrics.transition(
+                decision.transition_kind, decision.from_region, decision.to_region, "blocked"
+            )
+        level = logging.WARNING if kind == "blocked" else logging.INFO
+        log.log(
+            level,
+            kv(
+                event="decision",
+                kind=kind,
+                region=decision.region,
+                from_region=decision.from_region,
+                to_region=decision.to_region,
+                fingerprints=",".join(decision.cause.fingerprints) or None,
+                operator=decision.cause.operator,
+                transition=handled.transition.id if handled.transition else None,
+                decision_id=handled.record.id if handled.record else None,
+                reason=handled.record.reason if handled.record else decision.reason,
+            ),
+        )
+        if handled.transition is not None:
+            self.runner.wake()
+
+    def status(self) -> Json:
+        """The /api/v1/status document: the store's status plus configuration facts."""
+        state = self.store.state()
+        out: dict[str, Any] = state.to_json()
+        out["actions"] = self.store.action_results()
+        policy = self.config.responder.policy
+        out.update(
+            primary_region=self.config.primary,
+            regions=list(self.config.region_names),
+            in_progress=state.in_progress.id if state.in_progress else None,
+            dry_run=policy.dry_run,
+            policy=policy.model_dump(mode="json"),
+            configured_actions=[{"name": a.name, "type": a.type} for a in self.actions],
+        )
+        return out
+
+    def state(self) -> State:
+        """The store's current snapshot."""
+        return self.store.state()

@@ -1,0 +1,1 @@
+"""Thin Flask blueprints over responder.service: HTTP concerns only."""

@@ -1,0 +1,110 @@
+"""The operator API: status, history, failover, freeze and unfreeze (mutations need the token)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, request
+
+from ddb_failover.logs import kv
+from responder.decision import OperatorRequest, UnknownRegion
+from responder.web.common import RequestProblem, error, read_json, require_token, service
+
+log = logging.getLogger(__name__)
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+HISTORY_MAX = 500
+DEFAULT_OPERATOR = "operator"
+
+
+def _answer(body: Any, status: int = 200) -> Response:
+    response = jsonify(body)
+    response.status_code = status
+    return response
+
+
+def _string(data: dict[str, Any], key: str, default: str | None = None) -> str:
+    value = data.get(key, default)
+    if not isinstance(value, str) or (default is None and not value):
+        need = "a non-empty string" if default is None else "a string"
+        raise RequestProblem(400, f"{key} must be {need}", key)
+    return value[:500]
+
+
+def _body() -> dict[str, Any]:
+    """The authenticated request's JSON object body ({} when there is none)."""
+    require_token()
+    data = read_json(service().config.responder.max_body_bytes, optional=True)
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise RequestProblem(400, "body must be a JSON object")
+    return data
+
+
+@bp.errorhandler(RequestProblem)
+def _problem(problem: RequestProblem) -> Response:
+    return error(problem.status, problem.message, problem.field)
+
+
+@bp.get("/status")
+def status() -> Response:
+    """Active and desired region, phase, freeze, last transition, each action's last result."""
+    return _answer(service().status())
+
+
+@bp.get("/history")
+def history() -> Response:
+    """Transitions with their steps, and decisions that changed nothing, newest first."""
+    raw = request.args.get("limit", "50")
+    if not raw.isdigit() or not 1 <= int(raw) <= HISTORY_MAX:
+        raise RequestProblem(400, f"limit must be an integer from 1 to {HISTORY_MAX}", "limit")
+    return _answer(service().store.history(int(raw)))
+
+
+@bp.post("/failover")
+def failover() -> Response:
+    """An operator transition through the same safety checks: 202, 400 or 409."""
+    data = _body()
+    force = data.get("force", False)
+    if not isinstance(force, bool):
+        raise RequestProblem(400, "force must be true or false", "force")
+    wanted = OperatorRequest(
+        to_region=_string(data, "to"),
+        by=_string(data, "by", DEFAULT_OPERATOR),
+        reason=_string(data, "reason", ""),
+        force=force,
+    )
+    svc = service()
+    try:
+        handled = svc.handle_operator(wanted)
+    except UnknownRegion as exc:
+        raise RequestProblem(400, str(exc), "to") from None
+    body: dict[str, Any] = {"decision": handled.to_json(), "transition": None}
+    if handled.transition is None:
+        body["error"] = handled.record.reason if handled.record else handled.decision.reason
+        return _answer(body, 409)
+    body["transition"] = handled.transition.to_json()
+    return _answer(body, 202)
+
+
+@bp.post("/freeze")
+def freeze() -> Response:
+    """Stop automatic transitions until unfreeze; idempotent."""
+    data = _body()
+    by, reason = _string(data, "by", DEFAULT_OPERATOR), _string(data, "reason", "")
+    svc = service()
+    svc.store.freeze(by, reason)
+    log.warning(kv(event="frozen", by=by, reason=reason))
+    return _answer(svc.status())
+
+
+@bp.post("/unfreeze")
+def unfreeze() -> Response:
+    """Resume automatic transitions; idempotent."""
+    data = _body()
+    by, reason = _string(data, "by", DEFAULT_OPERATOR), _string(data, "reason", "")
+    svc = service()
+    svc.store.unfreeze(by, reason)
+    log.warning(kv(event="unfrozen", by=by, reason=reason))
+    return _answer(svc.status())

@@ -1,0 +1,41 @@
+"""Operational endpoints: /metrics, /healthz (liveness), /readyz (the state store answers)."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, jsonify
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from responder.state.base import StoreUnavailable
+from responder.web.common import service
+
+bp = Blueprint("ops", __name__)
+
+
+@bp.get("/metrics")
+def metrics() -> Response:
+    """Prometheus exposition; state-derived gauges refreshed from the store first."""
+    svc = service()
+    try:
+        state = svc.store.state()
+    except StoreUnavailable:
+        state = None
+    svc.metrics.refresh(state)
+    return Response(svc.metrics.render(), mimetype=None, content_type=CONTENT_TYPE_LATEST)
+
+
+@bp.get("/healthz")
+def healthz() -> Response:
+    """Liveness: the process answers. Touches nothing else."""
+    return jsonify({"status": "ok"})
+
+
+@bp.get("/readyz")
+def readyz() -> Response:
+    """Readiness: 200 when the state store answers, 503 with the reason when not."""
+    try:
+        service().store.ping()
+    except StoreUnavailable as exc:
+        response = jsonify({"status": "unavailable", "error": str(exc)})
+        response.status_code = 503
+        return response
+    return jsonify({"status": "ok"})

@@ -1,0 +1,124 @@
+"""Component "prometheus": the real Prometheus with the shipped config and rules, on loopback.
+
+render_config() changes only scrape targets, Alertmanager targets and the
+rule-file path of the shipped prometheus/prometheus.yml. The rules themselves
+are used as shipped, with one opt-in exception for demos: the failback window
+(the `for:` of DynamoDBFailbackReady) from the stack option failback_window.
+"""
+
+from __future__ import annotations
+
+import copy
+import urllib.parse
+import urllib.request
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from sandbox.components.alertmanager import service_url
+from sandbox.net import free_port
+from sandbox.stack import Stack, component
+
+REPO = Path(__file__).resolve().parents[2]
+SHIPPED = REPO / "prometheus" / "prometheus.yml"
+RULES_DIR = REPO / "prometheus" / "rules"
+FAILBACK_ALERT = "DynamoDBFailbackReady"
+SHIPPED_FAILBACK_WINDOW = "5m"
+# Prometheus waits this long before re-sending a firing alert, including to an
+# Alertmanager it has just discovered (default 1m): too slow for tests.
+RESEND_DELAY = "2s"
+
+
+def render_config(
+    shipped: Mapping[str, Any],
+    *,
+    rules_dir: Path,
+    targets: Mapping[str, Sequence[str]],
+    alertmanagers: Sequence[str],
+) -> dict[str, Any]:
+    """The shipped config with only targets and the rule files' directory replaced."""
+    config = copy.deepcopy(dict(shipped))
+    config["rule_files"] = [str(rules_dir / Path(p).name) for p in config.get("rule_files", [])]
+    for manager in config.get("alerting", {}).get("alertmanagers", []):
+        for static in manager.get("static_configs", []):
+            static["targets"] = list(alertmanagers)
+    jobs = {job["job_name"]: job for job in config.get("scrape_configs", [])}
+    unknown = sorted(set(targets) - set(jobs))
+    if unknown:
+        raise ValueError(f"no scrape job {', '.join(unknown)} in the shipped prometheus.yml")
+    for name, addresses in targets.items():
+        for static in jobs[name].get("static_configs", []):
+            static["targets"] = list(addresses)
+    return config
+
+
+def render_rules(rules_dir: Path, out_dir: Path, failback_window: str) -> Path:
+    """Copy the shipped rules to out_dir with only DynamoDBFailbackReady's window changed."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    found = False
+    for source in sorted(rules_dir.glob("*.yml")):
+        data = yaml.safe_load(source.read_text())
+        for group in data.get("groups", []):
+            for rule in group.get("rules", []):
+                if rule.get("alert") == FAILBACK_ALERT:
+                    found = True
+                    rule["for"] = failback_window
+                    text = rule["annotations"]["description"]
+                    rule["annotations"]["description"] = text.replace(
+                        f"({SHIPPED_FAILBACK_WINDOW})", f"({failback_window})"
+                    )
+        (out_dir / source.name).write_text(yaml.safe_dump(data, sort_keys=False))
+    if not found:
+        raise ValueError(f"no {FAILBACK_ALERT} rule in {rules_dir}")
+    return out_dir
+
+
+def _address(url: str) -> str:
+    return urllib.parse.urlsplit(url).netloc
+
+
+def _ready(url: str) -> bool:
+    with urllib.request.urlopen(f"{url}/-/ready", timeout=1) as response:
+        return bool(response.status == 200)
+
+
+@component("prometheus", needs=("config", "alertmanager"))
+def start_prometheus(stack: Stack) -> None:
+    """Run Prometheus scraping the sandbox's exporter and responder, alerting its Alertmanager."""
+    home = stack.dir / "prometheus"
+    (home / "data").mkdir(parents=True, exist_ok=True)
+    rules_dir = RULES_DIR
+    window = stack.options.get("failback_window")
+    if window and window != SHIPPED_FAILBACK_WINDOW:
+        rules_dir = render_rules(RULES_DIR, home / "rules", str(window))
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    alertmanagers = [_address(u) for u in stack.extras["alertmanager_urls"]]
+    config = render_config(
+        yaml.safe_load(SHIPPED.read_text()),
+        rules_dir=rules_dir,
+        targets={
+            "prometheus": [f"127.0.0.1:{port}"],
+            "ddb_exporter": [_address(service_url(stack, "exporter"))],
+            "ddb_failover_responder": [_address(service_url(stack, "responder"))],
+            "alertmanager": alertmanagers,
+        },
+        alertmanagers=alertmanagers,
+    )
+    config_file = home / "prometheus.yml"
+    config_file.write_text(yaml.safe_dump(config, sort_keys=False))
+    stack.spawn(
+        "prometheus",
+        [
+            "prometheus",
+            f"--config.file={config_file}",
+            f"--storage.tsdb.path={home / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            f"--rules.alert.resend-delay={RESEND_DELAY}",
+            "--storage.tsdb.retention.time=1d",
+        ],
+        url,
+        ready=lambda: _ready(url),
+    )

@@ -1,0 +1,115 @@
+"""The shipped Alertmanager config, checked and route-tested by the real amtool."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from sandbox.components import alertmanager as alertmanager_component
+
+REPO = Path(__file__).resolve().parents[2]
+SHIPPED = REPO / "alertmanager" / "alertmanager.yml"
+
+# (labels of an alert, the receivers it must reach, in routing-tree order)
+ROUTES = [
+    # The failover trigger acts and pages.
+    ("alertname=DynamoDBRegionDown severity=critical region=us-east-1 table=posts",
+     "responder,pagerduty"),
+    # Failback only acts: nothing for a person to do.
+    ("alertname=DynamoDBFailbackReady severity=info region=us-east-1", "responder"),
+    # Pages: what the responder cannot fix.
+    ("alertname=DynamoDBReplicationLagHigh severity=critical region=eu-west-1 "
+     "source_region=us-east-1 table=posts", "pagerduty"),
+    ("alertname=DynamoDBExporterDown severity=critical instance=exporter:9745", "pagerduty"),
+    ("alertname=FailoverResponderDown severity=critical instance=responder:9746", "pagerduty"),
+    ("alertname=FailoverBlocked severity=critical kind=failover from_region=us-east-1",
+     "pagerduty"),
+    ("alertname=FailoverActionFailing severity=critical action=www", "pagerduty"),
+    # Warnings reach no one (Alertmanager UI and Grafana only).
+    ("alertname=DynamoDBRegionDegraded severity=warning region=us-east-1 table=posts", "null"),
+    # A RegionDown without severity still reaches the responder, never the pager.
+    ("alertname=DynamoDBRegionDown region=us-east-1 table=posts", "responder"),
+]  # fmt: skip
+
+
+def amtool(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["amtool", *args], capture_output=True, text=True, timeout=60)
+
+
+def shipped() -> dict[str, Any]:
+    return yaml.safe_load(SHIPPED.read_text())
+
+
+def test_shipped_config_passes_amtool_check_config() -> None:
+    result = amtool("check-config", str(SHIPPED))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 templates" in result.stdout
+
+
+@pytest.mark.parametrize(("labels", "receivers"), ROUTES, ids=[r[0].split()[0] for r in ROUTES])
+def test_routes(labels: str, receivers: str) -> None:
+    result = amtool(
+        "config", "routes", "test", f"--config.file={SHIPPED}",
+        f"--verify.receivers={receivers}", *labels.split(),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip() == receivers
+
+
+def test_route_verification_catches_a_wrong_receiver() -> None:
+    result = amtool(
+        "config", "routes", "test", f"--config.file={SHIPPED}",
+        "--verify.receivers=pagerduty", "alertname=DynamoDBFailbackReady", "severity=info",
+    )  # fmt: skip
+    assert result.returncode != 0
+
+
+def test_failover_route_settings() -> None:
+    [responder_route] = [r for r in shipped()["route"]["routes"] if r["receiver"] == "responder"]
+    assert responder_route["group_by"] == ["alertname", "region"]
+    assert responder_route["continue"] is True
+    [receiver] = [r for r in shipped()["receivers"] if r["name"] == "responder"]
+    [hook] = receiver["webhook_configs"]
+    assert hook["send_resolved"] is True
+    assert hook["url"].endswith("/webhook")
+    assert hook["http_config"]["authorization"]["credentials_file"].startswith("/run/secrets/")
+
+
+def test_regiondown_inhibits_the_regions_other_alerts() -> None:
+    [rule] = shipped()["inhibit_rules"]
+    assert rule["source_matchers"] == ['alertname="DynamoDBRegionDown"']
+    assert rule["equal"] == ["region"]
+
+
+def test_loopback_rendering_changes_only_urls_and_paths(tmp_path: Path) -> None:
+    token, key = tmp_path / "token", tmp_path / "key"
+    token.write_text("t\n")
+    key.write_text("k\n")
+    rendered = alertmanager_component.render_config(
+        shipped(),
+        templates_dir=REPO / "alertmanager" / "templates",
+        webhook_url="http://127.0.0.1:1/webhook",
+        webhook_token_file=token,
+        pagerduty_url="http://127.0.0.1:2/v2/enqueue",
+        pagerduty_key_file=key,
+    )
+    path = tmp_path / "alertmanager.yml"
+    path.write_text(yaml.safe_dump(rendered))
+    result = amtool("check-config", str(path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert rendered["route"] == shipped()["route"]
+    assert rendered["inhibit_rules"] == shipped()["inhibit_rules"]
+    receivers = {r["name"]: r for r in rendered["receivers"]}
+    hook = receivers["responder"]["webhook_configs"][0]
+    assert hook["url"] == "http://127.0.0.1:1/webhook"
+    assert hook["http_config"]["authorization"]["credentials_file"] == str(token)
+    assert receivers["pagerduty"]["pagerduty_configs"][0]["routing_key_file"] == str(key)
+    assert rendered["global"]["pagerduty_url"] == "http://127.0.0.1:2/v2/enqueue"
+    for name, receiver in receivers.items():
+        original = next(r for r in shipped()["receivers"] if r["name"] == name)
+        assert receiver.keys() == original.keys()
+    assert shipped()["global"]["pagerduty_url"] == "https://events.pagerduty.com/v2/enqueue"

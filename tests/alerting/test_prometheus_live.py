@@ -1,0 +1,62 @@
+"""The sandbox's Prometheus component: the real server loads the shipped rules on loopback."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sandbox.components import prometheus as prometheus_component  # registers it
+from sandbox.net import wait_until
+from sandbox.stack import Stack, plan, start
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Iterator[Stack]:
+    stack = Stack(tmp_path, options={"failback_window": "1m"})
+    stack.config_data["exporter"] = {"listen": "0.0.0.0:1"}  # nothing there: a dead exporter
+    try:
+        start(stack, plan(["prometheus"]))
+        yield stack
+    finally:
+        stack.close()
+
+
+def api(stack: Stack, path: str) -> Any:
+    url = stack.components["prometheus"].url
+    with urllib.request.urlopen(f"{url}/api/v1/{path}", timeout=5) as response:
+        return json.load(response)["data"]
+
+
+def test_prometheus_runs_the_shipped_rules_against_loopback_targets(stack: Stack) -> None:
+    rules = {
+        rule["name"]: rule for group in api(stack, "rules")["groups"] for rule in group["rules"]
+    }
+    assert prometheus_component.FAILBACK_ALERT in rules
+    assert len(rules) == 17
+    assert rules["DynamoDBFailbackReady"]["duration"] == 60  # the demo window, rendered
+    assert rules["DynamoDBRegionDown"]["duration"] == 10  # everything else as shipped
+
+    alertmanager = stack.components["alertmanager"].url
+    wait_until(
+        lambda: [
+            a for a in api(stack, "alertmanagers")["activeAlertmanagers"]
+            if a["url"].startswith(alertmanager)
+        ],
+        15,
+        message="Prometheus discovers the sandbox Alertmanager",
+    )  # fmt: skip
+
+    def targets() -> dict[str, Any] | None:
+        found = {t["labels"]["job"]: t for t in api(stack, "targets")["activeTargets"]}
+        return found if len(found) == 4 else None
+
+    found = wait_until(targets, 15, message="all four scrape jobs")
+    assert found["ddb_exporter"]["scrapeUrl"] == "http://127.0.0.1:1/metrics"
+    assert found["ddb_failover_responder"]["scrapeUrl"] == "http://127.0.0.1:9746/metrics"

@@ -1,0 +1,172 @@
+"""One full sandbox stack shared by the end-to-end tests of a session."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from sandbox.cli import send_chaos
+from sandbox.net import wait_until
+from sandbox.watch import StackView, http_json, metric
+
+PRIMARY, SECONDARY = "us-east-1", "eu-west-1"
+FAILBACK_WINDOW_SECONDS = 30
+# The bound the e2e tests hold detection to, with the sandbox's 2 s probe
+# interval: the shipped rules' arithmetic (docs/alerting.md) plus the actions.
+FAILOVER_BOUND_SECONDS = 40
+ALL = ("exporter", "prometheus", "alertmanager", "responder", "pagerduty", "do_api")
+
+
+class E2EStack(StackView):
+    """A StackView with the helpers the end-to-end tests share."""
+
+    def chaos(self, region: str, op: str) -> None:
+        """Apply a chaos operation through the supervisor, as a user would."""
+        send_chaos(self.dir, {"region": region, "op": op})
+
+    def do_api(self, path: str, method: str = "GET", body: Any = None) -> Any:
+        """Call one of the DigitalOcean sandbox's control endpoints."""
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(
+            f"{self.urls['do_api']}{path}",
+            data=data,
+            method=method,
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=5) as response:
+            raw = response.read()
+        return json.loads(raw) if raw else None
+
+    def do_writes(self) -> list[dict[str, Any]]:
+        """Successful changing calls the DigitalOcean sandbox has answered."""
+        requests = self.do_api("/_sandbox/requests")["requests"]
+        return [r for r in requests if r["method"] != "GET" and r["status"] < 300]
+
+    def pages(self) -> list[dict[str, Any]]:
+        """Events the PagerDuty sink accepted."""
+        return list(http_json(f"{self.urls['pagerduty']}/events")["events"])
+
+    def firing(self, alertname: str) -> list[dict[str, Any]]:
+        """Prometheus's firing alerts of that name."""
+        return [a for a in self.alerts(alertname) if a["state"] == "firing"]
+
+    def wait_quiet(self, timeout: float = 90) -> None:
+        """Wait until no region alert is pending or firing and the responder is steady."""
+
+        def quiet() -> bool:
+            healthy = all(
+                metric(self.urls["exporter"], "dynamodb_probe_success", region=r, operation="read")
+                == 1
+                for r in (PRIMARY, SECONDARY)
+            )
+            return healthy and not self.alerts("DynamoDBRegionDown")
+
+        wait_until(quiet, timeout, interval=0.5, message="stack quiet")
+
+    def actions(self) -> dict[str, dict[str, Any]]:
+        """The responder's configured actions, by name, from the generated config."""
+        config = yaml.safe_load((self.dir / "ddb-failover.yml").read_text())
+        return {a["name"]: a for a in config["responder"]["actions"]}
+
+    def do_get(self, path: str) -> Any:
+        """GET a DigitalOcean API path from the sandbox with the generated token."""
+        token = (self.dir / "secrets" / "do-token").read_text().strip()
+        request = urllib.request.Request(
+            f"{self.urls['do_api']}{path}", headers={"Authorization": f"Bearer {token}"}
+        )
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return json.load(response)
+
+    def outside_state(self) -> dict[str, Any]:
+        """What DNS and the load balancer point at now, read through the API."""
+        www, lb = self.actions()["www"], self.actions()["wordpress-lb"]
+        fqdn = f"{www['record_name']}.{www['domain']}"
+        records = self.do_get(f"/v2/domains/{www['domain']}/records?type=A&name={fqdn}")
+        balancer = self.do_get(f"/v2/load_balancers/{lb['load_balancer_id']}")["load_balancer"]
+        return {
+            "www": [r["data"] for r in records["domain_records"]],
+            "wordpress-lb": {"tag": balancer.get("tag")}
+            if balancer.get("tag")
+            else {"droplet_ids": sorted(balancer.get("droplet_ids", []))},
+        }
+
+    def desired_state(self, region: str) -> dict[str, Any]:
+        """What DNS and the load balancer should point at for region, per the config."""
+        actions = self.actions()
+        return {
+            "www": [actions["www"]["values"][region]],
+            "wordpress-lb": actions["wordpress-lb"]["values"][region],
+        }
+
+    def env_region(self) -> str | None:
+        """The DYNAMODB_REGION the env_file action wrote for WordPress."""
+        path = self.dir / "wordpress" / "dynamodb.env"
+        if not path.exists():
+            return None
+        for line in path.read_text().splitlines():
+            if line.startswith("DYNAMODB_REGION="):
+                return line.split("=", 1)[1].strip('"')
+        return None
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2EStack]:
+    """The whole stack, with two clustered Alertmanager replicas, for the session."""
+    directory = tmp_path_factory.mktemp("e2e-stack")
+    log = open(directory / "sandbox-up.log", "ab")  # noqa: SIM115
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "sandbox",
+            "up",
+            "--dir",
+            str(directory),
+            "--failback-window",
+            f"{FAILBACK_WINDOW_SECONDS}s",
+            "--alertmanager-replicas",
+            "2",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+    def ready() -> E2EStack | None:
+        if proc.poll() is not None:
+            raise RuntimeError((directory / "sandbox-up.log").read_text()[-3000:])
+        if not (directory / "stack.json").exists():
+            return None
+        view = StackView.load(directory)
+        if not all(name in view.urls for name in ALL):
+            return None
+        return E2EStack(view.dir, view.urls, view.token)
+
+    try:
+        view = wait_until(ready, 180, interval=0.5, message="sandbox stack up")
+        view.wait_quiet(timeout=120)
+        yield view
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+def stack_log(directory: Path) -> str:
+    """The tail of every component log, for assertion messages."""
+    parts = []
+    for path in sorted((directory / "logs").glob("*.log")):
+        parts.append(f"--- {path.name}\n{path.read_text(errors='replace')[-1500:]}")
+    return "\n".join(parts)

@@ -1,0 +1,250 @@
+"""The responder app over a real SQLite store and real sandbox regions (Flask's test client)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from responder.app import create_app, runner_of
+from responder.web.common import SERVICE
+from tests.conftest import RegionFactory
+from tests.responder.weblib import (
+    RFC3339_UTC,
+    alert,
+    auth,
+    config_at,
+    payload,
+    put_heartbeat,
+    write_config,
+)
+
+STATUS_KEYS = {"active_region", "desired_region", "phase", "frozen", "last_transition", "actions"}
+TRANSITION_KEYS = {
+    "id", "kind", "from_region", "to_region", "result", "started_at", "finished_at", "cause",
+    "data_at_risk_seconds", "steps",
+}  # fmt: skip
+STEP_KEYS = {"action", "result", "before", "after", "error"}
+
+
+def env_action(tmp_path: Path) -> dict[str, Any]:
+    return {"name": "wp-env", "type": "env_file", "path": str(tmp_path / "wp.env")}
+
+
+@pytest.fixture
+def offline(tmp_path: Path) -> Iterator[Flask]:
+    """An app whose regions refuse connections: every target fails readiness."""
+    yield create_app(config_at(write_config(tmp_path, actions=[env_action(tmp_path)])))
+
+
+@pytest.fixture
+def online(tmp_path: Path, start_regions: RegionFactory) -> Iterator[Flask]:
+    """An app over two sandbox regions; eu-west-1 holds a fresh us-east-1 heartbeat."""
+    regions = start_regions()
+    put_heartbeat(regions["eu-west-1"], "us-east-1")
+    put_heartbeat(regions["us-east-1"], "eu-west-1")
+    urls = {name: region.url for name, region in regions.items()}
+    config = config_at(write_config(tmp_path, region_urls=urls, actions=[env_action(tmp_path)]))
+    app = create_app(config)
+    yield app
+    runner_of(app).stop()
+
+
+def metric(client: FlaskClient, series: str) -> float:
+    text = client.get("/metrics").get_data(as_text=True)
+    match = re.search(rf"^{re.escape(series)} (\S+)$", text, re.M)
+    assert match, f"{series} not exposed"
+    return float(match.group(1))
+
+
+def test_region_down_fails_over_and_the_reconciler_finishes_it(
+    online: Flask, tmp_path: Path
+) -> None:
+    client = online.test_client()
+    answer = client.post("/webhook", json=payload(), headers=auth())
+    assert answer.status_code == 202
+    (decision,) = answer.get_json()["decisions"]
+    assert decision["kind"] == "failover"
+    assert (decision["from_region"], decision["to_region"]) == ("us-east-1", "eu-west-1")
+    assert decision["transition_id"].startswith("t-")
+    assert decision["readiness"][0]["canary_ok"] is True
+    status = client.get("/api/v1/status").get_json()
+    assert status["phase"] == "failing_over" and status["desired_region"] == "eu-west-1"
+    assert not (tmp_path / "wp.env").exists()  # the request itself changed nothing outside
+
+    finished = runner_of(online).run_now()
+    assert finished is not None and finished.result == "completed"
+    assert (tmp_path / "wp.env").read_text() == "DYNAMODB_REGION=eu-west-1\n"
+
+    status = client.get("/api/v1/status").get_json()
+    assert set(status) >= STATUS_KEYS
+    assert (status["active_region"], status["phase"]) == ("eu-west-1", "steady")
+    assert status["actions"]["wp-env"]["result"] == "applied"
+    history = client.get("/api/v1/history").get_json()
+    (transition,) = history["transitions"]
+    assert set(transition) >= TRANSITION_KEYS
+    for moment in (transition["started_at"], transition["finished_at"]):
+        assert re.match(RFC3339_UTC, moment)
+    (step,) = transition["steps"]
+    assert set(step) >= STEP_KEYS
+    assert (step["before"], step["after"], step["result"]) == (None, "eu-west-1", "applied")
+    assert transition["cause"]["alerts"][0]["fingerprint"] == "a1b2c3d4e5f60718"
+    assert metric(client, 'responder_active_region{region="eu-west-1"}') == 1.0
+    completed = (
+        'responder_transitions_total{from_region="us-east-1",kind="failover",'
+        'result="completed",to_region="eu-west-1"}'
+    )
+    assert metric(client, completed) == 1.0
+    assert metric(client, 'responder_action_runs_total{action="wp-env",result="applied"}') == 1.0
+
+
+def test_the_same_notification_twice_is_one_transition(online: Flask) -> None:
+    client = online.test_client()
+    first = client.post("/webhook", json=payload(), headers=auth()).get_json()["decisions"][0]
+    again = client.post("/webhook", json=payload(), headers=auth())
+    assert again.status_code == 202
+    (second,) = again.get_json()["decisions"]
+    assert second["kind"] == "duplicate" and second["transition_id"] is None
+    history = client.get("/api/v1/history").get_json()
+    assert [t["id"] for t in history["transitions"]] == [first["transition_id"]]
+    assert [d["kind"] for d in history["decisions"]] == ["duplicate"]
+    assert re.match(RFC3339_UTC, history["decisions"][0]["at"])
+
+
+def test_no_ready_region_is_blocked_and_counted(offline: Flask, tmp_path: Path) -> None:
+    client = offline.test_client()
+    (decision,) = client.post("/webhook", json=payload(), headers=auth()).get_json()["decisions"]
+    assert decision["kind"] == "blocked"
+    assert "eu-west-1: canary read failed" in decision["reason"]
+    assert client.get("/api/v1/status").get_json()["phase"] == "blocked"
+    blocked = (
+        'responder_transitions_total{from_region="us-east-1",kind="failover",'
+        'result="blocked",to_region="eu-west-1"}'
+    )
+    assert metric(client, blocked) == 1.0
+    assert runner_of(offline).run_now() is None
+    assert not (tmp_path / "wp.env").exists()
+
+
+def test_resolved_and_unrelated_alerts_are_ignored(offline: Flask) -> None:
+    client = offline.test_client()
+    resolved = client.post("/webhook", json=payload(alert(status="resolved")), headers=auth())
+    other = client.post("/webhook", json=payload(alert(name="Watchdog")), headers=auth())
+    kinds = [r.get_json()["decisions"][0]["kind"] for r in (resolved, other)]
+    assert kinds == ["ignored", "ignored"]
+    assert metric(client, 'responder_decisions_total{kind="ignored"}') == 2.0
+
+
+def test_freeze_and_unfreeze_need_the_token_and_freeze_blocks(offline: Flask) -> None:
+    client = offline.test_client()
+    assert client.post("/api/v1/freeze", json={"reason": "x"}).status_code == 401
+    assert client.post("/api/v1/unfreeze").status_code == 401
+    frozen = client.post("/api/v1/freeze", json={"reason": "maintenance"}, headers=auth())
+    assert frozen.status_code == 200
+    body = frozen.get_json()
+    assert body["frozen"] is True and body["freeze"]["reason"] == "maintenance"
+    assert metric(client, "responder_frozen") == 1.0
+    (decision,) = client.post("/webhook", json=payload(), headers=auth()).get_json()["decisions"]
+    assert decision["kind"] == "blocked" and "frozen by operator" in decision["reason"]
+    thawed = client.post("/api/v1/unfreeze", headers=auth())
+    assert thawed.status_code == 200 and thawed.get_json()["frozen"] is False
+    assert metric(client, "responder_frozen") == 0.0
+
+
+def test_operator_failover_checks(offline: Flask) -> None:
+    client = offline.test_client()
+    assert client.post("/api/v1/failover", json={"to": "eu-west-1"}).status_code == 401
+    unknown = client.post("/api/v1/failover", json={"to": "mars-north-1"}, headers=auth())
+    assert unknown.status_code == 400
+    assert unknown.get_json()["field"] == "to"
+    assert "mars-north-1" in unknown.get_json()["error"]
+    missing = client.post("/api/v1/failover", json={}, headers=auth())
+    assert missing.status_code == 400 and missing.get_json()["field"] == "to"
+    not_ready = client.post("/api/v1/failover", json={"to": "eu-west-1"}, headers=auth())
+    assert not_ready.status_code == 409
+    assert "canary read failed" in not_ready.get_json()["error"]
+    assert client.get("/api/v1/history").get_json()["transitions"] == []
+
+
+def test_operator_failover_accepted(online: Flask) -> None:
+    client = online.test_client()
+    answer = client.post(
+        "/api/v1/failover", json={"to": "eu-west-1", "reason": "drill", "by": "ops"}, headers=auth()
+    )
+    assert answer.status_code == 202
+    transition = answer.get_json()["transition"]
+    assert (transition["kind"], transition["to_region"]) == ("manual", "eu-west-1")
+    assert transition["cause"]["operator"] == "ops" and transition["cause"]["reason"] == "drill"
+
+
+def test_health_readiness_and_an_unavailable_store(offline: Flask, tmp_path: Path) -> None:
+    client = offline.test_client()
+    assert client.get("/healthz").status_code == 200
+    assert client.get("/readyz").get_json() == {"status": "ok"}
+    shutil.rmtree(tmp_path / "state")
+    (tmp_path / "state").write_text("not a directory")
+    ready = client.get("/readyz")
+    assert ready.status_code == 503 and "state store" in ready.get_json()["error"]
+    assert client.get("/healthz").status_code == 200
+    answer = client.post("/webhook", json=payload(), headers=auth())
+    assert answer.status_code == 503
+    assert "state store unavailable" in answer.get_json()["error"]
+    assert answer.headers["Retry-After"]
+    assert client.get("/api/v1/status").status_code == 503
+    assert metric(client, "responder_state_store_up") == 0.0
+    assert metric(client, 'responder_webhook_requests_total{code="503"}') == 1.0
+    assert client.get("/").status_code == 503
+
+
+def test_status_page_shows_the_state_escaped(offline: Flask) -> None:
+    client = offline.test_client()
+    hostile = "<script>alert(1)</script>"
+    client.post("/api/v1/freeze", json={"reason": hostile}, headers=auth())
+    page = client.get("/")
+    assert page.status_code == 200 and page.mimetype == "text/html"
+    html = page.get_data(as_text=True)
+    assert '<div class="active" id="active-region">us-east-1</div>' in html
+    assert hostile not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert 'http-equiv="refresh"' in html
+    assert not re.search(r"(src|href)=\"(https?:)?//", html)
+
+
+def test_nothing_is_built_at_import() -> None:
+    import importlib
+
+    import responder.app as module
+
+    importlib.reload(module)
+    assert not [v for v in vars(module).values() if isinstance(v, Flask)]
+    assert SERVICE == "responder"
+
+
+def test_runner_is_woken_by_a_new_transition(tmp_path: Path, start_regions: RegionFactory) -> None:
+    from sandbox.net import wait_until
+
+    regions = start_regions()
+    put_heartbeat(regions["eu-west-1"], "us-east-1")
+    urls = {name: region.url for name, region in regions.items()}
+    config = config_at(write_config(tmp_path, region_urls=urls, actions=[env_action(tmp_path)]))
+    # A poll interval far beyond the deadline below: only wake() can make it that fast.
+    app = create_app(config, poll_seconds=600)
+    runner = runner_of(app)
+    runner.start()
+    try:
+        wait_until(lambda: runner.running, 5, message="runner thread started")
+        client = app.test_client()
+        assert client.post("/webhook", json=payload(), headers=auth()).status_code == 202
+        wait_until(
+            lambda: client.get("/api/v1/status").get_json()["active_region"] == "eu-west-1",
+            5,
+            message="transition completed by the woken runner",
+        )
+    finally:
+        runner.stop()
+    assert (tmp_path / "wp.env").read_text() == "DYNAMODB_REGION=eu-west-1\n"

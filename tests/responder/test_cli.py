@@ -1,0 +1,131 @@
+"""ddb-responder: check-config on good and bad files, and the API commands against gunicorn."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from responder.cli import main
+from sandbox.net import free_port
+from tests.conftest import RegionFactory
+from tests.responder.weblib import TOKEN, Responder, put_heartbeat, write_config
+
+TESTDATA = Path(__file__).parent / "testdata"
+CONFIG_TESTDATA = Path(__file__).parents[1] / "config" / "testdata"
+
+
+@pytest.fixture
+def token_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DDB_TEST_WEBHOOK_TOKEN", TOKEN)
+
+
+def test_check_config_prints_a_summary(token_env: None, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check-config", "--config", str(TESTDATA / "web_good.yml")]) == 0
+    out = capsys.readouterr().out
+    assert "regions: us-east-1, eu-west-1 (primary us-east-1)" in out
+    assert "failback=manual" in out and "dry_run=true" in out
+    assert "  wp-env (env_file)" in out and "  command (command)" in out
+
+
+@pytest.mark.parametrize(
+    ("path", "message"),
+    [
+        (TESTDATA / "web_bad_policy.yml", "responder.policy.failback"),
+        (TESTDATA / "web_bad_policy.yml", "responder.policy.max_transitions_per_hour"),
+        (CONFIG_TESTDATA / "bad-listen.yml", "exporter.listen: must be HOST:PORT"),
+        (CONFIG_TESTDATA / "bad-yaml-syntax.yml", "not valid YAML"),
+        (TESTDATA / "web_missing.yml", "cannot read"),
+    ],
+)
+def test_check_config_rejects_bad_files_with_exit_2(
+    token_env: None, capsys: pytest.CaptureFixture[str], path: Path, message: str
+) -> None:
+    assert main(["check-config", "--config", str(path)]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_check_config_needs_the_webhook_token(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("DDB_TEST_WEBHOOK_TOKEN", raising=False)
+    assert main(["check-config", "--config", str(TESTDATA / "web_good.yml")]) == 2
+    err = capsys.readouterr().err
+    assert "responder.webhook_token" in err and "DDB_TEST_WEBHOOK_TOKEN" in err
+
+
+def test_console_script_exit_code(token_env: None) -> None:
+    bad = subprocess.run(
+        [sys.executable, "-m", "responder", "check-config", "--config",
+         str(TESTDATA / "web_bad_policy.yml")],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert bad.returncode == 2 and "failback" in bad.stderr
+
+
+def test_unreachable_responder_is_a_clear_error(capsys: pytest.CaptureFixture[str]) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    assert main(["status", "--url", url]) == 1
+    assert f"cannot reach the responder at {url}/api/v1/status" in capsys.readouterr().err
+
+
+@pytest.fixture
+def served(tmp_path: Path, start_regions: RegionFactory) -> Iterator[Path]:
+    """A running responder whose config's listen address is where it serves; the config path."""
+    regions = start_regions()
+    put_heartbeat(regions["eu-west-1"], "us-east-1")
+    port = free_port()
+    config = write_config(
+        tmp_path,
+        region_urls={name: r.url for name, r in regions.items()},
+        listen=f"127.0.0.1:{port}",
+    )
+    server = Responder(config, tmp_path, workers=2, port=port).start()
+    yield config
+    server.stop()
+
+
+def test_api_commands_against_a_running_responder(
+    served: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = ["--config", str(served)]
+    assert main(["status", *config]) == 0
+    assert "active region:  us-east-1" in capsys.readouterr().out
+
+    assert main(["freeze", "--reason", "drill", *config]) == 0
+    assert "frozen:         yes, by " in capsys.readouterr().out
+    assert main(["status", "--json", *config]) == 0
+    assert json.loads(capsys.readouterr().out)["freeze"]["reason"] == "drill"
+    assert main(["unfreeze", *config]) == 0
+    assert "frozen:         no" in capsys.readouterr().out
+
+    assert main(["failover", "--to", "mars-north-1", *config]) == 1
+    err = capsys.readouterr().err
+    assert "HTTP 400" in err and "unknown region 'mars-north-1'" in err
+
+    assert main(["failover", "--to", "eu-west-1", "--reason", "drill", *config]) == 0
+    out = capsys.readouterr().out
+    assert "accepted: manual us-east-1 -> eu-west-1" in out
+
+    assert main(["history", *config]) == 0
+    out = capsys.readouterr().out
+    assert "manual   us-east-1 -> eu-west-1" in out
+
+    wrong = tmp_path / "wrong-token"
+    wrong.write_text("nope\n")
+    assert main(["freeze", "--token-file", str(wrong), *config]) == 1
+    assert "HTTP 401" in capsys.readouterr().err
+    url = ["--url", main_url(served)]
+    assert main(["freeze", *url]) == 2
+    assert "no token" in capsys.readouterr().err
+
+
+def main_url(config: Path) -> str:
+    import yaml
+
+    listen = yaml.safe_load(config.read_text())["responder"]["listen"]
+    return f"http://{listen}"

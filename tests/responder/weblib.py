@@ -1,0 +1,225 @@
+"""Helpers for the responder's web, CLI and gunicorn tests: configs, payloads, heartbeats."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ddb_failover import heartbeat
+from ddb_failover.config import Config, load
+from sandbox.net import free_port, wait_until
+from tests.conftest import CANARY_KEY, CANARY_VALUE
+
+TOKEN = "test-webhook-token-4f1c2a"
+REGIONS = ("us-east-1", "eu-west-1")
+RFC3339_UTC = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$"
+
+
+def closed_url() -> str:
+    """A loopback URL nobody listens on: a region that refuses connections."""
+    return f"http://127.0.0.1:{free_port()}"
+
+
+def write_config(
+    directory: Path,
+    *,
+    region_urls: Mapping[str, str] | None = None,
+    actions: Sequence[Mapping[str, Any]] = (),
+    policy: Mapping[str, Any] | None = None,
+    listen: str = "127.0.0.1:9746",
+    max_body_bytes: int | None = None,
+) -> Path:
+    """Write a responder config (and its token file) into directory; return its path."""
+    urls = region_urls or {name: closed_url() for name in REGIONS}
+    (directory / "webhook-token").write_text(TOKEN + "\n", encoding="utf-8")
+    responder: dict[str, Any] = {
+        "listen": listen,
+        "webhook_token": {"file": str(directory / "webhook-token")},
+        "state": {"backend": "sqlite", "path": str(directory / "state" / "state.db")},
+        "policy": {"readiness_timeout_seconds": 0.5, "min_dwell_seconds": 0, **(policy or {})},
+        "retry": {"max_attempts": 2, "initial_backoff_seconds": 0.05},
+        "actions": [dict(a) for a in actions],
+    }
+    if max_body_bytes is not None:
+        responder["max_body_bytes"] = max_body_bytes
+    data = {
+        "tables": ["wordpress_posts"],
+        "canary": {"key": CANARY_KEY, "value": CANARY_VALUE},
+        "regions": [{"name": name, "endpoint_url": url} for name, url in urls.items()],
+        "responder": responder,
+    }
+    path = directory / "ddb-failover.yml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def config_at(path: Path) -> Config:
+    """The validated config at path."""
+    return load(path)
+
+
+def rfc3339(moment: float) -> str:
+    """Unix seconds as Alertmanager writes them."""
+    return datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def alert(
+    name: str = "DynamoDBRegionDown",
+    region: str | None = "us-east-1",
+    fingerprint: str = "a1b2c3d4e5f60718",
+    starts_at: float | None = None,
+    status: str = "firing",
+) -> dict[str, Any]:
+    """One alert of a version-4 payload."""
+    labels = {"alertname": name, "severity": "critical", "table": "wordpress_posts"}
+    if region is not None:
+        labels["region"] = region
+    return {
+        "status": status,
+        "labels": labels,
+        "annotations": {"summary": f"{name} {region}"},
+        "startsAt": rfc3339(starts_at if starts_at is not None else time.time() - 60),
+        "endsAt": "0001-01-01T00:00:00Z" if status == "firing" else rfc3339(time.time()),
+        "generatorURL": "http://prometheus.test/graph",
+        "fingerprint": fingerprint,
+    }
+
+
+def payload(*alerts: dict[str, Any]) -> dict[str, Any]:
+    """A version-4 notification carrying alerts (one region-down alert by default)."""
+    items = list(alerts) or [alert()]
+    status = "firing" if any(a["status"] == "firing" for a in items) else "resolved"
+    common = dict(items[0]["labels"]) if len(items) == 1 else {}
+    return {
+        "version": "4",
+        "groupKey": '{}:{alertname="DynamoDBRegionDown"}',
+        "truncatedAlerts": 0,
+        "status": status,
+        "receiver": "ddb-failover",
+        "groupLabels": {"alertname": items[0]["labels"].get("alertname", "")},
+        "commonLabels": common,
+        "commonAnnotations": {},
+        "externalURL": "http://alertmanager.test:9093",
+        "alerts": items,
+    }
+
+
+def put_heartbeat(region: Any, source: str, written_at: float | None = None) -> None:
+    """Write source's heartbeat into region's tables, as replication would."""
+    client = region.client()
+    for table in region.tables:
+        item = heartbeat.item(CANARY_KEY, source, written_at or time.time(), "test")
+        client.put_item(TableName=table, Item=item)
+
+
+def auth(token: str = TOKEN) -> dict[str, str]:
+    """The Authorization header for token."""
+    return {"Authorization": f"Bearer {token}"}
+
+
+class Responder:
+    """`ddb-responder serve` (gunicorn) as a process group on a free loopback port."""
+
+    def __init__(
+        self,
+        config: Path,
+        workdir: Path,
+        workers: int = 3,
+        lease: float = 3.0,
+        port: int | None = None,
+    ) -> None:
+        self.config = config
+        self.workdir = workdir
+        self.workers = workers
+        self.lease = lease
+        self.port = port or free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> Responder:
+        """Start and wait until every worker's app answers /readyz."""
+        env = {
+            **os.environ,
+            "PROMETHEUS_MULTIPROC_DIR": str(self.workdir / "metrics"),
+            "DDB_RESPONDER_LEASE_SECONDS": str(self.lease),
+            "DDB_RESPONDER_POLL_SECONDS": "0.5",
+        }
+        env.pop("DDB_FAILOVER_CONFIG", None)
+        log = open(self.workdir / "responder.log", "ab")  # noqa: SIM115 - the child keeps it
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "responder", "serve", "--config", str(self.config),
+             "--listen", f"127.0.0.1:{self.port}", "--workers", str(self.workers)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )  # fmt: skip
+        log.close()
+        wait_until(self._ready, 30, 0.1, f"responder on port {self.port}")
+        return self
+
+    def _ready(self) -> bool:
+        assert self.process is not None
+        if self.process.poll() is not None:
+            raise RuntimeError(f"responder exited: {self.log()[-2000:]}")
+        return http("GET", f"{self.url}/readyz")[0] == 200
+
+    def log(self) -> str:
+        return (self.workdir / "responder.log").read_text(errors="replace")
+
+    def kill(self) -> None:
+        """SIGKILL the whole gunicorn: master and workers, no cleanup."""
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(10)
+
+    def stop(self) -> None:
+        """Graceful stop, then SIGKILL if it lingers."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(15)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+    def history(self) -> Any:
+        return http("GET", f"{self.url}/api/v1/history?limit=500")[1]
+
+    def webhook(self, body: Any) -> tuple[int, Any]:
+        return http("POST", f"{self.url}/webhook", body, auth())
+
+
+def http(
+    method: str, url: str, body: Any = None, headers: Mapping[str, str] | None = None
+) -> tuple[int, Any]:
+    """One request on a fresh connection; (status, decoded JSON or text)."""
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method, headers=dict(headers or {}))
+    if data is not None:
+        request.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            status, raw = answer.status, answer.read()
+    except urllib.error.HTTPError as exc:
+        status, raw = exc.code, exc.read()
+    text = raw.decode()
+    try:
+        return status, json.loads(text)
+    except ValueError:
+        return status, text
