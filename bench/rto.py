@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import os
 import random
-import signal
 import statistics
-import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -24,6 +22,7 @@ from bench import Figures
 from sandbox.cli import send_chaos
 from sandbox.demo import run_scenario, start_stack, wait_stack
 from sandbox.net import wait_until
+from sandbox.stack import stop_process
 from sandbox.watch import StackView
 
 TRIALS = int(os.environ.get("BENCH_RTO_TRIALS", "3"))
@@ -49,11 +48,7 @@ def _stack(*options: str) -> Iterator[StackView]:
     try:
         yield wait_stack(directory, proc)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc, grace=60)
 
 
 def _quiet(view: StackView, primary: str) -> Callable[[], bool]:

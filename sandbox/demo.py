@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -20,6 +19,7 @@ from typing import Any
 
 from sandbox.cli import send_chaos
 from sandbox.net import wait_until
+from sandbox.stack import stop_process
 from sandbox.watch import StackView, metric
 
 FAILBACK_WINDOW = "1m"
@@ -207,9 +207,4 @@ def main() -> int:
         print(f"demo: {exc}", file=sys.stderr)
         return 1
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
+        stop_process(proc, grace=30)

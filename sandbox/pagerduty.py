@@ -18,11 +18,12 @@ import time
 import uuid
 from collections.abc import Mapping
 from datetime import datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 from ddb_failover import logs
+from sandbox.jsonhttp import JsonHandler
 
 log = logging.getLogger("sandbox.pagerduty")
 
@@ -134,24 +135,24 @@ def make_server(
 ) -> ThreadingHTTPServer:
     """An HTTP server speaking the Events API v2 enqueue endpoint on host:port."""
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(JsonHandler):
         server_version = "pagerduty-sandbox"
 
         def do_GET(self) -> None:
             if self.path == "/events":
-                self._reply(200, {"events": events.all()})
+                self.reply(200, {"events": events.all()})
             elif self.path == "/healthz":
-                self._reply(200, {"status": "ok"})
+                self.reply(200, {"status": "ok"})
             else:
-                self._reply(404, {"status": "not found", "message": f"no such path {self.path}"})
+                self.reply(404, {"status": "not found", "message": f"no such path {self.path}"})
 
         def do_POST(self) -> None:
             if self.path != ENQUEUE_PATH:
-                self._reply(404, {"status": "not found", "message": f"no such path {self.path}"})
+                self.reply(404, {"status": "not found", "message": f"no such path {self.path}"})
                 return
             length = int(self.headers.get("Content-Length") or 0)
             if length > MAX_BODY_BYTES:
-                self._reply(413, {"status": "invalid event", "message": "Request too large"})
+                self.reply(413, {"status": "invalid event", "message": "Request too large"})
                 return
             body = self.rfile.read(length)
             content_type = self.headers.get("Content-Type", "").split(";")[0].strip()
@@ -170,27 +171,16 @@ def make_server(
             dedup_key = event.get("dedup_key") or uuid.uuid4().hex
             events.add(event, dedup_key)
             log.info(logs.kv(event_action=event["event_action"], dedup_key=dedup_key))
-            self._reply(
+            self.reply(
                 202, {"status": "success", "message": "Event processed", "dedup_key": dedup_key}
             )
 
         def _invalid(self, errors: list[str]) -> None:
             log.warning(logs.kv(rejected=len(errors), first_error=errors[0]))
-            self._reply(
+            self.reply(
                 400,
                 {"status": "invalid event", "message": "Event object is invalid", "errors": errors},
             )
-
-        def _reply(self, code: int, body: Mapping[str, Any]) -> None:
-            data = json.dumps(body).encode()
-            self.send_response(code)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass  # one logfmt line per event instead, without bodies
 
     return ThreadingHTTPServer((host, port), Handler)
 

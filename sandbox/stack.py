@@ -189,18 +189,26 @@ class Stack:
 
 
 def stop_process(process: subprocess.Popen[bytes], grace: float = 5.0) -> None:
-    """SIGTERM the process group, then SIGKILL after grace seconds."""
+    """SIGTERM the process (its whole group when it leads one), then SIGKILL after grace."""
     if process.poll() is not None:
         return
+
+    def send(signum: int) -> None:
+        try:
+            if os.getpgid(process.pid) == process.pid:
+                os.killpg(process.pid, signum)
+            else:
+                process.send_signal(signum)
+        except ProcessLookupError:
+            pass
+
+    send(signal.SIGCONT)
+    send(signal.SIGTERM)
     try:
-        os.killpg(process.pid, signal.SIGCONT)
-        os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=grace)
     except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
+        send(signal.SIGKILL)
         process.wait(timeout=grace)
-    except ProcessLookupError:
-        pass
 
 
 def plan(only: Iterable[str] | None) -> list[str]:

@@ -8,6 +8,8 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from sandbox.jsonhttp import JsonHandler
+
 PAYLOAD_KEYS = {
     "version", "groupKey", "truncatedAlerts", "status", "receiver", "groupLabels",
     "commonLabels", "commonAnnotations", "externalURL", "alerts",
@@ -55,9 +57,9 @@ class WebhookSink:
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         sink = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(JsonHandler):
             def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                body = self.read_body()
                 if self.path != "/webhook":
                     return self._reply(404, f"no such path {self.path}")
                 if self.headers.get("Authorization") != f"Bearer {sink.token}":
@@ -77,14 +79,6 @@ class WebhookSink:
                 if code >= 400:
                     with sink._lock:
                         sink.rejected.append((code, message))
-                data = json.dumps({"message": message}).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
+                self.reply(code, {"message": message})
 
         return Handler

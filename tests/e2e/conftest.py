@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
-import sys
 import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
 from sandbox.cli import send_chaos
+from sandbox.demo import start_stack, wait_stack
 from sandbox.net import wait_until
+from sandbox.stack import stop_process
 from sandbox.watch import StackView, http_json, metric
 
 PRIMARY, SECONDARY = "us-east-1", "eu-west-1"
@@ -23,7 +21,6 @@ FAILBACK_WINDOW_SECONDS = 30
 # The bound the e2e tests hold detection to, with the sandbox's 2 s probe
 # interval: the shipped rules' arithmetic (docs/alerting.md) plus the actions.
 FAILOVER_BOUND_SECONDS = 40
-ALL = ("exporter", "prometheus", "alertmanager", "responder", "pagerduty", "do_api")
 
 
 class E2EStack(StackView):
@@ -122,51 +119,12 @@ class E2EStack(StackView):
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2EStack]:
     """The whole stack, with two clustered Alertmanager replicas, for the session."""
     directory = tmp_path_factory.mktemp("e2e-stack")
-    log = open(directory / "sandbox-up.log", "ab")  # noqa: SIM115
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "sandbox",
-            "up",
-            "--dir",
-            str(directory),
-            "--failback-window",
-            f"{FAILBACK_WINDOW_SECONDS}s",
-            "--alertmanager-replicas",
-            "2",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-
-    def ready() -> E2EStack | None:
-        if proc.poll() is not None:
-            raise RuntimeError((directory / "sandbox-up.log").read_text()[-3000:])
-        if not (directory / "stack.json").exists():
-            return None
-        view = StackView.load(directory)
-        if not all(name in view.urls for name in ALL):
-            return None
-        return E2EStack(view.dir, view.urls, view.token)
-
+    window = f"{FAILBACK_WINDOW_SECONDS}s"
+    proc = start_stack(directory, "--failback-window", window, "--alertmanager-replicas", "2")
     try:
-        view = wait_until(ready, 180, interval=0.5, message="sandbox stack up")
-        view.wait_quiet(timeout=120)
-        yield view
+        view = wait_stack(directory, proc)
+        e2e = E2EStack(view.dir, view.urls, view.token)
+        e2e.wait_quiet(timeout=120)
+        yield e2e
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
-
-
-def stack_log(directory: Path) -> str:
-    """The tail of every component log, for assertion messages."""
-    parts = []
-    for path in sorted((directory / "logs").glob("*.log")):
-        parts.append(f"--- {path.name}\n{path.read_text(errors='replace')[-1500:]}")
-    return "\n".join(parts)
+        stop_process(proc, grace=60)

@@ -29,6 +29,18 @@ def transitions(stack: E2EStack) -> list[dict]:
     return list(stack.history()["transitions"])
 
 
+def next_transition(stack: E2EStack, before: list[dict], timeout: float) -> dict:
+    """Wait for a transition after those in before to finish; return it."""
+
+    def finished() -> dict | None:
+        current = transitions(stack)
+        if len(current) > len(before) and current[0]["result"] != "in_progress":
+            return current[0]
+        return None
+
+    return wait_until(finished, timeout, interval=0.2, message="a finished transition")
+
+
 def test_blip_shorter_than_the_window_changes_nothing(stack: E2EStack) -> None:
     assert stack.outside_state() == stack.desired_state(PRIMARY)
     before = len(transitions(stack))
@@ -101,15 +113,7 @@ def test_sustained_outage_fails_over_once_despite_a_flaky_api(stack: E2EStack) -
     stack.chaos(PRIMARY, "pause")
     onset = time.monotonic()
 
-    def completed() -> dict | None:
-        current = transitions(stack)
-        if len(current) > len(before) and current[0]["result"] != "in_progress":
-            return current[0]
-        return None
-
-    transition = wait_until(
-        completed, FAILOVER_BOUND_SECONDS + 30, interval=0.2, message="failover completed"
-    )
+    transition = next_transition(stack, before, FAILOVER_BOUND_SECONDS + 30)
     elapsed = time.monotonic() - onset
     assert transition["result"] == "completed", transition
     assert transition["kind"] == "failover"
@@ -172,15 +176,7 @@ def test_failback_after_the_window_restores_the_primary(stack: E2EStack) -> None
     stack.chaos(PRIMARY, "resume")
     recovery = time.monotonic()
 
-    def completed() -> dict | None:
-        current = transitions(stack)
-        if len(current) > len(before) and current[0]["result"] != "in_progress":
-            return current[0]
-        return None
-
-    transition = wait_until(
-        completed, FAILBACK_WINDOW_SECONDS + 90, interval=0.5, message="failback completed"
-    )
+    transition = next_transition(stack, before, FAILBACK_WINDOW_SECONDS + 90)
     assert time.monotonic() - recovery >= FAILBACK_WINDOW_SECONDS
     assert transition["result"] == "completed", transition
     assert transition["kind"] == "failback"

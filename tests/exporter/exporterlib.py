@@ -15,7 +15,8 @@ from sandbox.regions import Region
 TABLE = "wordpress_posts"
 CANARY = {"key": "health_check_id", "value": "ping"}
 NAMES = ("us-east-1", "eu-west-1", "ap-southeast-2")
-INTERVAL, TIMEOUT = 0.5, 0.3
+# Long enough that a healthy moto call on a loaded 2-core machine never times out.
+INTERVAL, TIMEOUT = 1.0, 0.6
 # Dummy credentials for moto; the exporter itself takes the default AWS chain.
 CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 

@@ -73,7 +73,7 @@ def test_paused_region_times_out_fast_and_recovers(
     )
     detected = time.monotonic() - paused_at
     # The contract: within one interval plus one timeout (plus this poll's own latency).
-    assert detected < INTERVAL + TIMEOUT + 0.15, f"took {detected:.2f}s to notice the pause"
+    assert detected < INTERVAL + TIMEOUT + 0.3, f"took {detected:.2f}s to notice the pause"
     assert failures(url, NAMES[1], "read", "timeout") >= 1
     assert failures(url, NAMES[1], "read", "connection") == 0
 
