@@ -48,6 +48,10 @@ class E2EStack(StackView):
         requests = self.do_api("/_sandbox/requests")["requests"]
         return [r for r in requests if r["method"] != "GET" and r["status"] < 300]
 
+    def alertmanager_replicas(self) -> list[str]:
+        """Every Alertmanager replica's URL, from stack.json."""
+        return list(json.loads((self.dir / "stack.json").read_text())["alertmanager_replicas"])
+
     def pages(self) -> list[dict[str, Any]]:
         """Events the PagerDuty sink accepted."""
         return list(http_json(f"{self.urls['pagerduty']}/events")["events"])

@@ -13,7 +13,7 @@ import time
 import pytest
 
 from sandbox.net import wait_until
-from sandbox.watch import metric
+from sandbox.watch import http_json, metric
 from tests.e2e.conftest import (
     FAILBACK_WINDOW_SECONDS,
     FAILOVER_BOUND_SECONDS,
@@ -127,8 +127,15 @@ def test_sustained_outage_fails_over_once_despite_a_flaky_api(stack: E2EStack) -
     assert stack.status()["active_region"] == SECONDARY
     assert stack.env_region() == SECONDARY
     assert stack.outside_state() == stack.desired_state(SECONDARY)
-    # Both Alertmanager replicas notified; still exactly one transition and one
-    # change per outside object.
+    # Both clustered Alertmanager replicas hold the alert; still exactly one
+    # transition and one change per outside object.
+    replicas = stack.alertmanager_replicas()
+    assert len(replicas) == 2
+    for url in replicas:
+        status = http_json(f"{url}/api/v2/status")
+        assert len(status["cluster"]["peers"]) == 2, status["cluster"]
+        held = http_json(f"{url}/api/v2/alerts?filter=alertname%3D%22DynamoDBRegionDown%22")
+        assert any(a["labels"].get("region") == PRIMARY for a in held), url
     assert len(transitions(stack)) == len(before) + 1
     writes = stack.do_writes()
     record_writes = [w for w in writes if "/records/" in w["path"]]
