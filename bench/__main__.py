@@ -45,7 +45,12 @@ def select(found: dict[str, tuple[str, Benchmark]], wanted: list[str]) -> list[s
         return sorted(found)
     chosen: list[str] = []
     for want in wanted:
-        matches = [n for n, (mod, _) in found.items() if want in (n, mod, mod.split(".")[-1])]
+        # A benchmark's own name wins over a module of the same name.
+        matches = (
+            [want]
+            if want in found
+            else [n for n, (mod, _) in found.items() if want in (mod, mod.split(".")[-1])]
+        )
         if not matches:
             raise SystemExit(f"bench: no benchmark or module called {want!r}; have {sorted(found)}")
         chosen.extend(m for m in sorted(matches) if m not in chosen)

@@ -63,7 +63,9 @@ def rto() -> Figures:
     """N outage trials on one stack: median and max per stage."""
     figures: Figures = {"trials": TRIALS}
     per_stage: dict[str, list[float]] = {stage: [] for stage in STAGES}
-    with _stack("--failback-window", "20s", "--min-dwell-seconds", "5") as view:
+    # The shipped probe timings (5 s interval, 2 s timeout), not the sandbox's faster ones.
+    shipped = ("--probe-interval-seconds", "5", "--probe-timeout-seconds", "2")
+    with _stack(*shipped, "--failback-window", "20s", "--min-dwell-seconds", "5") as view:
         primary = view.status()["active_region"]
         for trial in range(TRIALS):
             wait_until(_quiet(view, primary), 180, interval=1, message="stack steady")
