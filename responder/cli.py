@@ -66,6 +66,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     unfreeze = commands.add_parser("unfreeze", parents=[common], help="resume automatic ones")
     unfreeze.add_argument("--reason", default="", help="why")
     commands.add_parser("check-config", parents=[common], help="validate the config and exit")
+    commands.add_parser(
+        "init-state", parents=[common], help="create the DynamoDB control table (idempotent)"
+    )
     return parser.parse_args(argv)
 
 
@@ -206,6 +209,22 @@ def check_config(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def init_state(args: argparse.Namespace) -> int:
+    """Create the DynamoDB control table the config names; never done implicitly."""
+    from responder.state.base import StoreError
+    from responder.state.dynamodb import create_control_table
+
+    config = _config(args, required=True)
+    assert config is not None
+    try:
+        created = create_control_table(config)
+    except StoreError as exc:
+        raise CliError(f"init-state: {exc}") from None
+    state = config.responder.state
+    print(f"control table {getattr(state, 'table', '?')}: {'created' if created else 'exists'}")
+    return EXIT_OK
+
+
 def serve(args: argparse.Namespace) -> int:
     """Validate, then exec gunicorn with the responder's settings; does not return."""
     config = _config(args, required=True)
@@ -268,6 +287,8 @@ def main(argv: list[str] | None = None) -> int:
             return serve(args)
         if args.command == "check-config":
             return check_config(args)
+        if args.command == "init-state":
+            return init_state(args)
         return remote(args)
     except CliError as exc:
         print(f"ddb-responder: {exc}", file=sys.stderr)

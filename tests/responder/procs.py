@@ -1,6 +1,6 @@
 """Child-process entry points for the cross-process tests: racing webhooks, a crashing reconciler.
 
-python -m tests.responder.procs race DB GO THREADS     handle region_down.json from THREADS threads
+python -m tests.responder.procs race STORE GO THREADS  handle region_down.json from THREADS threads
 python -m tests.responder.procs crash DB WORKDIR       reconcile until the second action blocks
 """
 
@@ -15,14 +15,27 @@ from pathlib import Path
 from ddb_failover.config import Retry
 from responder.handling import handle_alerts
 from responder.reconciler import Reconciler
+from responder.state.base import StateStore
 from responder.state.sqlite import SqliteStore
 from sandbox.net import wait_until
 from tests.responder.fakes import EAST, FileAction, always_ready, config, region_down_alerts
 
 
-def race(db: Path, go: Path, threads: int) -> None:
+def open_spec(spec: str) -> StateStore:
+    """A store from a command-line spec: a SQLite path, or dynamodb:TABLE@ENDPOINT_URL."""
+    if not spec.startswith("dynamodb:"):
+        return SqliteStore(Path(spec), EAST)
+    from ddb_failover.config import DynamoDBState
+    from responder.state.dynamodb import DynamoDBStore
+
+    table, _, url = spec.removeprefix("dynamodb:").partition("@")
+    state = DynamoDBState(backend="dynamodb", table=table, region="us-west-2", endpoint_url=url)
+    return DynamoDBStore(state, EAST)
+
+
+def race(spec: str, go: Path, threads: int) -> None:
     """Wait for the GO file, then handle the same notification from many threads at once."""
-    store = SqliteStore(db, EAST)
+    store = open_spec(spec)
     alerts = region_down_alerts()
     cfg = config()
     results: list[str] = []
@@ -53,7 +66,7 @@ def crash(db: Path, workdir: Path) -> None:
 if __name__ == "__main__":
     command, *args = sys.argv[1:]
     if command == "race":
-        race(Path(args[0]), Path(args[1]), int(args[2]))
+        race(args[0], Path(args[1]), int(args[2]))
     elif command == "crash":
         crash(Path(args[0]), Path(args[1]))
     else:

@@ -17,7 +17,16 @@ import pytest
 
 from sandbox.net import wait_until
 from tests.conftest import RegionFactory
-from tests.responder.weblib import Responder, http, payload, put_heartbeat, write_config
+from tests.responder.weblib import (
+    Responder,
+    appender,
+    blocking,
+    http,
+    lines,
+    payload,
+    put_heartbeat,
+    write_config,
+)
 
 pytestmark = pytest.mark.slow
 Start = Callable[..., Responder]
@@ -46,15 +55,6 @@ def responder(tmp_path: Path, regions: Any) -> Iterator[Start]:
     yield start
     for server in started:
         server.stop()
-
-
-def appender(name: str, log: Path) -> dict[str, Any]:
-    """A command action that appends one line per run: counts outside changes."""
-    return {"name": name, "type": "command", "command": ["sh", "-c", f"echo run >> {log}"]}
-
-
-def lines(path: Path) -> int:
-    return len(path.read_text().splitlines()) if path.exists() else 0
 
 
 def completed(server: Responder) -> dict[str, Any] | None:
@@ -129,23 +129,17 @@ def test_sigkill_between_steps_resumes_without_repeating_the_first(
     responder: Start, tmp_path: Path
 ) -> None:
     first, second, gate, pids = (tmp_path / n for n in ("first", "second", "gate", "pids"))
-    blocking = {
-        "name": "second",
-        "type": "command",
-        "timeout_seconds": 60,
-        "command": ["sh", "-c", f"echo $$ >> {pids}; while [ ! -e {gate} ]; do sleep 0.05; done;"
-                    f" echo run >> {second}"],
-    }  # fmt: skip
-    server = responder([appender("first", first), blocking])
+    blocking_step = blocking("second", pids, gate, second)
+    server = responder([appender("first", first), blocking_step])
     status, answer = server.webhook(payload())
     assert status == 202
     transition_id = answer["decisions"][0]["transition_id"]
     wait_until(lambda: pids.exists(), 30, 0.05, "second step started")
     server.kill()
     # The command runs in its own session and outlived gunicorn: stop it like a reboot would.
-    for pid in pids.read_text().split():
+    for line in pids.read_text().splitlines():
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(int(pid), signal.SIGKILL)
+            os.killpg(int(line.split()[0]), signal.SIGKILL)
     assert lines(first) == 1 and lines(second) == 0
 
     server.start()

@@ -223,3 +223,30 @@ def http(
         return status, json.loads(text)
     except ValueError:
         return status, text
+
+
+def lines(path: Path) -> int:
+    """How many lines a file has; 0 when it does not exist yet."""
+    return len(path.read_text().splitlines()) if path.exists() else 0
+
+
+def appender(name: str, log: Path) -> dict[str, Any]:
+    """A command action that appends one line per run: counts outside changes."""
+    return {"name": name, "type": "command", "command": ["sh", "-c", f"echo run >> {log}"]}
+
+
+def blocking(name: str, starts: Path, gate: Path, log: Path) -> dict[str, Any]:
+    """A command action that notes its pid and its parent's (the worker), then waits for gate.
+
+    It gives up after two minutes, so a failed test never leaves it behind.
+    """
+    script = (
+        f"echo $$ $PPID >> {starts}; i=0; while [ ! -e {gate} ] && [ $i -lt 2400 ]; "
+        f"do sleep 0.05; i=$((i+1)); done; [ -e {gate} ] && echo run >> {log}"
+    )
+    return {
+        "name": name,
+        "type": "command",
+        "timeout_seconds": 150,
+        "command": ["sh", "-c", script],
+    }

@@ -1,0 +1,190 @@
+"""DynamoDB attribute values for the state store's records, both ways (pure, no I/O).
+
+Numbers are DynamoDB N strings; JSON payloads (causes, a step's before and
+after) are kept as S strings so any JSON survives, floats and empty strings included.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from responder.state.base import (
+    Cause,
+    DecisionRecord,
+    Freeze,
+    Json,
+    Lease,
+    NewTransition,
+    StepRecord,
+    TransitionRecord,
+)
+
+Item = dict[str, Any]
+_NAME = re.compile(r"#(\w+)")
+
+
+def s(value: str) -> dict[str, str]:
+    """A string value."""
+    return {"S": value}
+
+
+def n(value: float) -> dict[str, str]:
+    """A number value."""
+    return {"N": repr(value) if isinstance(value, float) else str(value)}
+
+
+def j(value: Json) -> dict[str, str]:
+    """A JSON document kept as a string."""
+    return {"S": json.dumps(value)}
+
+
+def opt_s(item: Item, name: str) -> str | None:
+    """A string attribute, or None when absent."""
+    value = item.get(name)
+    return value["S"] if value is not None and "S" in value else None
+
+
+def opt_n(item: Item, name: str) -> float | None:
+    """A number attribute, or None when absent."""
+    value = item.get(name)
+    return float(value["N"]) if value is not None and "N" in value else None
+
+
+def integer(item: Item, name: str) -> int:
+    """An integer attribute, 0 when absent."""
+    return int(item[name]["N"]) if name in item else 0
+
+
+def names(*expressions: str) -> dict[str, str]:
+    """ExpressionAttributeNames for every #name: many attribute names are reserved words."""
+    return {f"#{m}": m for e in expressions for m in _NAME.findall(e)}
+
+
+def step_value(step: StepRecord, token: int, at: float) -> Item:
+    """A journaled step as a map value."""
+    out: Item = {
+        "action": s(step.action),
+        "result": s(step.result),
+        "before": j(step.before),
+        "after": j(step.after),
+        "at": n(at),
+        "attempts": n(step.attempts),
+        "fencing_token": n(token),
+    }
+    if step.error is not None:
+        out["error"] = s(step.error)
+    return {"M": out}
+
+
+def step(value: Item) -> StepRecord:
+    """A journaled step from its map value."""
+    m = value["M"]
+    return StepRecord(
+        action=m["action"]["S"],
+        result=m["result"]["S"],
+        before=json.loads(m["before"]["S"]),
+        after=json.loads(m["after"]["S"]),
+        error=opt_s(m, "error"),
+        at=float(m["at"]["N"]),
+        attempts=integer(m, "attempts"),
+        fencing_token=integer(m, "fencing_token"),
+    )
+
+
+def new_transition(transition_id: str, new: NewTransition, now: float) -> Item:
+    """The attributes of a transition just begun (in progress, no steps)."""
+    out: Item = {
+        "id": s(transition_id),
+        "kind": s(new.kind),
+        "to_region": s(new.to_region),
+        "result": s("in_progress"),
+        "started_at": n(now),
+        "cause": j(new.cause.to_json()),
+        "dry_run": {"BOOL": new.dry_run},
+        "steps": {"L": []},
+    }
+    if new.from_region is not None:
+        out["from_region"] = s(new.from_region)
+    if new.data_at_risk_seconds is not None:
+        out["data_at_risk"] = n(float(new.data_at_risk_seconds))
+    return out
+
+
+def transition(m: Item) -> TransitionRecord:
+    """A transition from its attributes (the current item's map, or an archived item)."""
+    return TransitionRecord(
+        id=m["id"]["S"],
+        kind=m["kind"]["S"],
+        from_region=opt_s(m, "from_region"),
+        to_region=m["to_region"]["S"],
+        result=m["result"]["S"],
+        started_at=float(m["started_at"]["N"]),
+        finished_at=opt_n(m, "finished_at"),
+        cause=Cause.from_json(json.loads(m["cause"]["S"])),
+        data_at_risk_seconds=opt_n(m, "data_at_risk"),
+        dry_run=m["dry_run"]["BOOL"],
+        error=opt_s(m, "error"),
+        steps=tuple(step(v) for v in m.get("steps", {}).get("L", [])),
+    )
+
+
+def decision_item(record: DecisionRecord) -> Item:
+    """A decision's attributes (without its key)."""
+    out: Item = {
+        "id": s(record.id),
+        "at": n(record.at),
+        "kind": s(record.kind),
+        "reason": s(record.reason),
+        "cause": j(record.cause.to_json()),
+    }
+    for name in ("region", "to_region", "transition_kind"):
+        value = getattr(record, name)
+        if value is not None:
+            out[name] = s(value)
+    return out
+
+
+def decision(item: Item) -> DecisionRecord:
+    """A decision from its item."""
+    return DecisionRecord(
+        id=item["id"]["S"],
+        at=float(item["at"]["N"]),
+        kind=item["kind"]["S"],
+        reason=item["reason"]["S"],
+        cause=Cause.from_json(json.loads(item["cause"]["S"])),
+        region=opt_s(item, "region"),
+        to_region=opt_s(item, "to_region"),
+        transition_kind=opt_s(item, "transition_kind"),  # type: ignore[arg-type]
+    )
+
+
+def freeze(item: Item) -> Freeze | None:
+    """The freeze recorded on the current item, if any."""
+    by = opt_s(item, "frozen_by")
+    if by is None:
+        return None
+    return Freeze(
+        by,
+        opt_s(item, "frozen_reason") or "",
+        opt_n(item, "frozen_at") or 0.0,
+        item.get("frozen_auto", {}).get("BOOL", False),
+    )
+
+
+def lease(item: Item, now: float) -> Lease | None:
+    """The live lease recorded on the current item; None when free or expired."""
+    holder = opt_s(item, "lease_holder")
+    expires = opt_n(item, "lease_expires") or 0.0
+    if holder is None or expires <= now:
+        return None
+    return Lease(holder, integer(item, "lease_token"), expires)
+
+
+def action_summary(transition_id: str, record: StepRecord, at: float) -> Item:
+    """An action's last result, as kept on the current item."""
+    out: Item = {"result": s(record.result), "at": n(at), "transition_id": s(transition_id)}
+    if record.error is not None:
+        out["error"] = s(record.error)
+    return {"M": out}
