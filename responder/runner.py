@@ -12,7 +12,7 @@ import threading
 
 from ddb_failover.logs import kv
 from responder.reconciler import Reconciler
-from responder.state.base import StateStore, TransitionRecord
+from responder.state.base import StateStore, StoreUnavailable, TransitionRecord
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +80,8 @@ class Runner:
             try:
                 self.run_now()
                 busy = self._busy()
-            except Exception:  # the store is down, say: try again next interval
+            except StoreUnavailable as exc:  # expected during an outage: one line, retry
+                log.warning(kv(event="reconciler_store_unavailable", error=str(exc)))
+            except Exception:  # a bug: keep the traceback, and keep the loop alive
                 log.exception(kv(event="reconciler_pass_failed", holder=self.reconciler.holder))
             self._wake.wait(self.busy_interval if busy else self.interval)

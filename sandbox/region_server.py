@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import threading
@@ -59,6 +60,14 @@ def build_app() -> LatencyMiddleware:
     return LatencyMiddleware(DomainDispatcherApplication(create_backend_app))
 
 
+def _exit_when_orphaned(server: Any) -> None:
+    """Shut down when the process that started us dies without stopping us (a killed test run)."""
+    parent = os.getppid()
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    server.shutdown()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Serve one region until SIGTERM."""
     parser = argparse.ArgumentParser(prog="python -m sandbox.region_server")
@@ -67,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     server = make_server(args.host, args.port, build_app(), threaded=True)
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
+    threading.Thread(target=_exit_when_orphaned, args=(server,), daemon=True).start()
     print(f"listening address={args.host}:{server.server_port}", file=sys.stderr, flush=True)
     server.serve_forever()
     return 0
