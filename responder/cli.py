@@ -183,14 +183,20 @@ def render_history(history: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def check_config(args: argparse.Namespace) -> int:
-    """Validate the config and the secrets the responder needs; print a summary."""
+def _serving_config(args: argparse.Namespace) -> Config:
+    """The config, with the secret serving needs readable; CliError naming the problem."""
     config = _config(args, required=True)
     assert config is not None
     try:
         config.responder.webhook_token.read()
     except ConfigError as exc:
         raise CliError(f"responder.webhook_token: {exc}", EXIT_USAGE) from None
+    return config
+
+
+def check_config(args: argparse.Namespace) -> int:
+    """Validate the config and the secrets the responder needs; print a summary."""
+    config = _serving_config(args)
     responder = config.responder
     print(f"config OK: {args.config or os.environ.get(CONFIG_ENV)}")
     print(f"tables:  {', '.join(config.tables)}")
@@ -227,12 +233,7 @@ def init_state(args: argparse.Namespace) -> int:
 
 def serve(args: argparse.Namespace) -> int:
     """Validate, then exec gunicorn with the responder's settings; does not return."""
-    config = _config(args, required=True)
-    assert config is not None
-    try:
-        config.responder.webhook_token.read()
-    except ConfigError as exc:
-        raise CliError(f"responder.webhook_token: {exc}", EXIT_USAGE) from None
+    _serving_config(args)  # fail here, with a clear message, not in every worker
     os.environ[CONFIG_ENV] = str(Path(args.config or os.environ[CONFIG_ENV]).resolve())
     argv = [sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONF)]
     if args.listen:

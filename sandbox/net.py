@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import signal
 import socket
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 T = TypeVar("T")
 
@@ -37,6 +38,29 @@ def wait_until(
             detail = f" (last error: {last_error!r})" if last_error else ""
             raise TimeoutError(f"{message} not met within {timeout:g}s{detail}")
         time.sleep(interval)
+
+
+class Serving(Protocol):
+    """A server with the stdlib/werkzeug shape: serve_forever and server_close."""
+
+    def serve_forever(self) -> None: ...
+
+    def server_close(self) -> None: ...
+
+
+def serve_until_stopped(server: Serving) -> None:
+    """Serve until SIGINT or SIGTERM, then close the listening socket."""
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
 
 
 def port_open(port: int, host: str = "127.0.0.1", timeout: float = 0.2) -> bool:

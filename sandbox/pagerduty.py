@@ -24,6 +24,7 @@ from typing import Any
 
 from ddb_failover import logs
 from sandbox.jsonhttp import JsonHandler
+from sandbox.net import serve_until_stopped
 
 log = logging.getLogger("sandbox.pagerduty")
 
@@ -202,12 +203,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"routing key file {args.routing_key_file} is empty")
     server = make_server(routing_key, EventLog(args.log), args.host, args.port)
     log.info(logs.kv(listening=f"http://{args.host}:{server.server_address[1]}{ENQUEUE_PATH}"))
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
+    serve_until_stopped(server)
     return 0
 
 

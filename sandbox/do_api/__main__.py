@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import sys
 import time
 from pathlib import Path
-from types import FrameType
 
 from werkzeug.serving import make_server
 
@@ -16,6 +14,7 @@ from ddb_failover import logs
 from sandbox.do_api import spec
 from sandbox.do_api.app import SandboxApp
 from sandbox.do_api.seed import load_seed
+from sandbox.net import serve_until_stopped
 
 log = logging.getLogger("sandbox.do_api")
 
@@ -41,10 +40,6 @@ def read_token(path: Path) -> str:
     return token
 
 
-def _stop(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logs.setup(args.log_level)
@@ -60,14 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     spec.openapi()  # parse the spec before listening, so the first call is not slow
     log.info("msg=%s seconds=%.2f", '"OpenAPI description loaded"', time.monotonic() - started)
     server = make_server(args.host, args.port, SandboxApp(seed, token), threaded=True)
-    signal.signal(signal.SIGTERM, _stop)
     log.info("msg=listening url=http://%s:%d", args.host, server.server_port)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
+    serve_until_stopped(server)
     return 0
 
 
