@@ -47,7 +47,9 @@ class Timeline:
         self.events.append({"t": t, "event": event, **details})
         if self.quiet:
             return
-        extra = "  ".join(f"{k}={v}" for k, v in details.items())
+        extra = "  ".join(
+            f"{k}={v:.2f}" if isinstance(v, float) else f"{k}={v}" for k, v in details.items()
+        )
         print(f"  +{t:7.2f}s  {event:<22} {extra}", flush=True)
 
     def has(self, event: str) -> bool:
