@@ -134,8 +134,19 @@ def test_sustained_outage_fails_over_once_despite_a_flaky_api(stack: E2EStack) -
     for url in replicas:
         status = http_json(f"{url}/api/v2/status")
         assert len(status["cluster"]["peers"]) == 2, status["cluster"]
-        held = http_json(f"{url}/api/v2/alerts?filter=alertname%3D%22DynamoDBRegionDown%22")
-        assert any(a["labels"].get("region") == PRIMARY for a in held), url
+        # Prometheus sends to each replica on its own; one may answer the
+        # responder before the other has been told.
+        wait_until(
+            lambda url=url: any(
+                a["labels"].get("region") == PRIMARY
+                for a in http_json(
+                    f"{url}/api/v2/alerts?filter=alertname%3D%22DynamoDBRegionDown%22"
+                )
+            ),
+            15,
+            interval=0.5,
+            message=f"replica {url} holds DynamoDBRegionDown",
+        )
     assert len(transitions(stack)) == len(before) + 1
     writes = stack.do_writes()
     record_writes = [w for w in writes if "/records/" in w["path"]]
