@@ -11,7 +11,7 @@ from prometheus_client import CollectorRegistry
 from werkzeug.exceptions import HTTPException
 
 from ddb_failover import logs
-from ddb_failover.config import Config, DynamoDBState, SqliteState, load
+from ddb_failover.config import Config, DynamoDBState, load
 from responder.actions import registry as action_registry
 from responder.actions.base import Action
 from responder.handling import ReadinessFn
@@ -19,7 +19,6 @@ from responder.metrics import ResponderMetrics, multiprocess_dir
 from responder.readiness import CachedReadiness, ReadinessChecker
 from responder.reconciler import Reconciler, StepEvent
 from responder.runner import Runner
-from responder.serialize import DecisionLock, SerializedWrites
 from responder.service import Service
 from responder.state import open_store
 from responder.state.base import StateStore, StoreUnavailable
@@ -47,18 +46,6 @@ def _renew_seconds(config: Config, override: float | None) -> float | None:
     return state.renew_seconds if override is None and isinstance(state, DynamoDBState) else None
 
 
-def _open_store(config: Config, clock: Callable[[], float]) -> StateStore:
-    """The configured store; a SQLite one with its writers queued on a file lock."""
-    state = config.responder.state
-    if not isinstance(state, SqliteState):
-        return open_store(config, clock)
-    lock = DecisionLock(state.path.with_name(state.path.name + ".write.lock"))
-    # Workers booting together would race to create the file and switch it to WAL.
-    with lock.held():
-        store = open_store(config, clock)
-    return SerializedWrites(store, lock)
-
-
 def create_app(
     config: Config,
     *,
@@ -76,7 +63,7 @@ def create_app(
     """
     token = config.responder.webhook_token.read()
     if store is None:
-        store = _open_store(config, clock)
+        store = open_store(config, clock)
     actions = list(actions) if actions is not None else action_registry.build(config)
     metrics = ResponderMetrics(
         registry if registry is not None else CollectorRegistry(),

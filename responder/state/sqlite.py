@@ -40,6 +40,7 @@ from responder.state.base import (
     clears_block,
     phase,
 )
+from responder.state.writelock import WriterLock
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -98,13 +99,16 @@ class SqliteStore(StateStore):
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StoreUnavailable(f"cannot create {self.path.parent}: {exc.strerror}") from None
+        self._writer = WriterLock(self.path.with_name(self.path.name + ".write.lock"))
         try:
             # WAL (persistent in the file) lets readers proceed while one process writes.
-            db = sqlite3.connect(self.path, timeout=self._busy, isolation_level=None)
-            try:
-                db.execute("PRAGMA journal_mode=WAL")
-            finally:
-                db.close()
+            # Under the writer lock: workers booting together would race to switch it.
+            with self._writer.held():
+                db = sqlite3.connect(self.path, timeout=self._busy, isolation_level=None)
+                try:
+                    db.execute("PRAGMA journal_mode=WAL")
+                finally:
+                    db.close()
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"state store {self.path}: {exc}") from None
         self._local = threading.local()
@@ -169,6 +173,10 @@ class SqliteStore(StateStore):
 
     @contextmanager
     def _write(self, durable: bool = True) -> Iterator[sqlite3.Connection]:
+        with self._writer.held():
+            yield from self._transaction(durable)
+
+    def _transaction(self, durable: bool) -> Iterator[sqlite3.Connection]:
         db = self._connection()
         try:
             # FULL syncs every commit (transitions, steps, lease, freeze survive power loss).
