@@ -164,6 +164,8 @@ PerRegion = dict[str, Any]
 
 class _Action(Strict):
     name: str = Field(default="", pattern=r"^[a-z0-9_.-]*$")
+    # One attempt of the step, all its calls included: a hung call cannot hold the transition.
+    timeout_seconds: Seconds = 60.0
 
 
 class DNSRecordAction(_Action):
@@ -207,7 +209,6 @@ class EnvFileAction(_Action):
     path: Path
     variable: str = Field(default="DYNAMODB_REGION", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     reload_command: tuple[str, ...] | None = None
-    timeout_seconds: Seconds = 30.0
 
 
 class SSMParameterAction(_Action):
@@ -220,7 +221,6 @@ class SSMParameterAction(_Action):
 class CommandAction(_Action):
     type: Literal["command"]
     command: tuple[str, ...] = Field(min_length=1)
-    timeout_seconds: Seconds = 30.0
 
 
 Action = Annotated[
