@@ -145,12 +145,34 @@ class Policy(Strict):
     rpo_seconds: Seconds = 60.0
     readiness_timeout_seconds: Seconds = 2.0
     dry_run: bool = False
+    # Past it a transition still in progress is stalled: it pages, and keeps retrying.
+    transition_deadline_seconds: Seconds = 900.0
 
 
 class Retry(Strict):
-    max_attempts: Annotated[int, Field(ge=1)] = 6
+    """Backoff between attempts of a step; temporary errors are retried until it converges."""
+
     initial_backoff_seconds: Seconds = 0.5
-    max_backoff_seconds: Seconds = 15.0
+    max_backoff_seconds: Seconds = 30.0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_attempt_limit(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "max_attempts" in data:
+            raise ValueError(
+                "max_attempts is no longer supported: temporary errors are retried until the "
+                "transition converges (see responder.policy.transition_deadline_seconds)"
+            )
+        return data
+
+    @model_validator(mode="after")
+    def _cap_above_start(self) -> Retry:
+        if self.initial_backoff_seconds > self.max_backoff_seconds:
+            raise ValueError(
+                f"initial_backoff_seconds ({self.initial_backoff_seconds:g}) must not exceed "
+                f"max_backoff_seconds ({self.max_backoff_seconds:g})"
+            )
+        return self
 
 
 class DigitalOcean(Strict):

@@ -3,57 +3,67 @@
 from __future__ import annotations
 
 import argparse
-import getpass
-import json
 import os
-import socket
 import sys
-import urllib.error
-import urllib.request
 from pathlib import Path
-from typing import Any
 
 from ddb_failover.config import CONFIG_ENV, Config, ConfigError, load
+from responder import remote
+from responder.remote import DEFAULT_URL, EXIT_FAILED, EXIT_OK, EXIT_USAGE, URL_ENV, CliError
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-DEFAULT_URL = "http://127.0.0.1:9746"
-URL_ENV = "DDB_RESPONDER_URL"
 GUNICORN_CONF = Path(__file__).with_name("gunicorn_conf.py")
-TIMEOUT_SECONDS = 10.0
+WAIT_SECONDS = 120.0
+
+COMMON_DEFAULTS = {"config": None, "url": None, "token_file": None, "json": False}
 
 
-class CliError(Exception):
-    """A failure to report on stderr with an exit code."""
+def _add_common(parser: argparse.ArgumentParser, defaults: bool) -> None:
+    """The options every command takes, on parser; only the top level sets their defaults.
 
-    def __init__(self, message: str, code: int = EXIT_FAILED) -> None:
-        super().__init__(message)
-        self.code = code
+    Each parser gets its own option objects: argparse parents share them, and a default
+    set on one parser then overwrites, in a subcommand, the value given before it.
+    """
 
+    def default(name: str) -> object:
+        return COMMON_DEFAULTS[name] if defaults else argparse.SUPPRESS
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    """The command line: options common to all commands may follow the command."""
-    # SUPPRESS: a subcommand's copy of an option must not reset a value given before it.
-    common = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
-    common.add_argument("--config", help=f"config file (default: ${CONFIG_ENV})")
-    common.add_argument(
-        "--url", help=f"responder URL (default: ${URL_ENV}, config listen, or {DEFAULT_URL})"
+    parser.add_argument(
+        "--config", default=default("config"), help=f"config file (default: ${CONFIG_ENV})"
     )
-    common.add_argument(
+    parser.add_argument(
+        "--url",
+        default=default("url"),
+        help=f"responder URL (default: ${URL_ENV}, config listen, or {DEFAULT_URL})",
+    )
+    parser.add_argument(
         "--token-file",
         type=Path,
+        default=default("token_file"),
         help="bearer token file (default: the config's responder.webhook_token)",
     )
-    common.add_argument("--json", action="store_true", help="print the raw JSON answer")
-    parser = argparse.ArgumentParser(prog="ddb-responder", description=__doc__, parents=[common])
-    parser.set_defaults(config=None, url=None, token_file=None, json=False)
+    parser.add_argument(
+        "--json", action="store_true", default=default("json"), help="print the raw JSON answer"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line; the common options work before or after the command."""
+    parser = argparse.ArgumentParser(prog="ddb-responder", description=__doc__)
+    _add_common(parser, defaults=True)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    serve = commands.add_parser("serve", parents=[common], help="run the responder under gunicorn")
+
+    def command(name: str, help: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help, description=help)
+        _add_common(sub, defaults=False)
+        return sub
+
+    serve = command("serve", "run the responder under gunicorn")
     serve.add_argument("--listen", help="HOST:PORT, overriding responder.listen")
     serve.add_argument("--workers", type=int, help="gunicorn worker processes")
-    commands.add_parser("status", parents=[common], help="show the responder's state")
-    history = commands.add_parser("history", parents=[common], help="show transitions, decisions")
+    command("status", "show the responder's state")
+    history = command("history", "show transitions and decisions")
     history.add_argument("--limit", type=int, default=20, help="entries of each kind (20)")
-    failover = commands.add_parser("failover", parents=[common], help="move traffic to a region")
+    failover = command("failover", "move traffic to a region")
     failover.add_argument("--to", required=True, metavar="REGION", help="the target region")
     failover.add_argument("--reason", default="", help="why, for the history")
     failover.add_argument(
@@ -61,15 +71,37 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="skip dwell and the hourly cap (readiness still applies)",
     )
-    freeze = commands.add_parser("freeze", parents=[common], help="stop automatic transitions")
+    freeze = command("freeze", "stop automatic transitions, and any at its next step")
     freeze.add_argument("--reason", default="", help="why, for the status")
-    unfreeze = commands.add_parser("unfreeze", parents=[common], help="resume automatic ones")
+    unfreeze = command("unfreeze", "resume automatic transitions and a frozen one")
     unfreeze.add_argument("--reason", default="", help="why")
-    commands.add_parser("check-config", parents=[common], help="validate the config and exit")
-    commands.add_parser(
-        "init-state", parents=[common], help="create the DynamoDB control table (idempotent)"
+    retry = command("retry", "run the failing step of the transition in progress again")
+    retry.add_argument("--reason", default="", help="why, for the history")
+    skip = command("skip", "record the failing step as skipped and go on")
+    skip.add_argument("action", metavar="ACTION", help="the failing action's name")
+    skip.add_argument("--reason", required=True, help="why, for the history")
+    abort = command("abort", "stop the transition in progress")
+    abort.add_argument("--reason", required=True, help="why, for the history")
+    abort.add_argument(
+        "--rollback",
+        action="store_true",
+        help="first drive the steps already applied back to the source region",
     )
-    return parser.parse_args(argv)
+    abort.add_argument(
+        "--wait",
+        type=float,
+        default=WAIT_SECONDS,
+        metavar="SECONDS",
+        help=f"how long to wait for the transition to end ({WAIT_SECONDS:g}; 0: do not wait)",
+    )
+    command("check-config", "validate the config and exit")
+    command("init-state", "create the DynamoDB control table (idempotent)")
+    return parser
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The command line, parsed."""
+    return build_parser().parse_args(argv)
 
 
 def _config(args: argparse.Namespace, required: bool) -> Config | None:
@@ -79,108 +111,6 @@ def _config(args: argparse.Namespace, required: bool) -> Config | None:
         return load(args.config)
     except ConfigError as exc:
         raise CliError(str(exc), EXIT_USAGE) from None
-
-
-def base_url(args: argparse.Namespace, config: Config | None) -> str:
-    """--url, $DDB_RESPONDER_URL, the config's listen address (on loopback), or the default."""
-    if args.url:
-        return str(args.url).rstrip("/")
-    if os.environ.get(URL_ENV):
-        return os.environ[URL_ENV].rstrip("/")
-    if config is None:
-        return DEFAULT_URL
-    host, _, port = config.responder.listen.rpartition(":")
-    host = host.strip("[]")
-    if host in ("", "0.0.0.0", "::"):
-        host = "127.0.0.1"
-    return f"http://{'[' + host + ']' if ':' in host else host}:{port}"
-
-
-def token(args: argparse.Namespace, config: Config | None) -> str | None:
-    """The bearer token from --token-file, else the config's webhook_token secret."""
-    if args.token_file is not None:
-        try:
-            value = args.token_file.read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise CliError(f"cannot read token file {args.token_file}: {exc.strerror}", 2) from None
-        if not value:
-            raise CliError(f"token file {args.token_file} is empty", EXIT_USAGE)
-        return value
-    if config is None:
-        return None
-    try:
-        return config.responder.webhook_token.read()
-    except ConfigError as exc:
-        raise CliError(f"no token: {exc}", EXIT_USAGE) from None
-
-
-def request(url: str, method: str, bearer: str | None, body: Any = None) -> tuple[int, Any]:
-    """One API call; (status, decoded JSON). CliError when the responder cannot be reached."""
-    data = json.dumps(body).encode("utf-8") if body is not None else None
-    headers = {"Accept": "application/json"}
-    if data is not None:
-        headers["Content-Type"] = "application/json"
-    if bearer is not None:
-        headers["Authorization"] = f"Bearer {bearer}"
-    call = urllib.request.Request(url, data=data, headers=headers, method=method)
-    try:
-        with urllib.request.urlopen(call, timeout=TIMEOUT_SECONDS) as answer:
-            status, raw = answer.status, answer.read()
-    except urllib.error.HTTPError as exc:
-        status, raw = exc.code, exc.read()
-    except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise CliError(f"cannot reach the responder at {url}: {reason}") from None
-    try:
-        return status, json.loads(raw) if raw else None
-    except ValueError:
-        raise CliError(f"{url}: HTTP {status} with a body that is not JSON") from None
-
-
-def _operator() -> str:
-    try:
-        return f"{getpass.getuser()}@{socket.gethostname()}"
-    except (KeyError, OSError):
-        return "operator"
-
-
-def render_status(status: dict[str, Any]) -> str:
-    """The status as a few human lines."""
-    lines = [
-        f"active region:  {status.get('active_region')}",
-        f"desired region: {status.get('desired_region')}",
-        f"phase:          {status.get('phase')}",
-    ]
-    freeze = status.get("freeze") or {}
-    frozen = f"yes, by {freeze.get('by')}: {freeze.get('reason')}" if status.get("frozen") else "no"
-    lines.append(f"frozen:         {frozen}")
-    if status.get("dry_run"):
-        lines.append("dry run:        yes")
-    last = status.get("last_transition")
-    if last:
-        lines.append(
-            f"last transition: {last['id']} {last['kind']} {last['from_region']} -> "
-            f"{last['to_region']} {last['result']} (started {last['started_at']})"
-        )
-        lines.extend(f"  {s['action']}: {s['result']}" for s in last.get("steps", ()))
-    for name, result in sorted((status.get("actions") or {}).items()):
-        lines.append(f"action {name}: {result.get('result')} at {result.get('at')}")
-    return "\n".join(lines)
-
-
-def render_history(history: dict[str, Any]) -> str:
-    """Transitions then decisions, newest first, one line each."""
-    lines = ["TRANSITIONS"]
-    for t in history.get("transitions", ()):
-        lines.append(
-            f"{t['started_at']}  {t['id']}  {t['kind']:8} {t['from_region']} -> {t['to_region']}"
-            f"  {t['result']}" + ("  (dry run)" if t.get("dry_run") else "")
-        )
-        lines.extend(f"    {s['action']}: {s['result']}" for s in t.get("steps", ()))
-    lines.append("DECISIONS")
-    for d in history.get("decisions", ()):
-        lines.append(f"{d['at']}  {d['kind']:9} {d['reason']}")
-    return "\n".join(lines)
 
 
 def _serving_config(args: argparse.Namespace) -> Config:
@@ -245,41 +175,6 @@ def serve(args: argparse.Namespace) -> int:
     return EXIT_FAILED  # not reached
 
 
-def remote(args: argparse.Namespace) -> int:
-    """status, history, failover, freeze, unfreeze: one call to a running responder."""
-    config = _config(args, required=False)
-    url = base_url(args, config)
-    mutating = args.command in ("failover", "freeze", "unfreeze")
-    bearer = token(args, config)
-    if mutating and bearer is None:
-        raise CliError("no token: pass --token-file, or --config with a webhook_token", 2)
-    if args.command == "status":
-        status, body = request(f"{url}/api/v1/status", "GET", bearer)
-    elif args.command == "history":
-        status, body = request(f"{url}/api/v1/history?limit={args.limit}", "GET", bearer)
-    elif args.command == "failover":
-        payload = {"to": args.to, "reason": args.reason, "force": args.force, "by": _operator()}
-        status, body = request(f"{url}/api/v1/failover", "POST", bearer, payload)
-    else:
-        payload = {"reason": args.reason, "by": _operator()}
-        status, body = request(f"{url}/api/v1/{args.command}", "POST", bearer, payload)
-    if status >= 400:
-        message = body.get("error") if isinstance(body, dict) else None
-        if args.json:
-            print(json.dumps(body, indent=2))
-        raise CliError(f"{args.command} refused: HTTP {status}: {message or 'no detail'}")
-    if args.json:
-        print(json.dumps(body, indent=2))
-    elif args.command == "history":
-        print(render_history(body))
-    elif args.command == "failover":
-        t = body["transition"]
-        print(f"transition {t['id']} accepted: {t['kind']} {t['from_region']} -> {t['to_region']}")
-    else:
-        print(render_status(body))
-    return EXIT_OK
-
-
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ddb-responder and python -m responder."""
     args = parse_args(argv)
@@ -290,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
             return check_config(args)
         if args.command == "init-state":
             return init_state(args)
-        return remote(args)
+        return remote.run(args, _config(args, required=False))
     except CliError as exc:
         print(f"ddb-responder: {exc}", file=sys.stderr)
         return exc.code

@@ -111,6 +111,7 @@ def _handle(
             cause=decision.cause,
             data_at_risk_seconds=decision.data_at_risk_seconds,
             dry_run=policy.dry_run,
+            deadline_at=now + policy.transition_deadline_seconds,
         )
         begun = store.begin_transition(new, state.version)
         if begun is not None:

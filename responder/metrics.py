@@ -16,12 +16,14 @@ from collections.abc import Sequence
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from responder.state.base import State, TransitionRecord
+from responder.state.base import PHASES, Json, State, TransitionRecord
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 TRANSITION_KINDS = ("failover", "failback", "manual")
 TRANSITION_RESULTS = ("completed", "blocked", "failed")
 ACTION_RESULTS = ("applied", "unchanged", "would_apply", "failed")
+# Transition results as the counter reports them: an abort is a transition that did not complete.
+COUNTED_RESULTS = {"completed": "completed", "failed": "failed", "aborted": "failed"}
 DECISION_KINDS = ("failover", "failback", "manual", "ignored", "blocked", "duplicate")
 WEBHOOK_CODES = ("202", "400", "401", "413", "415", "503")
 
@@ -70,6 +72,20 @@ class ResponderMetrics:
             registry=registry,
             multiprocess_mode="mostrecent",
         )
+        self.phase = Gauge(
+            "responder_phase",
+            "1 for the responder's phase (steady, failing_over, stalled, ...), 0 for the others.",
+            ["phase"],
+            registry=registry,
+            multiprocess_mode="mostrecent",
+        )
+        self.action_region = Gauge(
+            "responder_action_region",
+            "1 for the region an action's last verified state belongs to, 0 for the others.",
+            ["action", "region"],
+            registry=registry,
+            multiprocess_mode="mostrecent",
+        )
         self.store_up = Gauge(
             "responder_state_store_up",
             "1 if the state store answered the last scrape's read, else 0.",
@@ -100,6 +116,7 @@ class ResponderMetrics:
             ["kind"],
             registry=registry,
         )
+        self.actions = tuple(actions)
         self._precreate(actions)
         self._primary = self.regions[0] if self.regions else None
 
@@ -107,6 +124,10 @@ class ResponderMetrics:
         for region in self.regions:
             self.active_region.labels(region)
             self.primary_region.labels(region).set(1 if region == self.regions[0] else 0)
+            for action in actions:
+                self.action_region.labels(action, region)
+        for name in PHASES:
+            self.phase.labels(name)
         for kind in TRANSITION_KINDS:
             for source in self.regions:
                 for target in self.regions:
@@ -122,8 +143,11 @@ class ResponderMetrics:
         for kind in DECISION_KINDS:
             self.decisions.labels(kind)
 
-    def refresh(self, state: State | None) -> None:
-        """Set the state-derived gauges from a store snapshot; None when the store is down."""
+    def refresh(self, state: State | None, actions: dict[str, Json] | None = None) -> None:
+        """Set the state-derived gauges from a store snapshot; None when the store is down.
+
+        actions is the store's action_results(): each action's last verified region.
+        """
         for region in self.regions:
             self.primary_region.labels(region).set(1 if region == self._primary else 0)
         if state is None:
@@ -132,16 +156,24 @@ class ResponderMetrics:
         self.store_up.set(1)
         for region in self.regions:
             self.active_region.labels(region).set(1 if region == state.active_region else 0)
+        for name in PHASES:
+            self.phase.labels(name).set(1 if name == state.phase else 0)
         self.frozen.set(1 if state.frozen is not None else 0)
         self.in_progress.set(1 if state.in_progress is not None else 0)
+        if actions is not None:
+            for action in self.actions:
+                where = (actions.get(action) or {}).get("region")
+                for region in self.regions:
+                    self.action_region.labels(action, region).set(1 if region == where else 0)
 
     def transition(self, kind: str, source: str | None, target: str | None, result: str) -> None:
         """Count a transition outcome: completed, failed, or blocked."""
         self.transitions.labels(kind, source or "", target or "", result).inc()
 
     def finished(self, record: TransitionRecord) -> None:
-        """Count a transition the reconciler finished."""
-        self.transition(record.kind, record.from_region, record.to_region, record.result)
+        """Count a transition the reconciler finished (an aborted one as failed)."""
+        result = COUNTED_RESULTS.get(record.result, "failed")
+        self.transition(record.kind, record.from_region, record.to_region, result)
 
     def render(self) -> bytes:
         """The exposition text: aggregated over workers in multiprocess mode."""

@@ -4,6 +4,16 @@ Only the lease holder acts; each step is journaled with the lease's fencing toke
 so a holder that lost its lease cannot record anything. Steps journaled as done
 are skipped, so a transition resumed after a crash does not redo them.
 
+A started transition ends only converged or stopped by a person. A temporary
+error (429, 5xx, timeouts) is recorded as the step's attempts with the time of
+the next one (capped exponential backoff with jitter, Retry-After honoured up to
+the cap), for as long as it takes; past its deadline the transition shows as
+stalled and pages, and still converges by itself when the provider recovers. A
+permanent error (401, 403, 404, 422, a verify that reads back something else)
+halts the step: stalled until an operator retries, skips or aborts. Each pass
+does at most one attempt per step, so operator commands and a freeze take
+effect at the next step boundary, and every attempt outlives a crash.
+
 Dry run: reconcile() reports `would_apply` (or `unchanged`) and changes nothing;
 the transition completes as a dry-run record and the active region stays put.
 """
@@ -13,6 +23,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+import secrets
 import socket
 import threading
 import time
@@ -22,16 +33,19 @@ from dataclasses import dataclass
 
 from ddb_failover.config import Retry
 from ddb_failover.logs import kv
-from responder.actions.base import Action, Transition, reconcile
+from responder.actions.base import Action, StepOutcome, Transition, reconcile
 from responder.errors import PermanentError, TemporaryError
 from responder.state.base import (
+    Attempts,
     Lease,
     LeaseLost,
+    State,
     StateStore,
     StepRecord,
     StepResult,
     TransitionRecord,
     UnknownTransition,
+    freeze_stops,
 )
 
 log = logging.getLogger(__name__)
@@ -47,27 +61,65 @@ class StepEvent:
     attempt: int
     final: bool  # False for a temporary failure that will be retried
     error: str | None = None
+    rollback: bool = False
 
 
 def backoff(attempt: int, retry: Retry, rand: float, retry_after: float | None) -> float:
-    """Seconds to wait before attempt+1: exponential, half jittered, at least retry_after."""
-    ceiling = min(retry.max_backoff_seconds, retry.initial_backoff_seconds * 2 ** (attempt - 1))
+    """Seconds to wait after failed attempt number attempt: exponential, half jittered, capped.
+
+    Retry-After is honoured up to the cap: a server asking for a day is asked again
+    at the cap, since a regional incident can end sooner than it predicts.
+    """
+    cap = retry.max_backoff_seconds
+    ceiling = min(cap, retry.initial_backoff_seconds * 2 ** (attempt - 1))
     delay = ceiling / 2 + rand * ceiling / 2
-    return max(delay, retry_after or 0.0)
+    return min(max(delay, retry_after or 0.0), cap)
 
 
 def default_holder() -> str:
-    """A lease holder id unique to this process: host and pid."""
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """A lease holder id unique to this start: host, pid and a random part.
+
+    Two containers can share a host name and a pid; the random part keeps their ids apart.
+    """
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
-class _Failed(Exception):
-    """A step failed for good; carries the journaled error text and attempts made."""
+def direction(record: TransitionRecord) -> Transition:
+    """The move the next steps make: forward, or back to the source during a rollback."""
+    if record.rolling_back and record.from_region is not None:
+        return Transition(
+            record.id, record.kind, record.to_region, record.from_region, record.dry_run
+        )
+    return Transition(record.id, record.kind, record.from_region, record.to_region, record.dry_run)
 
-    def __init__(self, error: str, attempts: int) -> None:
-        super().__init__(error)
-        self.error = error
-        self.attempts = attempts
+
+def current_attempts(record: TransitionRecord) -> Attempts | None:
+    """The attempts that belong to the current direction (forward ones go stale on rollback)."""
+    attempts = record.attempts
+    if attempts is None or attempts.rollback != record.rolling_back:
+        return None
+    return attempts
+
+
+def due_in(state: State, now: float) -> float | None:
+    """Seconds until the transition in progress wants a pass; None when it waits for a person."""
+    running = state.in_progress
+    if running is None:
+        return None
+    if running.abort is not None and not running.rolling_back:
+        return 0.0
+    if freeze_stops(state.frozen, running):
+        return None
+    attempts = current_attempts(running)
+    if attempts is None:
+        return 0.0
+    if attempts.retry_at is None:
+        return None
+    return max(0.0, attempts.retry_at - now)
+
+
+class _StillRunning(TemporaryError):
+    """An attempt that outlived its timeout is still running; the next one waits for it."""
 
 
 class Reconciler:
@@ -83,7 +135,6 @@ class Reconciler:
         lease_seconds: float = 15.0,
         renew_seconds: float | None = None,
         clock: Callable[[], float] = time.time,
-        sleep: Callable[[float], None] = time.sleep,
         rand: Callable[[], float] = random.random,
         on_step: Callable[[StepEvent], None] | None = None,
         on_finished: Callable[[TransitionRecord], None] | None = None,
@@ -95,18 +146,23 @@ class Reconciler:
         self.lease_seconds = lease_seconds
         self.renew_seconds = renew_seconds or lease_seconds / 3
         self._clock = clock
-        self._sleep = sleep
         self._rand = rand
         self._on_step = on_step
         self._on_finished = on_finished
         self._lease: Lease | None = None
         self._running = threading.Lock()  # one pass at a time per instance
+        self._strays: dict[str, threading.Thread] = {}  # attempts that outlived their timeout
+
+    def due_in(self, state: State) -> float | None:
+        """Seconds until the running transition wants a pass; None while it waits for a person."""
+        return due_in(state, self._clock())
 
     def run_once(self) -> TransitionRecord | None:
-        """Take the lease and finish the transition in progress; the finished record, or None.
+        """Take the lease and drive the transition in progress; the finished record, or None.
 
-        None when there is nothing to do, another holder has the lease, or the
-        lease was lost midway (the new holder resumes from the journal).
+        None when there is nothing to do, another holder has the lease, the lease was
+        lost midway (the new holder resumes from the journal), or the transition
+        waits: for its next attempt, for an operator (stalled), or for an unfreeze.
         StoreUnavailable propagates: the transition stays in progress for the next pass.
         """
         with self._running:
@@ -121,7 +177,7 @@ class Reconciler:
             running = self.store.state().in_progress
             if running is None:
                 return None
-            return self._drive(running)
+            return self._drive(running.id)
         except (LeaseLost, UnknownTransition) as exc:
             log.warning(kv(event="reconciler_stopped", holder=self.holder, error=str(exc)))
             return None
@@ -142,79 +198,143 @@ class Reconciler:
         self._lease = self.store.renew_lease(self._lease, self.lease_seconds)
         return self._lease.token
 
-    def _drive(self, record: TransitionRecord) -> TransitionRecord:
-        transition = Transition(
-            record.id, record.kind, record.from_region, record.to_region, record.dry_run
-        )
-        done = self.store.completed_steps(record.id)
-        log.info(
-            kv(
-                event="transition_resume" if done else "transition_start",
-                transition=record.id,
-                kind=record.kind,
-                from_region=record.from_region,
-                to_region=record.to_region,
-                dry_run=record.dry_run,
-            )
-        )
-        for action in self.actions:
-            if action.name in done:
-                continue
-            try:
-                self._step(action, transition, record)
-            except _Failed as failed:
-                token = self._renew()
-                step = StepRecord(
-                    action.name,
-                    "failed",
-                    error=failed.error,
-                    at=self._clock(),
-                    attempts=failed.attempts,
-                )
-                self.store.journal_step(record.id, step, token)
-                finished = self.store.finish_transition(
-                    record.id, "failed", token, f"{action.name}: {failed.error}"
-                )
-                self._finished(finished)
-                return finished
-        finished = self.store.finish_transition(record.id, "completed", self._renew())
-        self._finished(finished)
-        return finished
+    def _drive(self, transition_id: str) -> TransitionRecord | None:
+        """Step until the transition finishes or must wait; re-read between steps."""
+        started = False
+        while True:
+            state = self.store.state()
+            record = state.in_progress
+            if record is None or record.id != transition_id:
+                return None
+            if not started:
+                self._log_start(record)
+                started = True
+            abort = record.abort
+            if abort is not None and not record.rolling_back:
+                return self._finish(record, "aborted", f"aborted by {abort.by}: {abort.reason}")
+            if freeze_stops(state.frozen, record):
+                log.info(kv(event="transition_frozen", transition=record.id))
+                return None
+            action = self._next_action(record)
+            if action is None:
+                if record.rolling_back:
+                    assert abort is not None
+                    error = f"aborted by {abort.by} and rolled back: {abort.reason}"
+                    return self._finish(record, "aborted", error)
+                return self._finish(record, "completed", None)
+            attempts = current_attempts(record)
+            if attempts is not None and attempts.action == action.name:
+                if attempts.retry_at is None or attempts.retry_at > self._clock():
+                    return None  # halted, or not yet time for the next attempt
+            else:
+                attempts = None
+            if not self._step(action, record, attempts):
+                return None
 
-    def _step(self, action: Action, transition: Transition, record: TransitionRecord) -> None:
-        """Run one action with retries and journal its outcome; _Failed when it gives up."""
-        attempts = self.retry.max_attempts
-        for attempt in range(1, attempts + 1):
-            self._renew()
+    def _next_action(self, record: TransitionRecord) -> Action | None:
+        """The next action to run in the current direction, or None when all are done."""
+        if not record.rolling_back:
+            done = record.done_steps()
+            return next((a for a in self.actions if a.name not in done), None)
+        # Back out what this transition changed: applied steps and the one it was stuck on.
+        abort = record.abort
+        changed = {s.action for s in record.done_steps().values() if s.result == "applied"}
+        if abort is not None and abort.action is not None:
+            changed.add(abort.action)
+        done = record.done_steps(rollback=True)
+        return next(
+            (a for a in reversed(self.actions) if a.name in changed and a.name not in done), None
+        )
+
+    def _step(self, action: Action, record: TransitionRecord, attempts: Attempts | None) -> bool:
+        """One attempt of one step, journaled; True when it is done and the next may run."""
+        transition = direction(record)
+        rollback = record.rolling_back
+        number = (attempts.count if attempts else 0) + 1
+        self._renew()
+        try:
+            outcome = self._attempt(action, transition)
+        except TemporaryError as exc:
+            wait = backoff(number, self.retry, self._rand(), exc.retry_after)
+            self._trouble(record, action, attempts, str(exc), self._clock() + wait)
+            self._event(record, action.name, "failed", number, False, str(exc), rollback)
+            return False
+        except PermanentError as exc:
+            self._trouble(record, action, attempts, str(exc), None)
+            self._event(record, action.name, "failed", number, True, str(exc), rollback)
+            return False
+        except Exception as exc:  # a bug in an action must not wedge the reconciler
+            error = f"unexpected {type(exc).__name__}: {exc}"
+            log.exception(kv(event="action_crashed", action=action.name))
+            self._trouble(record, action, attempts, error, None)
+            self._event(record, action.name, "failed", number, True, error, rollback)
+            return False
+        step = StepRecord(
+            outcome.action,
+            outcome.result,
+            outcome.before,
+            outcome.after,
+            at=self._clock(),
+            attempts=number,
+            rollback=rollback,
+        )
+        self.store.journal_step(record.id, step, self._renew())
+        self._event(record, action.name, outcome.result, number, True, None, rollback)
+        return True
+
+    def _trouble(
+        self,
+        record: TransitionRecord,
+        action: Action,
+        attempts: Attempts | None,
+        error: str,
+        retry_at: float | None,
+    ) -> None:
+        now = self._clock()
+        recorded = Attempts(
+            action=action.name,
+            rollback=record.rolling_back,
+            count=(attempts.count if attempts else 0) + 1,
+            first_at=attempts.first_at if attempts else now,
+            last_at=now,
+            error=error,
+            retry_at=retry_at,
+        )
+        self.store.record_attempts(record.id, recorded, self._renew())
+
+    def _attempt(self, action: Action, transition: Transition) -> StepOutcome:
+        """reconcile() in a thread bounded by the action's timeout_seconds.
+
+        A call that hangs past it cannot hold the transition or the lease: the attempt
+        counts as a temporary failure, and no new attempt of that action starts until
+        the stray one has returned (its changes are then read back, not redone).
+        """
+        stray = self._strays.get(action.name)
+        if stray is not None and stray.is_alive():
+            raise _StillRunning(f"{action.name}: the previous attempt has not returned yet")
+        box: dict[str, object] = {}
+
+        def run() -> None:
             try:
-                with self._keepalive():
-                    outcome = reconcile(action, transition)
-            except TemporaryError as exc:
-                if attempt == attempts:
-                    self._event(record, action.name, "failed", attempt, True, str(exc))
-                    raise _Failed(f"gave up after {attempt} attempts: {exc}", attempt) from exc
-                self._event(record, action.name, "failed", attempt, False, str(exc))
-                self._wait(backoff(attempt, self.retry, self._rand(), exc.retry_after))
-                continue
-            except PermanentError as exc:
-                self._event(record, action.name, "failed", attempt, True, str(exc))
-                raise _Failed(str(exc), attempt) from exc
-            except Exception as exc:  # a bug in an action must not wedge the transition
-                error = f"unexpected {type(exc).__name__}: {exc}"
-                log.exception(kv(event="action_crashed", action=action.name))
-                self._event(record, action.name, "failed", attempt, True, error)
-                raise _Failed(error, attempt) from exc
-            step = StepRecord(
-                outcome.action,
-                outcome.result,
-                outcome.before,
-                outcome.after,
-                at=self._clock(),
-                attempts=attempt,
+                box["outcome"] = reconcile(action, transition)
+            except BaseException as exc:
+                box["error"] = exc
+
+        thread = threading.Thread(target=run, name=f"step-{action.name}", daemon=True)
+        thread.start()
+        with self._keepalive():
+            thread.join(action.timeout_seconds)
+        if thread.is_alive():
+            self._strays[action.name] = thread
+            raise TemporaryError(
+                f"{action.name}: no result within {action.timeout_seconds:g}s (timeout_seconds)"
             )
-            self.store.journal_step(record.id, step, self._renew())
-            self._event(record, action.name, outcome.result, attempt, True, None)
-            return
+        error = box.get("error")
+        if isinstance(error, BaseException):
+            raise error
+        outcome = box["outcome"]
+        assert isinstance(outcome, StepOutcome)
+        return outcome
 
     @contextmanager
     def _keepalive(self) -> Iterator[None]:
@@ -243,13 +363,30 @@ class Reconciler:
             stop.set()
             thread.join()
 
-    def _wait(self, delay: float) -> None:
-        """Sleep delay seconds, renewing the lease often enough to keep it."""
-        chunk = max(self.lease_seconds / 3, 0.01)
-        while delay > 0:
-            self._sleep(min(delay, chunk))
-            delay -= chunk
-            self._renew()
+    def _finish(self, record: TransitionRecord, result: str, error: str | None) -> TransitionRecord:
+        assert result in ("completed", "aborted")
+        finished = self.store.finish_transition(
+            record.id,
+            "completed" if result == "completed" else "aborted",
+            self._renew(),
+            error,
+        )
+        self._finished(finished)
+        return finished
+
+    def _log_start(self, record: TransitionRecord) -> None:
+        log.info(
+            kv(
+                event="transition_resume"
+                if record.steps or record.attempts
+                else "transition_start",
+                transition=record.id,
+                kind=record.kind,
+                from_region=record.from_region,
+                to_region=record.to_region,
+                dry_run=record.dry_run,
+            )
+        )
 
     def _event(
         self,
@@ -259,6 +396,7 @@ class Reconciler:
         attempt: int,
         final: bool,
         error: str | None,
+        rollback: bool,
     ) -> None:
         level = logging.INFO if result != "failed" else logging.WARNING
         log.log(
@@ -270,12 +408,13 @@ class Reconciler:
                 result=result,
                 attempt=attempt,
                 final=final,
+                rollback=rollback or None,
                 error=error,
             ),
         )
         if self._on_step is not None:
             try:
-                self._on_step(StepEvent(record, action, result, attempt, final, error))
+                self._on_step(StepEvent(record, action, result, attempt, final, error, rollback))
             except Exception:  # metrics must never stop a transition
                 log.exception(kv(event="on_step_failed", action=action))
 

@@ -1,8 +1,9 @@
 """The reconciler's background thread in each process: contends for the lease; the holder acts.
 
-Every gunicorn worker runs one. A worker that records a transition wakes its
-own runner at once; the others poll, quickly while a transition is in
-progress (to take over if its holder dies) and slowly otherwise.
+Every gunicorn worker runs one. A worker that records a transition, or takes
+an operator's command, wakes its own runner at once; the others poll: quickly
+while a step is due (to take over if its holder dies), at the next attempt's
+time while a step waits out its backoff, and slowly otherwise.
 """
 
 from __future__ import annotations
@@ -62,26 +63,30 @@ class Runner:
             self._thread = None
 
     def run_now(self) -> TransitionRecord | None:
-        """One pass in the caller's thread: finish the transition in progress, if any."""
+        """One pass in the caller's thread: drive the transition in progress, if one is due."""
         with self._pass_lock:
-            # A read first: the idle case then costs no write to the store.
-            if self.store.state().in_progress is None:
+            # A read first: the idle and waiting cases then cost no write to the store.
+            due = self.reconciler.due_in(self.store.state())
+            if due is None or due > 0:
                 return None
             return self.reconciler.run_once()
 
-    def _busy(self) -> bool:
-        """True when a transition is still in progress (another holder, or a lost lease)."""
-        return self.store.state().in_progress is not None
+    def _next_wait(self) -> float:
+        """How long to sleep: until the next attempt is due, between the two intervals."""
+        due = self.reconciler.due_in(self.store.state())
+        if due is None:
+            return self.interval
+        return min(max(due, self.busy_interval), self.interval)
 
     def _loop(self) -> None:
         while not self._stop.is_set():
             self._wake.clear()  # a wake() during the pass below triggers another pass
-            busy = False
+            wait = self.interval
             try:
                 self.run_now()
-                busy = self._busy()
+                wait = self._next_wait()
             except StoreUnavailable as exc:  # expected during an outage: one line, retry
                 log.warning(kv(event="reconciler_store_unavailable", error=str(exc)))
             except Exception:  # a bug: keep the traceback, and keep the loop alive
                 log.exception(kv(event="reconciler_pass_failed", holder=self.reconciler.holder))
-            self._wake.wait(self.busy_interval if busy else self.interval)
+            self._wake.wait(wait)

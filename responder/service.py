@@ -15,13 +15,14 @@ from typing import Any
 
 from ddb_failover.config import Config
 from ddb_failover.logs import kv
+from responder import operations
 from responder.actions.base import Action
 from responder.alerts import Alert, Notification
 from responder.decision import Decision, OperatorRequest, alert_cause
 from responder.handling import Handled, ReadinessFn, handle_alerts, handle_operator
 from responder.metrics import ResponderMetrics
 from responder.runner import Runner
-from responder.state.base import Json, State, StateStore
+from responder.state.base import Json, State, StateStore, TransitionRecord
 
 log = logging.getLogger(__name__)
 UNKNOWN_REGION = "unknown region"
@@ -59,6 +60,43 @@ class Service:
         handled = handle_operator(request, self.store, self.config, self.readiness, self.clock())
         self._account(handled)
         return handled
+
+    def retry(self, by: str, reason: str, transition_id: str | None = None) -> TransitionRecord:
+        """Run the failing step of the transition in progress again now; Refused if none."""
+        now = self.clock()
+        record = operations.apply(
+            self.store, lambda r: operations.retry(r, by, reason, now), transition_id
+        )
+        return self._commanded(record, "retry", by, reason)
+
+    def skip(
+        self, action: str, by: str, reason: str, transition_id: str | None = None
+    ) -> TransitionRecord:
+        """Record the failing step as skipped and go on; Refused if it is not the one failing."""
+        now = self.clock()
+        record = operations.apply(
+            self.store, lambda r: operations.skip(r, action, by, reason, now), transition_id
+        )
+        return self._commanded(record, "skip", by, reason, action=action)
+
+    def abort(
+        self, by: str, reason: str, rollback: bool, transition_id: str | None = None
+    ) -> TransitionRecord:
+        """Stop the transition in progress (rolling applied steps back first, if asked)."""
+        now = self.clock()
+        record = operations.apply(
+            self.store, lambda r: operations.abort(r, by, reason, rollback, now), transition_id
+        )
+        return self._commanded(record, "abort", by, reason, rollback=rollback)
+
+    def _commanded(
+        self, record: TransitionRecord, op: str, by: str, reason: str, **extra: object
+    ) -> TransitionRecord:
+        log.warning(
+            kv(event="operator_command", op=op, transition=record.id, by=by, reason=reason, **extra)
+        )
+        self.runner.wake()
+        return record
 
     def _ignore_unknown(self, alerts: Sequence[Alert]) -> Handled:
         """An alert about a region we do not manage is valid, and changes nothing."""
@@ -100,7 +138,7 @@ class Service:
         """The /api/v1/status document: the store's status plus configuration facts."""
         state = self.store.state()
         out: dict[str, Any] = state.to_json()
-        out["actions"] = self.store.action_results()
+        out["actions"] = action_status(self.store.action_results(), state.in_progress)
         policy = self.config.responder.policy
         out.update(
             primary_region=self.config.primary,
@@ -115,3 +153,22 @@ class Service:
     def state(self) -> State:
         """The store's current snapshot."""
         return self.store.state()
+
+
+def action_status(results: dict[str, Json], running: TransitionRecord | None) -> dict[str, Json]:
+    """Each action's last journaled result, with the attempts of the step in trouble over it."""
+    out = {name: dict(result) for name, result in results.items()}
+    attempts = running.attempts if running is not None else None
+    if running is None or attempts is None:
+        return out
+    entry = out.setdefault(attempts.action, {"region": None})
+    entry.update(
+        result="failed",
+        at=attempts.to_json()["last_at"],
+        transition_id=running.id,
+        error=attempts.error,
+        attempts=attempts.count,
+        retry_at=attempts.to_json()["retry_at"],
+        halted=attempts.halted,
+    )
+    return out

@@ -71,6 +71,14 @@ def atomic_write(path: Path, text: str, default_mode: int = 0o644) -> None:
         raise
 
 
+def make_parent(path: Path, what: str) -> None:
+    """Create path's directory if needed; the error names what needed it."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise file_error(f"{what}: cannot create {path.parent}", exc) from None
+
+
 def remove(path: Path) -> None:
     """Delete path if it exists, durably."""
     target = Path(os.path.realpath(path))

@@ -37,6 +37,8 @@ class Action(ABC):
     """Drives one outside object to the state a region needs; idempotent."""
 
     type: str = ""
+    # The bound on one attempt of the step; the registry sets the configured value.
+    timeout_seconds: float = 60.0
 
     def __init__(self, name: str) -> None:
         self.name = name

@@ -66,10 +66,5 @@ class Command(Action):
             "transition_id": transition.id,
             "at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         }
-        try:
-            self.state_path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise _files.file_error(
-                f"{self.name}: cannot create {self.state_path.parent}", exc
-            ) from None
+        _files.make_parent(self.state_path, self.name)
         _files.atomic_write(self.state_path, json.dumps(record) + "\n", default_mode=0o600)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 
 from ddb_failover.config import EnvFileAction
@@ -56,33 +58,44 @@ def with_value(text: str | None, variable: str, value: str) -> str:
 class EnvFile(Action):
     """Writes the region into an env file atomically, then runs the reload command.
 
-    When the reload command fails, times out or cannot run, the file is put back as it was,
-    so a retry sees the old value and writes and reloads again: "applied" means
-    the file holds the region and the reload succeeded. The reload command gets the
-    same DDB_FAILOVER_* transition variables as the command action.
+    With a reload command, the state is {"value", "reloaded"}: after a reload succeeds
+    the action records the value it reloaded (a small JSON file in state_dir), so a
+    process killed between the write and the end of the reload is seen as
+    "reloaded": false and the resumed transition reloads instead of calling the step
+    unchanged. When the reload command fails, times out or cannot run, the file is
+    put back as it was, so a retry writes and reloads again. The reload command gets
+    the same DDB_FAILOVER_* transition variables as the command action.
     """
 
     type = "env_file"
 
-    def __init__(self, config: EnvFileAction) -> None:
+    def __init__(self, config: EnvFileAction, state_path: Path) -> None:
         super().__init__(config.name)
         self.path = Path(config.path)
         self.variable = config.variable
         self.reload_command = config.reload_command
         self.timeout_seconds = config.timeout_seconds
+        self.state_path = state_path
 
     def current(self) -> Json:
-        """The variable's value in the file; None when the file or the variable is absent."""
-        return read_value(_files.read_text(self.path), self.variable)
+        """The variable's value (None when absent), and whether a reload followed its write."""
+        value = read_value(_files.read_text(self.path), self.variable)
+        if not self.reload_command:
+            return value
+        return {"value": value, "reloaded": value is not None and value == self._reloaded()}
 
     def desired(self, region: str) -> Json:
-        """The region name itself."""
-        return region
+        """The region name, reloaded when there is a reload command."""
+        if not self.reload_command:
+            return region
+        return {"value": region, "reloaded": True}
 
     def apply(self, desired: Json, transition: Transition) -> None:
-        """Write the file, then reload; on a failed reload restore the old file."""
+        """Write the file if needed, then reload; on a failed reload restore the old file."""
+        region = desired["value"] if self.reload_command else desired
         old = _files.read_text(self.path)
-        _files.atomic_write(self.path, with_value(old, self.variable, str(desired)))
+        if read_value(old, self.variable) != region:
+            _files.atomic_write(self.path, with_value(old, self.variable, str(region)))
         if not self.reload_command:
             return
         try:
@@ -95,6 +108,27 @@ class EnvFile(Action):
         except ActionError:
             self._restore(old)
             raise
+        self._record_reload(str(region), transition)
+
+    def _reloaded(self) -> str | None:
+        """The value the last successful reload was for, from the action's record."""
+        text = _files.read_text(self.state_path)
+        if text is None:
+            return None
+        try:
+            value = json.loads(text)["value"]
+        except (ValueError, KeyError, TypeError):
+            return None  # an unreadable record means: reload to be sure
+        return value if isinstance(value, str) else None
+
+    def _record_reload(self, region: str, transition: Transition) -> None:
+        record = {
+            "value": region,
+            "transition_id": transition.id,
+            "at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }
+        _files.make_parent(self.state_path, self.name)
+        _files.atomic_write(self.state_path, json.dumps(record) + "\n", default_mode=0o600)
 
     def _restore(self, old: str | None) -> None:
         if old is None:

@@ -60,7 +60,7 @@ def _route53(action: cfg.Route53Action, clients: _Clients) -> Action:
 
 
 def _env_file(action: cfg.EnvFileAction, clients: _Clients) -> Action:
-    return EnvFile(action)
+    return EnvFile(action, clients.state_dir / f"env_file-{action.name}.json")
 
 
 def _ssm(action: cfg.SSMParameterAction, clients: _Clients) -> Action:
@@ -103,4 +103,9 @@ def build(
         aws_factory=aws_client_factory or aws_client.client_factory(),
         state_dir=state_dir if state_dir is not None else state_dir_for(settings),
     )
-    return [BUILDERS[action.type](action, clients) for action in settings.actions]
+    built = []
+    for action in settings.actions:
+        made = BUILDERS[action.type](action, clients)
+        made.timeout_seconds = action.timeout_seconds
+        built.append(made)
+    return built

@@ -13,12 +13,33 @@ from typing import Any, Literal
 from responder.alerts import format_time
 
 Json = Any
-Phase = Literal["steady", "failing_over", "failing_back", "blocked"]
+Phase = Literal[
+    "steady",
+    "failing_over",
+    "failing_back",
+    "blocked",
+    "stalled",
+    "frozen",
+    "awaiting_approval",
+]
+PHASES: tuple[Phase, ...] = (
+    "steady",
+    "failing_over",
+    "failing_back",
+    "blocked",
+    "stalled",
+    "frozen",
+    "awaiting_approval",
+)
 TransitionKind = Literal["failover", "failback", "manual"]
-TransitionResult = Literal["in_progress", "completed", "failed"]
-StepResult = Literal["applied", "unchanged", "would_apply", "failed"]
+# failed: only transitions recorded before permanent errors stalled instead of failing.
+TransitionResult = Literal["in_progress", "completed", "failed", "aborted"]
+StepResult = Literal["applied", "unchanged", "would_apply", "failed", "skipped"]
 DecisionKind = Literal["ignored", "blocked", "duplicate"]
-DONE_RESULTS = frozenset({"applied", "unchanged", "would_apply"})
+OperationKind = Literal["retry", "skip", "abort"]
+DONE_RESULTS = frozenset({"applied", "unchanged", "would_apply", "skipped"})
+# Results after which the outside object is known to be in the step's region.
+VERIFIED_RESULTS = frozenset({"applied", "unchanged"})
 
 
 class StoreError(Exception):
@@ -35,6 +56,10 @@ class LeaseLost(StoreError):
 
 class UnknownTransition(StoreError):
     """No transition has the given id, or it is no longer in progress."""
+
+
+class Refused(StoreError):
+    """An operator command that does not apply to the transition as it is now (HTTP 409)."""
 
 
 def _time(value: float | None) -> str | None:
@@ -93,6 +118,7 @@ class StepRecord:
     at: float = 0.0
     attempts: int = 1
     fencing_token: int | None = None
+    rollback: bool = False  # a step of an abort's rollback, back to the source region
 
     def to_json(self) -> Json:
         """The history's step shape."""
@@ -104,7 +130,105 @@ class StepRecord:
             "error": self.error,
             "at": _time(self.at),
             "attempts": self.attempts,
+            "rollback": self.rollback,
         }
+
+
+@dataclass(frozen=True)
+class Attempts:
+    """How the step being worked on is going: its failed attempts and what happens next."""
+
+    action: str
+    rollback: bool
+    count: int  # failed attempts so far
+    first_at: float
+    last_at: float
+    error: str
+    retry_at: float | None  # None: stopped at a permanent error until an operator acts
+
+    @property
+    def halted(self) -> bool:
+        """True when a permanent error stopped the step: only retry, skip or abort go on."""
+        return self.retry_at is None
+
+    def to_json(self) -> Json:
+        """JSON form, kept in the store and shown in status and history."""
+        return {
+            "action": self.action,
+            "rollback": self.rollback,
+            "count": self.count,
+            "first_at": _time(self.first_at),
+            "last_at": _time(self.last_at),
+            "error": self.error,
+            "retry_at": _time(self.retry_at),
+            "halted": self.halted,
+        }
+
+    def to_store(self) -> Json:
+        """The stored form: times as Unix seconds."""
+        return {
+            "action": self.action,
+            "rollback": self.rollback,
+            "count": self.count,
+            "first_at": self.first_at,
+            "last_at": self.last_at,
+            "error": self.error,
+            "retry_at": self.retry_at,
+        }
+
+    @classmethod
+    def from_store(cls, data: Json) -> Attempts | None:
+        """Rebuild from to_store() output; None for None."""
+        if not data:
+            return None
+        return cls(
+            action=data["action"],
+            rollback=bool(data.get("rollback", False)),
+            count=int(data["count"]),
+            first_at=float(data["first_at"]),
+            last_at=float(data["last_at"]),
+            error=str(data["error"]),
+            retry_at=None if data.get("retry_at") is None else float(data["retry_at"]),
+        )
+
+
+@dataclass(frozen=True)
+class Operation:
+    """An operator's command on a transition in progress: who, why, when."""
+
+    op: OperationKind
+    by: str
+    reason: str
+    at: float
+    action: str | None = None  # the step skipped
+    rollback: bool = False  # abort: drive applied steps back first
+
+    def to_json(self) -> Json:
+        """JSON form for history and status."""
+        return {
+            "op": self.op,
+            "by": self.by,
+            "reason": self.reason,
+            "at": _time(self.at),
+            "action": self.action,
+            "rollback": self.rollback,
+        }
+
+    def to_store(self) -> Json:
+        """The stored form: time as Unix seconds."""
+        return {**self.to_json(), "at": self.at}
+
+    @classmethod
+    def from_store(cls, data: Json) -> Operation:
+        """Rebuild from to_store() output."""
+        return cls(
+            op=data["op"],
+            by=data["by"],
+            reason=data["reason"],
+            at=float(data["at"]),
+            action=data.get("action"),
+            rollback=bool(data.get("rollback", False)),
+        )
 
 
 @dataclass(frozen=True)
@@ -123,11 +247,40 @@ class TransitionRecord:
     dry_run: bool
     error: str | None = None
     steps: tuple[StepRecord, ...] = ()
+    deadline_at: float | None = None  # past it, a transition still in progress is stalled
+    attempts: Attempts | None = None  # the step in trouble, if one is
+    operations: tuple[Operation, ...] = ()
+    revision: int = 0  # grows on every write; operator commands compare-and-set on it
 
     @property
     def in_progress(self) -> bool:
         """True until finish_transition() is called."""
         return self.result == "in_progress"
+
+    @property
+    def abort(self) -> Operation | None:
+        """The abort an operator asked for, if any."""
+        return next((o for o in reversed(self.operations) if o.op == "abort"), None)
+
+    @property
+    def rolling_back(self) -> bool:
+        """True once an abort with rollback was asked for."""
+        abort = self.abort
+        return abort is not None and abort.rollback
+
+    def stalled(self, now: float) -> bool:
+        """In progress but stopped at a permanent error, or past its deadline."""
+        if not self.in_progress:
+            return False
+        if self.attempts is not None and self.attempts.halted:
+            return True
+        return self.deadline_at is not None and now > self.deadline_at
+
+    def done_steps(self, rollback: bool = False) -> dict[str, StepRecord]:
+        """Steps journaled as done in one direction, by action (the newest wins)."""
+        return {
+            s.action: s for s in self.steps if s.rollback == rollback and s.result in DONE_RESULTS
+        }
 
     def to_json(self) -> Json:
         """The history's transition shape (contract keys plus dry_run and error)."""
@@ -144,6 +297,9 @@ class TransitionRecord:
             "dry_run": self.dry_run,
             "error": self.error,
             "steps": [s.to_json() for s in self.steps],
+            "deadline_at": _time(self.deadline_at),
+            "attempts": self.attempts.to_json() if self.attempts else None,
+            "operations": [o.to_json() for o in self.operations],
         }
 
 
@@ -184,6 +340,7 @@ class NewTransition:
     cause: Cause
     data_at_risk_seconds: float | None
     dry_run: bool
+    deadline_at: float | None = None
 
 
 @dataclass(frozen=True)
@@ -248,11 +405,12 @@ class Lease:
 class PhaseInputs:
     """What phase() needs; kept separate so every backend derives the phase the same way."""
 
-    frozen: bool
+    frozen: Freeze | None
     in_progress: TransitionRecord | None
     last_transition: TransitionRecord | None
     last_blocked_at: float | None = None
     last_unfrozen_at: float | None = None
+    now: float = 0.0
 
 
 def blocks_phase(record: DecisionRecord) -> bool:
@@ -266,13 +424,44 @@ def clears_block(record: DecisionRecord) -> bool:
     return bool(alerts) and all(a.get("status") == "resolved" for a in alerts)
 
 
-def phase(inputs: PhaseInputs) -> Phase:
-    """Derive the phase: blocked when frozen, after a failed transition, or while an
-    automatic transition is blocked (until a transition, an unfreeze, or its alerts resolve).
+def freeze_stops(frozen: Freeze | None, transition: TransitionRecord) -> bool:
+    """A freeze stops a transition at its next step boundary.
+
+    Not an operator's transition asked for after the freeze: freezing automation and
+    then moving traffic by hand is the usual way to take over.
     """
-    if inputs.in_progress is not None:
-        return "failing_back" if inputs.in_progress.kind == "failback" else "failing_over"
-    if inputs.frozen:
+    if frozen is None:
+        return False
+    return not (transition.kind == "manual" and transition.started_at > frozen.at)
+
+
+def desired_region(active: str, last: TransitionRecord | None) -> str:
+    """Where the outside world is being driven: the running transition's end, or active."""
+    if last is None:
+        return active
+    if last.in_progress:
+        if last.rolling_back and last.from_region is not None:
+            return last.from_region
+        return last.to_region
+    return last.to_region if last.result == "failed" else active
+
+
+def phase(inputs: PhaseInputs) -> Phase:
+    """Derive the phase.
+
+    A transition in progress is frozen (a freeze stopped it), stalled (a permanent
+    error, or past its deadline), else failing over or back. Otherwise blocked when
+    frozen, after a failed transition, or while an automatic transition is blocked
+    (until a transition, an unfreeze, or its alerts resolve).
+    """
+    running = inputs.in_progress
+    if running is not None:
+        if freeze_stops(inputs.frozen, running):
+            return "frozen"
+        if running.stalled(inputs.now):
+            return "stalled"
+        return "failing_back" if running.kind == "failback" else "failing_over"
+    if inputs.frozen is not None:
         return "blocked"
     last = inputs.last_transition
     if last is not None and last.result == "failed":
@@ -320,17 +509,40 @@ class StateStore(ABC):
 
     @abstractmethod
     def journal_step(self, transition_id: str, step: StepRecord, fencing_token: int) -> None:
-        """Append a step outcome; LeaseLost when fencing_token is not the current lease's."""
+        """Append a step outcome and clear the attempts (steps run one at a time), in one write.
+
+        LeaseLost when fencing_token is not the current lease's.
+        """
+
+    @abstractmethod
+    def record_attempts(self, transition_id: str, attempts: Attempts, fencing_token: int) -> None:
+        """Record how the step in trouble is going; LeaseLost as journal_step()."""
+
+    @abstractmethod
+    def operate(
+        self,
+        transition_id: str,
+        expected_revision: int,
+        operation: Operation,
+        attempts: Attempts | None,
+        step: StepRecord | None = None,
+    ) -> TransitionRecord | None:
+        """Apply an operator command to the transition in progress, compare-and-set.
+
+        Appends operation, sets attempts (None clears them) and appends step when given,
+        all in one write, only if the transition's revision is still expected_revision;
+        None when it moved (read again and re-check). UnknownTransition when not in progress.
+        """
 
     @abstractmethod
     def completed_steps(self, transition_id: str) -> dict[str, StepRecord]:
-        """Steps journaled as done (applied, unchanged, would_apply), by action name."""
+        """Forward steps journaled as done (applied, unchanged, would_apply, skipped)."""
 
     @abstractmethod
     def finish_transition(
         self,
         transition_id: str,
-        result: Literal["completed", "failed"],
+        result: Literal["completed", "failed", "aborted"],
         fencing_token: int,
         error: str | None = None,
     ) -> TransitionRecord:

@@ -34,7 +34,8 @@ from ddb_failover.config import Config, DynamoDBState
 from responder.alerts import format_time
 from responder.state import dynamodb_items as items
 from responder.state.base import (
-    DONE_RESULTS,
+    VERIFIED_RESULTS,
+    Attempts,
     Cause,
     DecisionKind,
     DecisionRecord,
@@ -43,6 +44,7 @@ from responder.state.base import (
     Lease,
     LeaseLost,
     NewTransition,
+    Operation,
     PhaseInputs,
     State,
     StateStore,
@@ -54,6 +56,7 @@ from responder.state.base import (
     UnknownTransition,
     blocks_phase,
     clears_block,
+    desired_region,
     phase,
 )
 from responder.state.dynamodb_items import Item, n, s
@@ -194,22 +197,20 @@ class DynamoDBStore(StateStore):
         last = items.transition(item["t"]["M"]) if "t" in item else None
         running = last if last is not None and last.in_progress else None
         active = item["active_region"]["S"]
-        desired = active
-        if last is not None and (running is not None or last.result == "failed"):
-            desired = last.to_region
         now = self._clock()
         starts = [float(v["N"]) for v in item.get("recent_starts", {}).get("L", [])]
         frozen = items.freeze(item)
         return State(
             active_region=active,
-            desired_region=desired,
+            desired_region=desired_region(active, last),
             phase=phase(
                 PhaseInputs(
-                    frozen=frozen is not None,
+                    frozen=frozen,
                     in_progress=running,
                     last_transition=last,
                     last_blocked_at=items.opt_n(item, "last_blocked_at"),
                     last_unfrozen_at=items.opt_n(item, "unfrozen_at"),
+                    now=now,
                 )
             ),
             frozen=frozen,
@@ -323,37 +324,122 @@ class DynamoDBStore(StateStore):
             return LeaseLost(f"fencing token {token} is stale or its lease expired")
         return UnknownTransition(f"no transition {transition_id} in progress")
 
-    def journal_step(self, transition_id: str, step: StepRecord, fencing_token: int) -> None:
+    def _fenced_update(
+        self,
+        transition_id: str,
+        fencing_token: int,
+        update: str,
+        values: Mapping[str, Any],
+        extra_names: Mapping[str, str] | None = None,
+    ) -> None:
+        """An update of the running transition by the lease holder; LeaseLost when refused."""
         now = self._clock()
-        at = step.at or now
+        fenced = {
+            **values,
+            ":token": n(fencing_token),
+            ":now": n(now),
+            ":tid": s(transition_id),
+            ":running": s("in_progress"),
+            ":one": n(1),
+            ":zero": n(0),
+        }
         try:
             self._update(
-                "SET #t.#steps = list_append(#t.#steps, :step), #actions.#action = :summary",
-                {
-                    ":step": {"L": [items.step_value(step, fencing_token, at)]},
-                    ":summary": items.action_summary(transition_id, step, at),
-                    ":token": n(fencing_token),
-                    ":now": n(now),
-                    ":tid": s(transition_id),
-                    ":running": s("in_progress"),
-                },
+                f"{update}, #t.#revision = if_not_exists(#t.#revision, :zero) + :one",
+                fenced,
                 f"{FENCED} AND {RUNNING}",
-                {"#action": step.action},
+                extra_names,
             )
         except _ConditionFailed:
             raise self._refused(fencing_token, transition_id, now) from None
+
+    def journal_step(self, transition_id: str, step: StepRecord, fencing_token: int) -> None:
+        at = step.at or self._clock()
+        running = self._current().get("t", {}).get("M")
+        region = None
+        if running is not None and running["id"]["S"] == transition_id:
+            region = self._step_region(running, step)
+        # Steps run one at a time: once one is journaled, nothing is in trouble.
+        self._fenced_update(
+            transition_id,
+            fencing_token,
+            "SET #t.#steps = list_append(#t.#steps, :step), #actions.#action = :summary,"
+            " #t.#attempts = :none",
+            {
+                ":step": {"L": [items.step_value(step, fencing_token, at)]},
+                ":summary": items.action_summary(transition_id, step, at, region),
+                ":none": items.attempts_value(None),
+            },
+            {"#action": step.action},
+        )
+
+    def _step_region(self, running: Item, step: StepRecord) -> str | None:
+        """The region a step leaves its object in; else the one the summary already had."""
+        if step.result in VERIFIED_RESULTS:
+            record = items.transition(running)
+            return record.from_region if step.rollback else record.to_region
+        summary = self._current().get("actions", {}).get("M", {}).get(step.action, {}).get("M")
+        return items.opt_s(summary, "region") if summary else None
+
+    def record_attempts(self, transition_id: str, attempts: Attempts, fencing_token: int) -> None:
+        self._fenced_update(
+            transition_id,
+            fencing_token,
+            "SET #t.#attempts = :attempts",
+            {":attempts": items.attempts_value(attempts)},
+        )
+
+    def operate(
+        self,
+        transition_id: str,
+        expected_revision: int,
+        operation: Operation,
+        attempts: Attempts | None,
+        step: StepRecord | None = None,
+    ) -> TransitionRecord | None:
+        update = (
+            "SET #t.#operations = list_append(if_not_exists(#t.#operations, :empty), :op),"
+            " #t.#attempts = :attempts, #t.#revision = :next"
+        )
+        values: dict[str, Any] = {
+            ":op": {"L": [items.operation_value(operation)]},
+            ":empty": {"L": []},
+            ":attempts": items.attempts_value(attempts),
+            ":next": n(expected_revision + 1),
+            ":tid": s(transition_id),
+            ":running": s("in_progress"),
+        }
+        if step is not None:
+            update += ", #t.#steps = list_append(#t.#steps, :step)"
+            values[":step"] = {"L": [items.step_value(step, 0, step.at or self._clock())]}
+        revision = (
+            "#t.#revision = :expected"
+            if expected_revision
+            else ("(attribute_not_exists(#t.#revision) OR #t.#revision = :expected)")
+        )
+        values[":expected"] = n(expected_revision)
+        try:
+            self._update(update, values, f"{RUNNING} AND {revision}")
+        except _ConditionFailed:
+            running = self._current().get("t", {}).get("M")
+            if running is None or running["id"]["S"] != transition_id:
+                raise UnknownTransition(f"no transition {transition_id} in progress") from None
+            if running["result"]["S"] != "in_progress":
+                raise UnknownTransition(f"no transition {transition_id} in progress") from None
+            return None  # the revision moved: the caller reads again and re-checks
+        return self.transition(transition_id)
 
     def completed_steps(self, transition_id: str) -> dict[str, StepRecord]:
         try:
             record = self.transition(transition_id)
         except UnknownTransition:
             return {}
-        return {x.action: x for x in record.steps if x.result in DONE_RESULTS}
+        return record.done_steps()
 
     def finish_transition(
         self,
         transition_id: str,
-        result: Literal["completed", "failed"],
+        result: Literal["completed", "failed", "aborted"],
         fencing_token: int,
         error: str | None = None,
     ) -> TransitionRecord:
@@ -361,7 +447,10 @@ class DynamoDBStore(StateStore):
         running = self._current().get("t", {}).get("M")
         if running is None or running["id"]["S"] != transition_id:
             raise self._refused(fencing_token, transition_id, now)
-        update = "SET #t.#result = :result, #t.#finished_at = :now, #version = #version + :one"
+        update = (
+            "SET #t.#result = :result, #t.#finished_at = :now, #version = #version + :one,"
+            " #t.#revision = if_not_exists(#t.#revision, :zero) + :one"
+        )
         values: dict[str, Any] = {
             ":result": s(result),
             ":now": n(now),
@@ -369,6 +458,7 @@ class DynamoDBStore(StateStore):
             ":token": n(fencing_token),
             ":tid": s(transition_id),
             ":running": s("in_progress"),
+            ":zero": n(0),
         }
         if error is not None:
             update += ", #t.#error = :error"
@@ -460,6 +550,7 @@ class DynamoDBStore(StateStore):
                 "at": format_time(float(m["at"]["N"])),
                 "transition_id": m["transition_id"]["S"],
                 "error": items.opt_s(m, "error"),
+                "region": items.opt_s(m, "region"),
             }
         return out
 

@@ -11,12 +11,14 @@ import re
 from typing import Any
 
 from responder.state.base import (
+    Attempts,
     Cause,
     DecisionRecord,
     Freeze,
     Json,
     Lease,
     NewTransition,
+    Operation,
     StepRecord,
     TransitionRecord,
 )
@@ -73,6 +75,8 @@ def step_value(step: StepRecord, token: int, at: float) -> Item:
         "attempts": n(step.attempts),
         "fencing_token": n(token),
     }
+    if step.rollback:
+        out["rollback"] = {"BOOL": True}
     if step.error is not None:
         out["error"] = s(step.error)
     return {"M": out}
@@ -90,7 +94,18 @@ def step(value: Item) -> StepRecord:
         at=float(m["at"]["N"]),
         attempts=integer(m, "attempts"),
         fencing_token=integer(m, "fencing_token"),
+        rollback=m.get("rollback", {}).get("BOOL", False),
     )
+
+
+def attempts_value(attempts: Attempts | None) -> Item:
+    """The attempts of the step in trouble, as a JSON string (NULL when none)."""
+    return {"NULL": True} if attempts is None else j(attempts.to_store())
+
+
+def operation_value(operation: Operation) -> Item:
+    """An operator's command, as a list element."""
+    return j(operation.to_store())
 
 
 def new_transition(transition_id: str, new: NewTransition, now: float) -> Item:
@@ -104,7 +119,11 @@ def new_transition(transition_id: str, new: NewTransition, now: float) -> Item:
         "cause": j(new.cause.to_json()),
         "dry_run": {"BOOL": new.dry_run},
         "steps": {"L": []},
+        "operations": {"L": []},
+        "revision": n(0),
     }
+    if new.deadline_at is not None:
+        out["deadline_at"] = n(float(new.deadline_at))
     if new.from_region is not None:
         out["from_region"] = s(new.from_region)
     if new.data_at_risk_seconds is not None:
@@ -127,6 +146,14 @@ def transition(m: Item) -> TransitionRecord:
         dry_run=m["dry_run"]["BOOL"],
         error=opt_s(m, "error"),
         steps=tuple(step(v) for v in m.get("steps", {}).get("L", [])),
+        deadline_at=opt_n(m, "deadline_at"),
+        attempts=Attempts.from_store(
+            json.loads(m["attempts"]["S"]) if "S" in m.get("attempts", {}) else None
+        ),
+        operations=tuple(
+            Operation.from_store(json.loads(v["S"])) for v in m.get("operations", {}).get("L", [])
+        ),
+        revision=integer(m, "revision"),
     )
 
 
@@ -182,9 +209,11 @@ def lease(item: Item, now: float) -> Lease | None:
     return Lease(holder, integer(item, "lease_token"), expires)
 
 
-def action_summary(transition_id: str, record: StepRecord, at: float) -> Item:
-    """An action's last result, as kept on the current item."""
+def action_summary(transition_id: str, record: StepRecord, at: float, region: str | None) -> Item:
+    """An action's last result, and the region of its last verified state, on the current item."""
     out: Item = {"result": s(record.result), "at": n(at), "transition_id": s(transition_id)}
     if record.error is not None:
         out["error"] = s(record.error)
+    if region is not None:
+        out["region"] = s(region)
     return {"M": out}

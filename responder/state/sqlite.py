@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from responder.state.base import (
-    DONE_RESULTS,
+    VERIFIED_RESULTS,
+    Attempts,
     Cause,
     DecisionKind,
     DecisionRecord,
@@ -28,6 +29,7 @@ from responder.state.base import (
     Lease,
     LeaseLost,
     NewTransition,
+    Operation,
     PhaseInputs,
     State,
     StateStore,
@@ -38,6 +40,7 @@ from responder.state.base import (
     UnknownTransition,
     blocks_phase,
     clears_block,
+    desired_region,
     phase,
 )
 from responder.state.writelock import WriterLock
@@ -56,14 +59,16 @@ CREATE TABLE IF NOT EXISTS transitions (
     id TEXT NOT NULL UNIQUE,
     kind TEXT NOT NULL, from_region TEXT, to_region TEXT NOT NULL,
     result TEXT NOT NULL, started_at REAL NOT NULL, finished_at REAL,
-    cause TEXT NOT NULL, data_at_risk REAL, dry_run INTEGER NOT NULL, error TEXT
+    cause TEXT NOT NULL, data_at_risk REAL, dry_run INTEGER NOT NULL, error TEXT,
+    deadline_at REAL, attempts TEXT, operations TEXT NOT NULL DEFAULT '[]',
+    revision INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS steps (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     transition_id TEXT NOT NULL REFERENCES transitions(id),
     action TEXT NOT NULL, result TEXT NOT NULL,
     before TEXT, after TEXT, error TEXT, at REAL NOT NULL,
-    attempts INTEGER NOT NULL, fencing_token INTEGER
+    attempts INTEGER NOT NULL, fencing_token INTEGER, rollback INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS steps_by_transition ON steps(transition_id);
 CREATE TABLE IF NOT EXISTS decisions (
@@ -76,6 +81,14 @@ CREATE TABLE IF NOT EXISTS lease (
     holder TEXT, token INTEGER NOT NULL, expires_at REAL NOT NULL
 );
 """
+# Columns added since the first release: (table, column, declaration), for files made before.
+ADDED_COLUMNS = (
+    ("transitions", "deadline_at", "REAL"),
+    ("transitions", "attempts", "TEXT"),
+    ("transitions", "operations", "TEXT NOT NULL DEFAULT '[]'"),
+    ("transitions", "revision", "INTEGER NOT NULL DEFAULT 0"),
+    ("steps", "rollback", "INTEGER NOT NULL DEFAULT 0"),
+)
 # Enough starts to evaluate any sane hourly cap.
 RECENT_LIMIT = 100
 RECENT_WINDOW = 2 * 3600.0
@@ -116,6 +129,7 @@ class SqliteStore(StateStore):
             for statement in SCHEMA.split(";"):
                 if statement.strip():
                     db.execute(statement)
+            _add_missing_columns(db)
             db.execute(
                 "INSERT OR IGNORE INTO meta (id, active_region, version) VALUES (1, ?, 0)",
                 (primary,),
@@ -207,6 +221,7 @@ class SqliteStore(StateStore):
             at=row["at"],
             attempts=row["attempts"],
             fencing_token=row["fencing_token"],
+            rollback=bool(row["rollback"]),
         )
 
     def _transition(self, db: sqlite3.Connection, row: sqlite3.Row) -> TransitionRecord:
@@ -226,6 +241,10 @@ class SqliteStore(StateStore):
             dry_run=bool(row["dry_run"]),
             error=row["error"],
             steps=tuple(self._step(s) for s in steps),
+            deadline_at=row["deadline_at"],
+            attempts=Attempts.from_store(_loads(row["attempts"])),
+            operations=tuple(Operation.from_store(o) for o in json.loads(row["operations"])),
+            revision=row["revision"],
         )
 
     def _state(self, db: sqlite3.Connection) -> State:
@@ -249,20 +268,17 @@ class SqliteStore(StateStore):
                 bool(meta["frozen_auto"]),
             )
         active = meta["active_region"]
-        desired = active
-        if running is not None or (last is not None and last.result == "failed"):
-            assert last is not None
-            desired = last.to_region
         return State(
             active_region=active,
-            desired_region=desired,
+            desired_region=desired_region(active, last),
             phase=phase(
                 PhaseInputs(
-                    frozen=frozen is not None,
+                    frozen=frozen,
                     in_progress=running,
                     last_transition=last,
                     last_blocked_at=meta["last_blocked_at"],
                     last_unfrozen_at=meta["unfrozen_at"],
+                    now=self._clock(),
                 )
             ),
             frozen=frozen,
@@ -292,7 +308,8 @@ class SqliteStore(StateStore):
             transition_id = f"t-{int(self._clock())}-{secrets.token_hex(4)}"
             db.execute(
                 "INSERT INTO transitions (id, kind, from_region, to_region, result, started_at,"
-                " cause, data_at_risk, dry_run) VALUES (?, ?, ?, ?, 'in_progress', ?, ?, ?, ?)",
+                " cause, data_at_risk, dry_run, deadline_at)"
+                " VALUES (?, ?, ?, ?, 'in_progress', ?, ?, ?, ?, ?)",
                 (
                     transition_id,
                     new.kind,
@@ -302,6 +319,7 @@ class SqliteStore(StateStore):
                     json.dumps(new.cause.to_json()),
                     new.data_at_risk_seconds,
                     int(new.dry_run),
+                    new.deadline_at,
                 ),
             )
             db.execute("UPDATE meta SET version = version + 1 WHERE id = 1")
@@ -369,7 +387,7 @@ class SqliteStore(StateStore):
             self._running(db, transition_id)
             db.execute(
                 "INSERT INTO steps (transition_id, action, result, before, after, error, at,"
-                " attempts, fencing_token) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " attempts, fencing_token, rollback) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     transition_id,
                     step.action,
@@ -380,20 +398,75 @@ class SqliteStore(StateStore):
                     step.at or self._clock(),
                     step.attempts,
                     fencing_token,
+                    int(step.rollback),
                 ),
             )
+            # Steps run one at a time: once one is journaled, nothing is in trouble.
+            self._set_attempts(db, transition_id, None)
+
+    def record_attempts(self, transition_id: str, attempts: Attempts, fencing_token: int) -> None:
+        with self._write() as db:
+            self._check_token(db, fencing_token)
+            self._running(db, transition_id)
+            self._set_attempts(db, transition_id, attempts)
+
+    @staticmethod
+    def _set_attempts(
+        db: sqlite3.Connection, transition_id: str, attempts: Attempts | None
+    ) -> None:
+        db.execute(
+            "UPDATE transitions SET attempts = ?, revision = revision + 1 WHERE id = ?",
+            (json.dumps(attempts.to_store()) if attempts else None, transition_id),
+        )
+
+    def operate(
+        self,
+        transition_id: str,
+        expected_revision: int,
+        operation: Operation,
+        attempts: Attempts | None,
+        step: StepRecord | None = None,
+    ) -> TransitionRecord | None:
+        with self._write() as db:
+            row = self._running(db, transition_id)
+            if row["revision"] != expected_revision:
+                return None
+            operations = [*json.loads(row["operations"]), operation.to_store()]
+            db.execute(
+                "UPDATE transitions SET operations = ? WHERE id = ?",
+                (json.dumps(operations), transition_id),
+            )
+            if step is not None:
+                db.execute(
+                    "INSERT INTO steps (transition_id, action, result, before, after, error, at,"
+                    " attempts, rollback) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        transition_id,
+                        step.action,
+                        step.result,
+                        json.dumps(step.before),
+                        json.dumps(step.after),
+                        step.error,
+                        step.at or self._clock(),
+                        step.attempts,
+                        int(step.rollback),
+                    ),
+                )
+            self._set_attempts(db, transition_id, attempts)
+            row = db.execute("SELECT * FROM transitions WHERE id = ?", (transition_id,)).fetchone()
+            return self._transition(db, row)
 
     def completed_steps(self, transition_id: str) -> dict[str, StepRecord]:
         with self._read() as db:
-            rows = db.execute(
-                "SELECT * FROM steps WHERE transition_id = ? ORDER BY seq", (transition_id,)
-            ).fetchall()
-        return {r["action"]: self._step(r) for r in rows if r["result"] in DONE_RESULTS}
+            row = db.execute("SELECT * FROM transitions WHERE id = ?", (transition_id,)).fetchone()
+            if row is None:
+                return {}
+            return self._transition(db, row).done_steps()
 
     def finish_transition(
         self,
         transition_id: str,
-        result: Literal["completed", "failed"],
+        result: Literal["completed", "failed", "aborted"],
         fencing_token: int,
         error: str | None = None,
     ) -> TransitionRecord:
@@ -401,7 +474,8 @@ class SqliteStore(StateStore):
             self._check_token(db, fencing_token)
             row = self._running(db, transition_id)
             db.execute(
-                "UPDATE transitions SET result = ?, finished_at = ?, error = ? WHERE id = ?",
+                "UPDATE transitions SET result = ?, finished_at = ?, error = ?,"
+                " revision = revision + 1 WHERE id = ?",
                 (result, self._clock(), error, transition_id),
             )
             if result == "completed" and not row["dry_run"]:
@@ -472,6 +546,17 @@ class SqliteStore(StateStore):
                 "SELECT s.* FROM steps s JOIN (SELECT action, MAX(seq) AS seq FROM steps"
                 " GROUP BY action) last ON s.seq = last.seq ORDER BY s.action"
             ).fetchall()
+            verified = db.execute(
+                "SELECT s.action, s.rollback, t.from_region, t.to_region FROM steps s"
+                " JOIN transitions t ON t.id = s.transition_id"
+                " JOIN (SELECT action, MAX(seq) AS seq FROM steps"
+                f" WHERE result IN ({', '.join('?' * len(VERIFIED_RESULTS))}) GROUP BY action)"
+                " last ON s.seq = last.seq",
+                tuple(sorted(VERIFIED_RESULTS)),
+            ).fetchall()
+        regions = {
+            v["action"]: v["from_region"] if v["rollback"] else v["to_region"] for v in verified
+        }
         out: dict[str, Any] = {}
         for row in rows:
             step = self._step(row)
@@ -480,6 +565,7 @@ class SqliteStore(StateStore):
                 "at": step.to_json()["at"],
                 "transition_id": row["transition_id"],
                 "error": step.error,
+                "region": regions.get(step.action),
             }
         return out
 
@@ -521,3 +607,15 @@ class SqliteStore(StateStore):
     def ping(self) -> None:
         with self._read() as db:
             db.execute("SELECT version FROM meta WHERE id = 1").fetchone()
+
+
+def _loads(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
+def _add_missing_columns(db: sqlite3.Connection) -> None:
+    """Bring a state file written by an earlier release up to the current schema."""
+    for table, column, declaration in ADDED_COLUMNS:
+        have = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+        if column not in have:
+            db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")

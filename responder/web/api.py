@@ -1,4 +1,8 @@
-"""The operator API: status, history, failover, freeze and unfreeze (mutations need the token)."""
+"""The operator API: status, history, failover, freeze, unfreeze, retry, skip and abort.
+
+Mutations need the token. A command that does not apply to the transition as it
+is now (nothing failing, another step in trouble, no transition) answers 409.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from flask import Blueprint, Response, jsonify, request
 
 from ddb_failover.logs import kv
 from responder.decision import OperatorRequest, UnknownRegion
+from responder.state.base import Refused, TransitionRecord, UnknownTransition
 from responder.web.common import RequestProblem, error, read_json, require_token, service
 
 log = logging.getLogger(__name__)
@@ -42,9 +47,30 @@ def _body() -> dict[str, Any]:
     return data
 
 
+def _flag(data: dict[str, Any], key: str) -> bool:
+    value = data.get(key, False)
+    if not isinstance(value, bool):
+        raise RequestProblem(400, f"{key} must be true or false", key)
+    return value
+
+
+def _transition_id(data: dict[str, Any]) -> str | None:
+    """The transition the client means, when it names one (guards against acting on another)."""
+    return _string(data, "transition_id") if "transition_id" in data else None
+
+
+def _accepted(record: TransitionRecord) -> Response:
+    return _answer({"transition": record.to_json()}, 202)
+
+
 @bp.errorhandler(RequestProblem)
 def _problem(problem: RequestProblem) -> Response:
     return error(problem.status, problem.message, problem.field)
+
+
+@bp.errorhandler(Refused)
+def _refused(refused: Refused) -> Response:
+    return error(409, str(refused))
 
 
 @bp.get("/status")
@@ -62,13 +88,21 @@ def history() -> Response:
     return _answer(service().store.history(int(raw)))
 
 
+@bp.get("/transitions/<transition_id>")
+def transition(transition_id: str) -> Response:
+    """One transition with its steps, attempts and operator commands; 404 when unknown."""
+    try:
+        record = service().store.transition(transition_id)
+    except UnknownTransition:
+        raise RequestProblem(404, f"no transition {transition_id!r}", "transition_id") from None
+    return _answer({"transition": record.to_json()})
+
+
 @bp.post("/failover")
 def failover() -> Response:
     """An operator transition through the same safety checks: 202, 400 or 409."""
     data = _body()
-    force = data.get("force", False)
-    if not isinstance(force, bool):
-        raise RequestProblem(400, "force must be true or false", "force")
+    force = _flag(data, "force")
     wanted = OperatorRequest(
         to_region=_string(data, "to"),
         by=_string(data, "by", DEFAULT_OPERATOR),
@@ -108,3 +142,35 @@ def unfreeze() -> Response:
     svc.store.unfreeze(by, reason)
     log.warning(kv(event="unfrozen", by=by, reason=reason))
     return _answer(svc.status())
+
+
+@bp.post("/retry")
+def retry() -> Response:
+    """Run the failing step of the transition in progress again now: 202 or 409."""
+    data = _body()
+    by, reason = _string(data, "by", DEFAULT_OPERATOR), _string(data, "reason", "")
+    return _accepted(service().retry(by, reason, _transition_id(data)))
+
+
+@bp.post("/skip")
+def skip() -> Response:
+    """Record the failing step as skipped (a reason is required) and go on: 202 or 409."""
+    data = _body()
+    svc = service()
+    action = _string(data, "action")
+    configured = [a.name for a in svc.actions]
+    if action not in configured:
+        raise RequestProblem(
+            400, f"unknown action {action!r}; configured: {', '.join(configured)}", "action"
+        )
+    by, reason = _string(data, "by", DEFAULT_OPERATOR), _string(data, "reason")
+    return _accepted(svc.skip(action, by, reason, _transition_id(data)))
+
+
+@bp.post("/abort")
+def abort() -> Response:
+    """Stop the transition in progress, rolling back applied steps if asked: 202 or 409."""
+    data = _body()
+    rollback = _flag(data, "rollback")
+    by, reason = _string(data, "by", DEFAULT_OPERATOR), _string(data, "reason")
+    return _accepted(service().abort(by, reason, rollback, _transition_id(data)))

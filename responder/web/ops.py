@@ -16,10 +16,10 @@ def metrics() -> Response:
     """Prometheus exposition; state-derived gauges refreshed from the store first."""
     svc = service()
     try:
-        state = svc.store.state()
+        state, actions = svc.store.state(), svc.store.action_results()
     except StoreUnavailable:
-        state = None
-    svc.metrics.refresh(state)
+        state, actions = None, None
+    svc.metrics.refresh(state, actions)
     return Response(svc.metrics.render(), mimetype=None, content_type=CONTENT_TYPE_LATEST)
 
 

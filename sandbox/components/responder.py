@@ -35,7 +35,7 @@ def _configure(stack: Stack) -> None:
             "rpo_seconds": 60,
             "readiness_timeout_seconds": 1.0,
         },
-        "retry": {"max_attempts": 8, "initial_backoff_seconds": 0.2, "max_backoff_seconds": 2},
+        "retry": {"initial_backoff_seconds": 0.2, "max_backoff_seconds": 2},
         "actions": _actions(stack),
     }
     do = stack.config_data.get("_sandbox", {}).get("do_api")

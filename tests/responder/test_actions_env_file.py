@@ -32,8 +32,14 @@ def env_file(path: Path, reload: list[str] | None = None, timeout: float = 10.0)
             path=path,
             reload_command=tuple(reload) if reload else None,
             timeout_seconds=timeout,
-        )
+        ),
+        path.parent / "records" / "env_file-wp-env.json",
     )
+
+
+def reloaded(region: str | None, done: bool = True) -> dict[str, object]:
+    """The state of an env file with a reload command."""
+    return {"value": region, "reloaded": done}
 
 
 @pytest.fixture
@@ -108,15 +114,44 @@ def test_different_value_is_written_and_other_lines_kept(sample: Path) -> None:
 
 
 def test_already_desired_is_unchanged_and_not_rewritten(sample: Path, tmp_path: Path) -> None:
-    marker = tmp_path / "reloaded"
-    action = env_file(sample, reload=py(f"open({str(marker)!r}, 'w')"))
     inode = sample.stat().st_ino
 
-    outcome = reconcile(action, transition(EAST))
+    outcome = reconcile(env_file(sample), transition(EAST))
 
     assert (outcome.result, outcome.before, outcome.after) == ("unchanged", EAST, EAST)
     assert sample.stat().st_ino == inode  # a rename would have given a new inode
-    assert not marker.exists()
+
+
+def test_reloaded_value_is_unchanged_and_not_reloaded_again(sample: Path, tmp_path: Path) -> None:
+    marker = tmp_path / "reloads"
+    action = env_file(sample, reload=py(f"open({str(marker)!r}, 'a').write('x')"))
+    assert reconcile(action, transition(WEST)).result == "applied"
+    inode = sample.stat().st_ino
+
+    outcome = reconcile(action, transition(WEST))
+
+    assert (outcome.result, outcome.after) == ("unchanged", reloaded(WEST))
+    assert sample.stat().st_ino == inode
+    assert marker.read_text() == "x"  # one reload, by the first transition
+
+
+def test_written_but_not_reloaded_reloads_without_rewriting(sample: Path, tmp_path: Path) -> None:
+    """A process killed after the write and before the reload ended: the resumed step reloads."""
+    marker = tmp_path / "reloads"
+    action = env_file(sample, reload=py(f"open({str(marker)!r}, 'a').write('x')"))
+    sample.write_text(with_value(sample.read_text(), "DYNAMODB_REGION", WEST))
+    inode = sample.stat().st_ino
+    assert action.current() == reloaded(WEST, done=False)
+
+    outcome = reconcile(action, transition(WEST))
+
+    assert (outcome.result, outcome.before, outcome.after) == (
+        "applied",
+        reloaded(WEST, done=False),
+        reloaded(WEST),
+    )
+    assert marker.read_text() == "x"
+    assert sample.stat().st_ino == inode  # the file already said WEST: not rewritten
 
 
 def test_absent_file_is_created(tmp_path: Path) -> None:
@@ -152,7 +187,11 @@ def test_reload_command_runs_after_the_write_with_the_transition(
 
     outcome = reconcile(env_file(sample, reload=py(code)), transition(WEST))
 
-    assert outcome.result == "applied"
+    assert (outcome.result, outcome.before, outcome.after) == (
+        "applied",
+        reloaded(EAST, done=False),  # no reload recorded yet for the file's value
+        reloaded(WEST),
+    )
     text, env = eval(seen.read_text())  # our own repr from just above
     assert read_value(text, "DYNAMODB_REGION") == WEST
     assert env == ["t-42", WEST]
@@ -169,7 +208,7 @@ def test_failing_reload_is_temporary_and_restores_the_file(sample: Path) -> None
 
     # The old value is back, so the retry writes and reloads again rather than seeing "unchanged".
     assert sample.read_text() == original
-    assert action.current() == EAST
+    assert action.current() == reloaded(EAST, done=False)
 
 
 def test_failing_reload_of_a_new_file_removes_it(tmp_path: Path) -> None:
@@ -220,6 +259,10 @@ def test_dry_run_changes_nothing(sample: Path, tmp_path: Path) -> None:
         env_file(sample, reload=py(f"open({str(marker)!r}, 'w')")), transition(WEST, dry_run=True)
     )
 
-    assert (outcome.result, outcome.before, outcome.after) == ("would_apply", EAST, WEST)
+    assert (outcome.result, outcome.before, outcome.after) == (
+        "would_apply",
+        reloaded(EAST, done=False),
+        reloaded(WEST),
+    )
     assert sample.read_bytes() == original
     assert not marker.exists()

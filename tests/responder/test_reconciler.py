@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -13,15 +14,16 @@ from typing import Any
 import pytest
 
 from ddb_failover.config import Retry
+from responder import operations
 from responder.errors import PermanentError, TemporaryError
-from responder.reconciler import Reconciler, StepEvent, backoff
-from responder.state.base import Cause, NewTransition, TransitionRecord
+from responder.reconciler import Reconciler, StepEvent, backoff, default_holder
+from responder.state.base import Cause, NewTransition, Refused, TransitionRecord
 from responder.state.sqlite import SqliteStore
 from sandbox.net import wait_until
 from tests.responder.fakes import EAST, WEST, FileAction, MemoryAction
 
 REPO = Path(__file__).resolve().parents[2]
-RETRY = Retry(max_attempts=3, initial_backoff_seconds=0.5, max_backoff_seconds=4.0)
+RETRY = Retry(initial_backoff_seconds=0.5, max_backoff_seconds=4.0)
 
 
 class Clock:
@@ -42,9 +44,21 @@ def store(tmp_path: Path, clock: Clock) -> SqliteStore:
     return SqliteStore(tmp_path / "state.db", EAST, clock=clock)
 
 
-def begin(store: SqliteStore, dry_run: bool = False, kind: str = "failover") -> TransitionRecord:
+def begin(
+    store: SqliteStore, dry_run: bool = False, kind: str = "failover", deadline: float = 900
+) -> TransitionRecord:
     cause = Cause(alerts=({"fingerprint": "f1", "key": "f1@t"},))
-    new = NewTransition(kind, EAST, WEST, cause, 2.0, dry_run)  # type: ignore[arg-type]
+    now = store.state().last_completed_at or 0.0
+    started = max(now, store._clock())
+    new = NewTransition(
+        kind,  # type: ignore[arg-type]
+        EAST,
+        WEST,
+        cause,
+        2.0,
+        dry_run,
+        deadline_at=started + deadline,
+    )
     began = store.begin_transition(new, store.state().version)
     assert began is not None
     return began
@@ -67,8 +81,8 @@ def reconciler(
         actions,
         kwargs.pop("retry", RETRY),
         holder=kwargs.pop("holder", "test"),
-        sleep=recorder.sleeps.append,
         rand=lambda: 0.5,
+        clock=kwargs.pop("clock", store._clock),
         on_step=recorder.steps.append,
         on_finished=recorder.finished.append,
         **kwargs,
@@ -103,7 +117,26 @@ def test_nothing_in_progress_does_nothing(store: SqliteStore) -> None:
     assert action.calls == 0
 
 
-def test_temporary_errors_are_retried_with_backoff(store: SqliteStore) -> None:
+def one_pass(rec: Reconciler, clock: Clock) -> TransitionRecord | None:
+    """A pass as the runner makes it: when the last attempt's backoff is over."""
+    state = rec.store.state()
+    wait = rec.due_in(state)
+    if state.in_progress is None or wait is None:
+        return None
+    clock.now += wait
+    return rec.run_once()
+
+
+def drive(rec: Reconciler, clock: Clock, passes: int = 50) -> TransitionRecord | None:
+    """Passes until the transition ends or waits for a person."""
+    for _ in range(passes):
+        done = one_pass(rec, clock)
+        if done is not None or rec.due_in(rec.store.state()) is None:
+            return done
+    raise AssertionError(f"no end after {passes} passes")
+
+
+def test_temporary_errors_are_retried_with_backoff(store: SqliteStore, clock: Clock) -> None:
     world: dict[str, Any] = {}
     flaky = MemoryAction(
         "www",
@@ -111,65 +144,240 @@ def test_temporary_errors_are_retried_with_backoff(store: SqliteStore) -> None:
         failures=[TemporaryError("HTTP 500"), TemporaryError("HTTP 429", retry_after=3.0)],
     )
     recorder = Recorder()
-    begin(store)
-    done = reconciler(store, [flaky], recorder).run_once()
-    assert done is not None and done.result == "completed"
+    begun = begin(store)
+    rec = reconciler(store, [flaky], recorder)
+    assert rec.run_once() is None  # one attempt per pass: the failure is recorded, not slept
+    attempts = store.state().in_progress.attempts  # type: ignore[union-attr]
+    assert attempts is not None
+    # rand=0.5: attempt 1 waits 0.25 + 0.125.
+    assert (attempts.action, attempts.count, attempts.error) == ("www", 1, "HTTP 500")
+    assert attempts.retry_at == clock.now + 0.375
+    assert rec.run_once() is None and flaky.calls == 1  # not due yet: nothing read or applied
+    done = drive(rec, clock)
+    assert done is not None and (done.id, done.result) == (begun.id, "completed")
     assert flaky.applied == [{"region": WEST}]  # changed once, after two refusals
-    # rand=0.5: attempt 1 waits 0.25 + 0.125; attempt 2 honours Retry-After over 0.75.
-    assert recorder.sleeps == [0.375, 3.0]
     assert [(e.result, e.attempt, e.final) for e in recorder.steps] == [
         ("failed", 1, False),
         ("failed", 2, False),
         ("applied", 3, True),
     ]
-    assert done.steps[0].attempts == 3
+    assert done.steps[0].attempts == 3 and done.attempts is None
+    assert recorder.sleeps == []  # the reconciler never sleeps: the runner waits between passes
 
 
-def test_backoff_grows_and_caps() -> None:
-    waits = [backoff(n, RETRY, 1.0, None) for n in range(1, 7)]
-    assert waits == [0.5, 1.0, 2.0, 4.0, 4.0, 4.0]
-    assert [backoff(n, RETRY, 0.0, None) for n in (1, 4)] == [0.25, 2.0]
+def test_backoff_grows_caps_and_honours_retry_after_up_to_the_cap() -> None:
+    retry = Retry(initial_backoff_seconds=0.5, max_backoff_seconds=4.0)
+    assert [backoff(n, retry, 1.0, None) for n in range(1, 7)] == [0.5, 1.0, 2.0, 4.0, 4.0, 4.0]
+    assert [backoff(n, retry, 0.0, None) for n in (1, 4)] == [0.25, 2.0]
+    assert backoff(1, retry, 0.0, 3.0) == 3.0
+    # A server asking for a day is asked again at the cap.
+    assert backoff(1, retry, 0.0, 86400.0) == 4.0
+    assert backoff(1, Retry(), 0.0, 86400.0) == 30.0  # the default cap
 
 
-def test_temporary_errors_give_up_after_max_attempts(store: SqliteStore) -> None:
+def test_a_long_provider_outage_stalls_then_converges_by_itself(
+    store: SqliteStore, clock: Clock
+) -> None:
     world: dict[str, Any] = {}
-    down = MemoryAction("www", world, failures=[TemporaryError("timeout")] * 5)
-    after = MemoryAction("lb", world)
-    recorder = Recorder()
-    begin(store)
-    done = reconciler(store, [down, after], recorder).run_once()
-    assert done is not None and done.result == "failed"
-    assert done.error == "www: gave up after 3 attempts: timeout"
-    assert [(s.action, s.result, s.attempts) for s in done.steps] == [("www", "failed", 3)]
-    assert after.calls == 0
-    assert len(recorder.sleeps) == 2
+    outage = [TemporaryError("HTTP 503: service_unavailable")] * 400  # 3 s apart: longer than 600 s
+    down = MemoryAction("lb", world, failures=outage)
+    dns = MemoryAction("www", world)
+    begun = begin(store, deadline=600)
+    rec = reconciler(store, [dns, down], Recorder())
+    while clock.now < begun.started_at + 599:
+        assert one_pass(rec, clock) is None
+    state = store.state()
+    assert state.phase == "failing_over"
+    clock.now = begun.started_at + 601
+    state = store.state()
+    assert state.phase == "stalled" and state.in_progress is not None
+    attempts = state.in_progress.attempts
+    assert attempts is not None and not attempts.halted and attempts.action == "lb"
+    gaps = []
+    while down.failures:
+        before = clock.now
+        assert one_pass(rec, clock) is None
+        gaps.append(clock.now - before)
+    assert max(gaps) <= RETRY.max_backoff_seconds  # still retrying, at the cap
+    done = one_pass(rec, clock)  # the provider is back: converges with no one's help
+    assert done is not None and done.result == "completed"
+    assert world == {"www": {"region": WEST}, "lb": {"region": WEST}}
+    assert down.applied == [{"region": WEST}] and dns.applied == [{"region": WEST}]
+    assert (store.state().active_region, store.state().phase) == (WEST, "steady")
 
 
-def test_permanent_error_fails_the_transition(store: SqliteStore) -> None:
+def test_permanent_error_stalls_until_an_operator_retries(store: SqliteStore, clock: Clock) -> None:
     world: dict[str, Any] = {}
     first = MemoryAction("www", world)
-    broken = MemoryAction("lb", world, failures=[PermanentError("HTTP 403: forbidden")])
+    broken = MemoryAction("lb", world, failures=[PermanentError("HTTP 401: unauthorized")])
     last = MemoryAction("env", world)
     recorder = Recorder()
-    begin(store)
-    done = reconciler(store, [first, broken, last], recorder).run_once()
-    assert done is not None and done.result == "failed"
-    assert [(s.action, s.result, s.error) for s in done.steps] == [
-        ("www", "applied", None),
-        ("lb", "failed", "HTTP 403: forbidden"),
-    ]
-    assert recorder.sleeps == [] and last.calls == 0
+    begun = begin(store)
+    rec = reconciler(store, [first, broken, last], recorder)
+    assert rec.run_once() is None
     state = store.state()
-    assert (state.active_region, state.desired_region, state.phase) == (EAST, WEST, "blocked")
-    assert [f.result for f in recorder.finished] == ["failed"]
+    assert (state.active_region, state.desired_region, state.phase) == (EAST, WEST, "stalled")
+    running = state.in_progress
+    assert running is not None and running.attempts is not None
+    assert (running.attempts.action, running.attempts.error, running.attempts.halted) == (
+        "lb",
+        "HTTP 401: unauthorized",
+        True,
+    )
+    assert [(s.action, s.result) for s in running.steps] == [("www", "applied")]
+    assert rec.due_in(state) is None  # nothing runs until a person acts
+    clock.now += 3600
+    assert rec.run_once() is None and broken.calls == 1 and last.calls == 0
+
+    operations.apply(store, lambda r: operations.retry(r, "alice", "token rotated", clock.now))
+    done = rec.run_once()
+    assert done is not None and (done.id, done.result) == (begun.id, "completed")
+    assert [(s.action, s.result) for s in done.steps] == [
+        ("www", "applied"),
+        ("lb", "applied"),
+        ("env", "applied"),
+    ]
+    assert [(o.op, o.by, o.reason, o.action) for o in done.operations] == [
+        ("retry", "alice", "token rotated", "lb")
+    ]
+    assert [(e.action, e.result, e.final) for e in recorder.steps][1] == ("lb", "failed", True)
 
 
-def test_a_crashing_action_fails_the_transition_not_the_reconciler(store: SqliteStore) -> None:
+def test_skip_records_the_step_and_goes_on(store: SqliteStore, clock: Clock) -> None:
+    world: dict[str, Any] = {}
+    broken = MemoryAction("lb", world, failures=[PermanentError("HTTP 403: forbidden")])
+    last = MemoryAction("env", world)
+    begin(store)
+    rec = reconciler(store, [broken, last], Recorder())
+    rec.run_once()
+    with pytest.raises(Refused, match="cannot skip env: the step in trouble is lb"):
+        operations.apply(store, lambda r: operations.skip(r, "env", "bob", "no", clock.now))
+    operations.apply(store, lambda r: operations.skip(r, "lb", "bob", "LB moved by hand", clock.now))
+    done = rec.run_once()
+    assert done is not None and done.result == "completed"
+    assert [(s.action, s.result, s.error) for s in done.steps] == [
+        ("lb", "skipped", "skipped by bob: LB moved by hand"),
+        ("env", "applied", None),
+    ]
+    assert world == {"env": {"region": WEST}}  # the skipped object was not touched
+    assert store.action_results()["lb"]["region"] is None  # never verified anywhere
+
+
+def test_abort_without_rollback_stops_where_it_is(store: SqliteStore, clock: Clock) -> None:
+    world: dict[str, Any] = {}
+    first = MemoryAction("www", world)
+    broken = MemoryAction("lb", world, failures=[PermanentError("HTTP 422: bad droplet")])
+    begin(store)
+    rec = reconciler(store, [first, broken], Recorder())
+    rec.run_once()
+    with pytest.raises(Refused, match="abort needs a reason"):
+        operations.apply(store, lambda r: operations.abort(r, "carol", " ", False, clock.now))
+    operations.apply(store, lambda r: operations.abort(r, "carol", "site is fine", False, clock.now))
+    done = rec.run_once()
+    assert done is not None and done.result == "aborted"
+    assert done.error == "aborted by carol: site is fine"
+    assert done.attempts is not None and done.attempts.action == "lb"  # kept as evidence
+    state = store.state()
+    assert (state.active_region, state.desired_region, state.phase) == (EAST, EAST, "steady")
+    assert world == {"www": {"region": WEST}}  # left where it was: a split the status shows
+    assert store.action_results()["www"]["region"] == WEST
+
+
+def test_abort_with_rollback_drives_applied_steps_back(store: SqliteStore, clock: Clock) -> None:
+    world: dict[str, Any] = {"env": {"region": WEST}}
+    dns = MemoryAction("www", world)
+    env = MemoryAction("env", world)  # already WEST: unchanged, so nothing to roll back
+    broken = MemoryAction("lb", world, failures=[PermanentError("verify failed")])
+    recorder = Recorder()
+    begin(store)
+    rec = reconciler(store, [dns, env, broken], recorder)
+    rec.run_once()
+    operations.apply(store, lambda r: operations.abort(r, "dave", "back out", True, clock.now))
+    assert store.state().desired_region == EAST
+    done = drive(rec, clock)
+    assert done is not None and done.result == "aborted"
+    assert done.error == "aborted by dave and rolled back: back out"
+    forward = [(s.action, s.result) for s in done.steps if not s.rollback]
+    back = [(s.action, s.result, s.after) for s in done.steps if s.rollback]
+    assert forward == [("www", "applied"), ("env", "unchanged")]
+    # Newest first: the step it was stuck on, then what it had applied; env is left alone.
+    assert back == [("lb", "applied", {"region": EAST}), ("www", "applied", {"region": EAST})]
+    assert world == {"www": {"region": EAST}, "env": {"region": WEST}, "lb": {"region": EAST}}
+    assert (store.state().active_region, store.state().phase) == (EAST, "steady")
+    assert store.action_results()["www"]["region"] == EAST
+    assert [e.rollback for e in recorder.steps][-2:] == [True, True]
+
+
+def test_freeze_stops_at_the_next_step_and_unfreeze_resumes(
+    store: SqliteStore, clock: Clock
+) -> None:
+    world: dict[str, Any] = {}
+    first = MemoryAction("www", world, on_apply=lambda: store.freeze("erin", "hold on"))
+    second = MemoryAction("lb", world)
+    begin(store)
+    rec = reconciler(store, [first, second], Recorder())
+    assert rec.run_once() is None
+    state = store.state()
+    assert state.phase == "frozen" and rec.due_in(state) is None
+    assert [s.action for s in state.in_progress.steps] == ["www"]  # type: ignore[union-attr]
+    assert second.calls == 0  # the step under way finished; the next did not start
+    store.unfreeze("erin", "go")
+    done = rec.run_once()
+    assert done is not None and done.result == "completed" and second.applied
+
+
+def test_an_operator_transition_after_a_freeze_still_runs(store: SqliteStore, clock: Clock) -> None:
+    store.freeze("erin", "automation off; moving by hand")
+    clock.now += 1
+    begin(store, kind="manual")
+    action = MemoryAction("www", {})
+    done = reconciler(store, [action], Recorder()).run_once()
+    assert done is not None and done.result == "completed"
+
+
+def test_a_crashing_action_stalls_the_transition_not_the_reconciler(store: SqliteStore) -> None:
     buggy = MemoryAction("www", {}, failures=[KeyError("droplet_ids")])
     begin(store)
-    done = reconciler(store, [buggy], Recorder()).run_once()
-    assert done is not None and done.result == "failed"
-    assert done.steps[0].error == "unexpected KeyError: 'droplet_ids'"
+    assert reconciler(store, [buggy], Recorder()).run_once() is None
+    running = store.state().in_progress
+    assert running is not None and running.attempts is not None
+    assert running.attempts.error == "unexpected KeyError: 'droplet_ids'"
+    assert store.state().phase == "stalled"
+
+
+def test_a_hung_step_times_out_and_frees_the_lease(store: SqliteStore, clock: Clock) -> None:
+    release = threading.Event()
+    hung = MemoryAction("www", {}, on_apply=lambda: release.wait(30))
+    hung.timeout_seconds = 0.2
+    begin(store)
+    rec = reconciler(store, [hung], Recorder())
+    assert rec.run_once() is None
+    attempts = store.state().in_progress.attempts  # type: ignore[union-attr]
+    assert attempts is not None and not attempts.halted
+    assert attempts.error == "www: no result within 0.2s (timeout_seconds)"
+    assert store.acquire_lease("another", 15) is not None  # released, not held by the hung call
+    store.release_lease(store.acquire_lease("another", 15))  # type: ignore[arg-type]
+    clock.now += 60
+    assert rec.run_once() is None  # the stray call has not returned: no second apply starts
+    assert store.state().in_progress.attempts.error == (  # type: ignore[union-attr]
+        "www: the previous attempt has not returned yet"
+    )
+    release.set()
+    wait_until(
+        lambda: not any(t.name == "step-www" and t.is_alive() for t in threading.enumerate()),
+        10,
+        message="the stray attempt returned",
+    )
+    clock.now += 60
+    done = rec.run_once()
+    assert done is not None and done.result == "completed"
+    assert hung.applied == [{"region": WEST}]  # the stray apply landed; the retry read it back
+
+
+def test_holder_ids_differ_between_starts_of_one_process() -> None:
+    assert default_holder() != default_holder()
+    host, pid, _ = default_holder().split(":")
+    assert pid == str(os.getpid())
 
 
 def test_dry_run_changes_nothing(store: SqliteStore) -> None:

@@ -387,8 +387,10 @@ def test_history_shape_newest_first(store: StateStore, clock: Clock) -> None:
             "error": None,
             "at": transition["steps"][0]["at"],
             "attempts": 1,
+            "rollback": False,
         }
     ]
+    assert (transition["attempts"], transition["operations"]) == (None, [])
     assert [d["kind"] for d in history["decisions"]] == ["duplicate", "ignored"]
     assert history["decisions"][0]["reason"] == "already in progress"
     assert history["decisions"][0]["region"] == EAST

@@ -49,7 +49,7 @@ def write_config(
         "webhook_token": {"file": str(directory / "webhook-token")},
         "state": {"backend": "sqlite", "path": str(directory / "state" / "state.db")},
         "policy": {"readiness_timeout_seconds": 0.5, "min_dwell_seconds": 0, **(policy or {})},
-        "retry": {"max_attempts": 2, "initial_backoff_seconds": 0.05},
+        "retry": {"initial_backoff_seconds": 0.05, "max_backoff_seconds": 0.5},
         "actions": [dict(a) for a in actions],
     }
     if max_body_bytes is not None:

@@ -1,0 +1,100 @@
+"""Operator commands on the transition in progress: retry, skip and abort.
+
+Each command is checked against the transition as it is now (a pure function
+of the record), then written as one compare-and-set on the transition's
+revision, so a command decided on a stale read is re-checked, never applied.
+The reconciler carries it out at its next step boundary.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from responder.state.base import (
+    Attempts,
+    Operation,
+    Refused,
+    StateStore,
+    StepRecord,
+    TransitionRecord,
+)
+
+# Losing the compare-and-set this often means the reconciler is busy changing the record.
+ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class Change:
+    """What one command writes: the operation, the new attempts, a step to journal."""
+
+    operation: Operation
+    attempts: Attempts | None
+    step: StepRecord | None = None
+
+
+def retry(record: TransitionRecord, by: str, reason: str, now: float) -> Change:
+    """Run the step in trouble again now: after fixing a token, a record, a permission."""
+    attempts = record.attempts
+    if record.abort is not None and not record.rolling_back:
+        raise Refused(f"transition {record.id} is being aborted")
+    if attempts is None:
+        raise Refused(f"nothing to retry: no step of transition {record.id} is failing")
+    operation = Operation("retry", by, reason, now, action=attempts.action)
+    return Change(operation, replace(attempts, retry_at=now))
+
+
+def skip(record: TransitionRecord, action: str, by: str, reason: str, now: float) -> Change:
+    """Record the step in trouble as skipped, so the transition goes on without it."""
+    attempts = record.attempts
+    if not reason.strip():
+        raise Refused("skip needs a reason: it is kept in the history")
+    if attempts is None or attempts.action != action:
+        stuck = f"the step in trouble is {attempts.action}" if attempts else "no step is failing"
+        raise Refused(f"cannot skip {action}: {stuck}")
+    step = StepRecord(
+        action,
+        "skipped",
+        error=f"skipped by {by}: {reason}",
+        at=now,
+        attempts=attempts.count,
+        rollback=attempts.rollback,
+    )
+    return Change(Operation("skip", by, reason, now, action=action), None, step)
+
+
+def abort(record: TransitionRecord, by: str, reason: str, rollback: bool, now: float) -> Change:
+    """Stop the transition; with rollback, first drive its applied steps back to the source."""
+    if not reason.strip():
+        raise Refused("abort needs a reason: it is kept in the history")
+    earlier = record.abort
+    if earlier is not None:
+        raise Refused(f"transition {record.id} is already being aborted by {earlier.by}")
+    if rollback and record.from_region is None:
+        raise Refused(f"transition {record.id} has no source region to roll back to")
+    stuck = record.attempts.action if record.attempts else None
+    operation = Operation("abort", by, reason, now, action=stuck, rollback=rollback)
+    # A rollback starts fresh: its own steps, each retried like any other.
+    attempts = record.attempts if not rollback else None
+    return Change(operation, attempts)
+
+
+def apply(
+    store: StateStore,
+    command: Callable[[TransitionRecord], Change],
+    expected_id: str | None = None,
+) -> TransitionRecord:
+    """Check command against the transition in progress, then write it; Refused if it cannot."""
+    for _ in range(ATTEMPTS):
+        record = store.state().in_progress
+        if record is None:
+            raise Refused("no transition in progress")
+        if expected_id is not None and record.id != expected_id:
+            raise Refused(f"transition {expected_id} is not in progress (running: {record.id})")
+        change = command(record)
+        written = store.operate(
+            record.id, record.revision, change.operation, change.attempts, change.step
+        )
+        if written is not None:
+            return written
+    raise Refused("the transition kept changing under the command; try again")

@@ -1,0 +1,182 @@
+"""ddb-responder's client side: one running responder's HTTP API, and the commands that use it."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import os
+import socket
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ddb_failover.config import Config, ConfigError
+from responder import render
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+DEFAULT_URL = "http://127.0.0.1:9746"
+URL_ENV = "DDB_RESPONDER_URL"
+TIMEOUT_SECONDS = 10.0
+POLL_SECONDS = 0.5
+# Commands that change something: they need the token, and say who asked.
+MUTATING = ("failover", "freeze", "unfreeze", "retry", "skip", "abort")
+Json = Any
+
+
+class CliError(Exception):
+    """A failure to report on stderr with an exit code."""
+
+    def __init__(self, message: str, code: int = EXIT_FAILED) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def base_url(args: argparse.Namespace, config: Config | None) -> str:
+    """--url, $DDB_RESPONDER_URL, the config's listen address (on loopback), or the default."""
+    if args.url:
+        return str(args.url).rstrip("/")
+    if os.environ.get(URL_ENV):
+        return os.environ[URL_ENV].rstrip("/")
+    if config is None:
+        return DEFAULT_URL
+    host, _, port = config.responder.listen.rpartition(":")
+    host = host.strip("[]")
+    if host in ("", "0.0.0.0", "::"):
+        host = "127.0.0.1"
+    return f"http://{'[' + host + ']' if ':' in host else host}:{port}"
+
+
+def token(args: argparse.Namespace, config: Config | None) -> str | None:
+    """The bearer token from --token-file, else the config's webhook_token secret."""
+    if args.token_file is not None:
+        try:
+            value = args.token_file.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise CliError(f"cannot read token file {args.token_file}: {exc.strerror}", 2) from None
+        if not value:
+            raise CliError(f"token file {args.token_file} is empty", EXIT_USAGE)
+        return value
+    if config is None:
+        return None
+    try:
+        return config.responder.webhook_token.read()
+    except ConfigError as exc:
+        raise CliError(f"no token: {exc}", EXIT_USAGE) from None
+
+
+def operator() -> str:
+    """Who is typing: user@host, for the history."""
+    try:
+        return f"{getpass.getuser()}@{socket.gethostname()}"
+    except (KeyError, OSError):
+        return "operator"
+
+
+@dataclass(frozen=True)
+class Client:
+    """Calls to one responder's API with a bearer token."""
+
+    url: str
+    bearer: str | None
+
+    def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        """One API call; (status, decoded JSON). CliError when the responder cannot be reached."""
+        url = f"{self.url}{path}"
+        data = json.dumps(body).encode("utf-8") if body is not None else None
+        headers = {"Accept": "application/json"}
+        if data is not None:
+            headers["Content-Type"] = "application/json"
+        if self.bearer is not None:
+            headers["Authorization"] = f"Bearer {self.bearer}"
+        request = urllib.request.Request(url, data=data, headers=headers, method=method)
+        try:
+            with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as answer:
+                status, raw = answer.status, answer.read()
+        except urllib.error.HTTPError as exc:
+            status, raw = exc.code, exc.read()
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise CliError(f"cannot reach the responder at {url}: {reason}") from None
+        try:
+            return status, json.loads(raw) if raw else None
+        except ValueError:
+            raise CliError(f"{url}: HTTP {status} with a body that is not JSON") from None
+
+    def ok(self, command: str, method: str, path: str, body: Any = None, show: bool = False) -> Any:
+        """The answer of a call that must succeed; CliError naming the refusal otherwise."""
+        status, answer = self.call(method, path, body)
+        if status >= 400:
+            message = answer.get("error") if isinstance(answer, dict) else None
+            if show:
+                print(json.dumps(answer, indent=2))
+            raise CliError(f"{command} refused: HTTP {status}: {message or 'no detail'}")
+        return answer
+
+
+def _print(args: argparse.Namespace, answer: Json, text: Callable[[Json], str]) -> int:
+    print(json.dumps(answer, indent=2) if args.json else text(answer))
+    return EXIT_OK
+
+
+def _wait_finished(client: Client, transition_id: str, seconds: float) -> Json | None:
+    """The transition once it is no longer in progress; None if still running after seconds."""
+    deadline = time.monotonic() + seconds
+    path = f"/api/v1/transitions/{urllib.parse.quote(transition_id)}"
+    while True:
+        record = client.ok("wait", "GET", path)["transition"]
+        if record["result"] != "in_progress":
+            return record
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(POLL_SECONDS)  # polling a remote API: there is nothing to wait on locally
+
+
+def run(args: argparse.Namespace, config: Config | None) -> int:
+    """The commands that talk to a running responder."""
+    client = Client(base_url(args, config), token(args, config))
+    command = args.command
+    if command in MUTATING and client.bearer is None:
+        raise CliError("no token: pass --token-file, or --config with a webhook_token", EXIT_USAGE)
+    if command == "status":
+        return _print(args, client.ok(command, "GET", "/api/v1/status"), render.status)
+    if command == "history":
+        answer = client.ok(command, "GET", f"/api/v1/history?limit={args.limit}")
+        return _print(args, answer, render.history)
+    who = {"by": operator(), "reason": args.reason}
+    if command == "failover":
+        body = {**who, "to": args.to, "force": args.force}
+        answer = client.ok(command, "POST", "/api/v1/failover", body, show=args.json)
+        t = answer["transition"]
+        return _print(
+            args,
+            answer,
+            lambda _: (
+                f"transition {t['id']} accepted: {t['kind']} {t['from_region']} -> {t['to_region']}"
+            ),
+        )
+    if command in ("freeze", "unfreeze"):
+        answer = client.ok(command, "POST", f"/api/v1/{command}", who, show=args.json)
+        return _print(args, answer, render.status)
+    body = {**who, "action": args.action} if command == "skip" else dict(who)
+    if command == "abort":
+        body["rollback"] = args.rollback
+    answer = client.ok(command, "POST", f"/api/v1/{command}", body, show=args.json)
+    record = answer["transition"]
+    if command != "abort" or args.wait <= 0:
+        return _print(args, answer, lambda _: f"{command}: {render.transition_line(record)}")
+    finished = _wait_finished(client, record["id"], args.wait)
+    if finished is None:
+        raise CliError(
+            f"abort of {record['id']} requested; still in progress after {args.wait:g}s "
+            "(`ddb-responder status` shows why)"
+        )
+    return _print(
+        args,
+        {"transition": finished},
+        lambda a: render.history({"transitions": [a["transition"]], "decisions": []}),
+    )
