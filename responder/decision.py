@@ -347,11 +347,15 @@ def _operator_intent(
             f"unknown region {request.to_region!r}; configured: {', '.join(regions)}"
         )
     cause = Cause(operator=request.by, reason=request.reason, force=request.force)
-    # Going to the active region only makes sense to repair a failed transition.
+    # Going to the active region only makes sense as a repair: of a failed transition, or
+    # (forced) of a split left by a skip or an abort, re-running every action there.
     repair = state.desired_region != state.active_region and state.in_progress is None
-    if request.to_region == state.active_region and not repair:
+    if request.to_region == state.active_region and not repair and not request.force:
         return Decision(
-            "ignored", f"{request.to_region} is already active", cause, to_region=request.to_region
+            "ignored",
+            f"{request.to_region} is already active (--force re-runs every action there)",
+            cause,
+            to_region=request.to_region,
         )
     return _Intent(
         "manual", state.active_region, (request.to_region,), cause, now, False, request.force

@@ -409,9 +409,15 @@ class DynamoDBStore(StateStore):
             ":tid": s(transition_id),
             ":running": s("in_progress"),
         }
+        names: dict[str, str] = {}
         if step is not None:
-            update += ", #t.#steps = list_append(#t.#steps, :step)"
-            values[":step"] = {"L": [items.step_value(step, 0, step.at or self._clock())]}
+            at = step.at or self._clock()
+            running = self._current().get("t", {}).get("M") or {}
+            region = self._step_region(running, step) if running else None
+            update += ", #t.#steps = list_append(#t.#steps, :step), #actions.#action = :summary"
+            values[":step"] = {"L": [items.step_value(step, 0, at)]}
+            values[":summary"] = items.action_summary(transition_id, step, at, region)
+            names["#action"] = step.action
         revision = (
             "#t.#revision = :expected"
             if expected_revision
@@ -419,7 +425,7 @@ class DynamoDBStore(StateStore):
         )
         values[":expected"] = n(expected_revision)
         try:
-            self._update(update, values, f"{RUNNING} AND {revision}")
+            self._update(update, values, f"{RUNNING} AND {revision}", names)
         except _ConditionFailed:
             running = self._current().get("t", {}).get("M")
             if running is None or running["id"]["S"] != transition_id:

@@ -25,6 +25,9 @@ CONTRACT_ALERTS = {
     "FailoverResponderDown",
     "FailoverBlocked",
     "FailoverActionFailing",
+    "FailoverStalled",
+    "FailoverSplitState",
+    "FailoverStateStoreDown",
 }
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from responder.cli import main
+from responder.cli import main, parse_args
 from sandbox.net import free_port
 from tests.conftest import RegionFactory
 from tests.responder.weblib import TOKEN, Responder, put_heartbeat, write_config
@@ -129,3 +129,42 @@ def main_url(config: Path) -> str:
 
     listen = yaml.safe_load(config.read_text())["responder"]["listen"]
     return f"http://{listen}"
+
+
+COMMANDS = {
+    "serve": [],
+    "status": [],
+    "history": ["--limit", "3"],
+    "failover": ["--to", "eu-west-1"],
+    "freeze": [],
+    "unfreeze": [],
+    "retry": [],
+    "skip": ["wp-env", "--reason", "by hand"],
+    "abort": ["--reason", "drill", "--rollback"],
+    "check-config": [],
+    "init-state": [],
+}
+COMMON = ["--config", "c.yml", "--url", "http://r:1", "--token-file", "t", "--json"]
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_common_options_work_on_either_side_of_every_command(command: str) -> None:
+    before = parse_args([*COMMON, command, *COMMANDS[command]])
+    after = parse_args([command, *COMMANDS[command], *COMMON])
+    for args in (before, after):
+        assert (args.config, args.url, str(args.token_file), args.json) == (
+            "c.yml",
+            "http://r:1",
+            "t",
+            True,
+        )
+    assert vars(before) == vars(after)
+    assert parse_args([command, *COMMANDS[command]]).config is None
+
+
+def test_config_before_the_command_is_read(
+    token_env: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The SQLite config has no control table: init-state says so, instead of "no configuration".
+    assert main(["--config", str(TESTDATA / "web_good.yml"), "init-state"]) == 1
+    assert "backend is not dynamodb" in capsys.readouterr().err

@@ -371,6 +371,14 @@ OP_CASES: dict[str, OpCase] = {
         "no healthy region: eu-west-1: canary read failed",
     ),
     "already active": (op(EAST), state(), {}, ALL_READY, "ignored", "us-east-1 is already active"),
+    "forced to the active region repairs a split": (
+        op(EAST, force=True),
+        state(),
+        {},
+        ALL_READY,
+        "manual",
+        "manual from us-east-1 to us-east-1",
+    ),
     "in progress": (
         op(SOUTH),
         state(last=transition("in_progress")),

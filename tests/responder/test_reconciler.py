@@ -252,7 +252,8 @@ def test_skip_records_the_step_and_goes_on(store: SqliteStore, clock: Clock) -> 
     rec.run_once()
     with pytest.raises(Refused, match="cannot skip env: the step in trouble is lb"):
         operations.apply(store, lambda r: operations.skip(r, "env", "bob", "no", clock.now))
-    operations.apply(store, lambda r: operations.skip(r, "lb", "bob", "LB moved by hand", clock.now))
+    why = "LB moved by hand"
+    operations.apply(store, lambda r: operations.skip(r, "lb", "bob", why, clock.now))
     done = rec.run_once()
     assert done is not None and done.result == "completed"
     assert [(s.action, s.result, s.error) for s in done.steps] == [
@@ -272,7 +273,8 @@ def test_abort_without_rollback_stops_where_it_is(store: SqliteStore, clock: Clo
     rec.run_once()
     with pytest.raises(Refused, match="abort needs a reason"):
         operations.apply(store, lambda r: operations.abort(r, "carol", " ", False, clock.now))
-    operations.apply(store, lambda r: operations.abort(r, "carol", "site is fine", False, clock.now))
+    why = "site is fine"
+    operations.apply(store, lambda r: operations.abort(r, "carol", why, False, clock.now))
     done = rec.run_once()
     assert done is not None and done.result == "aborted"
     assert done.error == "aborted by carol: site is fine"
@@ -376,7 +378,7 @@ def test_a_hung_step_times_out_and_frees_the_lease(store: SqliteStore, clock: Cl
 
 def test_holder_ids_differ_between_starts_of_one_process() -> None:
     assert default_holder() != default_holder()
-    host, pid, _ = default_holder().split(":")
+    _host, pid, _ = default_holder().split(":")
     assert pid == str(os.getpid())
 
 

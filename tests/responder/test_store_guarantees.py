@@ -25,11 +25,13 @@ from ddb_failover.config import Config, DynamoDBState, Retry
 from responder.handling import handle_alerts
 from responder.reconciler import Reconciler
 from responder.state.base import (
+    Attempts,
     Cause,
     Freeze,
     Lease,
     LeaseLost,
     NewTransition,
+    Operation,
     StateStore,
     StepRecord,
     UnknownTransition,
@@ -526,3 +528,108 @@ def test_any_json_survives_the_journal(backend: Backend, store: StateStore) -> N
     again = backend.open().completed_steps(began.id)
     assert (again["odd"].before, again["odd"].after) == (before, after)
     assert (again["empty"].before, again["empty"].after) == (None, "")
+
+
+def attempts(action: str = "lb", count: int = 1, retry_at: float | None = 1.0) -> Attempts:
+    return Attempts(action, False, count, 0.5, 0.5 + count, f"HTTP 503 #{count}", retry_at)
+
+
+def test_attempts_are_fenced_and_cleared_by_the_next_step(store: StateStore, clock: Clock) -> None:
+    lease = lease_for(store, ttl=1000)
+    began = store.begin_transition(new(), store.state().version)
+    assert began is not None and began.revision == 0
+    store.record_attempts(began.id, attempts(count=2), lease.token)
+    running = store.state().in_progress
+    assert running is not None and running.attempts == attempts(count=2)
+    assert running.revision == 1
+    with pytest.raises(LeaseLost):
+        store.record_attempts(began.id, attempts(count=3), lease.token + 1)
+    store.journal_step(began.id, StepRecord("lb", "applied", 1, 2, attempts=3), lease.token)
+    running = store.state().in_progress
+    assert running is not None and running.attempts is None and running.revision == 2
+    # A permanent error halts: stalled at once, whatever the deadline.
+    store.record_attempts(began.id, attempts("env", retry_at=None), lease.token)
+    assert store.state().phase == "stalled"
+
+
+def test_operator_commands_compare_and_set_on_the_revision(store: StateStore, clock: Clock) -> None:
+    lease = lease_for(store, ttl=1000)
+    began = store.begin_transition(new(), store.state().version)
+    assert began is not None
+    store.record_attempts(began.id, attempts(retry_at=None), lease.token)
+    seen = store.state().in_progress
+    assert seen is not None
+    skip = Operation("skip", "alice", "moved by hand", clock.now, action="lb")
+    step = StepRecord("lb", "skipped", error="skipped by alice: moved by hand", at=clock.now)
+    # A command decided on an older read is refused, not applied.
+    assert store.operate(began.id, seen.revision - 1, skip, None, step) is None
+    after = store.operate(began.id, seen.revision, skip, None, step)
+    assert after is not None and after.revision == seen.revision + 1
+    assert after.operations == (skip,) and after.attempts is None
+    assert [(s.action, s.result) for s in after.steps] == [("lb", "skipped")]
+    assert store.completed_steps(began.id)["lb"].result == "skipped"
+    assert store.operate(began.id, seen.revision, skip, None, step) is None  # stale again
+    reopened = store.transition(began.id)
+    assert reopened.operations == (skip,)
+    assert reopened.to_json()["operations"][0]["by"] == "alice"
+    store.finish_transition(began.id, "completed", lease.token)
+    with pytest.raises(UnknownTransition):
+        store.operate(began.id, reopened.revision + 1, skip, None)
+
+
+def test_an_aborted_transition_keeps_the_active_region(store: StateStore, clock: Clock) -> None:
+    lease = lease_for(store, ttl=1000)
+    began = store.begin_transition(new(), store.state().version)
+    assert began is not None
+    store.journal_step(began.id, StepRecord("www", "applied", EAST, WEST), lease.token)
+    abort = Operation("abort", "bob", "back out", clock.now, rollback=True)
+    store.operate(began.id, store.state().in_progress.revision, abort, None)  # type: ignore[union-attr]
+    state = store.state()
+    assert (state.desired_region, state.phase) == (EAST, "failing_over")
+    back = StepRecord("www", "applied", WEST, EAST, rollback=True)
+    store.journal_step(began.id, back, lease.token)
+    assert store.completed_steps(began.id) == {
+        "www": StepRecord("www", "applied", EAST, WEST, at=clock.now, fencing_token=lease.token)
+    }  # forward steps only: a rollback step does not make its action done
+    assert store.action_results()["www"]["region"] == EAST  # where the rollback left it
+    done = store.finish_transition(began.id, "aborted", lease.token, "aborted by bob")
+    assert (done.result, done.error) == ("aborted", "aborted by bob")
+    state = store.state()
+    assert (state.active_region, state.desired_region, state.phase) == (EAST, EAST, "steady")
+
+
+def test_action_region_is_where_the_last_verified_step_left_it(
+    store: StateStore, clock: Clock
+) -> None:
+    lease = lease_for(store, ttl=1000)
+    began = store.begin_transition(new(), store.state().version)
+    assert began is not None
+    store.journal_step(began.id, StepRecord("www", "applied", 1, 2), lease.token)
+    store.journal_step(began.id, StepRecord("lb", "unchanged", 1, 1), lease.token)
+    store.journal_step(began.id, StepRecord("env", "would_apply", 1, 2), lease.token)
+    store.finish_transition(began.id, "completed", lease.token)
+    results = store.action_results()
+    assert {a: r["region"] for a, r in results.items()} == {"www": WEST, "lb": WEST, "env": None}
+    back = store.begin_transition(new(to=EAST, fingerprint="b"), store.state().version)
+    assert back is not None
+    skipped = Operation("skip", "x", "y", clock.now, action="www")
+    store.operate(back.id, back.revision, skipped, None, StepRecord("www", "skipped"))
+    assert store.action_results()["www"] == {
+        **store.action_results()["www"],
+        "result": "skipped",
+        "region": WEST,  # a skipped step verified nothing: the region stays
+    }
+
+
+def test_stalled_past_the_deadline_and_frozen_at_a_step(store: StateStore, clock: Clock) -> None:
+    began = store.begin_transition(
+        NewTransition("failover", EAST, WEST, Cause(), None, False, deadline_at=clock.now + 900),
+        store.state().version,
+    )
+    assert began is not None and began.deadline_at == clock.now + 900
+    clock.now += 899
+    assert store.state().phase == "failing_over"
+    clock.now += 2
+    assert store.state().phase == "stalled"
+    store.freeze("carol", "hold")
+    assert store.state().phase == "frozen"  # an operator's stop outranks the stall
