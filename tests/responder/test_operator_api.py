@@ -1,4 +1,4 @@
-"""retry, skip and abort over HTTP: status codes, refusals that change nothing, what status shows."""
+"""retry, skip and abort over HTTP: status codes, refusals that change nothing, the status."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from flask import Flask
 from flask.testing import FlaskClient
 
 from responder.app import create_app, runner_of
