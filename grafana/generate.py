@@ -280,9 +280,20 @@ def now_section() -> list[list[Cell]]:
         steps=((None, RED), (1, GREEN)),
         no_value="0",
     )
+    phase = stat(
+        "Phase",
+        "What the responder is doing: steady; failing_over / failing_back (a transition runs); "
+        "stalled (past its deadline or stopped at a permanent error: FailoverStalled pages, "
+        "`ddb-responder status` says why); frozen (a freeze stopped it at a step); blocked.",
+        [target("max by (phase) (responder_phase == 1)", "{{phase}}", instant=True)],
+        "none",
+        "name",
+        steps=((None, BLUE),),
+        no_value="unknown: is the responder up?",
+    )
     return [
         [(active, 5, 5), (since, 4, 5), (primary, 4, 5), (health, 6, 5), (frozen, 5, 5)],
-        [(alerts, 5, 4), (watchers, 13, 4), (vantages, 6, 4)],
+        [(phase, 4, 4), (alerts, 4, 4), (watchers, 11, 4), (vantages, 5, 4)],
     ]
 
 
@@ -447,7 +458,7 @@ def responder_section() -> list[list[Cell]]:
         "Transitions",
         "Failovers, failbacks and operator (manual) transitions by result. completed: traffic "
         "moved; blocked: wanted but refused (no healthy target, lag over the RPO, dwell time, "
-        "cap, frozen), which fires FailoverBlocked; failed: an action failed.",
+        "cap, frozen), which fires FailoverBlocked; failed: aborted by an operator.",
         [
             target(
                 "sum by (kind, result) (increase(responder_transitions_total[$__rate_interval]))",
@@ -494,7 +505,22 @@ def responder_section() -> list[list[Cell]]:
         minimum=0,
         overrides=[override("401", RED), override("503", ORANGE)],
     )
-    return [[(active, 24, 5)], [(transitions, 8, 8), (actions, 8, 8), (webhooks, 8, 8)]]
+    split = panel(
+        "state-timeline",
+        "Where each action's object is",
+        "The region each action's last verified state belongs to (responder_action_region). "
+        "Outside a transition every row should match the active region; a row that does not "
+        "(after a skip, or an abort without rollback) fires FailoverSplitState.",
+        [target("max by (action, region) (responder_action_region == 1)", "{{action}} {{region}}")],
+        "none",
+        steps=((None, "transparent"),),
+        mappings=value_map(**{"1": ("here", BLUE)}),
+        options={"showValue": "never", "mergeValues": True, "rowHeight": 0.8},
+    )
+    return [
+        [(active, 12, 5), (split, 12, 5)],
+        [(transitions, 8, 8), (actions, 8, 8), (webhooks, 8, 8)],
+    ]
 
 
 def variable(name: str, label: str, query: str, description: str) -> Json:

@@ -153,6 +153,40 @@ def test_sigkill_between_steps_resumes_without_repeating_the_first(
     ]
 
 
+def test_sigkill_during_the_reload_reloads_again_after_restart(
+    responder: Start, tmp_path: Path
+) -> None:
+    """Killed after the env file was written, mid-reload: the resumed step reloads."""
+    env, reloads, gate, pids = (tmp_path / n for n in ("wp.env", "reloads", "gate", "pids"))
+    reload = blocking("reload", pids, gate, reloads)["command"]
+    server = responder(
+        [{"name": "wp-env", "type": "env_file", "path": str(env), "reload_command": reload,
+          "timeout_seconds": 150}]
+    )  # fmt: skip
+    status, answer = server.webhook(payload())
+    assert status == 202
+    transition_id = answer["decisions"][0]["transition_id"]
+    wait_until(lambda: pids.exists(), 30, 0.05, "reload started")
+    server.kill()
+    for line in pids.read_text().splitlines():
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(int(line.split()[0]), signal.SIGKILL)
+    # The file says the new region, but no reload finished: "unchanged" would be a lie.
+    assert env.read_text() == "DYNAMODB_REGION=eu-west-1\n" and lines(reloads) == 0
+
+    server.start()
+    gate.touch()
+    done = wait_until(lambda: completed(server), 30, 0.1, "transition resumed and completed")
+    assert (done["id"], done["result"]) == (transition_id, "completed")
+    assert lines(reloads) == 1 and lines(pids) == 2  # started twice, finished once
+    (step,) = done["steps"]
+    assert (step["result"], step["before"], step["after"]) == (
+        "applied",
+        {"value": "eu-west-1", "reloaded": False},
+        {"value": "eu-west-1", "reloaded": True},
+    )
+
+
 def test_both_regions_down_is_blocked_and_changes_nothing(
     responder: Start, regions: Any, tmp_path: Path
 ) -> None:
