@@ -144,16 +144,6 @@ def test_action_names_default_to_type_and_stay_unique() -> None:
     assert names == ["command", "command.1"]
 
 
-def test_example_file_is_valid() -> None:
-    example = Path(__file__).parents[2] / "examples" / "ddb-failover.yml"
-    assert [a.type for a in config.load(example).responder.actions] == [
-        "do_dns_record",
-        "do_load_balancer",
-        "route53_record",
-        "env_file",
-    ]
-
-
 def test_secret_from_env_and_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("SOME_TOKEN", " abc \n")
     assert config.Secret(env="SOME_TOKEN").read() == "abc"
