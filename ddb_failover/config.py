@@ -269,6 +269,9 @@ class AppEnvAction(_Action):
         _matching(r"^[_A-Za-z][_A-Za-z0-9]*$", "an environment variable name like DYNAMODB_REGION"),
     ] = "DYNAMODB_REGION"
     values: dict[str, str] | None = None  # per region; default: the region's name
+    # An attempt waits for App Platform's deployment, which takes minutes; one that ran out
+    # of time is retried, and every failed attempt counts toward FailoverActionFailing.
+    timeout_seconds: Seconds = 600.0
     poll_interval_seconds: Seconds = 5.0
 
     @model_validator(mode="after")
