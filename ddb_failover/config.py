@@ -21,16 +21,22 @@ from pydantic import (
 
 CONFIG_ENV = "DDB_FAILOVER_CONFIG"
 
-_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d+$")
+
+def _matching(pattern: str, what: str) -> AfterValidator:
+    """A check that a string matches pattern; the error says it is not `what`."""
+    compiled = re.compile(pattern)
+
+    def check(value: str) -> str:
+        if not compiled.match(value):
+            raise ValueError(f"{value!r} is not {what}")
+        return value
+
+    return AfterValidator(check)
 
 
-def _region_name(value: str) -> str:
-    if not _REGION.match(value):
-        raise ValueError(f"{value!r} is not an AWS region name like us-east-1")
-    return value
-
-
-RegionName = Annotated[str, AfterValidator(_region_name)]
+RegionName = Annotated[
+    str, _matching(r"^[a-z]{2}(-[a-z]+)+-\d+$", "an AWS region name like us-east-1")
+]
 Seconds = Annotated[float, Field(gt=0)]
 
 
@@ -199,9 +205,16 @@ class DNSRecordAction(_Action):
     values: dict[str, str]
 
 
+# A DigitalOcean datacenter region slug, such as nyc3 or ams3.
+DORegion = Annotated[str, _matching(r"^[a-z]{3}[0-9]$", "a DigitalOcean region slug like nyc3")]
+
+
 class LoadBalancerTarget(Strict):
     droplet_ids: tuple[int, ...] | None = None
     tag: str | None = None
+    # Where these droplets are, when the config says: lets check-config refuse a move a
+    # regional load balancer cannot make (DigitalOcean's own region only).
+    region: DORegion | None = None
 
     @model_validator(mode="after")
     def _exactly_one(self) -> LoadBalancerTarget:
@@ -211,9 +224,86 @@ class LoadBalancerTarget(Strict):
 
 
 class LoadBalancerAction(_Action):
+    """Moves a regional load balancer between droplet sets of its own region (blue/green)."""
+
     type: Literal["do_load_balancer"]
     load_balancer_id: str = Field(min_length=1)
+    region: DORegion | None = None  # the load balancer's region, checked against it live
     values: dict[str, LoadBalancerTarget]
+
+    @model_validator(mode="after")
+    def _one_region(self) -> LoadBalancerAction:
+        named = {r: t.region for r, t in self.values.items() if t.region is not None}
+        if self.region is not None:
+            elsewhere = [r for r, slug in named.items() if slug != self.region]
+            if elsewhere:
+                raise ValueError(
+                    f"values.{elsewhere[0]}.region: {named[elsewhere[0]]} is not the load "
+                    f"balancer's region {self.region}; {_REGIONAL_ONLY}"
+                )
+        elif len(set(named.values())) > 1:
+            listed = ", ".join(f"{r}: {slug}" for r, slug in named.items())
+            raise ValueError(f"values: targets in different regions ({listed}); {_REGIONAL_ONLY}")
+        return self
+
+
+_REGIONAL_ONLY = (
+    "a regional load balancer only balances droplets of its own region "
+    "(use do_dns_record between per-region load balancers, or do_global_load_balancer)"
+)
+
+
+class GlobalLoadBalancerAction(_Action):
+    """Puts the region's DigitalOcean region first in a Global Load Balancer's priorities."""
+
+    type: Literal["do_global_load_balancer"]
+    load_balancer_id: str = Field(min_length=1)
+    values: dict[str, DORegion]  # per region: the DigitalOcean region to prefer
+
+    @field_validator("values")
+    @classmethod
+    def _distinct(cls, values: dict[str, str]) -> dict[str, str]:
+        for slug in set(values.values()):
+            regions = [r for r, s in values.items() if s == slug]
+            if len(regions) > 1:
+                raise ValueError(
+                    f"{' and '.join(regions)} both prefer {slug}; "
+                    "each region needs a DigitalOcean region of its own"
+                )
+        return values
+
+
+class AppEnvAction(_Action):
+    """Sets an env var in an App Platform app's spec and waits for its deployment."""
+
+    type: Literal["do_app_env"]
+    app_id: str = Field(min_length=1)
+    # A service, worker, job, static site or function by name; absent: the app-level envs.
+    component: (
+        Annotated[
+            str,
+            _matching(r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$", "an App Platform component name like web"),
+        ]
+        | None
+    ) = None
+    variable: Annotated[
+        str,
+        _matching(r"^[_A-Za-z][_A-Za-z0-9]*$", "an environment variable name like DYNAMODB_REGION"),
+    ] = "DYNAMODB_REGION"
+    values: dict[str, str] | None = None  # per region; default: the region's name
+    # An attempt waits for App Platform's deployment, which takes minutes; one that ran out
+    # of time is retried, and every failed attempt counts toward FailoverActionFailing.
+    timeout_seconds: Seconds = 600.0
+    poll_interval_seconds: Seconds = 5.0
+
+    @model_validator(mode="after")
+    def _poll_within_timeout(self) -> AppEnvAction:
+        if self.poll_interval_seconds > self.timeout_seconds:
+            raise ValueError(
+                f"poll_interval_seconds ({self.poll_interval_seconds:g}) must not exceed "
+                f"timeout_seconds ({self.timeout_seconds:g})"
+            )
+        return self
 
 
 class Route53Action(_Action):
@@ -248,6 +338,8 @@ class CommandAction(_Action):
 Action = Annotated[
     DNSRecordAction
     | LoadBalancerAction
+    | GlobalLoadBalancerAction
+    | AppEnvAction
     | Route53Action
     | EnvFileAction
     | SSMParameterAction

@@ -135,6 +135,7 @@ def _watch(view: StackView, timeline: Timeline, primary: str, phase: str) -> Non
                 )
         if current["result"] == "completed":
             timeline.add(f"{phase}_completed", active=view.status()["active_region"])
+            timeline.add("traffic", f"{phase}:traffic", **_traffic(view))
             return True
         if current["result"] == "failed":
             timeline.add(f"{phase}_failed", error=current.get("error"))
@@ -143,6 +144,19 @@ def _watch(view: StackView, timeline: Timeline, primary: str, phase: str) -> Non
 
     deadline = FAILOVER_DEADLINE if phase == "failover" else FAILBACK_DEADLINE
     _poll(tick, deadline)
+
+
+def _traffic(view: StackView) -> dict[str, str]:
+    """Where DigitalOcean sends users: each record's load balancer, each GLB's first region."""
+    balancers = view.do_get("/v2/load_balancers")["load_balancers"]
+    names = {lb["ip"]: lb["name"] for lb in balancers}
+    shown = {}
+    for name, where in view.traffic().items():
+        if isinstance(where, list):
+            shown[name] = ", ".join(f"{ip} (load balancer {names.get(ip, '?')})" for ip in where)
+        else:
+            shown[name] = f"{where} first"
+    return shown
 
 
 def _poll(tick: Callable[[], bool], deadline: float) -> None:
@@ -180,6 +194,14 @@ def _print_urls(view: StackView) -> None:
     for name in ("responder", "prometheus", "alertmanager", "exporter", "do_api", "pagerduty"):
         print(f"  {name:<13} {view.urls[name]}")
     print(f"  files         {view.dir}")
+    print(
+        "\nDigitalOcean, as its API allows: one load balancer per region, each over its own"
+        "\nregion's droplets. Failover moves the DNS record www to the target region's load"
+        "\nbalancer (users follow within its TTL) and puts that region first in the Global"
+        "\nLoad Balancer's priorities (no DNS, no TTL)."
+    )
+    for name, where in _traffic(view).items():
+        print(f"  {name:<13} {where}")
 
 
 def main() -> int:

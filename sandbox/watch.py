@@ -1,14 +1,16 @@
-"""Observe a running stack from outside: the exporter, Prometheus and the responder."""
+"""Observe a running stack from outside: the exporter, Prometheus, the responder, DigitalOcean."""
 
 from __future__ import annotations
 
 import json
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 
@@ -67,3 +69,32 @@ class StackView:
     def history(self) -> dict[str, Any]:
         """The responder's /api/v1/history."""
         return dict(http_json(f"{self.urls['responder']}/api/v1/history", self.token))
+
+    def actions(self) -> dict[str, dict[str, Any]]:
+        """The responder's configured actions, by name, from the generated config."""
+        config = yaml.safe_load((self.dir / "ddb-failover.yml").read_text())
+        return {a["name"]: a for a in config["responder"]["actions"]}
+
+    def do_get(self, path: str) -> Any:
+        """GET a DigitalOcean API path from the sandbox with the stack's token."""
+        token = (self.dir / "secrets" / "do-token").read_text().strip()
+        return http_json(f"{self.urls['do_api']}{path}", token)
+
+    def traffic(self) -> dict[str, Any]:
+        """Where DigitalOcean sends users now, per DNS record and Global Load Balancer action.
+
+        A do_dns_record action's record values, read back through the API, and a
+        do_global_load_balancer action's first region (lowest priority number).
+        """
+        seen: dict[str, Any] = {}
+        for name, action in self.actions().items():
+            if action["type"] == "do_dns_record":
+                fqdn = f"{action['record_name']}.{action['domain']}"
+                query = urllib.parse.urlencode({"type": action["record_type"], "name": fqdn})
+                found = self.do_get(f"/v2/domains/{action['domain']}/records?{query}")
+                seen[name] = [r["data"] for r in found["domain_records"]]
+            elif action["type"] == "do_global_load_balancer":
+                lb = self.do_get(f"/v2/load_balancers/{action['load_balancer_id']}")
+                priorities = lb["load_balancer"]["glb_settings"]["region_priorities"]
+                seen[name] = min(priorities, key=priorities.get)
+        return seen

@@ -1,48 +1,28 @@
-"""Action do_load_balancer: a DigitalOcean load balancer's backends to the region's.
+"""Action do_load_balancer: a regional load balancer's backends to the region's, in its region.
 
-A load balancer targets either a list of droplet ids or a droplet tag, never
-both, and the region's target says which. current() describes the load
-balancer's target exactly as it is set: {"tag": T} when it targets a tag (new
-droplets with the tag join by themselves), else {"droplet_ids": [sorted ids]}.
-The change is one PUT of the load balancer's own settings with the new target,
-so traffic moves in a single step. Before moving to a tag, the tag must name at
-least one droplet: a load balancer with no backends is an outage, not a failover.
+This is blue/green within one DigitalOcean region. A regional load balancer balances only
+droplets of its own region: DigitalOcean refuses others by id (422) and, by tag, picks up
+only the tagged droplets of its region. So one load balancer cannot move traffic to another
+region; fail regions over with do_dns_record between per-region load balancers, or with
+do_global_load_balancer.
+
+A load balancer targets either a list of droplet ids or a droplet tag, never both, and the
+region's target says which. current() describes the target exactly as it is set:
+{"tag": T} when it targets a tag (new droplets with the tag join by themselves), else
+{"droplet_ids": [sorted ids]}. The change is one PUT of the load balancer's own settings
+with the new target, so traffic moves in a single step. Before it: with `region`
+configured, the load balancer must be in that region; and a tag must name at least one
+droplet in the load balancer's region, since a load balancer with no backends is an
+outage, not a failover.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 from ddb_failover.config import LoadBalancerAction, LoadBalancerTarget
+from responder.actions import _load_balancers as lbs
 from responder.actions.base import Action, Json, Transition
 from responder.actions.do_client import DOClient
 from responder.errors import PermanentError
-
-# The load balancer's settings a PUT may carry back (the API's writable fields);
-# read-only ones (id, ip, status, created_at...) and the target are left out.
-WRITABLE_FIELDS = (
-    "name",
-    "project_id",
-    "size_unit",
-    "algorithm",
-    "forwarding_rules",
-    "health_check",
-    "sticky_sessions",
-    "redirect_http_to_https",
-    "enable_proxy_protocol",
-    "enable_backend_keepalive",
-    "http_idle_timeout_seconds",
-    "vpc_uuid",
-    "disable_lets_encrypt_dns_records",
-    "firewall",
-    "network",
-    "network_stack",
-    "type",
-    "domains",
-    "glb_settings",
-    "target_load_balancer_ids",
-    "tls_cipher_policy",
-)
 
 
 def target_state(target: LoadBalancerTarget) -> Json:
@@ -50,29 +30,6 @@ def target_state(target: LoadBalancerTarget) -> Json:
     if target.tag is not None:
         return {"tag": target.tag}
     return {"droplet_ids": sorted(target.droplet_ids or ())}
-
-
-def describe(load_balancer: dict[str, Any]) -> Json:
-    """What a load balancer targets: its tag when it has one, else its droplet ids."""
-    tag = load_balancer.get("tag")
-    if tag:
-        return {"tag": tag}
-    return {"droplet_ids": sorted(int(i) for i in load_balancer.get("droplet_ids") or ())}
-
-
-def update_body(load_balancer: dict[str, Any], desired: dict[str, Any]) -> dict[str, Any]:
-    """The PUT body: the load balancer's settings as they are, with the desired target."""
-    body = {k: load_balancer[k] for k in WRITABLE_FIELDS if load_balancer.get(k) is not None}
-    if "size_unit" not in body and load_balancer.get("size"):
-        # size is the legacy spelling of size_unit; the API takes one or the other.
-        body["size"] = load_balancer["size"]
-    region = load_balancer.get("region")
-    if isinstance(region, dict) and region.get("slug"):
-        body["region"] = region["slug"]
-    elif isinstance(region, str):
-        body["region"] = region
-    body.update(desired)
-    return body
 
 
 class LoadBalancer(Action):
@@ -85,43 +42,41 @@ class LoadBalancer(Action):
         self.config = config
         self.client = client
 
-    def _get(self) -> dict[str, Any]:
-        body = self.client.call(
-            f"{self.name}: get load balancer {self.config.load_balancer_id}",
-            self.client.pydo.load_balancers.get,
-            self.config.load_balancer_id,
-        )
-        load_balancer = (body or {}).get("load_balancer")
-        if not isinstance(load_balancer, dict):
-            raise PermanentError(f"{self.name}: response has no load_balancer")
-        return load_balancer
-
     def current(self) -> Json:
         """{"tag": T} or {"droplet_ids": [...]}, as the load balancer is set now."""
-        return describe(self._get())
+        return lbs.target(lbs.get(self.client, self.name, self.config.load_balancer_id))
 
     def desired(self, region: str) -> Json:
         """The region's target."""
         return target_state(self.config.values[region])
 
     def apply(self, desired: Json, transition: Transition) -> None:
-        """Check the tag names droplets, then PUT the load balancer with the new target."""
+        """Check the region and the tag's droplets, then PUT the load balancer's new target."""
+        load_balancer = lbs.get(self.client, self.name, self.config.load_balancer_id)
+        region = lbs.region_slug(load_balancer)
+        if self.config.region is not None and region != self.config.region:
+            raise PermanentError(
+                f"{self.name}: load balancer {self.config.load_balancer_id} is in {region}, "
+                f"not in {self.config.region} as configured"
+            )
         if "tag" in desired:
-            self._require_tagged_droplets(desired["tag"])
-        load_balancer = self._get()
-        self.client.call(
-            f"{self.name}: update load balancer {self.config.load_balancer_id}",
-            self.client.pydo.load_balancers.update,
-            self.config.load_balancer_id,
-            update_body(load_balancer, desired),
-        )
+            self._require_tagged_droplets(desired["tag"], region)
+        body = lbs.update_body(load_balancer, desired)
+        lbs.put(self.client, self.name, self.config.load_balancer_id, body)
 
-    def _require_tagged_droplets(self, tag: str) -> None:
+    def _require_tagged_droplets(self, tag: str, region: str | None) -> None:
         droplets = self.client.paginate(
             f"{self.name}: list droplets tagged {tag}",
             self.client.pydo.droplets.list,
             "droplets",
             tag_name=tag,
         )
-        if next(iter(droplets), None) is None:
+        slugs = [(d.get("region") or {}).get("slug") for d in droplets]
+        if not slugs:
             raise PermanentError(f"{self.name}: no droplet has tag {tag!r}; not moving traffic")
+        if region is not None and region not in slugs:
+            elsewhere = ", ".join(sorted({str(s) for s in slugs}))
+            raise PermanentError(
+                f"{self.name}: the droplets tagged {tag!r} are in {elsewhere}, none in the "
+                f"load balancer's region {region}; not moving traffic"
+            )

@@ -12,8 +12,10 @@ from ddb_failover import config as cfg
 from responder.actions import aws_client
 from responder.actions.base import Action
 from responder.actions.command import Command
+from responder.actions.do_app_env import AppEnv
 from responder.actions.do_client import DOClient
 from responder.actions.do_dns_record import DNSRecord
+from responder.actions.do_global_load_balancer import GlobalLoadBalancer
 from responder.actions.do_load_balancer import LoadBalancer
 from responder.actions.env_file import EnvFile
 from responder.actions.route53_record import Route53Record
@@ -55,6 +57,14 @@ def _load_balancer(action: cfg.LoadBalancerAction, clients: _Clients) -> Action:
     return LoadBalancer(action, clients.do())
 
 
+def _global_load_balancer(action: cfg.GlobalLoadBalancerAction, clients: _Clients) -> Action:
+    return GlobalLoadBalancer(action, clients.do())
+
+
+def _app_env(action: cfg.AppEnvAction, clients: _Clients) -> Action:
+    return AppEnv(action, clients.do())
+
+
 def _route53(action: cfg.Route53Action, clients: _Clients) -> Action:
     return Route53Record(action, clients.aws("route53", ROUTE53_REGION, action.endpoint_url))
 
@@ -74,6 +84,8 @@ def _command(action: cfg.CommandAction, clients: _Clients) -> Action:
 BUILDERS: dict[str, Callable[[Any, _Clients], Action]] = {
     "do_dns_record": _dns_record,
     "do_load_balancer": _load_balancer,
+    "do_global_load_balancer": _global_load_balancer,
+    "do_app_env": _app_env,
     "route53_record": _route53,
     "env_file": _env_file,
     "ssm_parameter": _ssm,

@@ -22,10 +22,11 @@ def start_do_api(stack: Stack) -> None:
     """Start the sandbox; put its URL, token file and seeded objects in config_data["_sandbox"].
 
     stack.config_data["_sandbox"]["do_api"] holds "url", "token_file", the seed's objects
-    (sandbox.do_api.seed.SandboxObjects: domain, record_name, record_id, record_values per
-    region, load_balancer_id, droplet_ids / droplet_tags / droplet_regions per region), and,
+    (sandbox.do_api.seed.SandboxObjects: the record "www" and its value per region, each
+    region's load balancer, the Global Load Balancer, droplets, the App Platform app), and,
     ready for the responder's config, "digitalocean" (its responder.digitalocean section) and
-    "actions" (a do_dns_record and a do_load_balancer action over those objects).
+    "actions" (do_dns_record moving "www" between the regional load balancers, and
+    do_global_load_balancer putting the target region first: moves DigitalOcean accepts).
     """
     seed, objects = default_seed(region_names(stack))
     seed_path = stack.dir / "do-api-seed.json"

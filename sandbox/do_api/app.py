@@ -17,9 +17,10 @@ from werkzeug.datastructures import Headers
 from werkzeug.wrappers import Request, Response
 
 from sandbox.do_api import faults, spec
+from sandbox.do_api.errors import ApiError
 from sandbox.do_api.handlers import Call, handle
 from sandbox.do_api.seed import Seed
-from sandbox.do_api.store import ApiError, Store
+from sandbox.do_api.store import Store
 
 log = logging.getLogger("sandbox.do_api")
 
@@ -37,8 +38,8 @@ class SandboxApp:
 
     def __init__(self, seed: Seed, token: str) -> None:
         self.seed = seed
-        self.store = Store(seed)
         self.faults = faults.Faults()
+        self.store = Store(seed, self.faults.take_deployment)
         self._token = token.encode()
         self._lock = threading.Lock()
         self._requests: collections.deque[dict[str, Any]] = collections.deque(maxlen=MAX_LOG)
@@ -77,7 +78,7 @@ class SandboxApp:
             route_error = None
         if not self._authorized(request):
             response = self._error(401, "unauthorized", "Unable to authenticate you.")
-        elif (fault := self.faults.take(request.path)) is not None:
+        elif (fault := self.faults.take(request.path, request.method)) is not None:
             response = self._fault(fault)
         elif route_error is not None:
             error_id = "not_found" if route_error.status == 404 else "method_not_allowed"
@@ -185,8 +186,9 @@ class SandboxApp:
         )
 
     def _fault(self, fault: faults.Fault) -> Response:
+        assert fault.status is not None
         error_id, message = faults.ERROR_BODIES[fault.status]
-        response = self._error(fault.status, error_id, message)
+        response = self._error(fault.status, error_id, fault.message or message)
         if fault.status == 429:
             retry_after = fault.retry_after or 0
             response.headers["Retry-After"] = str(retry_after)
@@ -254,7 +256,7 @@ class SandboxApp:
             if route == ("POST", "/_sandbox/faults"):
                 fault = faults.parse_fault(_control_body(request))
                 self.faults.add(fault)
-                return _control_json(201, {"fault": vars(fault)})
+                return _control_json(201, {"fault": fault.view(time.monotonic())})
             if route == ("DELETE", "/_sandbox/faults"):
                 self.faults.clear()
                 return _control_json(200, {"cleared": True})

@@ -7,8 +7,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from sandbox.do_api import shapes
+from sandbox.do_api.errors import ApiError
+from sandbox.do_api.rules import RuleBroken
 from sandbox.do_api.spec import Operation
-from sandbox.do_api.store import ApiError, Store
+from sandbox.do_api.store import Store
 
 Result = tuple[int, dict[str, Any] | None]
 
@@ -102,6 +104,36 @@ def load_balancers_remove_droplets(store: Store, call: Call) -> Result:
     return 204, None
 
 
+def apps_list(store: Store, call: Call) -> Result:
+    return _page("apps", store.apps.list_apps(), call)
+
+
+def apps_get(store: Store, call: Call) -> Result:
+    return 200, {"app": store.apps.get(call.var("id"))}
+
+
+def apps_update(store: Store, call: Call) -> Result:
+    return 200, {"app": store.apps.update(call.var("id"), call.body["spec"])}
+
+
+def apps_list_deployments(store: Store, call: Call) -> Result:
+    return _page("deployments", store.apps.list_deployments(call.var("app_id")), call)
+
+
+def apps_create_deployment(store: Store, call: Call) -> Result:
+    return 200, {"deployment": store.apps.create_deployment(call.var("app_id"))}
+
+
+def apps_get_deployment(store: Store, call: Call) -> Result:
+    deployment = store.apps.get_deployment(call.var("app_id"), call.var("deployment_id"))
+    return 200, {"deployment": deployment}
+
+
+def apps_cancel_deployment(store: Store, call: Call) -> Result:
+    deployment = store.apps.cancel_deployment(call.var("app_id"), call.var("deployment_id"))
+    return 200, {"deployment": deployment}
+
+
 HANDLERS: dict[str, Callable[[Store, Call], Result]] = {
     "domains_list": domains_list,
     "domains_get": domains_get,
@@ -118,11 +150,18 @@ HANDLERS: dict[str, Callable[[Store, Call], Result]] = {
     "loadBalancers_update": load_balancers_update,
     "loadBalancers_add_droplets": load_balancers_add_droplets,
     "loadBalancers_remove_droplets": load_balancers_remove_droplets,
+    "apps_list": apps_list,
+    "apps_get": apps_get,
+    "apps_update": apps_update,
+    "apps_list_deployments": apps_list_deployments,
+    "apps_create_deployment": apps_create_deployment,
+    "apps_get_deployment": apps_get_deployment,
+    "apps_cancel_deployment": apps_cancel_deployment,
 }
 
 
 def handle(store: Store, call: Call) -> Result:
-    """Run call's operation; ApiError for DigitalOcean-style failures."""
+    """Run call's operation; ApiError for DigitalOcean-style failures (422 for a broken rule)."""
     handler = HANDLERS.get(call.operation.operation_id)
     if handler is None:
         raise ApiError(
@@ -130,4 +169,7 @@ def handle(store: Store, call: Call) -> Result:
             "not_implemented",
             f"the DigitalOcean sandbox does not implement {call.operation.operation_id}",
         )
-    return handler(store, call)
+    try:
+        return handler(store, call)
+    except RuleBroken as broken:
+        raise ApiError(422, "unprocessable_entity", str(broken)) from None

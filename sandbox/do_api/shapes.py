@@ -51,8 +51,8 @@ LB_DEFAULTS: dict[str, Any] = {
     "tls_cipher_policy": "DEFAULT",
 }
 # Writable settings kept as they are when a PUT leaves them out (they have no default).
-LB_KEPT = ("name", "project_id", "vpc_uuid", "type", "domains", "glb_settings")
-LB_WRITABLE = (*LB_DEFAULTS, *LB_KEPT, "forwarding_rules", "target_load_balancer_ids")
+LB_KEPT = ("name", "project_id", "vpc_uuid", "domains", "glb_settings")
+LB_WRITABLE = (*LB_DEFAULTS, *LB_KEPT, "type", "forwarding_rules", "target_load_balancer_ids")
 
 
 def region(slug: str) -> dict[str, Any]:

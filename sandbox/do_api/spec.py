@@ -32,14 +32,10 @@ MAX_MESSAGE = 400
 
 
 def document() -> dict[str, Any]:
-    """The vendored spec as a dict, with the one definition the trimmed file lost put back."""
+    """The vendored spec as a dict, exactly as DigitalOcean's (trimmed) description has it."""
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     with SPEC_PATH.open(encoding="utf-8") as handle:
         loaded: dict[str, Any] = yaml.load(handle, Loader=loader)
-    # The trimmed file keeps `security: [bearer_auth]` but dropped the scheme it names;
-    # this is DigitalOcean's own definition of it.
-    schemes = loaded["components"].setdefault("securitySchemes", {})
-    schemes.setdefault("bearer_auth", {"type": "http", "scheme": "bearer"})
     return loaded
 
 
@@ -56,8 +52,9 @@ def _finder() -> APICallPathFinder:
 
 
 @functools.cache
-def _error_validator() -> OAS30Validator:
-    schema = (openapi().spec / "components" / "schemas" / "error").read_value()
+def _schema_validator(name: str) -> OAS30Validator:
+    """A validator for one of the spec's (flat, $ref-free) component schemas."""
+    schema = (openapi().spec / "components" / "schemas" / name).read_value()
     return OAS30Validator(schema)
 
 
@@ -148,7 +145,12 @@ def check_response(request: CallRequest, response: CallResponse) -> str | None:
 
 def check_error_body(body: Any) -> str | None:
     """Check an error body against the spec's error schema (for paths the spec lacks)."""
-    errors = [_schema_error_text(e, "response body") for e in _error_validator().iter_errors(body)]
+    return check_schema("error", body, "response body")
+
+
+def check_schema(name: str, value: Any, where: str) -> str | None:
+    """What is wrong with value as the spec's component schema name, or None; where names it."""
+    errors = [_schema_error_text(e, where) for e in _schema_validator(name).iter_errors(value)]
     return "; ".join(errors)[:MAX_MESSAGE] if errors else None
 
 

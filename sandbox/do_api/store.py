@@ -6,38 +6,27 @@ import copy
 import ipaddress
 import threading
 import uuid
+from collections.abc import Callable
 from typing import Any
 
-from sandbox.do_api import shapes
+from sandbox.do_api import rules, shapes
+from sandbox.do_api.apps import Apps
+from sandbox.do_api.errors import not_found, unprocessable
+from sandbox.do_api.faults import Fault
 from sandbox.do_api.seed import FIRST_RECORD_ID, Seed
 
-NOT_FOUND = "The resource you were accessing could not be found."
 CREATED_AT = "2026-01-01T00:00:00Z"
 
 
-class ApiError(Exception):
-    """An answer in DigitalOcean's error shape: status, id and message."""
-
-    def __init__(self, status: int, error_id: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.error_id = error_id
-        self.message = message
-
-
-def _not_found() -> ApiError:
-    return ApiError(404, "not_found", NOT_FOUND)
-
-
-def _unprocessable(message: str) -> ApiError:
-    return ApiError(422, "unprocessable_entity", message)
-
-
 class Store:
-    """Domains, records, droplets and load balancers; every method is thread-safe."""
+    """Domains, records, droplets, load balancers and apps; every method is thread-safe.
 
-    def __init__(self, seed: Seed) -> None:
+    deployment_fault(app_id) says whether a new App Platform deployment is to fail.
+    """
+
+    def __init__(self, seed: Seed, deployment_fault: Callable[[str], Fault | None]) -> None:
         self._lock = threading.RLock()
+        self.apps = Apps(deployment_fault)
         self.reset(seed)
 
     def reset(self, seed: Seed) -> None:
@@ -64,7 +53,8 @@ class Store:
                     "vpc_uuid": str(uuid.uuid5(uuid.NAMESPACE_DNS, f"vpc.{drop.region}")),
                 }
             for lb in seed.load_balancers:
-                stored = {**copy.deepcopy(shapes.LB_DEFAULTS), **lb.model_dump(mode="json")}
+                seeded = {k: v for k, v in lb.model_dump(mode="json").items() if v is not None}
+                stored = {**copy.deepcopy(shapes.LB_DEFAULTS), **seeded}
                 stored.update(
                     forwarding_rules=[dict(r) for r in lb.forwarding_rules],
                     droplet_ids=list(lb.droplet_ids or ()),
@@ -72,6 +62,7 @@ class Store:
                     created_at=CREATED_AT,
                 )
                 self._lbs[stored["id"]] = stored
+            self.apps.reset([(str(a.id), a.spec, a.deploy_seconds) for a in seed.apps])
 
     def dump(self) -> dict[str, Any]:
         """Everything, in API shapes, for tests and the control endpoint."""
@@ -83,6 +74,7 @@ class Store:
                 ],
                 "droplets": [shapes.droplet(d) for d in self._droplets.values()],
                 "load_balancers": [self._lb_view(lb) for lb in self._lbs.values()],
+                "apps": self.apps.list_apps(),
             }
 
     # Domains and records
@@ -124,7 +116,7 @@ class Store:
         with self._lock:
             stored = self._record(domain, record_id)
             if body.get("type", stored["type"]) != stored["type"]:
-                raise _unprocessable(
+                raise unprocessable(
                     f"type cannot be changed (record {record_id} is {stored['type']})"
                 )
             updated = {**stored, **{k: v for k, v in body.items() if k != "id"}}
@@ -154,7 +146,7 @@ class Store:
     def get_droplet(self, droplet_id: int) -> dict[str, Any]:
         with self._lock:
             if droplet_id not in self._droplets:
-                raise _not_found()
+                raise not_found()
             return shapes.droplet(self._droplets[droplet_id])
 
     # Load balancers
@@ -168,21 +160,29 @@ class Store:
             return self._lb_view(self._lb(lb_id))
 
     def update_load_balancer(self, lb_id: str, body: dict[str, Any]) -> dict[str, Any]:
-        """PUT: a full representation; left-out settings return to their defaults."""
+        """PUT: a full representation; left-out settings return to their defaults.
+
+        Neither the region nor the type can change; droplets by id must be in a regional
+        load balancer's region; global settings must hold DigitalOcean's rules.
+        """
         with self._lock:
             stored = self._lb(lb_id)
             if body["region"] != stored["region"]:
-                raise _unprocessable(
+                raise unprocessable(
                     f"region cannot be changed (load balancer is in {stored['region']})"
                 )
-            if "droplet_ids" in body:
-                self._check_droplets(body["droplet_ids"])
+            kind = body.get("type", "REGIONAL")
+            if kind != stored["type"]:
+                raise unprocessable(f"type cannot be changed (load balancer is {stored['type']})")
             new = {k: stored[k] for k in ("id", "ip", "status", "created_at", "region")}
             new.update({k: stored[k] for k in shapes.LB_KEPT if k in stored})
             new.update(copy.deepcopy(shapes.LB_DEFAULTS))
             new.update({k: copy.deepcopy(v) for k, v in body.items() if k in shapes.LB_WRITABLE})
+            new["type"] = kind
             new["droplet_ids"] = list(dict.fromkeys(body.get("droplet_ids", ())))
             new["tag"] = body.get("tag")
+            rules.check_droplets(new, new["droplet_ids"], self._droplets)
+            rules.check_global_settings(lb_id, new, self._lbs)
             stored.clear()
             stored.update(new)
             return self._lb_view(stored)
@@ -191,7 +191,7 @@ class Store:
         with self._lock:
             stored = self._lb(lb_id)
             self._refuse_if_tagged(stored)
-            self._check_droplets(droplet_ids)
+            rules.check_droplets(stored, droplet_ids, self._droplets)
             stored["droplet_ids"] = list(dict.fromkeys([*stored["droplet_ids"], *droplet_ids]))
 
     def remove_lb_droplets(self, lb_id: str, droplet_ids: list[int]) -> None:
@@ -204,13 +204,13 @@ class Store:
 
     def _domain(self, name: str) -> dict[str, Any]:
         if name not in self._domains:
-            raise _not_found()
+            raise not_found()
         return self._domains[name]
 
     def _record(self, domain: str, record_id: int) -> dict[str, Any]:
         self._domain(domain)
         if record_id not in self._records[domain]:
-            raise _not_found()
+            raise not_found()
         return self._records[domain][record_id]
 
     def _add_record(self, domain: str, fields: dict[str, Any]) -> dict[str, Any]:
@@ -234,26 +234,17 @@ class Store:
 
     def _lb(self, lb_id: str) -> dict[str, Any]:
         if lb_id not in self._lbs:
-            raise _not_found()
+            raise not_found()
         return self._lbs[lb_id]
 
     def _lb_view(self, stored: dict[str, Any]) -> dict[str, Any]:
-        if stored.get("tag"):
-            # A tagged load balancer balances whatever droplets carry the tag right now.
-            ids = [d["id"] for d in self._droplets.values() if stored["tag"] in d["tags"]]
-        else:
-            ids = list(stored["droplet_ids"])
-        return shapes.load_balancer(stored, ids)
-
-    def _check_droplets(self, droplet_ids: list[int]) -> None:
-        missing = [d for d in droplet_ids if d not in self._droplets]
-        if missing:
-            raise _unprocessable(f"droplet_ids: no such droplet(s) {missing}")
+        # A tagged load balancer balances whatever droplets carry the tag right now.
+        return shapes.load_balancer(stored, rules.backends(stored, self._droplets))
 
     @staticmethod
     def _refuse_if_tagged(stored: dict[str, Any]) -> None:
         if stored.get("tag"):
-            raise _unprocessable(
+            raise unprocessable(
                 f"load balancer targets droplets by tag {stored['tag']!r}; "
                 "droplets cannot be added or removed by id"
             )
@@ -267,7 +258,7 @@ def _check_record(fields: dict[str, Any]) -> None:
     """The record-level rules DigitalOcean enforces beyond the schema."""
     rtype, data, ttl = fields.get("type"), fields.get("data"), fields.get("ttl")
     if ttl is not None and ttl < 30:
-        raise _unprocessable(f"ttl must be at least 30 seconds, got {ttl}")
+        raise unprocessable(f"ttl must be at least 30 seconds, got {ttl}")
     if rtype in ("A", "AAAA") and data is not None:
         version = 4 if rtype == "A" else 6
         try:
@@ -275,6 +266,6 @@ def _check_record(fields: dict[str, Any]) -> None:
         except ValueError:
             valid = False
         if not valid:
-            raise _unprocessable(
+            raise unprocessable(
                 f"data: {data!r} is not an IPv{version} address for an {rtype} record"
             )

@@ -9,6 +9,10 @@ import pytest
 from ddb_failover import config
 
 TESTDATA = Path(__file__).parent / "testdata"
+REGIONAL_ONLY = (
+    "a regional load balancer only balances droplets of its own region "
+    "(use do_dns_record between per-region load balancers, or do_global_load_balancer)"
+)
 
 BAD = {
     "bad-unknown-top-key.yml": ["exporters: unknown key"],
@@ -27,13 +31,40 @@ BAD = {
     "bad-action-missing-region.yml": ["responder.actions.0.values: no value for region eu-west-1"],
     "bad-action-unknown-type.yml": [
         "responder.actions.0.type: 'ftp_upload' is unknown; expected one of 'do_dns_record', "
-        "'do_load_balancer', 'route53_record', 'env_file', 'ssm_parameter', 'command'"
+        "'do_load_balancer', 'do_global_load_balancer', 'do_app_env', 'route53_record', "
+        "'env_file', 'ssm_parameter', 'command'"
     ],
     "bad-action-unknown-key.yml": ["responder.actions.0.variabel: unknown key"],
     "bad-secret-inline.yml": ["responder.webhook_token: set exactly one of env or file"],
     "bad-lb-target.yml": [
         "responder.actions.0.values.us-east-1: set exactly one of droplet_ids or tag"
     ],
+    "bad-lb-other-region.yml": [
+        "responder.actions.0: values.eu-west-1.region: ams3 is not the load balancer's region "
+        f"nyc3; {REGIONAL_ONLY}"
+    ],
+    "bad-lb-targets-in-two-regions.yml": [
+        "responder.actions.0: values: targets in different regions "
+        f"(us-east-1: nyc3, eu-west-1: ams3); {REGIONAL_ONLY}"
+    ],
+    "bad-glb-region-slug.yml": [
+        "responder.actions.0.values.us-east-1: 'NYC3' is not a DigitalOcean region slug like nyc3"
+    ],
+    "bad-glb-same-region.yml": [
+        "responder.actions.0.values: us-east-1 and eu-west-1 both prefer nyc3; "
+        "each region needs a DigitalOcean region of its own"
+    ],
+    "bad-glb-missing-region.yml": ["responder.actions.0.values: no value for region eu-west-1"],
+    "bad-app-env-component.yml": [
+        "responder.actions.0.component: 'Web_1' is not an App Platform component name like web",
+        "responder.actions.0.variable: '1BAD' is not an environment variable name "
+        "like DYNAMODB_REGION",
+    ],
+    "bad-app-env-poll.yml": [
+        "responder.actions.0: poll_interval_seconds (120) must not exceed timeout_seconds (60)"
+    ],
+    "bad-app-env-values.yml": ["responder.actions.0.values: unknown region ap-south-1"],
+    "bad-app-env-missing-app.yml": ["responder.actions.0.app_id: required key is missing"],
     "bad-state-backend.yml": [
         "responder.state.backend: 'redis' is unknown; expected one of 'sqlite', 'dynamodb'"
     ],
@@ -111,16 +142,6 @@ def test_action_names_default_to_type_and_stay_unique() -> None:
     }
     names = [a.name for a in config.parse(data).responder.actions]
     assert names == ["command", "command.1"]
-
-
-def test_example_file_is_valid() -> None:
-    example = Path(__file__).parents[2] / "examples" / "ddb-failover.yml"
-    assert [a.type for a in config.load(example).responder.actions] == [
-        "do_dns_record",
-        "do_load_balancer",
-        "route53_record",
-        "env_file",
-    ]
 
 
 def test_secret_from_env_and_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

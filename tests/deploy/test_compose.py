@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from ddb_failover.config import Config, DNSRecordAction, LoadBalancerAction, load
+from ddb_failover.config import Config, DNSRecordAction, GlobalLoadBalancerAction, load
 from sandbox.components.regions import CANARY
 from sandbox.do_api.seed import default_seed
 from tests.deploy.conftest import COMPOSE_FILE, REPO, compose
@@ -259,9 +259,9 @@ def test_demo_config_matches_the_sandbox(compose_model: dict[str, Any]) -> None:
     (dns,) = [a for a in config.responder.actions if isinstance(a, DNSRecordAction)]
     assert (dns.domain, dns.record_name) == (objects["domain"], objects["record_name"])
     assert dns.values == objects["record_values"]
-    (lb,) = [a for a in config.responder.actions if isinstance(a, LoadBalancerAction)]
-    assert lb.load_balancer_id == objects["load_balancer_id"]
-    assert {r: t.tag for r, t in lb.values.items()} == objects["droplet_tags"]
+    (glb,) = [a for a in config.responder.actions if isinstance(a, GlobalLoadBalancerAction)]
+    assert glb.load_balancer_id == objects["global_load_balancer_id"]
+    assert glb.values == objects["droplet_regions"]
 
 
 def test_grafana_reads_its_admin_password_from_a_secret(compose_model: dict[str, Any]) -> None:

@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import yaml
 
 from sandbox.cli import send_chaos
 from sandbox.demo import start_stack, wait_stack
@@ -73,40 +72,26 @@ class E2EStack(StackView):
 
         wait_until(quiet, timeout, interval=0.5, message="stack quiet")
 
-    def actions(self) -> dict[str, dict[str, Any]]:
-        """The responder's configured actions, by name, from the generated config."""
-        config = yaml.safe_load((self.dir / "ddb-failover.yml").read_text())
-        return {a["name"]: a for a in config["responder"]["actions"]}
-
-    def do_get(self, path: str) -> Any:
-        """GET a DigitalOcean API path from the sandbox with the generated token."""
-        token = (self.dir / "secrets" / "do-token").read_text().strip()
-        request = urllib.request.Request(
-            f"{self.urls['do_api']}{path}", headers={"Authorization": f"Bearer {token}"}
-        )
-        with urllib.request.urlopen(request, timeout=5) as response:
-            return json.load(response)
-
     def outside_state(self) -> dict[str, Any]:
-        """What DNS and the load balancer point at now, read through the API."""
-        www, lb = self.actions()["www"], self.actions()["wordpress-lb"]
-        fqdn = f"{www['record_name']}.{www['domain']}"
-        records = self.do_get(f"/v2/domains/{www['domain']}/records?type=A&name={fqdn}")
-        balancer = self.do_get(f"/v2/load_balancers/{lb['load_balancer_id']}")["load_balancer"]
-        return {
-            "www": [r["data"] for r in records["domain_records"]],
-            "wordpress-lb": {"tag": balancer.get("tag")}
-            if balancer.get("tag")
-            else {"droplet_ids": sorted(balancer.get("droplet_ids", []))},
-        }
+        """Where the DNS record and the Global Load Balancer send users, read through the API."""
+        return self.traffic()
 
     def desired_state(self, region: str) -> dict[str, Any]:
-        """What DNS and the load balancer should point at for region, per the config."""
+        """What the DNS record and the Global Load Balancer should say for region, per config.
+
+        The record holds the IP of region's own load balancer; the Global Load Balancer
+        has region's DigitalOcean region first.
+        """
         actions = self.actions()
         return {
             "www": [actions["www"]["values"][region]],
-            "wordpress-lb": actions["wordpress-lb"]["values"][region],
+            "wordpress-glb": actions["wordpress-glb"]["values"][region],
         }
+
+    def regional_load_balancers(self) -> dict[str, dict[str, Any]]:
+        """Every regional load balancer, by region slug, read through the API."""
+        balancers = self.do_get("/v2/load_balancers")["load_balancers"]
+        return {lb["region"]["slug"]: lb for lb in balancers if lb.get("type") != "GLOBAL"}
 
     def env_region(self) -> str | None:
         """The DYNAMODB_REGION the env_file action wrote for WordPress."""

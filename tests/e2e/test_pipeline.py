@@ -41,6 +41,17 @@ def next_transition(stack: E2EStack, before: list[dict], timeout: float) -> dict
     return wait_until(finished, timeout, interval=0.2, message="a finished transition")
 
 
+def assert_traffic_stays_in_region(stack: E2EStack, region: str) -> None:
+    """DNS points at region's own load balancer, which balances only region's droplets."""
+    slug = stack.actions()["wordpress-glb"]["values"][region]
+    regional = stack.regional_load_balancers()[slug]
+    assert stack.outside_state()["www"] == [regional["ip"]]
+    assert regional["droplet_ids"], "the region's load balancer has backends"
+    for droplet_id in regional["droplet_ids"]:
+        droplet = stack.do_get(f"/v2/droplets/{droplet_id}")["droplet"]
+        assert droplet["region"]["slug"] == slug
+
+
 def test_blip_shorter_than_the_window_changes_nothing(stack: E2EStack) -> None:
     assert stack.outside_state() == stack.desired_state(PRIMARY)
     before = len(transitions(stack))
@@ -121,12 +132,13 @@ def test_sustained_outage_fails_over_once_despite_a_flaky_api(stack: E2EStack) -
     assert elapsed < FAILOVER_BOUND_SECONDS, f"failover took {elapsed:.1f}s"
     assert {s["action"]: s["result"] for s in transition["steps"]} == {
         "www": "applied",
-        "wordpress-lb": "applied",
+        "wordpress-glb": "applied",
         "wp-env": "applied",
     }
     assert stack.status()["active_region"] == SECONDARY
     assert stack.env_region() == SECONDARY
     assert stack.outside_state() == stack.desired_state(SECONDARY)
+    assert_traffic_stays_in_region(stack, SECONDARY)
     # Both clustered Alertmanager replicas hold the alert; still exactly one
     # transition and one change per outside object.
     replicas = stack.alertmanager_replicas()
@@ -152,7 +164,9 @@ def test_sustained_outage_fails_over_once_despite_a_flaky_api(stack: E2EStack) -
     record_writes = [w for w in writes if "/records/" in w["path"]]
     lb_writes = [w for w in writes if w["path"].startswith("/v2/load_balancers/")]
     assert len(record_writes) == 1, writes
-    assert len(lb_writes) == 1, writes
+    # One write to the Global Load Balancer; none to a regional one (they stay put).
+    glb_id = stack.actions()["wordpress-glb"]["load_balancer_id"]
+    assert [w["path"] for w in lb_writes] == [f"/v2/load_balancers/{glb_id}"], writes
     faulted = [r for r in stack.do_api("/_sandbox/requests")["requests"] if r["fault"]]
     assert len(faulted) == 4
     assert stack.do_api("/_sandbox/violations")["violations"] == []
@@ -203,3 +217,5 @@ def test_failback_after_the_window_restores_the_primary(stack: E2EStack) -> None
     assert stack.status()["active_region"] == PRIMARY
     assert stack.env_region() == PRIMARY
     assert stack.outside_state() == stack.desired_state(PRIMARY)
+    assert_traffic_stays_in_region(stack, PRIMARY)
+    assert stack.do_api("/_sandbox/violations")["violations"] == []

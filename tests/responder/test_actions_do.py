@@ -2,16 +2,8 @@
 
 from __future__ import annotations
 
-import json
-import os
-import signal
 import socket
-import subprocess
-import sys
 import time
-import urllib.request
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,100 +15,19 @@ from ddb_failover.config import (
     LoadBalancerAction,
     Secret,
 )
-from responder.actions.base import Transition, reconcile
+from responder.actions.base import reconcile
 from responder.actions.do_client import DOClient, retry_after_seconds, status_error
 from responder.actions.do_dns_record import DNSRecord, normalise_data, relative_name
 from responder.actions.do_load_balancer import LoadBalancer
 from responder.errors import PermanentError, TemporaryError
-from sandbox.net import free_port, port_open, wait_until
+from sandbox.net import free_port
+from tests.responder.dosandbox import EAST, TOKEN, WEST, Sandbox, transition
 
-SEED = Path(__file__).parent / "testdata" / "actions_do_seed.json"
-TOKEN = "test-token-not-a-secret"
-EAST, WEST = "us-east-1", "eu-west-1"
 LB_ID = "4de7ac8b-495b-4884-9a69-1050c6793cd6"
-EAST_IDS, WEST_IDS = [3164444, 3164445], [3164446, 3164447]
+# Blue and green: two droplet sets in the load balancer's own region (nyc3).
+EAST_IDS, GREEN_IDS = [3164444, 3164445], [3164448, 3164449]
+WEST_IDS = [3164446, 3164447]  # in ams3: another region
 TIMEOUT = 2.0
-
-
-def transition(to: str = WEST, dry_run: bool = False) -> Transition:
-    frm = EAST if to == WEST else WEST
-    return Transition(id="t-9", kind="failover", from_region=frm, to_region=to, dry_run=dry_run)
-
-
-class Sandbox:
-    """The DigitalOcean API sandbox process and its control endpoints."""
-
-    def __init__(self, workdir: Path) -> None:
-        token_file = workdir / "do-token"
-        token_file.write_text(TOKEN)
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = workdir / "do_api.log"
-        with self.log.open("ab") as log:
-            self.process = subprocess.Popen(
-                [
-                    *(sys.executable, "-m", "sandbox.do_api", "--port", str(self.port)),
-                    *("--token-file", str(token_file), "--seed", str(SEED)),
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        wait_until(lambda: port_open(self.port), 30, message="DigitalOcean API sandbox")
-
-    def control(self, method: str, path: str, body: Any = None) -> Any:
-        data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(f"{self.url}{path}", data=data, method=method)
-        request.add_header("Content-Type", "application/json")
-        with urllib.request.urlopen(request, timeout=10) as response:
-            text = response.read()
-        return json.loads(text) if text else None
-
-    def requests(self) -> list[dict[str, Any]]:
-        return list(self.control("GET", "/_sandbox/requests")["requests"])
-
-    def writes(self) -> list[str]:
-        return [f"{r['method']} {r['path']}" for r in self.requests() if r["method"] != "GET"]
-
-    def state(self) -> dict[str, Any]:
-        return dict(self.control("GET", "/_sandbox/state"))
-
-    def record(self, record_id: int) -> dict[str, Any]:
-        records = self.state()["domains"][0]["records"]
-        return next(r for r in records if r["id"] == record_id)
-
-    def load_balancer(self) -> dict[str, Any]:
-        return dict(self.state()["load_balancers"][0])
-
-    def close(self) -> None:
-        os.killpg(self.process.pid, signal.SIGCONT)
-        os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
-
-
-@pytest.fixture(scope="module")
-def sandbox_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
-    server = Sandbox(tmp_path_factory.mktemp("do_api"))
-    yield server
-    server.close()
-
-
-@pytest.fixture
-def sandbox(sandbox_server: Sandbox) -> Iterator[Sandbox]:
-    """The sandbox reset to the seed, with an empty request log and no faults."""
-    sandbox_server.control("POST", "/_sandbox/state", {})
-    yield sandbox_server
-    # Whatever a test did, every answer the sandbox gave must have matched the spec.
-    assert sandbox_server.control("GET", "/_sandbox/violations")["violations"] == []
-
-
-@pytest.fixture
-def client(sandbox: Sandbox) -> DOClient:
-    return DOClient(sandbox.url, TOKEN, TIMEOUT)
 
 
 def dns_action(**overrides: Any) -> DNSRecordAction:
@@ -130,7 +41,7 @@ def dns_action(**overrides: Any) -> DNSRecordAction:
     return DNSRecordAction.model_validate(fields)
 
 
-def lb_action(east: Any = None, west: Any = None) -> LoadBalancerAction:
+def lb_action(east: Any = None, west: Any = None, **fields: Any) -> LoadBalancerAction:
     return LoadBalancerAction.model_validate(
         {
             "type": "do_load_balancer",
@@ -138,8 +49,9 @@ def lb_action(east: Any = None, west: Any = None) -> LoadBalancerAction:
             "load_balancer_id": LB_ID,
             "values": {
                 EAST: east or {"droplet_ids": EAST_IDS},
-                WEST: west or {"tag": "wordpress-eu-west-1"},
+                WEST: west or {"tag": "wordpress-green"},
             },
+            **fields,
         }
     )
 
@@ -190,18 +102,18 @@ def test_client_needs_a_token_and_an_http_url(monkeypatch: pytest.MonkeyPatch) -
 
 
 def test_dns_already_desired_is_unchanged_without_a_write(
-    sandbox: Sandbox, client: DOClient
+    sandbox: Sandbox, do_client: DOClient
 ) -> None:
-    outcome = reconcile(DNSRecord(dns_action(), client), transition(EAST))
+    outcome = reconcile(DNSRecord(dns_action(), do_client), transition(EAST))
 
     assert (outcome.result, outcome.before) == ("unchanged", {"data": "203.0.113.10"})
     assert sandbox.writes() == []
 
 
 def test_dns_different_value_is_patched_ttl_kept_and_others_untouched(
-    sandbox: Sandbox, client: DOClient
+    sandbox: Sandbox, do_client: DOClient
 ) -> None:
-    outcome = reconcile(DNSRecord(dns_action(), client), transition(WEST))
+    outcome = reconcile(DNSRecord(dns_action(), do_client), transition(WEST))
 
     assert outcome.result == "applied"
     assert (outcome.before, outcome.after) == ({"data": "203.0.113.10"}, {"data": "198.51.100.20"})
@@ -211,8 +123,8 @@ def test_dns_different_value_is_patched_ttl_kept_and_others_untouched(
     assert sandbox.record(104)["data"] == "v=spf1 -all"  # www TXT: a different type
 
 
-def test_dns_configured_ttl_is_set(sandbox: Sandbox, client: DOClient) -> None:
-    outcome = reconcile(DNSRecord(dns_action(ttl=60), client), transition(EAST))
+def test_dns_configured_ttl_is_set(sandbox: Sandbox, do_client: DOClient) -> None:
+    outcome = reconcile(DNSRecord(dns_action(ttl=60), do_client), transition(EAST))
 
     # The data is already right, the TTL is not: that alone is a change.
     assert outcome.result == "applied"
@@ -222,7 +134,7 @@ def test_dns_configured_ttl_is_set(sandbox: Sandbox, client: DOClient) -> None:
 
 
 def test_dns_cname_with_or_without_trailing_dot_is_the_same(
-    sandbox: Sandbox, client: DOClient
+    sandbox: Sandbox, do_client: DOClient
 ) -> None:
     action = dns_action(
         name="blog",
@@ -230,29 +142,31 @@ def test_dns_cname_with_or_without_trailing_dot_is_the_same(
         record_name="blog",
         values={EAST: "east.example.test", WEST: "west.example.test."},
     )
-    assert reconcile(DNSRecord(action, client), transition(EAST)).result == "unchanged"
-    assert reconcile(DNSRecord(action, client), transition(WEST)).result == "applied"
+    assert reconcile(DNSRecord(action, do_client), transition(EAST)).result == "unchanged"
+    assert reconcile(DNSRecord(action, do_client), transition(WEST)).result == "applied"
     assert sandbox.record(105)["data"] == "west.example.test."
 
 
-def test_dns_absent_record_is_permanent_and_not_created(sandbox: Sandbox, client: DOClient) -> None:
-    action = DNSRecord(dns_action(record_name="shop"), client)
+def test_dns_absent_record_is_permanent_and_not_created(
+    sandbox: Sandbox, do_client: DOClient
+) -> None:
+    action = DNSRecord(dns_action(record_name="shop"), do_client)
 
     with pytest.raises(PermanentError, match=r"DNS record A shop in example.test does not exist"):
         reconcile(action, transition(WEST))
     assert sandbox.writes() == []
 
 
-def test_dns_round_robin_records_are_ambiguous(sandbox: Sandbox, client: DOClient) -> None:
+def test_dns_round_robin_records_are_ambiguous(sandbox: Sandbox, do_client: DOClient) -> None:
     with pytest.raises(PermanentError, match=r"2 records A rr in example.test \(106, 107\)"):
-        reconcile(DNSRecord(dns_action(record_name="rr"), client), transition(WEST))
+        reconcile(DNSRecord(dns_action(record_name="rr"), do_client), transition(WEST))
     assert sandbox.writes() == []
 
 
-def test_dns_unknown_domain_is_permanent(sandbox: Sandbox, client: DOClient) -> None:
+def test_dns_unknown_domain_is_permanent(sandbox: Sandbox, do_client: DOClient) -> None:
     # pydo hands back DigitalOcean's 404 body without raising; the client must still see it.
     with pytest.raises(PermanentError, match="HTTP 404: not_found"):
-        DNSRecord(dns_action(domain="missing.test"), client).current()
+        DNSRecord(dns_action(domain="missing.test"), do_client).current()
 
 
 def test_dns_bad_token_is_permanent(sandbox: Sandbox) -> None:
@@ -262,10 +176,10 @@ def test_dns_bad_token_is_permanent(sandbox: Sandbox) -> None:
 
 
 def test_dns_server_error_is_temporary_after_one_attempt(
-    sandbox: Sandbox, client: DOClient
+    sandbox: Sandbox, do_client: DOClient
 ) -> None:
     sandbox.control("POST", "/_sandbox/faults", {"status": 500, "count": 1})
-    action = DNSRecord(dns_action(), client)
+    action = DNSRecord(dns_action(), do_client)
 
     with pytest.raises(TemporaryError, match="HTTP 500") as caught:
         reconcile(action, transition(WEST))
@@ -276,19 +190,21 @@ def test_dns_server_error_is_temporary_after_one_attempt(
     assert reconcile(action, transition(WEST)).result == "applied"
 
 
-def test_dns_rate_limit_is_temporary_with_retry_after(sandbox: Sandbox, client: DOClient) -> None:
+def test_dns_rate_limit_is_temporary_with_retry_after(
+    sandbox: Sandbox, do_client: DOClient
+) -> None:
     sandbox.control(
         "POST",
         "/_sandbox/faults",
         {"status": 429, "count": 1, "retry_after": 7, "path_prefix": "/v2/domains"},
     )
     with pytest.raises(TemporaryError, match="HTTP 429") as caught:
-        DNSRecord(dns_action(), client).current()
+        DNSRecord(dns_action(), do_client).current()
     assert caught.value.retry_after == 7.0
 
 
-def test_dns_dry_run_changes_nothing(sandbox: Sandbox, client: DOClient) -> None:
-    outcome = reconcile(DNSRecord(dns_action(), client), transition(WEST, dry_run=True))
+def test_dns_dry_run_changes_nothing(sandbox: Sandbox, do_client: DOClient) -> None:
+    outcome = reconcile(DNSRecord(dns_action(), do_client), transition(WEST, dry_run=True))
 
     assert (outcome.result, outcome.after) == ("would_apply", {"data": "198.51.100.20"})
     assert sandbox.writes() == []
@@ -299,73 +215,111 @@ def test_dns_dry_run_changes_nothing(sandbox: Sandbox, client: DOClient) -> None
 
 
 def test_lb_already_desired_ids_in_any_order_are_unchanged(
-    sandbox: Sandbox, client: DOClient
+    sandbox: Sandbox, do_client: DOClient
 ) -> None:
     # The seed lists the droplets as [3164445, 3164444].
-    outcome = reconcile(LoadBalancer(lb_action(), client), transition(EAST))
+    outcome = reconcile(LoadBalancer(lb_action(), do_client), transition(EAST))
 
     assert (outcome.result, outcome.before) == ("unchanged", {"droplet_ids": EAST_IDS})
     assert sandbox.writes() == []
 
 
 def test_lb_moves_from_ids_to_a_tag_keeping_its_settings(
-    sandbox: Sandbox, client: DOClient
+    sandbox: Sandbox, do_client: DOClient
 ) -> None:
-    outcome = reconcile(LoadBalancer(lb_action(), client), transition(WEST))
+    outcome = reconcile(LoadBalancer(lb_action(), do_client), transition(WEST))
 
     assert outcome.result == "applied"
     assert outcome.before == {"droplet_ids": EAST_IDS}
-    assert outcome.after == {"tag": "wordpress-eu-west-1"}
+    assert outcome.after == {"tag": "wordpress-green"}
     assert sandbox.writes() == [f"PUT /v2/load_balancers/{LB_ID}"]
     lb = sandbox.load_balancer()
-    assert lb["tag"] == "wordpress-eu-west-1"
-    assert sorted(lb["droplet_ids"]) == WEST_IDS
+    assert lb["tag"] == "wordpress-green"
+    assert sorted(lb["droplet_ids"]) == GREEN_IDS
     # The PUT is a full representation: the settings it carried back must survive it.
     assert lb["forwarding_rules"][0]["target_port"] == 8080
     assert (lb["name"], lb["region"]["slug"]) == ("wordpress-lb", "nyc3")
 
 
-def test_lb_moves_from_a_tag_back_to_ids(sandbox: Sandbox, client: DOClient) -> None:
-    action = LoadBalancer(lb_action(), client)
+def test_lb_moves_from_a_tag_back_to_ids(sandbox: Sandbox, do_client: DOClient) -> None:
+    action = LoadBalancer(lb_action(), do_client)
     reconcile(action, transition(WEST))
 
     outcome = reconcile(action, transition(EAST))
 
     assert (outcome.before, outcome.after) == (
-        {"tag": "wordpress-eu-west-1"},
+        {"tag": "wordpress-green"},
         {"droplet_ids": EAST_IDS},
     )
     assert sandbox.load_balancer()["tag"] == ""
 
 
-def test_lb_moves_between_id_lists(sandbox: Sandbox, client: DOClient) -> None:
-    action = LoadBalancer(lb_action(west={"droplet_ids": WEST_IDS}), client)
+def test_lb_moves_between_id_lists(sandbox: Sandbox, do_client: DOClient) -> None:
+    action = LoadBalancer(lb_action(west={"droplet_ids": GREEN_IDS}, region="nyc3"), do_client)
 
     outcome = reconcile(action, transition(WEST))
 
-    assert (outcome.result, outcome.after) == ("applied", {"droplet_ids": WEST_IDS})
-    assert sorted(sandbox.load_balancer()["droplet_ids"]) == WEST_IDS
+    assert (outcome.result, outcome.after) == ("applied", {"droplet_ids": GREEN_IDS})
+    assert sorted(sandbox.load_balancer()["droplet_ids"]) == GREEN_IDS
 
 
-def test_lb_tag_without_droplets_is_refused(sandbox: Sandbox, client: DOClient) -> None:
-    action = LoadBalancer(lb_action(west={"tag": "wordpress-nowhere"}), client)
+def test_lb_tag_without_droplets_is_refused(sandbox: Sandbox, do_client: DOClient) -> None:
+    action = LoadBalancer(lb_action(west={"tag": "wordpress-nowhere"}), do_client)
 
     with pytest.raises(PermanentError, match="no droplet has tag 'wordpress-nowhere'"):
         reconcile(action, transition(WEST))
     assert sandbox.writes() == []
 
 
-def test_lb_unknown_id_is_permanent(sandbox: Sandbox, client: DOClient) -> None:
+def test_lb_tag_of_another_regions_droplets_is_refused(
+    sandbox: Sandbox, do_client: DOClient
+) -> None:
+    # DigitalOcean would accept it and leave the load balancer with no backends.
+    action = LoadBalancer(lb_action(west={"tag": "wordpress-eu-west-1"}), do_client)
+
+    with pytest.raises(PermanentError) as refused:
+        reconcile(action, transition(WEST))
+
+    assert str(refused.value) == (
+        "wordpress-lb: the droplets tagged 'wordpress-eu-west-1' are in ams3, none in the "
+        "load balancer's region nyc3; not moving traffic"
+    )
+    assert sandbox.writes() == []
+
+
+def test_lb_ids_of_another_region_are_refused_by_the_api(
+    sandbox: Sandbox, do_client: DOClient
+) -> None:
+    action = LoadBalancer(lb_action(west={"droplet_ids": WEST_IDS}), do_client)
+
+    refusal = r"HTTP 422: unprocessable_entity: droplet_ids: .* are in ams3, not in nyc3"
+    with pytest.raises(PermanentError, match=refusal):
+        reconcile(action, transition(WEST))
+
+    assert sorted(sandbox.load_balancer()["droplet_ids"]) == EAST_IDS
+
+
+def test_lb_in_another_region_than_configured_is_refused(
+    sandbox: Sandbox, do_client: DOClient
+) -> None:
+    action = LoadBalancer(lb_action(region="ams3"), do_client)
+
+    with pytest.raises(PermanentError, match=f"load balancer {LB_ID} is in nyc3, not in ams3"):
+        reconcile(action, transition(WEST))
+    assert sandbox.writes() == []
+
+
+def test_lb_unknown_id_is_permanent(sandbox: Sandbox, do_client: DOClient) -> None:
     config = lb_action().model_copy(
         update={"load_balancer_id": "00000000-0000-4000-8000-000000000000"}
     )
 
     with pytest.raises(PermanentError, match="HTTP 404"):
-        reconcile(LoadBalancer(config, client), transition(WEST))
+        reconcile(LoadBalancer(config, do_client), transition(WEST))
 
 
-def test_lb_rate_limit_on_the_update_is_temporary(sandbox: Sandbox, client: DOClient) -> None:
-    action = LoadBalancer(lb_action(), client)
+def test_lb_rate_limit_on_the_update_is_temporary(sandbox: Sandbox, do_client: DOClient) -> None:
+    action = LoadBalancer(lb_action(), do_client)
     sandbox.control(
         "POST",
         "/_sandbox/faults",
@@ -384,10 +338,10 @@ def test_lb_rate_limit_on_the_update_is_temporary(sandbox: Sandbox, client: DOCl
     assert sandbox.load_balancer()["tag"] == ""
 
 
-def test_lb_dry_run_changes_nothing(sandbox: Sandbox, client: DOClient) -> None:
-    outcome = reconcile(LoadBalancer(lb_action(), client), transition(WEST, dry_run=True))
+def test_lb_dry_run_changes_nothing(sandbox: Sandbox, do_client: DOClient) -> None:
+    outcome = reconcile(LoadBalancer(lb_action(), do_client), transition(WEST, dry_run=True))
 
-    assert (outcome.result, outcome.after) == ("would_apply", {"tag": "wordpress-eu-west-1"})
+    assert (outcome.result, outcome.after) == ("would_apply", {"tag": "wordpress-green"})
     assert sandbox.writes() == []
 
 

@@ -11,8 +11,10 @@ import pytest
 from ddb_failover import config as cfg
 from responder.actions import registry
 from responder.actions.command import Command
+from responder.actions.do_app_env import AppEnv
 from responder.actions.do_client import DOClient
 from responder.actions.do_dns_record import DNSRecord
+from responder.actions.do_global_load_balancer import GlobalLoadBalancer
 from responder.actions.do_load_balancer import LoadBalancer
 from responder.actions.env_file import EnvFile
 from responder.actions.route53_record import Route53Record
@@ -55,6 +57,12 @@ ALL_ACTIONS: list[dict[str, Any]] = [
     {"type": "env_file", "path": "/tmp/x.env"},
     {"type": "ssm_parameter", "parameter": "/app/region", "region": "eu-west-1"},
     {"type": "command", "name": "notify", "command": ["true"]},
+    {
+        "type": "do_global_load_balancer",
+        "load_balancer_id": "b53415a9-f504-5998-a1d5-d0673cf65c94",
+        "values": {"us-east-1": "nyc3", "eu-west-1": "ams3"},
+    },
+    {"type": "do_app_env", "app_id": "ac208c53-859f-5bcf-8813-cc5cc769f1ea", "component": "web"},
 ]
 
 
@@ -90,6 +98,8 @@ def test_build_maps_each_type_to_its_class_with_injected_clients(tmp_path: Path)
         EnvFile,
         SSMParameter,
         Command,
+        GlobalLoadBalancer,
+        AppEnv,
     ]
     assert [a.name for a in actions] == [
         "do_dns_record",
@@ -98,11 +108,14 @@ def test_build_maps_each_type_to_its_class_with_injected_clients(tmp_path: Path)
         "env_file",
         "ssm_parameter",
         "notify",
+        "do_global_load_balancer",
+        "do_app_env",
     ]
-    assert len(do_calls) == 1  # one DigitalOcean client shared by both DO actions
-    dns, lb, command = actions[0], actions[1], actions[5]
+    assert len(do_calls) == 1  # one DigitalOcean client shared by all four DO actions
+    dns, lb, command, glb, app = actions[0], actions[1], actions[5], actions[6], actions[7]
     assert isinstance(dns, DNSRecord) and isinstance(lb, LoadBalancer)
-    assert dns.client is lb.client
+    assert isinstance(glb, GlobalLoadBalancer) and isinstance(app, AppEnv)
+    assert dns.client is lb.client is glb.client is app.client
     assert aws_calls == [
         ("route53", "us-east-1", "http://127.0.0.1:4566"),
         ("ssm", "eu-west-1", None),

@@ -4,152 +4,39 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pydo
 import pytest
 from azure.core.exceptions import ClientAuthenticationError, HttpResponseError
 
-from ddb_failover.config import DNSRecordAction, LoadBalancerAction, ResponderConfig
+from ddb_failover.config import DNSRecordAction, GlobalLoadBalancerAction, ResponderConfig
 from sandbox.do_api.seed import default_seed, load_seed
-from sandbox.net import free_port, wait_until
+from sandbox.net import free_port
 from sandbox.stack import stop_process
+from tests.sandbox.doapi import (
+    HTTP,
+    OBJECTS,
+    PRIMARY,
+    REPO,
+    SECONDARY,
+    SERVE,
+    Server,
+    response_of,
+    start_server,
+    writes,
+)
 
 TESTDATA = Path(__file__).parent / "testdata"
-REPO = Path(__file__).resolve().parents[2]
-SERVE = (sys.executable, "-m", "sandbox.do_api")
-REGIONS = ("us-east-1", "eu-west-1")
-PRIMARY, SECONDARY = REGIONS
-SEED, OBJECTS = default_seed(REGIONS)
 DOMAIN = OBJECTS["domain"]
 RECORD_ID = OBJECTS["record_id"]
-LB_ID = OBJECTS["load_balancer_id"]
+LB_ID = OBJECTS["load_balancer_ids"][PRIMARY]
 RECORD_PATH = f"/v2/domains/{DOMAIN}/records/{RECORD_ID}"
 LB_DROPLETS_PATH = f"/v2/load_balancers/{LB_ID}/droplets"
-# pydo refuses bearer tokens over plain http unless told, per call.
-HTTP: dict[str, Any] = {"enforce_https": False}
-
-
-@dataclass
-class Server:
-    """A running sandbox process and how to reach it."""
-
-    url: str
-    token: str
-    process: subprocess.Popen[bytes]
-    log: Path
-
-    def call(
-        self, method: str, path: str, body: Any = None, token: str | None = "default"
-    ) -> tuple[int, dict[str, str], Any]:
-        """A raw HTTP call: (status, headers, parsed JSON body or None)."""
-        headers = {"Content-Type": "application/json"}
-        if token is not None:
-            headers["Authorization"] = f"Bearer {self.token if token == 'default' else token}"
-        data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(self.url + path, data, headers, method=method)
-        try:
-            with urllib.request.urlopen(request, timeout=10) as response:
-                status, head, raw = response.status, dict(response.headers), response.read()
-        except urllib.error.HTTPError as error:
-            status, head, raw = error.code, dict(error.headers), error.read()
-        return status, head, json.loads(raw) if raw else None
-
-    def control(self, method: str, path: str, body: Any = None) -> Any:
-        status, _, payload = self.call(method, "/_sandbox/" + path, body, token=None)
-        assert status in (200, 201), (status, payload)
-        return payload
-
-    def client(self, retries: int = 0, token: str | None = None) -> pydo.Client:
-        return pydo.Client(
-            token=token or self.token,
-            endpoint=self.url,
-            retry_total=retries,
-            retry_backoff_factor=0.01,
-            connection_timeout=5,
-            read_timeout=10,
-        )
-
-    def requests(self) -> list[dict[str, Any]]:
-        return list(self.control("GET", "requests")["requests"])
-
-    def violations(self) -> list[dict[str, Any]]:
-        return list(self.control("GET", "violations")["violations"])
-
-
-def start_server(tmp: Path, seed: Path) -> Server:
-    token = "sandbox-test-token"
-    (tmp / "token").write_text(token + "\n")
-    port = free_port()
-    log = tmp / "do_api.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [*SERVE, "--port", str(port), "--token-file", str(tmp / "token"), "--seed", str(seed)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            cwd=REPO,
-            start_new_session=True,
-        )
-    server = Server(f"http://127.0.0.1:{port}", token, process, log)
-
-    def answering() -> bool:
-        assert process.poll() is None, log.read_text()
-        return server.call("GET", "/_sandbox/violations", token=None)[0] == 200
-
-    try:
-        wait_until(answering, timeout=30, message="do_api answering")
-    except BaseException:
-        stop_process(process)
-        raise
-    return server
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    tmp = tmp_path_factory.mktemp("do_api")
-    (tmp / "seed.json").write_text(json.dumps(SEED))
-    running = start_server(tmp, tmp / "seed.json")
-    yield running
-    stop_process(running.process)
-    assert running.process.returncode == 0, running.log.read_text()[-2000:]
-    assert b"Authorization" not in running.log.read_bytes()
-    assert running.token.encode() not in running.log.read_bytes()
-
-
-@pytest.fixture(autouse=True)
-def fresh(request: pytest.FixtureRequest) -> Iterator[None]:
-    """Each test starts from the seed; none may leave a response that broke the spec."""
-    if "server" not in request.fixturenames:
-        yield
-        return
-    server: Server = request.getfixturevalue("server")
-    server.control("POST", "state", {})
-    yield
-    assert server.violations() == []
-
-
-def response_of(error: HttpResponseError) -> Any:
-    """The HTTP response pydo attached to an error (always there for status errors)."""
-    assert error.response is not None
-    return error.response
-
-
-def writes(server: Server, path: str) -> list[dict[str, Any]]:
-    """Successful changes to the object at path, from the request log."""
-    return [
-        r
-        for r in server.requests()
-        if r["path"] == path and r["method"] in ("POST", "PUT", "PATCH", "DELETE")
-        if r["status"] < 300
-    ]
 
 
 def test_lists_and_reads_the_seeded_record(server: Server) -> None:
@@ -191,28 +78,27 @@ def test_creates_and_deletes_a_record(server: Server) -> None:
 def test_load_balancer_droplets_by_ids(server: Server) -> None:
     client = server.client()
     lb = client.load_balancers.get(LB_ID, **HTTP)["load_balancer"]
+    # Seeded by the tag every WordPress droplet has: only this region's are its backends.
+    assert lb["tag"] == "wordpress"
     assert lb["droplet_ids"] == OBJECTS["droplet_ids"][PRIMARY]
     assert lb["region"]["slug"] == OBJECTS["droplet_regions"][PRIMARY]
+    blue, green = OBJECTS["droplet_ids"][PRIMARY]
     body = {
         "name": lb["name"],
         "region": lb["region"]["slug"],
         "forwarding_rules": lb["forwarding_rules"],
         "health_check": {**lb["health_check"], "path": "/healthz"},
-        "droplet_ids": OBJECTS["droplet_ids"][SECONDARY],
+        "droplet_ids": [blue],
     }
     updated = client.load_balancers.update(LB_ID, body, **HTTP)["load_balancer"]
-    assert updated["droplet_ids"] == OBJECTS["droplet_ids"][SECONDARY]
+    assert (updated["droplet_ids"], updated["tag"]) == ([blue], "")
     assert updated["health_check"]["path"] == "/healthz"
     assert updated["redirect_http_to_https"] is False  # reset to its default, as DO does
     # The droplets endpoints: 204, nothing returned, and the set changes.
-    first_primary = OBJECTS["droplet_ids"][PRIMARY][0]
-    assert (
-        client.load_balancers.add_droplets(LB_ID, {"droplet_ids": [first_primary]}, **HTTP) is None
-    )
-    removed = {"droplet_ids": OBJECTS["droplet_ids"][SECONDARY]}
-    assert client.load_balancers.remove_droplets(LB_ID, removed, **HTTP) is None
+    assert client.load_balancers.add_droplets(LB_ID, {"droplet_ids": [green]}, **HTTP) is None
+    assert client.load_balancers.remove_droplets(LB_ID, {"droplet_ids": [blue]}, **HTTP) is None
     final = client.load_balancers.get(LB_ID, **HTTP)["load_balancer"]
-    assert final["droplet_ids"] == [first_primary]
+    assert final["droplet_ids"] == [green]
     statuses = [(r["method"], r["status"]) for r in server.requests() if "/droplets" in r["path"]]
     assert statuses == [("POST", 204), ("DELETE", 204)]
 
@@ -224,11 +110,11 @@ def test_load_balancer_droplets_by_tag(server: Server) -> None:
         "name": lb["name"],
         "region": lb["region"]["slug"],
         "forwarding_rules": lb["forwarding_rules"],
-        "tag": OBJECTS["droplet_tags"][SECONDARY],
+        "tag": OBJECTS["droplet_tags"][PRIMARY],
     }
     updated = client.load_balancers.update(LB_ID, body, **HTTP)["load_balancer"]
-    assert updated["tag"] == OBJECTS["droplet_tags"][SECONDARY]
-    assert sorted(updated["droplet_ids"]) == OBJECTS["droplet_ids"][SECONDARY]
+    assert updated["tag"] == OBJECTS["droplet_tags"][PRIMARY]
+    assert sorted(updated["droplet_ids"]) == OBJECTS["droplet_ids"][PRIMARY]
     # A tagged load balancer takes no droplets by id, as on DigitalOcean.
     with pytest.raises(HttpResponseError) as refused:
         client.load_balancers.add_droplets(LB_ID, {"droplet_ids": [1]}, **HTTP)
@@ -284,7 +170,7 @@ def test_unknown_objects_are_404(server: Server) -> None:
         ("PUT", RECORD_PATH, {"type": "CNAME"}, 422, "type"),
         ("POST", f"/v2/domains/{DOMAIN}/records", {"type": "A", "name": "x"}, 422, "'data'"),
         ("POST", LB_DROPLETS_PATH, {"droplet_ids": ["a"]}, 422, "droplet_ids"),
-        ("POST", LB_DROPLETS_PATH, {"droplet_ids": [42]}, 422, "42"),
+        ("POST", LB_DROPLETS_PATH, {"droplet_ids": [42]}, 422, "by tag"),
         ("POST", LB_DROPLETS_PATH, None, 400, "body"),
         ("PUT", f"/v2/load_balancers/{LB_ID}", {"region": "nyc3"}, 422, "forwarding_rules"),
         ("GET", "/v2/droplets?per_page=0", None, 400, "per_page"),
@@ -391,16 +277,16 @@ def test_request_log_counts_changes_per_object(server: Server) -> None:
     for region in (SECONDARY, PRIMARY):
         body = {"type": "A", "data": OBJECTS["record_values"][region]}
         client.domains.update_record(DOMAIN, RECORD_ID, body, **HTTP)
-    client.load_balancers.add_droplets(
-        LB_ID, {"droplet_ids": OBJECTS["droplet_ids"][SECONDARY]}, **HTTP
-    )
+    lb = client.load_balancers.get(LB_ID, **HTTP)["load_balancer"]
+    body = {"region": lb["region"]["slug"], "forwarding_rules": lb["forwarding_rules"]}
+    client.load_balancers.update(LB_ID, {**body, "tag": "wordpress"}, **HTTP)
     client.domains.get_record(DOMAIN, RECORD_ID, **HTTP)
     changes = writes(server, RECORD_PATH)
     assert [c["body"]["data"] for c in changes] == [
         OBJECTS["record_values"][SECONDARY],
         OBJECTS["record_values"][PRIMARY],
     ]
-    assert len(writes(server, LB_DROPLETS_PATH)) == 1
+    assert len(writes(server, f"/v2/load_balancers/{LB_ID}")) == 1
     seq = server.requests()[-1]["seq"]
     assert server.control("GET", f"requests?since={seq}")["requests"] == []
 
@@ -474,6 +360,8 @@ def test_cli_refuses_an_invalid_seed(tmp_path: Path) -> None:
 
 
 def test_component_publishes_what_it_seeded(tmp_path: Path) -> None:
+    import pydo
+
     from sandbox.components.do_api import start_do_api
     from sandbox.stack import Stack
 
@@ -487,19 +375,31 @@ def test_component_publishes_what_it_seeded(tmp_path: Path) -> None:
         client = pydo.Client(token=token, endpoint=info["url"], retry_total=0)
         record = client.domains.get_record(info["domain"], info["record_id"], **HTTP)
         assert record["domain_record"]["data"] == info["record_values"]["us-west-2"]
-        lb = client.load_balancers.get(info["load_balancer_id"], **HTTP)["load_balancer"]
-        assert lb["droplet_ids"] == info["droplet_ids"]["us-west-2"]
         assert info["droplet_regions"] == {"us-west-2": "sfo3", "eu-central-1": "fra1"}
+        for region, lb_id in info["load_balancer_ids"].items():
+            lb = client.load_balancers.get(lb_id, **HTTP)["load_balancer"]
+            assert lb["ip"] == info["record_values"][region]
+            assert lb["droplet_ids"] == info["droplet_ids"][region]
+            assert lb["region"]["slug"] == info["droplet_regions"][region]
+        glb_id = info["global_load_balancer_id"]
+        glb = client.load_balancers.get(glb_id, **HTTP)["load_balancer"]
+        assert glb["glb_settings"]["region_priorities"] == {"sfo3": 1, "fra1": 2}
+        app = client.apps.get(info["app_id"], **HTTP)["app"]
+        assert app["spec"]["envs"][0] == {
+            "key": "DYNAMODB_REGION",
+            "value": "us-west-2",
+            "scope": "RUN_TIME",
+        }
         # The fragments it offers for the responder's config are valid config.
         responder = ResponderConfig.model_validate(
             {"digitalocean": info["digitalocean"], "actions": info["actions"]}
         )
         assert responder.digitalocean.token.read() == token
-        dns, lb_action = responder.actions
-        assert isinstance(dns, DNSRecordAction) and isinstance(lb_action, LoadBalancerAction)
+        dns, glb_action = responder.actions
+        assert isinstance(dns, DNSRecordAction) and isinstance(glb_action, GlobalLoadBalancerAction)
         assert dns.values == info["record_values"]
-        target = lb_action.values["eu-central-1"]
-        assert target.droplet_ids == tuple(info["droplet_ids"]["eu-central-1"])
+        assert glb_action.load_balancer_id == glb_id
+        assert glb_action.values == info["droplet_regions"]
         with urllib.request.urlopen(info["url"] + "/_sandbox/violations", timeout=10) as answer:
             assert json.loads(answer.read()) == {"violations": []}
     finally:
@@ -512,10 +412,19 @@ def test_default_seed_per_region_values() -> None:
     assert len(set(objects["record_values"].values())) == 3
     assert len(set(objects["droplet_regions"].values())) == 3
     assert all(len(ids) == 2 for ids in objects["droplet_ids"].values())
-    [lb] = seed["load_balancers"]
-    assert lb["droplet_ids"] == objects["droplet_ids"]["us-east-1"]
+    *regional, glb = seed["load_balancers"]
+    # One load balancer per region, in that region, at the IP DNS points at for it.
+    assert [lb["id"] for lb in regional] == list(objects["load_balancer_ids"].values())
+    assert [lb["region"] for lb in regional] == list(objects["droplet_regions"].values())
+    assert [lb["ip"] for lb in regional] == list(objects["record_values"].values())
+    assert glb["type"] == "GLOBAL"
+    assert glb["target_load_balancer_ids"] == list(objects["load_balancer_ids"].values())
+    assert glb["glb_settings"]["region_priorities"] == {"nyc3": 1, "ams3": 2, "sgp1": 3}
     www = next(r for r in seed["domains"][0]["records"] if r["name"] == "www")
     assert (www["id"], www["data"]) == (objects["record_id"], objects["record_values"]["us-east-1"])
+    [app] = seed["apps"]
+    assert app["id"] == objects["app_id"]
+    assert app["spec"]["envs"][0]["value"] == "us-east-1"
     with pytest.raises(ValueError, match="distinct"):
         default_seed(["us-east-1", "us-east-1"])
 

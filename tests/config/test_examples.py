@@ -1,0 +1,65 @@
+"""The shipped examples: one per DigitalOcean topology, each passing check-config."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from ddb_failover import config
+
+EXAMPLES = Path(__file__).parents[2] / "examples"
+# The example per topology (docs/deploy.md) and the actions that move its traffic.
+TOPOLOGIES = {
+    "ddb-failover.yml": ["do_dns_record", "route53_record"],
+    "global-load-balancer.yml": ["do_global_load_balancer"],
+    "app-platform.yml": ["do_app_env"],
+}
+
+
+def secrets_in(data: Any, path: str = "") -> dict[str, Any]:
+    """Every token-like setting in a config document, by key path."""
+    found: dict[str, Any] = {}
+    if isinstance(data, dict):
+        for key, value in data.items():
+            where = f"{path}.{key}" if path else str(key)
+            if key in ("token", "webhook_token"):
+                found[where] = value
+            found.update(secrets_in(value, where))
+    elif isinstance(data, list):
+        for index, item in enumerate(data):
+            found.update(secrets_in(item, f"{path}.{index}"))
+    return found
+
+
+def test_one_example_per_topology() -> None:
+    assert sorted(p.name for p in EXAMPLES.glob("*.yml")) == sorted(TOPOLOGIES)
+
+
+@pytest.mark.parametrize("name", sorted(TOPOLOGIES))
+def test_example_passes_check_config(name: str) -> None:
+    env = {**os.environ, "DDB_FAILOVER_WEBHOOK_TOKEN": "example-check-only"}
+    done = subprocess.run(
+        [sys.executable, "-m", "responder", "check-config", "--config", str(EXAMPLES / name)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"config OK: {EXAMPLES / name}")
+    loaded = config.load(EXAMPLES / name)
+    assert [a.type for a in loaded.responder.actions] == TOPOLOGIES[name]
+
+
+@pytest.mark.parametrize("name", sorted(TOPOLOGIES))
+def test_example_secrets_come_from_the_environment(name: str) -> None:
+    data = yaml.safe_load((EXAMPLES / name).read_text())
+    secrets = secrets_in(data)
+    assert set(secrets) == {"responder.webhook_token", "responder.digitalocean.token"}
+    assert all(set(source) == {"env"} for source in secrets.values()), secrets
