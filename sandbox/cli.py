@@ -37,6 +37,12 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--probe-timeout-seconds", type=float, default=1.0)
     up.add_argument("--failback-window", default="1m", help="DynamoDBFailbackReady window")
     up.add_argument("--min-dwell-seconds", type=float, default=20.0)
+    up.add_argument(
+        "--transition-deadline-seconds",
+        type=float,
+        default=900.0,
+        help="past it a transition in progress shows as stalled and pages",
+    )
     up.add_argument("--alertmanager-replicas", type=int, default=1, choices=(1, 2, 3))
 
     chaos = sub.add_parser("chaos", help="break or mend one region of a running stack")

@@ -34,6 +34,9 @@ def _configure(stack: Stack) -> None:
             "max_transitions_per_hour": 10,
             "rpo_seconds": 60,
             "readiness_timeout_seconds": 1.0,
+            "transition_deadline_seconds": float(
+                stack.options.get("transition_deadline_seconds", 900)
+            ),
         },
         "retry": {"initial_backoff_seconds": 0.2, "max_backoff_seconds": 2},
         "actions": _actions(stack),

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import urllib.request
 from collections.abc import Iterator
 from typing import Any
@@ -16,10 +18,15 @@ from sandbox.stack import stop_process
 from sandbox.watch import StackView, http_json, metric
 
 PRIMARY, SECONDARY = "us-east-1", "eu-west-1"
+CONFIG = "ddb-failover.yml"
 FAILBACK_WINDOW_SECONDS = 30
 # The bound the e2e tests hold detection to, with the sandbox's 2 s probe
 # interval: the shipped rules' arithmetic (docs/alerting.md) plus the actions.
 FAILOVER_BOUND_SECONDS = 40
+# Short enough that a 90 s provider outage in the middle of a failover stalls it.
+TRANSITION_DEADLINE_SECONDS = 30
+# The sandbox responder's backoff cap (sandbox/components/responder.py).
+BACKOFF_CAP_SECONDS = 2.0
 
 
 class E2EStack(StackView):
@@ -58,6 +65,24 @@ class E2EStack(StackView):
     def firing(self, alertname: str) -> list[dict[str, Any]]:
         """Prometheus's firing alerts of that name."""
         return [a for a in self.alerts(alertname) if a["state"] == "firing"]
+
+    def fault(self, status: int, path_prefix: str, **lasting: Any) -> None:
+        """Make the DigitalOcean sandbox answer status under path_prefix (until cleared)."""
+        body = {"status": status, "path_prefix": path_prefix, **lasting}
+        self.do_api("/_sandbox/faults", method="POST", body=body)
+
+    def clear_faults(self) -> None:
+        """Let the DigitalOcean sandbox answer normally again."""
+        self.do_api("/_sandbox/faults", method="DELETE")
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """ddb-responder against the stack, as an operator types it."""
+        return subprocess.run(
+            [sys.executable, "-m", "responder", *args, "--config", str(self.dir / CONFIG)],
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
 
     def wait_quiet(self, timeout: float = 90) -> None:
         """Wait until no region alert is pending or firing and the responder is steady."""
@@ -109,7 +134,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2EStack]:
     """The whole stack, with two clustered Alertmanager replicas, for the session."""
     directory = tmp_path_factory.mktemp("e2e-stack")
     window = f"{FAILBACK_WINDOW_SECONDS}s"
-    proc = start_stack(directory, "--failback-window", window, "--alertmanager-replicas", "2")
+    proc = start_stack(
+        directory,
+        *("--failback-window", window, "--alertmanager-replicas", "2"),
+        *("--transition-deadline-seconds", str(TRANSITION_DEADLINE_SECONDS)),
+    )
     try:
         view = wait_stack(directory, proc)
         e2e = E2EStack(view.dir, view.urls, view.token)
