@@ -246,7 +246,7 @@ def _figures(samples: dict[str, list[float]], alone: dict[str, list[float]]) -> 
         "deliveries_per_round": DELIVERIES,
         "rounds": ROUNDS,
         "workers": int(os.environ.get("DDB_RESPONDER_WORKERS") or 2),
-        "threads": int(os.environ.get("DDB_RESPONDER_THREADS") or 4),
+        "threads": int(os.environ.get("DDB_RESPONDER_THREADS") or 64),
     }
     for name, values in samples.items():
         figures[f"{name}_median_ms"] = round(statistics.median(values), 2)

@@ -20,6 +20,8 @@ from pydantic import (
 )
 
 CONFIG_ENV = "DDB_FAILOVER_CONFIG"
+# A guessable bearer token is no token: anything shorter is a configuration error.
+MIN_TOKEN_CHARS = 16
 
 
 def _matching(pattern: str, what: str) -> AfterValidator:
@@ -77,20 +79,33 @@ class Secret(Strict):
             raise ValueError("set exactly one of env or file")
         return self
 
+    @property
+    def source(self) -> str:
+        """Where the secret comes from, for messages: never its value."""
+        return f"environment variable {self.env}" if self.env else f"secret file {self.file}"
+
     def read(self) -> str:
-        """Return the secret's value; raise ConfigError naming the source if absent."""
+        """Return the secret's value; raise ConfigError naming the source if absent or blank."""
         if self.env is not None:
-            value = os.environ.get(self.env, "")
-            if not value:
-                raise ConfigError(f"environment variable {self.env} is unset or empty")
-            return value.strip()
-        assert self.file is not None
-        try:
-            value = self.file.read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise ConfigError(f"cannot read secret file {self.file}: {exc.strerror}") from None
+            value = os.environ.get(self.env, "").strip()
+        else:
+            assert self.file is not None
+            try:
+                value = self.file.read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise ConfigError(f"cannot read {self.source}: {exc.strerror}") from None
         if not value:
-            raise ConfigError(f"secret file {self.file} is empty")
+            raise ConfigError(f"{self.source} is unset, empty or only whitespace")
+        return value
+
+    def read_token(self) -> str:
+        """Read a bearer token: as read(), and at least MIN_TOKEN_CHARS long."""
+        value = self.read()
+        if len(value) < MIN_TOKEN_CHARS:
+            raise ConfigError(
+                f"{self.source} holds a token of {len(value)} characters; "
+                f"tokens need at least {MIN_TOKEN_CHARS}"
+            )
         return value
 
 
@@ -316,11 +331,16 @@ class Route53Action(_Action):
     values: dict[str, str]
 
 
+EnvName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+
+
 class EnvFileAction(_Action):
     type: Literal["env_file"]
     path: Path
-    variable: str = Field(default="DYNAMODB_REGION", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    variable: EnvName = "DYNAMODB_REGION"
     reload_command: tuple[str, ...] | None = None
+    # Environment variables the reload command may see besides PATH, LANG and HOME.
+    pass_env: tuple[EnvName, ...] = ()
 
 
 class SSMParameterAction(_Action):
@@ -333,6 +353,8 @@ class SSMParameterAction(_Action):
 class CommandAction(_Action):
     type: Literal["command"]
     command: tuple[str, ...] = Field(min_length=1)
+    # Environment variables the command may see besides PATH, LANG and HOME.
+    pass_env: tuple[EnvName, ...] = ()
 
 
 Action = Annotated[
@@ -348,9 +370,64 @@ Action = Annotated[
 ]
 
 
+Role = Literal["alertmanager", "operator", "viewer"]
+PublicEndpoint = Literal["metrics", "healthz", "readyz", "status", "history", "plan", "page"]
+
+
+class NamedToken(Strict):
+    """A bearer token and what it may do; its name is what the history records as `by`."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.@-]{1,64}$")
+    role: Role
+    secret: Secret
+
+
+class Auth(Strict):
+    tokens: tuple[NamedToken, ...] = ()
+    # Reachable without a token; everything else needs one with the right role.
+    public: tuple[PublicEndpoint, ...] = ("metrics", "healthz", "readyz")
+
+    @field_validator("tokens")
+    @classmethod
+    def _unique_names(cls, tokens: tuple[NamedToken, ...]) -> tuple[NamedToken, ...]:
+        names = [t.name for t in tokens]
+        twice = sorted({n for n in names if names.count(n) > 1} | ({"alertmanager"} & set(names)))
+        if twice:
+            raise ValueError(
+                f"token name {', '.join(twice)} is used twice (alertmanager is webhook_token's)"
+            )
+        return tokens
+
+
+class TLS(Strict):
+    """Serve HTTPS; with client_ca_file, require client certificates it signed (mTLS)."""
+
+    cert_file: Path
+    key_file: Path
+    client_ca_file: Path | None = None
+
+
+class History(Strict):
+    retain_days: Annotated[float, Field(gt=0)] = 90.0
+
+
+class Limits(Strict):
+    """Bounds on one webhook notification, beyond max_body_bytes."""
+
+    max_alerts: Annotated[int, Field(ge=1)] = 500
+    max_labels: Annotated[int, Field(ge=1)] = 64
+    max_label_chars: Annotated[int, Field(ge=16)] = 1024
+    max_annotation_chars: Annotated[int, Field(ge=16)] = 16384
+
+
 class ResponderConfig(Strict):
     listen: Listen = "0.0.0.0:9746"
+    # The alertmanager role's token (POST /webhook only).
     webhook_token: Secret = Secret(env="DDB_FAILOVER_WEBHOOK_TOKEN")
+    auth: Auth = Auth()
+    tls: TLS | None = None
+    history: History = History()
+    limits: Limits = Limits()
     max_body_bytes: Annotated[int, Field(ge=1024)] = 1024 * 1024
     state: Annotated[SqliteState | DynamoDBState, Field(discriminator="backend")] = SqliteState()
     policy: Policy = Policy()

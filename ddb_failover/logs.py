@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable
 from typing import Any
+
+_redact: Callable[[str], str] = str
+
+
+def set_redactor(redact: Callable[[str], str]) -> None:
+    """Pass every log line through redact before it is written (the process's secrets)."""
+    global _redact
+    _redact = redact
 
 
 def _quote(value: Any) -> str:
@@ -32,7 +41,7 @@ class LogfmtFormatter(logging.Formatter):
         line = f"{line} msg={_quote(message)}" if "=" not in message else f"{line} {message}"
         if record.exc_info:
             line += " exc=" + _quote(self.formatException(record.exc_info))
-        return line
+        return _redact(line)
 
 
 def setup(level: str = "INFO") -> None:

@@ -21,12 +21,26 @@ _GO_ZERO_YEAR = 1
 
 
 class PayloadError(ValueError):
-    """The payload is not a valid version-4 notification; the message names the field path."""
+    """The payload is not a valid version-4 notification; the message names the field path.
 
-    def __init__(self, path: str, problem: str) -> None:
+    status is the HTTP answer: 400, or 413 for a notification over the size limits.
+    """
+
+    def __init__(self, path: str, problem: str, status: int = 400) -> None:
         super().__init__(f"{path}: {problem}" if path else problem)
         self.path = path
         self.problem = problem
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """How much one notification may carry (responder.limits)."""
+
+    max_alerts: int = 500
+    max_labels: int = 64
+    max_label_chars: int = 1024
+    max_annotation_chars: int = 16384
 
 
 @dataclass(frozen=True)
@@ -122,7 +136,9 @@ def _string(data: Mapping[str, Any], key: str, path: str, required: bool = True)
     return value
 
 
-def _string_map(data: Mapping[str, Any], key: str, path: str) -> dict[str, str]:
+def _string_map(
+    data: Mapping[str, Any], key: str, path: str, max_items: int = 0, max_chars: int = 0
+) -> dict[str, str]:
     where = f"{path}.{key}" if path else key
     if key not in data:
         raise PayloadError(where, "required field is missing")
@@ -132,9 +148,13 @@ def _string_map(data: Mapping[str, Any], key: str, path: str) -> dict[str, str]:
         return {}
     if not isinstance(value, dict):
         raise PayloadError(where, "must be an object of strings")
+    if max_items and len(value) > max_items:
+        raise PayloadError(where, f"{len(value)} entries exceed the limit of {max_items}")
     for name, item in value.items():
         if not isinstance(item, str):
-            raise PayloadError(f"{where}.{name}", "must be a string")
+            raise PayloadError(f"{where}.{name[:64]}", "must be a string")
+        if max_chars and (len(name) > max_chars or len(item) > max_chars):
+            raise PayloadError(f"{where}.{name[:64]}", f"longer than {max_chars} characters")
     return dict(value)
 
 
@@ -148,14 +168,18 @@ def _status(data: Mapping[str, Any], path: str) -> Literal["firing", "resolved"]
     raise PayloadError(where, f"must be firing or resolved, not {status[:40]!r}")
 
 
-def parse_alert(data: Any, path: str) -> Alert:
+def parse_alert(data: Any, path: str, bounds: Bounds = Bounds()) -> Alert:
     """Validate one element of alerts[]; path is its position, e.g. alerts[0]."""
     data = _object(data, path)
     status = _status(data, path)
-    labels = _string_map(data, "labels", path)
+    labels = _string_map(data, "labels", path, bounds.max_labels, bounds.max_label_chars)
     if not labels.get("alertname"):
         raise PayloadError(f"{path}.labels.alertname", "required label is missing")
-    annotations = _string_map(data, "annotations", path) if "annotations" in data else {}
+    annotations = {}
+    if "annotations" in data:
+        annotations = _string_map(
+            data, "annotations", path, bounds.max_labels, bounds.max_annotation_chars
+        )
     if "startsAt" not in data:
         raise PayloadError(f"{path}.startsAt", "required field is missing")
     starts_at = parse_time(data["startsAt"], f"{path}.startsAt")
@@ -178,7 +202,7 @@ def parse_alert(data: Any, path: str) -> Alert:
     )
 
 
-def parse_notification(data: Any) -> Notification:
+def parse_notification(data: Any, bounds: Bounds = Bounds()) -> Notification:
     """Validate a decoded JSON payload; PayloadError names the first bad field path."""
     data = _object(data, "")
     if "version" not in data:
@@ -196,14 +220,24 @@ def parse_notification(data: Any) -> Notification:
         raise PayloadError("alerts", "required field is missing")
     if not isinstance(raw_alerts, list):
         raise PayloadError("alerts", "must be a list")
-    alerts = tuple(parse_alert(item, f"alerts[{i}]") for i, item in enumerate(raw_alerts))
+    if len(raw_alerts) > bounds.max_alerts:
+        raise PayloadError(
+            "alerts", f"{len(raw_alerts)} alerts exceed the limit of {bounds.max_alerts}", 413
+        )
+    alerts = tuple(parse_alert(item, f"alerts[{i}]", bounds) for i, item in enumerate(raw_alerts))
     return Notification(
         status=status,
         receiver=_string(data, "receiver", ""),
         group_key=_string(data, "groupKey", "", required=False),
-        group_labels=_string_map(data, "groupLabels", ""),
-        common_labels=_string_map(data, "commonLabels", ""),
-        common_annotations=_string_map(data, "commonAnnotations", ""),
+        group_labels=_string_map(
+            data, "groupLabels", "", bounds.max_labels, bounds.max_label_chars
+        ),
+        common_labels=_string_map(
+            data, "commonLabels", "", bounds.max_labels, bounds.max_label_chars
+        ),
+        common_annotations=_string_map(
+            data, "commonAnnotations", "", bounds.max_labels, bounds.max_annotation_chars
+        ),
         external_url=_string(data, "externalURL", ""),
         truncated_alerts=truncated,
         alerts=alerts,

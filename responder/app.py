@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -12,6 +13,7 @@ from werkzeug.exceptions import HTTPException
 
 from ddb_failover import logs
 from ddb_failover.config import Config, DynamoDBState, load
+from ddb_failover.logs import kv
 from responder.actions import registry as action_registry
 from responder.actions.base import Action
 from responder.handling import ReadinessFn
@@ -19,11 +21,12 @@ from responder.metrics import ResponderMetrics, multiprocess_dir
 from responder.readiness import CachedReadiness, ReadinessChecker
 from responder.reconciler import Reconciler, StepEvent
 from responder.runner import Runner
+from responder.secrets import Secrets
 from responder.service import Service
 from responder.state import open_store
 from responder.state.base import StateStore, StoreUnavailable
 from responder.web import api, ops, pages, webhook
-from responder.web.common import AUTH, SERVICE, TokenAuth, error
+from responder.web.common import AUTH, SERVICE, Authenticator, RequestProblem, error
 
 DEFAULT_LEASE_SECONDS = 15.0
 # Knobs for operators and tests; the config file stays the contract.
@@ -31,6 +34,18 @@ LEASE_ENV = "DDB_RESPONDER_LEASE_SECONDS"
 POLL_ENV = "DDB_RESPONDER_POLL_SECONDS"
 LOG_LEVEL_ENV = "DDB_RESPONDER_LOG_LEVEL"
 STORE_RETRY_AFTER = "5"
+# The page has no script and loads only its own stylesheet.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'self'; img-src 'self'; base-uri 'none'; "
+        "form-action 'none'; frame-ancestors 'none'"
+    ),
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+log = logging.getLogger(__name__)
 
 
 def _lease_seconds(config: Config, override: float | None) -> float:
@@ -59,9 +74,10 @@ def create_app(
 ) -> Flask:
     """The responder app; its runner is started by the caller (gunicorn's post_worker_init).
 
-    The webhook token is read now, so a missing secret stops the start (ConfigError).
+    Every secret is read now, so a missing or weak one stops the start (ConfigError).
     """
-    token = config.responder.webhook_token.read()
+    secrets = Secrets.from_config(config)
+    logs.set_redactor(secrets.redact)
     if store is None:
         store = open_store(config, clock)
     actions = list(actions) if actions is not None else action_registry.build(config)
@@ -86,21 +102,52 @@ def create_app(
         clock=clock,
         on_step=on_step,
         on_finished=metrics.finished,
+        redact=secrets.redact,
     )
-    runner = Runner(store, reconciler, interval_seconds=poll_seconds)
+    runner = Runner(
+        store,
+        reconciler,
+        interval_seconds=poll_seconds,
+        retain_seconds=config.responder.history.retain_days * 86400,
+        clock=clock,
+    )
     service = Service(config, store, actions, metrics, readiness, runner, clock)
 
-    app = Flask(__name__)
+    app = Flask(__name__, static_folder=None)  # the pages blueprint serves its stylesheet
     # No MAX_CONTENT_LENGTH: werkzeug would silently truncate a chunked body at the limit;
     # web.common.read_json enforces responder.max_body_bytes itself.
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions[SERVICE] = service
-    app.extensions[AUTH] = TokenAuth(token)
+    app.extensions[AUTH] = Authenticator(secrets.tokens, config.responder.auth.public)
     for blueprint in (webhook.bp, api.bp, ops.bp, pages.bp):
         app.register_blueprint(blueprint)
+    app.register_error_handler(RequestProblem, _problem)
     app.register_error_handler(StoreUnavailable, _store_unavailable)
     app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(Exception, _bug)
+    app.after_request(lambda response: _outgoing(response, secrets))
     return app
+
+
+def _outgoing(response: Response, secrets: Secrets) -> Response:
+    """Browser hardening on every answer, and no secret in any body that leaves."""
+    response.headers.update(SECURITY_HEADERS)
+    if not response.direct_passthrough and not response.is_streamed:
+        body = response.get_data()
+        cleaned = secrets.redact_bytes(body)
+        if cleaned is not body:
+            response.set_data(cleaned)
+    return response
+
+
+def _problem(problem: RequestProblem) -> Response:
+    return error(problem.status, problem.message, problem.field)
+
+
+def _bug(exc: Exception) -> Response:
+    """A bug: logged with its traceback, answered 500 without details."""
+    log.exception(kv(event="request_failed", error=type(exc).__name__))
+    return error(500, "internal error; the responder's log has the details")
 
 
 def _store_unavailable(exc: StoreUnavailable) -> Response:

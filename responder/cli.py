@@ -10,11 +10,20 @@ from pathlib import Path
 from ddb_failover.config import CONFIG_ENV, Config, ConfigError, load
 from responder import remote
 from responder.remote import DEFAULT_URL, EXIT_FAILED, EXIT_OK, EXIT_USAGE, URL_ENV, CliError
+from responder.secrets import Secrets
 
 GUNICORN_CONF = Path(__file__).with_name("gunicorn_conf.py")
 WAIT_SECONDS = 120.0
 
-COMMON_DEFAULTS = {"config": None, "url": None, "token_file": None, "json": False}
+COMMON_DEFAULTS = {
+    "config": None,
+    "url": None,
+    "token_file": None,
+    "json": False,
+    "cacert": None,
+    "cert": None,
+    "key": None,
+}
 
 
 def _add_common(parser: argparse.ArgumentParser, defaults: bool) -> None:
@@ -44,6 +53,16 @@ def _add_common(parser: argparse.ArgumentParser, defaults: bool) -> None:
     parser.add_argument(
         "--json", action="store_true", default=default("json"), help="print the raw JSON answer"
     )
+    parser.add_argument(
+        "--cacert",
+        type=Path,
+        default=default("cacert"),
+        help="CA bundle to verify an https responder (default: the system's)",
+    )
+    parser.add_argument(
+        "--cert", type=Path, default=default("cert"), help="client certificate, for mTLS"
+    )
+    parser.add_argument("--key", type=Path, default=default("key"), help="its private key")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -114,13 +133,13 @@ def _config(args: argparse.Namespace, required: bool) -> Config | None:
 
 
 def _serving_config(args: argparse.Namespace) -> Config:
-    """The config, with the secret serving needs readable; CliError naming the problem."""
+    """The config, with every secret serving needs readable; CliError naming the problem."""
     config = _config(args, required=True)
     assert config is not None
     try:
-        config.responder.webhook_token.read()
+        Secrets.from_config(config)
     except ConfigError as exc:
-        raise CliError(f"responder.webhook_token: {exc}", EXIT_USAGE) from None
+        raise CliError(str(exc), EXIT_USAGE) from None
     return config
 
 
@@ -142,7 +161,18 @@ def check_config(args: argparse.Namespace) -> int:
     print(f"actions: {len(responder.actions)}")
     for action in responder.actions:
         print(f"  {action.name} ({action.type})")
+    tokens = ", ".join(f"{t.name} ({t.role})" for t in responder.auth.tokens)
+    print(f"tokens:  alertmanager (webhook_token){', ' + tokens if tokens else ''}")
+    print(f"public:  {', '.join(responder.auth.public) or 'nothing'}")
+    print(f"tls:     {_tls_summary(config)}")
     return EXIT_OK
+
+
+def _tls_summary(config: Config) -> str:
+    tls = config.responder.tls
+    if tls is None:
+        return "off (plain http: put it behind a TLS proxy, docs/security.md)"
+    return "on, client certificates required" if tls.client_ca_file else "on"
 
 
 def init_state(args: argparse.Namespace) -> int:

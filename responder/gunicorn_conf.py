@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import ssl
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -19,24 +20,34 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 if not os.environ.get(MULTIPROC_ENV):
     os.environ[MULTIPROC_ENV] = tempfile.mkdtemp(prefix="ddb-responder-metrics-")
 
-from ddb_failover.config import CONFIG_ENV, ConfigError, load  # noqa: E402
+from ddb_failover.config import CONFIG_ENV, ConfigError, ResponderConfig, load  # noqa: E402
 
 
-def _listen() -> str:
-    """The bind address from the config's responder.listen (default 0.0.0.0:9746)."""
+def _responder() -> ResponderConfig:
+    """The config's responder section (bind address, TLS)."""
     try:
-        return load(os.environ.get(CONFIG_ENV)).responder.listen
+        return load(os.environ.get(CONFIG_ENV)).responder
     except ConfigError as exc:
         # gunicorn would only say "app failed to load"; name the problem here.
         raise SystemExit(f"ddb-responder: {exc}") from None
 
 
+_settings = _responder()
 wsgi_app = "responder.app:create_app_from_env()"
-bind = [_listen()]
+bind = [_settings.listen]
+if _settings.tls is not None:
+    certfile = str(_settings.tls.cert_file)
+    keyfile = str(_settings.tls.key_file)
+    if _settings.tls.client_ca_file is not None:
+        ca_certs = str(_settings.tls.client_ca_file)
+        cert_reqs = ssl.CERT_REQUIRED
 workers = int(os.environ.get("DDB_RESPONDER_WORKERS") or os.environ.get("WEB_CONCURRENCY") or 2)
-# Threads keep the webhook answering while another request waits on the store's write lock.
+# gthread: an idle connection waits in the worker's poller, not in a thread. A client that
+# sends its request slowly holds a thread while it does, so every worker keeps enough that
+# fifty such clients cannot starve Alertmanager (measured: docs/security.md). Threads also
+# keep the webhook answering while another request waits on the store's write lock.
 worker_class = "gthread"
-threads = int(os.environ.get("DDB_RESPONDER_THREADS") or 4)
+threads = int(os.environ.get("DDB_RESPONDER_THREADS") or 64)
 timeout = 30
 graceful_timeout = 10
 keepalive = 5

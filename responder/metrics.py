@@ -25,7 +25,7 @@ ACTION_RESULTS = ("applied", "unchanged", "would_apply", "failed")
 # Transition results as the counter reports them: an abort is a transition that did not complete.
 COUNTED_RESULTS = {"completed": "completed", "failed": "failed", "aborted": "failed"}
 DECISION_KINDS = ("failover", "failback", "manual", "ignored", "blocked", "duplicate")
-WEBHOOK_CODES = ("202", "400", "401", "413", "415", "503")
+WEBHOOK_CODES = ("202", "400", "401", "403", "413", "415", "500", "503")
 
 
 def multiprocess_dir() -> str | None:

@@ -138,8 +138,10 @@ class Reconciler:
         rand: Callable[[], float] = random.random,
         on_step: Callable[[StepEvent], None] | None = None,
         on_finished: Callable[[TransitionRecord], None] | None = None,
+        redact: Callable[[str], str] = str,
     ) -> None:
         self.store = store
+        self._redact = redact
         self.actions = tuple(actions)
         self.retry = retry
         self.holder = holder or default_holder()
@@ -256,15 +258,17 @@ class Reconciler:
             outcome = self._attempt(action, transition)
         except TemporaryError as exc:
             wait = backoff(number, self.retry, self._rand(), exc.retry_after)
-            self._trouble(record, action, attempts, str(exc), self._clock() + wait)
-            self._event(record, action.name, "failed", number, False, str(exc), rollback)
+            error = self._redact(str(exc))
+            self._trouble(record, action, attempts, error, self._clock() + wait)
+            self._event(record, action.name, "failed", number, False, error, rollback)
             return False
         except PermanentError as exc:
-            self._trouble(record, action, attempts, str(exc), None)
-            self._event(record, action.name, "failed", number, True, str(exc), rollback)
+            error = self._redact(str(exc))
+            self._trouble(record, action, attempts, error, None)
+            self._event(record, action.name, "failed", number, True, error, rollback)
             return False
         except Exception as exc:  # a bug in an action must not wedge the reconciler
-            error = f"unexpected {type(exc).__name__}: {exc}"
+            error = self._redact(f"unexpected {type(exc).__name__}: {exc}")
             log.exception(kv(event="action_crashed", action=action.name))
             self._trouble(record, action, attempts, error, None)
             self._event(record, action.name, "failed", number, True, error, rollback)

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
 import os
-import socket
+import ssl
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from ddb_failover.config import Config, ConfigError
@@ -21,6 +21,7 @@ from responder import render
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 DEFAULT_URL = "http://127.0.0.1:9746"
 URL_ENV = "DDB_RESPONDER_URL"
+TOKEN_ENV = "DDB_RESPONDER_TOKEN_FILE"
 TIMEOUT_SECONDS = 10.0
 POLL_SECONDS = 0.5
 # Commands that change something: they need the token, and say who asked.
@@ -48,33 +49,48 @@ def base_url(args: argparse.Namespace, config: Config | None) -> str:
     host = host.strip("[]")
     if host in ("", "0.0.0.0", "::"):
         host = "127.0.0.1"
-    return f"http://{'[' + host + ']' if ':' in host else host}:{port}"
+    scheme = "https" if config.responder.tls is not None else "http"
+    return f"{scheme}://{'[' + host + ']' if ':' in host else host}:{port}"
 
 
-def token(args: argparse.Namespace, config: Config | None) -> str | None:
-    """The bearer token from --token-file, else the config's webhook_token secret."""
-    if args.token_file is not None:
+def tls_context(args: argparse.Namespace) -> ssl.SSLContext | None:
+    """The client side of TLS: --cacert to trust, --cert and --key for mTLS; None for defaults."""
+    if args.cacert is None and args.cert is None:
+        return None
+    try:
+        context = ssl.create_default_context(cafile=str(args.cacert) if args.cacert else None)
+        if args.cert is not None:
+            context.load_cert_chain(str(args.cert), str(args.key) if args.key else None)
+    except (OSError, ssl.SSLError) as exc:
+        raise CliError(f"TLS files: {exc}", EXIT_USAGE) from None
+    return context
+
+
+def token(args: argparse.Namespace, config: Config | None, mutating: bool) -> str | None:
+    """The bearer token: --token-file, $DDB_RESPONDER_TOKEN_FILE, else the config's own.
+
+    From the config: the first operator token for a command that changes something, the
+    first viewer or operator token for one that reads (responder.auth.tokens).
+    """
+    path = args.token_file or (Path(os.environ[TOKEN_ENV]) if os.environ.get(TOKEN_ENV) else None)
+    if path is not None:
         try:
-            value = args.token_file.read_text(encoding="utf-8").strip()
+            value = path.read_text(encoding="utf-8").strip()
         except OSError as exc:
-            raise CliError(f"cannot read token file {args.token_file}: {exc.strerror}", 2) from None
+            raise CliError(f"cannot read token file {path}: {exc.strerror}", EXIT_USAGE) from None
         if not value:
-            raise CliError(f"token file {args.token_file} is empty", EXIT_USAGE)
+            raise CliError(f"token file {path} is empty", EXIT_USAGE)
         return value
     if config is None:
         return None
+    roles = ("operator",) if mutating else ("viewer", "operator")
+    named = next((t for r in roles for t in config.responder.auth.tokens if t.role == r), None)
+    if named is None:
+        return None
     try:
-        return config.responder.webhook_token.read()
+        return named.secret.read()
     except ConfigError as exc:
-        raise CliError(f"no token: {exc}", EXIT_USAGE) from None
-
-
-def operator() -> str:
-    """Who is typing: user@host, for the history."""
-    try:
-        return f"{getpass.getuser()}@{socket.gethostname()}"
-    except (KeyError, OSError):
-        return "operator"
+        raise CliError(f"token {named.name!r}: {exc}", EXIT_USAGE) from None
 
 
 @dataclass(frozen=True)
@@ -83,6 +99,7 @@ class Client:
 
     url: str
     bearer: str | None
+    context: ssl.SSLContext | None = None
 
     def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
         """One API call; (status, decoded JSON). CliError when the responder cannot be reached."""
@@ -95,7 +112,9 @@ class Client:
             headers["Authorization"] = f"Bearer {self.bearer}"
         request = urllib.request.Request(url, data=data, headers=headers, method=method)
         try:
-            with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as answer:
+            with urllib.request.urlopen(
+                request, timeout=TIMEOUT_SECONDS, context=self.context
+            ) as answer:
                 status, raw = answer.status, answer.read()
         except urllib.error.HTTPError as exc:
             status, raw = exc.code, exc.read()
@@ -138,16 +157,22 @@ def _wait_finished(client: Client, transition_id: str, seconds: float) -> Json |
 
 def run(args: argparse.Namespace, config: Config | None) -> int:
     """The commands that talk to a running responder."""
-    client = Client(base_url(args, config), token(args, config))
     command = args.command
+    client = Client(
+        base_url(args, config), token(args, config, command in MUTATING), tls_context(args)
+    )
     if command in MUTATING and client.bearer is None:
-        raise CliError("no token: pass --token-file, or --config with a webhook_token", EXIT_USAGE)
+        raise CliError(
+            f"no operator token: pass --token-file, set ${TOKEN_ENV}, or --config with an "
+            "operator token in responder.auth.tokens",
+            EXIT_USAGE,
+        )
     if command == "status":
         return _print(args, client.ok(command, "GET", "/api/v1/status"), render.status)
     if command == "history":
         answer = client.ok(command, "GET", f"/api/v1/history?limit={args.limit}")
         return _print(args, answer, render.history)
-    who = {"by": operator(), "reason": args.reason}
+    who = {"reason": args.reason}
     if command == "failover":
         body = {**who, "to": args.to, "force": args.force}
         answer = client.ok(command, "POST", "/api/v1/failover", body, show=args.json)

@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
+from collections.abc import Callable
 
 from ddb_failover.logs import kv
 from responder.reconciler import Reconciler
 from responder.state.base import StateStore, StoreUnavailable, TransitionRecord
 
 log = logging.getLogger(__name__)
+# Pruning is cheap but not free: once an hour per process is plenty for a retention in days.
+PRUNE_EVERY_SECONDS = 3600.0
 
 
 class Runner:
@@ -28,11 +32,16 @@ class Runner:
         *,
         interval_seconds: float = 5.0,
         busy_interval_seconds: float = 0.5,
+        retain_seconds: float | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
         self.reconciler = reconciler
         self.interval = interval_seconds
         self.busy_interval = busy_interval_seconds
+        self.retain_seconds = retain_seconds
+        self._clock = clock
+        self._pruned_at: float | None = None
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -71,6 +80,19 @@ class Runner:
                 return None
             return self.reconciler.run_once()
 
+    def prune_if_due(self) -> int:
+        """Forget history older than the retention, at most once per PRUNE_EVERY_SECONDS."""
+        now = self._clock()
+        if self.retain_seconds is None:
+            return 0
+        if self._pruned_at is not None and now - self._pruned_at < PRUNE_EVERY_SECONDS:
+            return 0
+        self._pruned_at = now
+        gone = self.store.prune(now - self.retain_seconds)
+        if gone:
+            log.info(kv(event="history_pruned", records=gone, retain_seconds=self.retain_seconds))
+        return gone
+
     def _next_wait(self) -> float:
         """How long to sleep: until the next attempt is due, between the two intervals."""
         due = self.reconciler.due_in(self.store.state())
@@ -84,6 +106,7 @@ class Runner:
             wait = self.interval
             try:
                 self.run_now()
+                self.prune_if_due()
                 wait = self._next_wait()
             except StoreUnavailable as exc:  # expected during an outage: one line, retry
                 log.warning(kv(event="reconciler_store_unavailable", error=str(exc)))

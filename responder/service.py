@@ -17,7 +17,7 @@ from ddb_failover.config import Config
 from ddb_failover.logs import kv
 from responder import operations
 from responder.actions.base import Action
-from responder.alerts import Alert, Notification
+from responder.alerts import Alert, Bounds, Notification
 from responder.decision import Decision, OperatorRequest, alert_cause
 from responder.handling import Handled, ReadinessFn, handle_alerts, handle_operator
 from responder.metrics import ResponderMetrics
@@ -39,6 +39,17 @@ class Service:
     readiness: ReadinessFn
     runner: Runner
     clock: Callable[[], float]
+
+    @property
+    def bounds(self) -> Bounds:
+        """How much one notification may carry, from responder.limits."""
+        limits = self.config.responder.limits
+        return Bounds(
+            limits.max_alerts,
+            limits.max_labels,
+            limits.max_label_chars,
+            limits.max_annotation_chars,
+        )
 
     def handle_notification(self, notification: Notification) -> list[Handled]:
         """Decide and record what a notification calls for; one decision per group of alerts."""

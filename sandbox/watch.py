@@ -50,10 +50,10 @@ class StackView:
 
     @classmethod
     def load(cls, directory: Path) -> StackView:
-        """Read DIR/stack.json and DIR/secrets/webhook-token."""
+        """Read DIR/stack.json and DIR/secrets/viewer-token (status and history need it)."""
         state = json.loads((directory / "stack.json").read_text())
         urls = {name: entry["url"] for name, entry in state["components"].items()}
-        token_path = directory / "secrets" / "webhook-token"
+        token_path = directory / "secrets" / "viewer-token"
         token = token_path.read_text().strip() if token_path.exists() else None
         return cls(directory, urls, token)
 

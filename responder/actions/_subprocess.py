@@ -12,6 +12,9 @@ from responder.actions.base import Transition
 from responder.errors import PermanentError, TemporaryError
 
 STDERR_TAIL_CHARS = 500
+# All a command inherits from the responder's environment, besides what its action lists
+# in pass_env: the responder's own tokens and keys must never reach a child process.
+INHERITED_ENV = ("PATH", "LANG", "HOME")
 # After SIGKILL the pipes close at once unless a grandchild escaped the process group.
 _REAP_SECONDS = 5.0
 
@@ -33,15 +36,23 @@ def tail(data: bytes, limit: int = STDERR_TAIL_CHARS) -> str:
     return text if len(text) <= limit else "..." + text[-limit:]
 
 
+def child_env(pass_env: Sequence[str], extra_env: Mapping[str, str] | None) -> dict[str, str]:
+    """The minimal environment a command gets: PATH, LANG, HOME, pass_env, then extra_env."""
+    names = (*INHERITED_ENV, *pass_env)
+    env = {name: os.environ[name] for name in names if name in os.environ}
+    return {**env, **(extra_env or {})}
+
+
 def run(
     argv: Sequence[str],
     *,
     timeout: float,
     what: str,
     extra_env: Mapping[str, str] | None = None,
+    pass_env: Sequence[str] = (),
 ) -> None:
     """Run argv to completion within timeout; TemporaryError on failure or timeout."""
-    env = {**os.environ, **(extra_env or {})}
+    env = child_env(pass_env, extra_env)
     try:
         # A new session makes the command a process group we can kill whole on timeout.
         proc = subprocess.Popen(

@@ -31,6 +31,7 @@ class Command(Action):
         super().__init__(config.name)
         self.command = config.command
         self.timeout_seconds = config.timeout_seconds
+        self.pass_env = config.pass_env
         self.state_path = state_path
 
     def current(self) -> Json:
@@ -60,6 +61,7 @@ class Command(Action):
             timeout=self.timeout_seconds,
             what=self.name,
             extra_env=_subprocess.transition_env(transition),
+            pass_env=self.pass_env,
         )
         record = {
             "region": desired,

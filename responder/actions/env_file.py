@@ -75,6 +75,7 @@ class EnvFile(Action):
         self.variable = config.variable
         self.reload_command = config.reload_command
         self.timeout_seconds = config.timeout_seconds
+        self.pass_env = config.pass_env
         self.state_path = state_path
 
     def current(self) -> Json:
@@ -95,7 +96,10 @@ class EnvFile(Action):
         region = desired["value"] if self.reload_command else desired
         old = _files.read_text(self.path)
         if read_value(old, self.variable) != region:
-            _files.atomic_write(self.path, with_value(old, self.variable, str(region)))
+            # A new file gets no world read: it names the region, and may name more.
+            _files.atomic_write(
+                self.path, with_value(old, self.variable, str(region)), default_mode=0o640
+            )
         if not self.reload_command:
             return
         try:
@@ -104,6 +108,7 @@ class EnvFile(Action):
                 timeout=self.timeout_seconds,
                 what=f"{self.name}: reload",
                 extra_env=_subprocess.transition_env(transition),
+                pass_env=self.pass_env,
             )
         except ActionError:
             self._restore(old)

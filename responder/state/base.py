@@ -585,6 +585,11 @@ class StateStore(ABC):
         """Give the lease up if we still hold it (the token stays, so it keeps increasing)."""
 
     @abstractmethod
+    def prune(self, before: float) -> int:
+        """Forget decisions and finished transitions older than before (not the newest
+        transition: the state derives from it); how many records went."""
+
+    @abstractmethod
     def ping(self) -> None:
         """Cheap reachability check for /readyz; StoreUnavailable when not usable."""
 

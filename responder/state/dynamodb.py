@@ -65,6 +65,7 @@ INIT_COMMAND = "ddb-responder init-state --config PATH"
 TRANSITION, DECISION = "transition", "decision"
 CURRENT_KEY = {"pk": {"S": "state"}, "sk": {"S": "current"}}
 RECENT_LIMIT = 100
+BATCH = 25  # BatchWriteItem's limit
 RECENT_WINDOW = 2 * 3600.0
 CONNECT_TIMEOUT, READ_TIMEOUT = 1.0, 2.0
 # The fencing condition: the caller's token is the live lease's.
@@ -620,8 +621,53 @@ class DynamoDBStore(StateStore):
         """Who holds the reconciler lease now (for operators and tests); None when free."""
         return items.lease(self._current(), self._clock())
 
+    def prune(self, before: float) -> int:
+        current = self._current().get("t", {}).get("M")
+        keep = current["id"]["S"] if current is not None else None
+        doomed = [
+            item
+            for partition in (DECISION, TRANSITION)
+            for item in self._partition(partition)
+            if _older(item, before) and item["sk"]["S"] != keep
+        ]
+        for start in range(0, len(doomed), BATCH):
+            chunk = doomed[start : start + BATCH]
+            requests = [{"DeleteRequest": {"Key": {"pk": i["pk"], "sk": i["sk"]}}} for i in chunk]
+            unprocessed: Any = {self.table: requests}
+            while unprocessed:
+                answer = self._call("batch_write_item", RequestItems=unprocessed)
+                unprocessed = answer.get("UnprocessedItems") or {}
+        return len(doomed)
+
+    def _partition(self, partition: str) -> Iterator[Item]:
+        """Every item of a partition, keys and times only."""
+        start: Item | None = None
+        while True:
+            kwargs: dict[str, Any] = {
+                "TableName": self.table,
+                "KeyConditionExpression": "pk = :pk",
+                "ExpressionAttributeValues": {":pk": s(partition)},
+                "ProjectionExpression": "pk, sk, #at, started_at, #result",
+                "ExpressionAttributeNames": {"#at": "at", "#result": "result"},
+            }
+            if start is not None:
+                kwargs["ExclusiveStartKey"] = start
+            answer = self._call("query", **kwargs)
+            yield from answer.get("Items", [])
+            start = answer.get("LastEvaluatedKey")
+            if start is None:
+                return
+
     def ping(self) -> None:
         self._get(CURRENT_KEY)
+
+
+def _older(item: Item, before: float) -> bool:
+    """A decision made, or a finished transition started, before the cutoff."""
+    if item["pk"]["S"] == DECISION:
+        return float(item["at"]["N"]) < before
+    finished = item.get("result", {}).get("S") != "in_progress"
+    return finished and float(item["started_at"]["N"]) < before
 
 
 def _key_schema_problem(table: Json) -> str | None:

@@ -110,8 +110,10 @@ class SqliteStore(StateStore):
         self._busy = busy_timeout_seconds
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            # Owner only: SQLite gives the WAL and shared-memory files the same mode.
+            os.close(os.open(self.path, os.O_CREAT | os.O_RDWR | os.O_CLOEXEC, 0o600))
         except OSError as exc:
-            raise StoreUnavailable(f"cannot create {self.path.parent}: {exc.strerror}") from None
+            raise StoreUnavailable(f"cannot create {self.path}: {exc.strerror}") from None
         self._writer = WriterLock(self.path.with_name(self.path.name + ".write.lock"))
         try:
             # WAL (persistent in the file) lets readers proceed while one process writes.
@@ -603,6 +605,17 @@ class SqliteStore(StateStore):
                 " AND token = ?",
                 (lease.holder, lease.token),
             )
+
+    def prune(self, before: float) -> int:
+        with self._write(durable=False) as db:
+            gone = db.execute("DELETE FROM decisions WHERE at < ?", (before,)).rowcount
+            old = (
+                "SELECT id FROM transitions WHERE result != 'in_progress' AND started_at < ?"
+                " AND seq < (SELECT MAX(seq) FROM transitions)"
+            )
+            db.execute(f"DELETE FROM steps WHERE transition_id IN ({old})", (before,))
+            gone += db.execute(f"DELETE FROM transitions WHERE id IN ({old})", (before,)).rowcount
+        return int(gone)
 
     def ping(self) -> None:
         with self._read() as db:

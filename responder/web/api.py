@@ -7,6 +7,7 @@ is now (nothing failing, another step in trouble, no transition) answers 409.
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
@@ -14,12 +15,18 @@ from flask import Blueprint, Response, jsonify, request
 from ddb_failover.logs import kv
 from responder.decision import OperatorRequest, UnknownRegion
 from responder.state.base import Refused, TransitionRecord, UnknownTransition
-from responder.web.common import RequestProblem, error, read_json, require_token, service
+from responder.web.common import (
+    RequestProblem,
+    error,
+    operator,
+    read_json,
+    require,
+    service,
+)
 
 log = logging.getLogger(__name__)
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 HISTORY_MAX = 500
-DEFAULT_OPERATOR = "operator"
 
 
 def _answer(body: Any, status: int = 200) -> Response:
@@ -37,8 +44,7 @@ def _string(data: dict[str, Any], key: str, default: str | None = None) -> str:
 
 
 def _body() -> dict[str, Any]:
-    """The authenticated request's JSON object body ({} when there is none)."""
-    require_token()
+    """The request's JSON object body ({} when there is none); its token was checked first."""
     data = read_json(service().config.responder.max_body_bytes, optional=True)
     if data is None:
         return {}
@@ -63,11 +69,6 @@ def _accepted(record: TransitionRecord) -> Response:
     return _answer({"transition": record.to_json()}, 202)
 
 
-@bp.errorhandler(RequestProblem)
-def _problem(problem: RequestProblem) -> Response:
-    return error(problem.status, problem.message, problem.field)
-
-
 @bp.errorhandler(Refused)
 def _refused(refused: Refused) -> Response:
     return error(409, str(refused))
@@ -76,14 +77,16 @@ def _refused(refused: Refused) -> Response:
 @bp.get("/status")
 def status() -> Response:
     """Active and desired region, phase, freeze, last transition, each action's last result."""
+    require("read", "status")
     return _answer(service().status())
 
 
 @bp.get("/history")
 def history() -> Response:
     """Transitions with their steps, and decisions that changed nothing, newest first."""
+    require("read", "history")
     raw = request.args.get("limit", "50")
-    if not raw.isdigit() or not 1 <= int(raw) <= HISTORY_MAX:
+    if not re.fullmatch(r"[0-9]{1,4}", raw) or not 1 <= int(raw) <= HISTORY_MAX:
         raise RequestProblem(400, f"limit must be an integer from 1 to {HISTORY_MAX}", "limit")
     return _answer(service().store.history(int(raw)))
 
@@ -91,6 +94,7 @@ def history() -> Response:
 @bp.get("/transitions/<transition_id>")
 def transition(transition_id: str) -> Response:
     """One transition with its steps, attempts and operator commands; 404 when unknown."""
+    require("read", "history")
     try:
         record = service().store.transition(transition_id)
     except UnknownTransition:
@@ -101,11 +105,12 @@ def transition(transition_id: str) -> Response:
 @bp.post("/failover")
 def failover() -> Response:
     """An operator transition through the same safety checks: 202, 400 or 409."""
+    by = operator()
     data = _body()
     force = _flag(data, "force")
     wanted = OperatorRequest(
         to_region=_string(data, "to"),
-        by=_string(data, "by", DEFAULT_OPERATOR),
+        by=by,
         reason=_string(data, "reason", ""),
         force=force,
     )
@@ -125,8 +130,8 @@ def failover() -> Response:
 @bp.post("/freeze")
 def freeze() -> Response:
     """Stop automatic transitions until unfreeze; idempotent."""
-    data = _body()
-    by, reason = _string(data, "by", DEFAULT_OPERATOR), _string(data, "reason", "")
+    by = operator()
+    reason = _string(_body(), "reason", "")
     svc = service()
     svc.store.freeze(by, reason)
     log.warning(kv(event="frozen", by=by, reason=reason))
@@ -136,8 +141,8 @@ def freeze() -> Response:
 @bp.post("/unfreeze")
 def unfreeze() -> Response:
     """Resume automatic transitions; idempotent."""
-    data = _body()
-    by, reason = _string(data, "by", DEFAULT_OPERATOR), _string(data, "reason", "")
+    by = operator()
+    reason = _string(_body(), "reason", "")
     svc = service()
     svc.store.unfreeze(by, reason)
     log.warning(kv(event="unfrozen", by=by, reason=reason))
@@ -147,14 +152,16 @@ def unfreeze() -> Response:
 @bp.post("/retry")
 def retry() -> Response:
     """Run the failing step of the transition in progress again now: 202 or 409."""
+    by = operator()
     data = _body()
-    by, reason = _string(data, "by", DEFAULT_OPERATOR), _string(data, "reason", "")
+    reason = _string(data, "reason", "")
     return _accepted(service().retry(by, reason, _transition_id(data)))
 
 
 @bp.post("/skip")
 def skip() -> Response:
     """Record the failing step as skipped (a reason is required) and go on: 202 or 409."""
+    by = operator()
     data = _body()
     svc = service()
     action = _string(data, "action")
@@ -163,14 +170,15 @@ def skip() -> Response:
         raise RequestProblem(
             400, f"unknown action {action!r}; configured: {', '.join(configured)}", "action"
         )
-    by, reason = _string(data, "by", DEFAULT_OPERATOR), _string(data, "reason")
+    reason = _string(data, "reason")
     return _accepted(svc.skip(action, by, reason, _transition_id(data)))
 
 
 @bp.post("/abort")
 def abort() -> Response:
     """Stop the transition in progress, rolling back applied steps if asked: 202 or 409."""
+    by = operator()
     data = _body()
     rollback = _flag(data, "rollback")
-    by, reason = _string(data, "by", DEFAULT_OPERATOR), _string(data, "reason")
+    reason = _string(data, "reason")
     return _accepted(service().abort(by, reason, rollback, _transition_id(data)))

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hmac
 import json
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from flask import Response, current_app, jsonify, request
 
+from responder.secrets import Token
 from responder.service import Service
 
 SERVICE = "responder"
 AUTH = "responder.auth"
+# Alertmanager's payload nests 4 deep; nothing we accept needs more than a few.
+MAX_DEPTH = 32
 
 
 class RequestProblem(Exception):
@@ -24,22 +30,63 @@ class RequestProblem(Exception):
         self.field = field
 
 
-class TokenAuth:
-    """Bearer-token check in constant time; the token never leaves this object."""
+# What each role may do: alertmanager posts webhooks; a viewer reads; an operator also acts.
+GRANTS = {
+    "alertmanager": frozenset({"webhook"}),
+    "viewer": frozenset({"read"}),
+    "operator": frozenset({"read", "operate"}),
+}
+NEEDS = {"webhook": "alertmanager", "read": "viewer or operator", "operate": "operator"}
 
-    def __init__(self, token: str) -> None:
-        self._token = token.encode("utf-8")
 
-    def problem(self, header: str | None) -> str | None:
-        """Why the Authorization header is refused, or None when it carries the token."""
+class Authenticator:
+    """Bearer (or Basic, for browsers) tokens in constant time; values never leave this object."""
+
+    def __init__(self, tokens: Sequence[Token], public: Iterable[str]) -> None:
+        self._tokens = [(t, t.value.encode("utf-8")) for t in tokens]
+        self.public = frozenset(public)
+
+    def identify(self, header: str | None) -> Token:
+        """The token the Authorization header carries; RequestProblem 401 when none matches."""
         if not header:
-            return "missing bearer token"
+            raise RequestProblem(401, "missing bearer token")
         scheme, _, value = header.partition(" ")
-        if scheme.lower() != "bearer" or not value.strip():
-            return "Authorization must be 'Bearer <token>'"
-        if not hmac.compare_digest(value.strip().encode("utf-8"), self._token):
-            return "invalid bearer token"
-        return None
+        if scheme.lower() == "basic":
+            value = _basic_password(value)
+        elif scheme.lower() != "bearer" or not value.strip():
+            raise RequestProblem(401, "Authorization must be 'Bearer <token>'")
+        offered = value.strip().encode("utf-8")
+        found = None
+        for token, expected in self._tokens:  # no early exit: time does not say which matched
+            if hmac.compare_digest(offered, expected):
+                found = token
+        if found is None:
+            raise RequestProblem(401, "invalid bearer token")
+        return found
+
+    def authorize(self, header: str | None, permission: str, endpoint: str = "") -> Token | None:
+        """The caller's token if it may do permission; None on a public endpoint.
+
+        RequestProblem 401 without a valid token, 403 with one whose role does not allow it.
+        A public endpoint ignores the header: a scraper that sends some token still gets in.
+        """
+        if endpoint in self.public:
+            return None
+        token = self.identify(header)
+        if permission not in GRANTS[token.role]:
+            raise RequestProblem(
+                403, f"token {token.name!r} has role {token.role}; this needs {NEEDS[permission]}"
+            )
+        return token
+
+
+def _basic_password(value: str) -> str:
+    """The password of a Basic credential: browsers send the token there."""
+    try:
+        decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        raise RequestProblem(401, "Basic credentials are not valid base64 UTF-8") from None
+    return decoded.partition(":")[2]
 
 
 def service() -> Service:
@@ -60,12 +107,17 @@ def error(status: int, message: str, field: str | None = None) -> Response:
     return response
 
 
-def require_token() -> None:
-    """RequestProblem 401 unless the request carries the configured bearer token."""
-    auth: TokenAuth = current_app.extensions[AUTH]
-    problem = auth.problem(request.headers.get("Authorization"))
-    if problem is not None:
-        raise RequestProblem(401, problem)
+def require(permission: str, endpoint: str = "") -> Token | None:
+    """The caller's token if it may do permission (None on an open endpoint); else 401 or 403."""
+    auth: Authenticator = current_app.extensions[AUTH]
+    return auth.authorize(request.headers.get("Authorization"), permission, endpoint)
+
+
+def operator() -> str:
+    """The name of the operator token this request carries: the history's `by`."""
+    token = require("operate")
+    assert token is not None
+    return token.name
 
 
 def read_json(limit: int, *, optional: bool = False) -> Any:
@@ -88,11 +140,41 @@ def read_json(limit: int, *, optional: bool = False) -> Any:
     if not raw and optional:
         return None
     try:
-        return json.loads(raw)
+        data = json.loads(raw)
     except UnicodeDecodeError:
         raise RequestProblem(400, "body is not UTF-8 text") from None
+    except RecursionError:
+        raise RequestProblem(400, f"body nests deeper than {MAX_DEPTH} levels") from None
     except ValueError as exc:
         raise RequestProblem(400, f"body is not valid JSON: {exc}") from None
+    _check_tree(data)
+    return data
+
+
+def _check_tree(data: Any) -> None:
+    """400 naming the field for nesting beyond MAX_DEPTH or a lone surrogate (JSON allows it)."""
+    pending: list[tuple[Any, str, int]] = [(data, "", 0)]
+    while pending:
+        value, path, depth = pending.pop()
+        if depth > MAX_DEPTH:
+            raise RequestProblem(400, f"body nests deeper than {MAX_DEPTH} levels", path)
+        if isinstance(value, dict):
+            for key, item in value.items():
+                where = f"{path}.{key}" if path else key
+                _unicode(key, where)
+                pending.append((item, where, depth + 1))
+        elif isinstance(value, list):
+            pending.extend((item, f"{path}[{i}]", depth + 1) for i, item in enumerate(value))
+        elif isinstance(value, str):
+            _unicode(value, path)
+
+
+def _unicode(text: str, path: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        field = path.encode("utf-8", "backslashreplace").decode("ascii", "replace")
+        raise RequestProblem(400, "text is not valid Unicode (a lone surrogate)", field) from None
 
 
 def _read_at_most(size: int) -> bytes:

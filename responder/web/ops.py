@@ -6,7 +6,7 @@ from flask import Blueprint, Response, jsonify
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from responder.state.base import StoreUnavailable
-from responder.web.common import service
+from responder.web.common import require, service
 
 bp = Blueprint("ops", __name__)
 
@@ -14,6 +14,7 @@ bp = Blueprint("ops", __name__)
 @bp.get("/metrics")
 def metrics() -> Response:
     """Prometheus exposition; state-derived gauges refreshed from the store first."""
+    require("read", "metrics")
     svc = service()
     try:
         state, actions = svc.store.state(), svc.store.action_results()
@@ -26,12 +27,14 @@ def metrics() -> Response:
 @bp.get("/healthz")
 def healthz() -> Response:
     """Liveness: the process answers. Touches nothing else."""
+    require("read", "healthz")
     return jsonify({"status": "ok"})
 
 
 @bp.get("/readyz")
 def readyz() -> Response:
     """Readiness: 200 when the state store answers, 503 with the reason when not."""
+    require("read", "readyz")
     try:
         service().store.ping()
     except StoreUnavailable as exc:

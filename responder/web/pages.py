@@ -2,19 +2,34 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, render_template
+from flask import Blueprint, Response, render_template
 
 from responder.state.base import StoreUnavailable
-from responder.web.common import service
+from responder.web.common import RequestProblem, error, require, service
 
-bp = Blueprint("pages", __name__, template_folder="templates")
+bp = Blueprint(
+    "pages",
+    __name__,
+    template_folder="templates",
+    static_folder="static",
+    static_url_path="/static",
+)
 REFRESH_SECONDS = 5
 RECENT = 20
 
 
 @bp.get("/")
-def index() -> tuple[str, int]:
+def index() -> tuple[str, int] | Response:
     """Active region first, then phase, freeze, the last transition's steps, recent decisions."""
+    try:
+        require("read", "page")
+    except RequestProblem as problem:
+        # Browsers cannot send a bearer token: they prompt for Basic credentials (the token
+        # as password) when challenged so.
+        answer = error(problem.status, problem.message)
+        if problem.status == 401:
+            answer.headers["WWW-Authenticate"] = 'Basic realm="ddb-failover", charset="UTF-8"'
+        return answer
     svc = service()
     try:
         status = svc.status()

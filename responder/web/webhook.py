@@ -8,7 +8,7 @@ from flask import Blueprint, Response, jsonify
 
 from ddb_failover.logs import kv
 from responder.alerts import PayloadError, parse_notification
-from responder.web.common import RequestProblem, error, read_json, require_token, service
+from responder.web.common import RequestProblem, error, read_json, require, service
 
 log = logging.getLogger(__name__)
 bp = Blueprint("webhook", __name__)
@@ -19,15 +19,15 @@ def webhook() -> Response:
     """Authenticate, validate, decide and record; 202 with the decisions."""
     svc = service()
     try:
-        require_token()
+        require("webhook")
         data = read_json(svc.config.responder.max_body_bytes)
-        notification = parse_notification(data)
+        notification = parse_notification(data, svc.bounds)
     except RequestProblem as problem:
         log.info(kv(event="webhook_refused", code=problem.status, error=problem.message))
         return error(problem.status, problem.message, problem.field)
     except PayloadError as exc:
-        log.info(kv(event="webhook_refused", code=400, field=exc.path, error=exc.problem))
-        return error(400, str(exc), exc.path)
+        log.info(kv(event="webhook_refused", code=exc.status, field=exc.path, error=exc.problem))
+        return error(exc.status, str(exc), exc.path)
     outcomes = svc.handle_notification(notification)
     response = jsonify({"decisions": [h.to_json() for h in outcomes]})
     response.status_code = 202

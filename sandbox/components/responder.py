@@ -27,6 +27,20 @@ def _configure(stack: Stack) -> None:
     section: dict[str, Any] = {
         "listen": f"127.0.0.1:{port}",
         "webhook_token": {"file": str(stack.secret("webhook-token"))},
+        "auth": {
+            "tokens": [
+                {
+                    "name": "operator",
+                    "role": "operator",
+                    "secret": {"file": str(stack.secret("operator-token"))},
+                },
+                {
+                    "name": "viewer",
+                    "role": "viewer",
+                    "secret": {"file": str(stack.secret("viewer-token"))},
+                },
+            ]
+        },
         "state": {"backend": "sqlite", "path": str(stack.dir / "state" / "responder.db")},
         "policy": {
             "failback": "auto",

@@ -113,3 +113,22 @@ def test_loopback_rendering_changes_only_urls_and_paths(tmp_path: Path) -> None:
         original = next(r for r in shipped()["receivers"] if r["name"] == name)
         assert receiver.keys() == original.keys()
     assert shipped()["global"]["pagerduty_url"] == "https://events.pagerduty.com/v2/enqueue"
+
+
+def test_the_shipped_tls_sample_is_valid_alertmanager_config(tmp_path: Path) -> None:
+    """Uncommented as docs/security.md says, the responder's tls_config passes amtool."""
+    text = SHIPPED.read_text()
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.strip() == "# tls_config:")
+    for index in range(start, start + 4):
+        lines[index] = lines[index].replace("# ", "", 1)
+    enabled = "\n".join(lines).replace("http://responder:9746/webhook", "https://responder/webhook")
+    for name in ("responder-ca.pem", "alertmanager-cert.pem", "alertmanager-key.pem"):
+        enabled = enabled.replace(f"/run/secrets/{name}", str(tmp_path / name))
+    config = yaml.safe_load(enabled)
+    tls = config["receivers"][1]["webhook_configs"][0]["http_config"]["tls_config"]
+    assert set(tls) == {"ca_file", "cert_file", "key_file"}
+    (tmp_path / "alertmanager.yml").write_text(enabled)
+    (tmp_path / "templates").symlink_to(SHIPPED.parent / "templates")
+    result = amtool("check-config", str(tmp_path / "alertmanager.yml"))
+    assert result.returncode == 0, result.stdout + result.stderr

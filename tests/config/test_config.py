@@ -151,8 +151,25 @@ def test_secret_from_env_and_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Pat
     token.write_text("xyz\n")
     assert config.Secret(file=token).read() == "xyz"
     token.write_text("")
-    with pytest.raises(config.ConfigError, match="is empty"):
+    with pytest.raises(config.ConfigError, match=f"secret file {token} is unset, empty"):
         config.Secret(file=token).read()
     monkeypatch.delenv("SOME_TOKEN")
     with pytest.raises(config.ConfigError, match="SOME_TOKEN is unset"):
         config.Secret(env="SOME_TOKEN").read()
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("  \t\n", "is unset, empty or only whitespace"),
+        ("short-token", "holds a token of 11 characters; tokens need at least 16"),
+    ],
+)
+def test_blank_and_short_tokens_are_config_errors(
+    monkeypatch: pytest.MonkeyPatch, value: str, problem: str
+) -> None:
+    monkeypatch.setenv("SOME_TOKEN", value)
+    with pytest.raises(config.ConfigError, match=problem):
+        config.Secret(env="SOME_TOKEN").read_token()
+    monkeypatch.setenv("SOME_TOKEN", "a-token-of-enough-length")
+    assert config.Secret(env="SOME_TOKEN").read_token() == "a-token-of-enough-length"

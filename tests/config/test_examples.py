@@ -28,7 +28,7 @@ def secrets_in(data: Any, path: str = "") -> dict[str, Any]:
     if isinstance(data, dict):
         for key, value in data.items():
             where = f"{path}.{key}" if path else str(key)
-            if key in ("token", "webhook_token"):
+            if key in ("token", "webhook_token", "secret"):
                 found[where] = value
             found.update(secrets_in(value, where))
     elif isinstance(data, list):
@@ -37,13 +37,23 @@ def secrets_in(data: Any, path: str = "") -> dict[str, Any]:
     return found
 
 
+# What every example reads from the environment: Alertmanager's, an operator's and a
+# viewer's token, and the DigitalOcean token.
+SECRET_ENV = (
+    "DDB_FAILOVER_WEBHOOK_TOKEN",
+    "DDB_FAILOVER_OPERATOR_TOKEN",
+    "DDB_FAILOVER_VIEWER_TOKEN",
+    "DIGITALOCEAN_TOKEN",
+)
+
+
 def test_one_example_per_topology() -> None:
     assert sorted(p.name for p in EXAMPLES.glob("*.yml")) == sorted(TOPOLOGIES)
 
 
 @pytest.mark.parametrize("name", sorted(TOPOLOGIES))
 def test_example_passes_check_config(name: str) -> None:
-    env = {**os.environ, "DDB_FAILOVER_WEBHOOK_TOKEN": "example-check-only"}
+    env = {**os.environ, **{name: "example-check-only-token" for name in SECRET_ENV}}
     done = subprocess.run(
         [sys.executable, "-m", "responder", "check-config", "--config", str(EXAMPLES / name)],
         capture_output=True,
@@ -61,5 +71,10 @@ def test_example_passes_check_config(name: str) -> None:
 def test_example_secrets_come_from_the_environment(name: str) -> None:
     data = yaml.safe_load((EXAMPLES / name).read_text())
     secrets = secrets_in(data)
-    assert set(secrets) == {"responder.webhook_token", "responder.digitalocean.token"}
+    assert set(secrets) == {
+        "responder.webhook_token",
+        "responder.auth.tokens.0.secret",
+        "responder.auth.tokens.1.secret",
+        "responder.digitalocean.token",
+    }
     assert all(set(source) == {"env"} for source in secrets.values()), secrets

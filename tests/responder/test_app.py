@@ -16,12 +16,14 @@ from responder.app import create_app, runner_of
 from responder.web.common import SERVICE
 from tests.conftest import RegionFactory
 from tests.responder.weblib import (
+    OPERATOR,
     RFC3339_UTC,
     alert,
     auth,
     config_at,
     payload,
     put_heartbeat,
+    viewing,
     write_config,
 )
 
@@ -66,7 +68,7 @@ def metric(client: FlaskClient, series: str) -> float:
 def test_region_down_fails_over_and_the_reconciler_finishes_it(
     online: Flask, tmp_path: Path
 ) -> None:
-    client = online.test_client()
+    client = viewing(online)
     answer = client.post("/webhook", json=payload(), headers=auth())
     assert answer.status_code == 202
     (decision,) = answer.get_json()["decisions"]
@@ -105,7 +107,7 @@ def test_region_down_fails_over_and_the_reconciler_finishes_it(
 
 
 def test_the_same_notification_twice_is_one_transition(online: Flask) -> None:
-    client = online.test_client()
+    client = viewing(online)
     first = client.post("/webhook", json=payload(), headers=auth()).get_json()["decisions"][0]
     again = client.post("/webhook", json=payload(), headers=auth())
     assert again.status_code == 202
@@ -118,7 +120,7 @@ def test_the_same_notification_twice_is_one_transition(online: Flask) -> None:
 
 
 def test_no_ready_region_is_blocked_and_counted(offline: Flask, tmp_path: Path) -> None:
-    client = offline.test_client()
+    client = viewing(offline)
     (decision,) = client.post("/webhook", json=payload(), headers=auth()).get_json()["decisions"]
     assert decision["kind"] == "blocked"
     assert "eu-west-1: canary read failed" in decision["reason"]
@@ -133,7 +135,7 @@ def test_no_ready_region_is_blocked_and_counted(offline: Flask, tmp_path: Path) 
 
 
 def test_resolved_and_unrelated_alerts_are_ignored(offline: Flask) -> None:
-    client = offline.test_client()
+    client = viewing(offline)
     resolved = client.post("/webhook", json=payload(alert(status="resolved")), headers=auth())
     other = client.post("/webhook", json=payload(alert(name="Watchdog")), headers=auth())
     kinds = [r.get_json()["decisions"][0]["kind"] for r in (resolved, other)]
@@ -142,49 +144,60 @@ def test_resolved_and_unrelated_alerts_are_ignored(offline: Flask) -> None:
 
 
 def test_freeze_and_unfreeze_need_the_token_and_freeze_blocks(offline: Flask) -> None:
-    client = offline.test_client()
-    assert client.post("/api/v1/freeze", json={"reason": "x"}).status_code == 401
-    assert client.post("/api/v1/unfreeze").status_code == 401
-    frozen = client.post("/api/v1/freeze", json={"reason": "maintenance"}, headers=auth())
+    client = viewing(offline)
+    anonymous = offline.test_client()
+    assert anonymous.post("/api/v1/freeze", json={"reason": "x"}).status_code == 401
+    assert anonymous.post("/api/v1/unfreeze").status_code == 401
+    # The viewer reads; Alertmanager's token posts webhooks: neither may freeze.
+    assert client.post("/api/v1/freeze", json={"reason": "x"}).status_code == 403
+    assert client.post("/api/v1/freeze", json={}, headers=auth()).status_code == 403
+    frozen = client.post("/api/v1/freeze", json={"reason": "maintenance"}, headers=auth(OPERATOR))
     assert frozen.status_code == 200
     body = frozen.get_json()
     assert body["frozen"] is True and body["freeze"]["reason"] == "maintenance"
     assert metric(client, "responder_frozen") == 1.0
     (decision,) = client.post("/webhook", json=payload(), headers=auth()).get_json()["decisions"]
     assert decision["kind"] == "blocked" and "frozen by operator" in decision["reason"]
-    thawed = client.post("/api/v1/unfreeze", headers=auth())
+    thawed = client.post("/api/v1/unfreeze", headers=auth(OPERATOR))
     assert thawed.status_code == 200 and thawed.get_json()["frozen"] is False
     assert metric(client, "responder_frozen") == 0.0
 
 
 def test_operator_failover_checks(offline: Flask) -> None:
-    client = offline.test_client()
-    assert client.post("/api/v1/failover", json={"to": "eu-west-1"}).status_code == 401
-    unknown = client.post("/api/v1/failover", json={"to": "mars-north-1"}, headers=auth())
+    client = viewing(offline)
+    assert (
+        offline.test_client().post("/api/v1/failover", json={"to": "eu-west-1"}).status_code == 401
+    )
+    unknown = client.post("/api/v1/failover", json={"to": "mars-north-1"}, headers=auth(OPERATOR))
     assert unknown.status_code == 400
     assert unknown.get_json()["field"] == "to"
     assert "mars-north-1" in unknown.get_json()["error"]
-    missing = client.post("/api/v1/failover", json={}, headers=auth())
+    missing = client.post("/api/v1/failover", json={}, headers=auth(OPERATOR))
     assert missing.status_code == 400 and missing.get_json()["field"] == "to"
-    not_ready = client.post("/api/v1/failover", json={"to": "eu-west-1"}, headers=auth())
+    not_ready = client.post("/api/v1/failover", json={"to": "eu-west-1"}, headers=auth(OPERATOR))
     assert not_ready.status_code == 409
     assert "canary read failed" in not_ready.get_json()["error"]
     assert client.get("/api/v1/history").get_json()["transitions"] == []
 
 
 def test_operator_failover_accepted(online: Flask) -> None:
-    client = online.test_client()
+    client = viewing(online)
     answer = client.post(
-        "/api/v1/failover", json={"to": "eu-west-1", "reason": "drill", "by": "ops"}, headers=auth()
+        "/api/v1/failover",
+        json={"to": "eu-west-1", "reason": "drill", "by": "someone-else"},
+        headers=auth(OPERATOR),
     )
     assert answer.status_code == 202
     transition = answer.get_json()["transition"]
     assert (transition["kind"], transition["to_region"]) == ("manual", "eu-west-1")
-    assert transition["cause"]["operator"] == "ops" and transition["cause"]["reason"] == "drill"
+    # Who asked is the token's name, whatever the client claims.
+    assert (
+        transition["cause"]["operator"] == "operator" and transition["cause"]["reason"] == "drill"
+    )
 
 
 def test_health_readiness_and_an_unavailable_store(offline: Flask, tmp_path: Path) -> None:
-    client = offline.test_client()
+    client = viewing(offline)
     assert client.get("/healthz").status_code == 200
     assert client.get("/readyz").get_json() == {"status": "ok"}
     shutil.rmtree(tmp_path / "state")
@@ -203,9 +216,9 @@ def test_health_readiness_and_an_unavailable_store(offline: Flask, tmp_path: Pat
 
 
 def test_status_page_shows_the_state_escaped(offline: Flask) -> None:
-    client = offline.test_client()
+    client = viewing(offline)
     hostile = "<script>alert(1)</script>"
-    client.post("/api/v1/freeze", json={"reason": hostile}, headers=auth())
+    client.post("/api/v1/freeze", json={"reason": hostile}, headers=auth(OPERATOR))
     page = client.get("/")
     assert page.status_code == 200 and page.mimetype == "text/html"
     html = page.get_data(as_text=True)
@@ -238,7 +251,7 @@ def test_runner_is_woken_by_a_new_transition(tmp_path: Path, start_regions: Regi
     runner.start()
     try:
         wait_until(lambda: runner.running, 5, message="runner thread started")
-        client = app.test_client()
+        client = viewing(app)
         assert client.post("/webhook", json=payload(), headers=auth()).status_code == 202
         wait_until(
             lambda: client.get("/api/v1/status").get_json()["active_region"] == "eu-west-1",

@@ -116,12 +116,18 @@ def test_api_commands_against_a_running_responder(
     assert "manual   us-east-1 -> eu-west-1" in out
 
     wrong = tmp_path / "wrong-token"
-    wrong.write_text("nope\n")
+    wrong.write_text("nope-not-a-token-at-all\n")
     assert main(["freeze", "--token-file", str(wrong), *config]) == 1
     assert "HTTP 401" in capsys.readouterr().err
+    viewer = ["--token-file", str(served.parent / "viewer-token")]
+    assert main(["freeze", *viewer, *config]) == 1
+    assert (
+        "HTTP 403: token 'viewer' has role viewer; this needs operator" in capsys.readouterr().err
+    )
+    assert main(["status", *viewer, *config]) == 0
     url = ["--url", main_url(served)]
     assert main(["freeze", *url]) == 2
-    assert "no token" in capsys.readouterr().err
+    assert "no operator token" in capsys.readouterr().err
 
 
 def main_url(config: Path) -> str:
@@ -144,7 +150,17 @@ COMMANDS = {
     "check-config": [],
     "init-state": [],
 }
-COMMON = ["--config", "c.yml", "--url", "http://r:1", "--token-file", "t", "--json"]
+COMMON = [
+    "--config",
+    "c.yml",
+    "--url",
+    "http://r:1",
+    "--token-file",
+    "t",
+    "--json",
+    "--cacert",
+    "ca",
+]
 
 
 @pytest.mark.parametrize("command", sorted(COMMANDS))
@@ -152,11 +168,12 @@ def test_common_options_work_on_either_side_of_every_command(command: str) -> No
     before = parse_args([*COMMON, command, *COMMANDS[command]])
     after = parse_args([command, *COMMANDS[command], *COMMON])
     for args in (before, after):
-        assert (args.config, args.url, str(args.token_file), args.json) == (
+        assert (args.config, args.url, str(args.token_file), args.json, str(args.cacert)) == (
             "c.yml",
             "http://r:1",
             "t",
             True,
+            "ca",
         )
     assert vars(before) == vars(after)
     assert parse_args([command, *COMMANDS[command]]).config is None

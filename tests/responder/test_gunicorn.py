@@ -18,8 +18,11 @@ import pytest
 from sandbox.net import wait_until
 from tests.conftest import RegionFactory
 from tests.responder.weblib import (
+    OPERATOR,
+    VIEWER,
     Responder,
     appender,
+    auth,
     blocking,
     http,
     lines,
@@ -206,7 +209,7 @@ def test_both_regions_down_is_blocked_and_changes_nothing(
     assert history["transitions"] == []
     assert [d["kind"] for d in history["decisions"]] == ["blocked"]
     assert not env.exists()
-    assert http("GET", f"{server.url}/api/v1/status")[1]["phase"] == "blocked"
+    assert http("GET", f"{server.url}/api/v1/status", headers=auth(VIEWER))[1]["phase"] == "blocked"
     for _ in range(3):
         assert scrape(server, BLOCKED) == 1.0
 
@@ -217,7 +220,7 @@ def test_freeze_blocks_and_dry_run_changes_nothing(responder: Start, tmp_path: P
         [{"name": "wp-env", "type": "env_file", "path": str(env)}, appender("notify", commands)],
         policy={"dry_run": True},
     )
-    token = {"Authorization": "Bearer " + (tmp_path / "webhook-token").read_text().strip()}
+    token = auth(OPERATOR)
     assert http("POST", f"{server.url}/api/v1/freeze", {"reason": "drill"}, token)[0] == 200
     status, answer = server.webhook(payload())
     assert status == 202 and answer["decisions"][0]["kind"] == "blocked"
@@ -231,10 +234,11 @@ def test_freeze_blocks_and_dry_run_changes_nothing(responder: Start, tmp_path: P
     assert [s["result"] for s in done["steps"]] == ["would_apply", "would_apply"]
     assert done["steps"][0]["after"] == "eu-west-1"
     assert not env.exists() and not commands.exists()
-    state = http("GET", f"{server.url}/api/v1/status")[1]
+    state = http("GET", f"{server.url}/api/v1/status", headers=auth(VIEWER))[1]
     assert state["active_region"] == "us-east-1" and state["dry_run"] is True
     assert scrape(server, 'responder_active_region{region="us-east-1"}') == 1.0
-    dom = rendered(server.url + "/", tmp_path)
+    # A browser gets the page with the viewer token as its Basic password.
+    dom = rendered(server.url.replace("http://", f"http://viewer:{VIEWER}@") + "/", tmp_path)
     assert '<div class="active" id="active-region">us-east-1</div>' in dom
     assert "<strong>dry run</strong>" in dom and "would_apply" in dom
 

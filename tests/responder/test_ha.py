@@ -29,8 +29,10 @@ from sandbox.net import wait_until
 from tests.conftest import RegionFactory
 from tests.responder.controlserver import ControlTableServer
 from tests.responder.weblib import (
+    VIEWER,
     Responder,
     appender,
+    auth,
     blocking,
     http,
     lines,
@@ -159,7 +161,8 @@ def test_one_notification_to_every_replica_makes_one_transition(
         history = server.history()
         assert [t["id"] for t in history["transitions"]] == [done["id"]]
         assert len(history["decisions"]) == len(threads) - 1
-        assert http("GET", f"{server.url}/api/v1/status")[1]["active_region"] == "eu-west-1"
+        status = http("GET", f"{server.url}/api/v1/status", headers=auth(VIEWER))[1]
+        assert status["active_region"] == "eu-west-1"
 
 
 def test_killed_holder_is_finished_by_another_without_repeating_a_step(

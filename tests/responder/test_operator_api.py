@@ -13,7 +13,7 @@ from flask.testing import FlaskClient
 from responder.app import create_app, runner_of
 from responder.errors import PermanentError
 from tests.responder.fakes import EAST, WEST, MemoryAction, always_ready
-from tests.responder.weblib import auth, config_at, write_config
+from tests.responder.weblib import OPERATOR, auth, config_at, viewing, write_config
 
 
 class Site:
@@ -27,10 +27,11 @@ class Site:
         self.actions = [MemoryAction("www", self.world), self.lb, MemoryAction("env", self.world)]
         config = config_at(write_config(tmp_path))
         self.app = create_app(config, actions=self.actions, readiness=always_ready)
-        self.client: FlaskClient = self.app.test_client()
+        self.client: FlaskClient = viewing(self.app)
 
     def post(self, path: str, body: Any = None, token: bool = True) -> Any:
-        return self.client.post(f"/api/v1/{path}", json=body, headers=auth() if token else {})
+        headers = auth(OPERATOR) if token else {"Authorization": ""}
+        return self.client.post(f"/api/v1/{path}", json=body, headers=headers)
 
     def stall(self) -> str:
         """Start an operator failover and let the reconciler stop at the failing step."""
@@ -106,7 +107,7 @@ def test_refused_commands_change_nothing(
 
 def test_retry_after_the_fix_completes(site: Site) -> None:
     transition_id = site.stall()
-    answer = site.post("retry", {"reason": "token rotated", "by": "alice"})
+    answer = site.post("retry", {"reason": "token rotated"})
     assert answer.status_code == 202
     assert answer.get_json()["transition"]["operations"][0]["op"] == "retry"
     done = site.run()
@@ -114,7 +115,7 @@ def test_retry_after_the_fix_completes(site: Site) -> None:
     assert site.world == {"www": {"region": WEST}, "lb": {"region": WEST}, "env": {"region": WEST}}
     record = site.client.get(f"/api/v1/transitions/{transition_id}").get_json()["transition"]
     assert [(o["op"], o["by"], o["reason"]) for o in record["operations"]] == [
-        ("retry", "alice", "token rotated")
+        ("retry", "operator", "token rotated")
     ]
     assert site.post("retry", {"reason": "again"}).status_code == 409  # nothing in progress
 

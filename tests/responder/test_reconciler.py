@@ -17,6 +17,7 @@ from ddb_failover.config import Retry
 from responder import operations
 from responder.errors import PermanentError, TemporaryError
 from responder.reconciler import Reconciler, StepEvent, backoff, default_holder
+from responder.runner import Runner
 from responder.state.base import Cause, NewTransition, Refused, TransitionRecord
 from responder.state.sqlite import SqliteStore
 from sandbox.net import wait_until
@@ -459,3 +460,16 @@ def test_resumes_after_sigkill_without_repeating_a_step(tmp_path: Path) -> None:
     assert [s.action for s in done.steps] == ["first", "second"]
     assert first.apply_count() == 1
     assert later.state().active_region == WEST
+
+
+def test_the_runner_prunes_history_once_an_hour(store: SqliteStore, clock: Clock) -> None:
+    store.record_decision("ignored", "old", Cause())
+    clock.now += 200
+    runner = Runner(store, reconciler(store, [], Recorder()), retain_seconds=100, clock=clock)
+    assert runner.prune_if_due() == 1
+    store.record_decision("ignored", "newer", Cause())
+    clock.now += 200
+    assert runner.prune_if_due() == 0  # pruned a moment ago: not again within the hour
+    clock.now += 3600
+    assert runner.prune_if_due() == 1
+    assert store.history()["decisions"] == []

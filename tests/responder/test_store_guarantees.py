@@ -633,3 +633,29 @@ def test_stalled_past_the_deadline_and_frozen_at_a_step(store: StateStore, clock
     assert store.state().phase == "stalled"
     store.freeze("carol", "hold")
     assert store.state().phase == "frozen"  # an operator's stop outranks the stall
+
+
+def test_prune_forgets_old_history_but_not_the_newest_transition(
+    store: StateStore, clock: Clock
+) -> None:
+    lease = lease_for(store, ttl=10**7)
+    for index in range(3):
+        began = store.begin_transition(new(fingerprint=f"p{index}"), store.state().version)
+        assert began is not None
+        store.journal_step(began.id, StepRecord("www", "applied", 1, 2), lease.token)
+        store.finish_transition(began.id, "completed", lease.token)
+        store.record_decision("ignored", f"old {index}", Cause())
+        clock.now += 86400
+    newest = store.state().last_transition
+    assert newest is not None
+    store.record_decision("ignored", "recent", Cause())
+    # Everything older than a day ago: two transitions and three decisions, but the newest
+    # transition stays whatever its age (the state derives from it).
+    gone = store.prune(clock.now - 86400)
+    assert gone == 2 + 2
+    history = store.history(limit=100)
+    assert [t["id"] for t in history["transitions"]] == [newest.id]
+    assert [d["reason"] for d in history["decisions"]] == ["recent", "old 2"]
+    assert store.state().last_transition == newest
+    assert store.prune(clock.now + 10**6) == 2  # the decisions; the newest transition stays
+    assert [t["id"] for t in store.history()["transitions"]] == [newest.id]

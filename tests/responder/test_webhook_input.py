@@ -56,10 +56,10 @@ CASES: list[tuple[str, dict[str, Any], int, str, str | None]] = [
         None,
     ),
     (
-        "basic auth",
+        "basic auth not base64",
         {"data": GOOD, "content_type": JSON, "headers": {"Authorization": f"Basic {TOKEN}"}},
         401,
-        "Bearer <token>",
+        "Basic credentials are not valid base64 UTF-8",
         None,
     ),
     (

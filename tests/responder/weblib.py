@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -22,7 +23,9 @@ from ddb_failover.config import Config, load
 from sandbox.net import free_port, wait_until
 from tests.conftest import CANARY_KEY, CANARY_VALUE
 
-TOKEN = "test-webhook-token-4f1c2a"
+TOKEN = "test-webhook-token-4f1c2a"  # Alertmanager's: POST /webhook only
+OPERATOR = "test-operator-token-9d3e7b"
+VIEWER = "test-viewer-token-2a8c5f"
 REGIONS = ("us-east-1", "eu-west-1")
 RFC3339_UTC = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$"
 
@@ -40,13 +43,21 @@ def write_config(
     policy: Mapping[str, Any] | None = None,
     listen: str = "127.0.0.1:9746",
     max_body_bytes: int | None = None,
+    extra: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write a responder config (and its token file) into directory; return its path."""
     urls = region_urls or {name: closed_url() for name in REGIONS}
-    (directory / "webhook-token").write_text(TOKEN + "\n", encoding="utf-8")
+    for name, value in (("webhook", TOKEN), ("operator", OPERATOR), ("viewer", VIEWER)):
+        (directory / f"{name}-token").write_text(value + "\n", encoding="utf-8")
     responder: dict[str, Any] = {
         "listen": listen,
         "webhook_token": {"file": str(directory / "webhook-token")},
+        "auth": {
+            "tokens": [
+                {"name": name, "role": name, "secret": {"file": str(directory / f"{name}-token")}}
+                for name in ("operator", "viewer")
+            ]
+        },
         "state": {"backend": "sqlite", "path": str(directory / "state" / "state.db")},
         "policy": {"readiness_timeout_seconds": 0.5, "min_dwell_seconds": 0, **(policy or {})},
         "retry": {"initial_backoff_seconds": 0.05, "max_backoff_seconds": 0.5},
@@ -54,6 +65,7 @@ def write_config(
     }
     if max_body_bytes is not None:
         responder["max_body_bytes"] = max_body_bytes
+    responder.update(extra or {})
     data = {
         "tables": ["wordpress_posts"],
         "canary": {"key": CANARY_KEY, "value": CANARY_VALUE},
@@ -125,8 +137,15 @@ def put_heartbeat(region: Any, source: str, written_at: float | None = None) -> 
 
 
 def auth(token: str = TOKEN) -> dict[str, str]:
-    """The Authorization header for token."""
+    """The Authorization header for token (the webhook's, by default)."""
     return {"Authorization": f"Bearer {token}"}
+
+
+def viewing(app: Any, token: str = VIEWER) -> Any:
+    """A Flask test client that sends the viewer token unless a request says otherwise."""
+    client = app.test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token}"
+    return client
 
 
 class Responder:
@@ -139,7 +158,9 @@ class Responder:
         workers: int = 3,
         lease: float = 3.0,
         port: int | None = None,
+        context: ssl.SSLContext | None = None,
     ) -> None:
+        self.context = context  # the client side, when the responder serves HTTPS
         self.config = config
         self.workdir = workdir
         self.workers = workers
@@ -149,7 +170,7 @@ class Responder:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.context else 'http'}://127.0.0.1:{self.port}"
 
     def start(self) -> Responder:
         """Start and wait until every worker's app answers /readyz."""
@@ -177,7 +198,7 @@ class Responder:
         assert self.process is not None
         if self.process.poll() is not None:
             raise RuntimeError(f"responder exited: {self.log()[-2000:]}")
-        return http("GET", f"{self.url}/readyz")[0] == 200
+        return http("GET", f"{self.url}/readyz", context=self.context)[0] == 200
 
     def log(self) -> str:
         return (self.workdir / "responder.log").read_text(errors="replace")
@@ -199,14 +220,18 @@ class Responder:
             self.kill()
 
     def history(self) -> Any:
-        return http("GET", f"{self.url}/api/v1/history?limit=500")[1]
+        return http("GET", f"{self.url}/api/v1/history?limit=500", headers=auth(VIEWER))[1]
 
     def webhook(self, body: Any) -> tuple[int, Any]:
         return http("POST", f"{self.url}/webhook", body, auth())
 
 
 def http(
-    method: str, url: str, body: Any = None, headers: Mapping[str, str] | None = None
+    method: str,
+    url: str,
+    body: Any = None,
+    headers: Mapping[str, str] | None = None,
+    context: ssl.SSLContext | None = None,
 ) -> tuple[int, Any]:
     """One request on a fresh connection; (status, decoded JSON or text)."""
     data = json.dumps(body).encode() if body is not None else None
@@ -214,7 +239,7 @@ def http(
     if data is not None:
         request.add_header("Content-Type", "application/json")
     try:
-        with urllib.request.urlopen(request, timeout=30) as answer:
+        with urllib.request.urlopen(request, timeout=30, context=context) as answer:
             status, raw = answer.status, answer.read()
     except urllib.error.HTTPError as exc:
         status, raw = exc.code, exc.read()
