@@ -168,6 +168,11 @@ class Policy(Strict):
     dry_run: bool = False
     # Past it a transition still in progress is stalled: it pages, and keeps retrying.
     transition_deadline_seconds: Seconds = 900.0
+    # none: act alone; failover: automatic failovers wait for a person (automatic failbacks,
+    # under failback: auto, do not); all: every transition, an operator's included.
+    approval: Literal["none", "failover", "all"] = "none"
+    approval_timeout_seconds: Seconds = 600.0
+    on_timeout: Literal["proceed", "abort"] = "abort"
 
 
 class Retry(Strict):
@@ -420,6 +425,59 @@ class Limits(Strict):
     max_annotation_chars: Annotated[int, Field(ge=16)] = 16384
 
 
+NotifyEvent = Literal["started", "awaiting_approval", "completed", "stalled", "aborted", "blocked"]
+NOTIFY_EVENTS: tuple[NotifyEvent, ...] = (
+    "started",
+    "awaiting_approval",
+    "completed",
+    "stalled",
+    "aborted",
+    "blocked",
+)
+
+
+class _Receiver(Strict):
+    name: str = Field(pattern=r"^[a-z0-9_.-]{1,64}$")
+    events: tuple[NotifyEvent, ...] = NOTIFY_EVENTS
+
+
+class PagerDutyChangeReceiver(_Receiver):
+    """PagerDuty Change Events (Events API v2 change/enqueue): the incident timeline."""
+
+    type: Literal["pagerduty_change"]
+    routing_key: Secret
+    url: str = "https://events.pagerduty.com"
+
+
+class SlackReceiver(_Receiver):
+    """A Slack-compatible incoming webhook (Slack, Mattermost, Rocket.Chat)."""
+
+    type: Literal["slack"]
+    webhook_url: Secret  # the URL is the credential: it lives with the secrets
+
+
+Receiver = Annotated[PagerDutyChangeReceiver | SlackReceiver, Field(discriminator="type")]
+
+
+class Notify(Strict):
+    receivers: tuple[Receiver, ...] = ()
+    # Where people follow the links in a message: the status page and reports, Grafana.
+    responder_url: str | None = None
+    grafana_url: str | None = None
+    timeout_seconds: Seconds = 10.0
+    # A receiver still failing after this long is given up on (counted as failed).
+    give_up_after_seconds: Seconds = 3600.0
+
+    @field_validator("receivers")
+    @classmethod
+    def _unique(cls, receivers: tuple[Any, ...]) -> tuple[Any, ...]:
+        names = [r.name for r in receivers]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"receiver name {', '.join(twice)} is used twice")
+        return receivers
+
+
 class ResponderConfig(Strict):
     listen: Listen = "0.0.0.0:9746"
     # The alertmanager role's token (POST /webhook only).
@@ -428,6 +486,7 @@ class ResponderConfig(Strict):
     tls: TLS | None = None
     history: History = History()
     limits: Limits = Limits()
+    notify: Notify = Notify()
     max_body_bytes: Annotated[int, Field(ge=1024)] = 1024 * 1024
     state: Annotated[SqliteState | DynamoDBState, Field(discriminator="backend")] = SqliteState()
     policy: Policy = Policy()

@@ -6,6 +6,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
 
 from flask import Flask, Response
 from prometheus_client import CollectorRegistry
@@ -16,15 +17,17 @@ from ddb_failover.config import Config, DynamoDBState, load
 from ddb_failover.logs import kv
 from responder.actions import registry as action_registry
 from responder.actions.base import Action
-from responder.handling import ReadinessFn
+from responder.handling import ReadinessFn, Telling
 from responder.metrics import ResponderMetrics, multiprocess_dir
+from responder.notify.notices import Announcer
+from responder.notify.sender import Notifier
 from responder.readiness import CachedReadiness, ReadinessChecker
 from responder.reconciler import Reconciler, StepEvent
 from responder.runner import Runner
 from responder.secrets import Secrets
 from responder.service import Service
 from responder.state import open_store
-from responder.state.base import StateStore, StoreUnavailable
+from responder.state.base import Json, StateStore, StoreUnavailable, TransitionRecord
 from responder.web import api, ops, pages, webhook
 from responder.web.common import AUTH, SERVICE, Authenticator, RequestProblem, error
 
@@ -34,6 +37,8 @@ LEASE_ENV = "DDB_RESPONDER_LEASE_SECONDS"
 POLL_ENV = "DDB_RESPONDER_POLL_SECONDS"
 LOG_LEVEL_ENV = "DDB_RESPONDER_LOG_LEVEL"
 STORE_RETRY_AFTER = "5"
+# An approval's preview reads every action live; the webhook waits at most this long for it.
+PREVIEW_SECONDS = 5.0
 # The page has no script and loads only its own stylesheet.
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
@@ -86,12 +91,19 @@ def create_app(
         config.region_names,
         [a.name for a in actions],
         multiprocess_dir(),
+        [r.name for r in config.responder.notify.receivers],
     )
     if readiness is None:
         readiness = CachedReadiness(ReadinessChecker.from_config(config)).check
 
     def on_step(event: StepEvent) -> None:
         metrics.action_runs.labels(event.action, event.result).inc()
+
+    announcer = Announcer(config.responder.notify)
+    telling = Telling(announcer, lambda region: preview(actions, region))
+
+    def problem(record: TransitionRecord) -> str | None:
+        return service.problem(record)
 
     reconciler = Reconciler(
         store,
@@ -103,6 +115,8 @@ def create_app(
         on_step=on_step,
         on_finished=metrics.finished,
         redact=secrets.redact,
+        announcer=announcer,
+        readiness=problem,
     )
     runner = Runner(
         store,
@@ -111,7 +125,17 @@ def create_app(
         retain_seconds=config.responder.history.retain_days * 86400,
         clock=clock,
     )
-    service = Service(config, store, actions, metrics, readiness, runner, clock)
+    notifier = Notifier(
+        store,
+        config.responder.notify,
+        secrets.receivers,
+        count=lambda receiver, event, result: metrics.notifications.labels(
+            receiver, event, result
+        ).inc(),
+        redact=secrets.redact,
+        clock=clock,
+    )
+    service = Service(config, store, actions, metrics, readiness, runner, clock, telling, notifier)
 
     app = Flask(__name__, static_folder=None)  # the pages blueprint serves its stylesheet
     # No MAX_CONTENT_LENGTH: werkzeug would silently truncate a chunked body at the limit;
@@ -183,3 +207,36 @@ def runner_of(app: Flask) -> Runner:
     """The app's reconciler runner (gunicorn_conf starts it in each worker)."""
     service: Service = app.extensions[SERVICE]
     return service.runner
+
+
+def notifier_of(app: Flask) -> Notifier:
+    """The app's notification sender (gunicorn_conf starts it in each worker)."""
+    service: Service = app.extensions[SERVICE]
+    assert service.notifier is not None
+    return service.notifier
+
+
+def preview(actions: Sequence[Action], region: str) -> tuple[Json, ...]:
+    """Per action, what a transition to region would change, read live; errors in words."""
+    with ThreadPoolExecutor(max_workers=max(1, len(actions))) as pool:
+        futures = [pool.submit(_look, action, region) for action in actions]
+        wait(futures, timeout=PREVIEW_SECONDS)
+    return tuple(
+        f.result()
+        if f.done()
+        else {"action": a.name, "error": f"no answer in {PREVIEW_SECONDS:g}s"}
+        for a, f in zip(actions, futures, strict=True)
+    )
+
+
+def _look(action: Action, region: str) -> Json:
+    try:
+        current, desired = action.current(), action.desired(region)
+    except Exception as exc:  # shown to the approver; the transition decides nothing on it
+        return {"action": action.name, "error": f"{type(exc).__name__}: {exc}"}
+    return {
+        "action": action.name,
+        "current": current,
+        "desired": desired,
+        "would_change": current != desired,
+    }

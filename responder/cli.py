@@ -113,6 +113,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help=f"how long to wait for the transition to end ({WAIT_SECONDS:g}; 0: do not wait)",
     )
+    approve = command("approve", "say yes to the transition waiting for approval")
+    approve.add_argument("id", metavar="ID", help="the transition's id (ddb-responder status)")
+    approve.add_argument("--reason", default="", help="why, for the history")
+    decline = command("decline", "say no to the transition waiting for approval")
+    decline.add_argument("id", metavar="ID", help="the transition's id")
+    decline.add_argument("--reason", required=True, help="why, for the history")
     command("check-config", "validate the config and exit")
     command("init-state", "create the DynamoDB control table (idempotent)")
     return parser

@@ -92,6 +92,8 @@ class Decision:
     data_at_risk_seconds: float | None = None
     freeze: bool = False  # the store must freeze itself (hourly cap reached)
     readiness: tuple[Readiness, ...] = ()
+    source_last_healthy: float | None = None  # readiness is measured up to here
+    automatic: bool = True  # from alerts; False for an operator's request
 
     @property
     def is_transition(self) -> bool:
@@ -278,6 +280,19 @@ def _gates(intent: _Intent, state: State, policy: Policy, now: float) -> Decisio
     return None
 
 
+def needs_approval(decision: Decision, policy: Policy) -> bool:
+    """Whether a person must say yes before this transition acts (policy.approval).
+
+    failover: automatic failovers wait (automatic failbacks, under failback: auto, do not);
+    all: every transition, an operator's included.
+    """
+    if policy.approval == "all":
+        return decision.is_transition
+    if policy.approval == "failover":
+        return decision.kind == "failover" and decision.automatic
+    return False
+
+
 def _checks(intent: _Intent) -> tuple[Check, ...]:
     return tuple(Check(t, intent.source, intent.source_last_healthy) for t in intent.targets)
 
@@ -304,6 +319,8 @@ def _choose(intent: _Intent, policy: Policy, readiness: Mapping[str, Readiness])
                 transition_kind=intent.kind,
                 data_at_risk_seconds=found.data_at_risk_seconds,
                 readiness=tuple(seen),
+                source_last_healthy=intent.source_last_healthy,
+                automatic=intent.automatic,
             )
         problems.append(problem)
     detail = "; ".join(problems) if problems else "every other region is down"

@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ddb_failover.config import Config
+from ddb_failover.config import Config, Policy
 from responder.alerts import Alert
 from responder.decision import (
     Check,
@@ -21,18 +21,25 @@ from responder.decision import (
     candidates,
     decide,
     decide_operator,
+    needs_approval,
     operator_candidates,
 )
+from responder.notify.notices import Announcer
 from responder.state.base import (
+    Approval,
     DecisionRecord,
     Freeze,
+    Json,
     NewTransition,
     State,
     StateStore,
     TransitionRecord,
 )
+from responder.state.outbox import Notice
 
 ReadinessFn = Callable[[Check], Readiness]
+# Per action, current and desired state for a region, read live: what a person approves.
+PreviewFn = Callable[[str], tuple[Json, ...]]
 AUTO_FREEZE_BY = "responder"
 # Losing the compare-and-set twice in a row means others are busy changing the state.
 ATTEMPTS = 2
@@ -68,7 +75,38 @@ def _readiness(
     return known
 
 
-def _record(store: StateStore, decision: Decision, now: float) -> Handled:
+@dataclass(frozen=True)
+class Telling:
+    """What a recorded change needs besides the store: its notices, an approval's preview."""
+
+    announcer: Announcer | None = None
+    preview: PreviewFn | None = None
+
+    def started(self, record: TransitionRecord, now: float) -> list[Notice]:
+        return self.announcer.started(record, now) if self.announcer else []
+
+    def blocked(self, record: DecisionRecord, now: float) -> list[Notice]:
+        return self.announcer.blocked(record, now) if self.announcer else []
+
+
+def _approval(decision: Decision, policy: Policy, telling: Telling, now: float) -> Approval | None:
+    """The approval a transition waits for first, with its preview; None when none is needed."""
+    if not needs_approval(decision, policy):
+        return None
+    assert decision.to_region is not None
+    return Approval(
+        state="waiting",
+        deadline_at=now + policy.approval_timeout_seconds,
+        on_timeout=policy.on_timeout,
+        requested_by=decision.cause.operator,
+        source_last_healthy=decision.source_last_healthy,
+        preview=telling.preview(decision.to_region) if telling.preview else (),
+    )
+
+
+def _record(
+    store: StateStore, decision: Decision, now: float, telling: Telling = Telling()
+) -> Handled:
     freeze = None
     if decision.freeze:
         freeze = Freeze(AUTO_FREEZE_BY, decision.reason, now, automatic=True)
@@ -82,6 +120,7 @@ def _record(store: StateStore, decision: Decision, now: float) -> Handled:
         to_region=decision.to_region,
         transition_kind=decision.transition_kind,
         freeze=freeze,
+        announce=lambda made: telling.blocked(made, now),
     )
     return Handled(decision, record=record)
 
@@ -93,6 +132,7 @@ def _handle(
     config: Config,
     check: ReadinessFn,
     now: float,
+    telling: Telling,
 ) -> Handled:
     policy = config.responder.policy
     known: dict[str, Readiness] = {}
@@ -102,7 +142,7 @@ def _handle(
         readiness = _readiness(checks_for(state), check, policy.rpo_seconds, known)
         decision = decide_with(state, readiness)
         if not decision.is_transition:
-            return _record(store, decision, now)
+            return _record(store, decision, now, telling)
         assert decision.to_region is not None and decision.transition_kind is not None
         new = NewTransition(
             kind=decision.transition_kind,
@@ -112,8 +152,9 @@ def _handle(
             data_at_risk_seconds=decision.data_at_risk_seconds,
             dry_run=policy.dry_run,
             deadline_at=now + policy.transition_deadline_seconds,
+            approval=_approval(decision, policy, telling, now),
         )
-        begun = store.begin_transition(new, state.version)
+        begun = store.begin_transition(new, state.version, lambda made: telling.started(made, now))
         if begun is not None:
             return Handled(decision, transition=begun)
         # Lost the race: re-read and decide again; usually that says "duplicate".
@@ -127,11 +168,16 @@ def _handle(
         to_region=decision.to_region,
         transition_kind=decision.transition_kind,
     )
-    return _record(store, lost, now)
+    return _record(store, lost, now, telling)
 
 
 def handle_alerts(
-    alerts: Sequence[Alert], store: StateStore, config: Config, check: ReadinessFn, now: float
+    alerts: Sequence[Alert],
+    store: StateStore,
+    config: Config,
+    check: ReadinessFn,
+    now: float,
+    telling: Telling = Telling(),
 ) -> Handled:
     """Decide and record what a notification's alerts call for; StoreUnavailable -> 503."""
     policy, regions = config.responder.policy, config.region_names
@@ -142,11 +188,17 @@ def handle_alerts(
         config,
         check,
         now,
+        telling,
     )
 
 
 def handle_operator(
-    request: OperatorRequest, store: StateStore, config: Config, check: ReadinessFn, now: float
+    request: OperatorRequest,
+    store: StateStore,
+    config: Config,
+    check: ReadinessFn,
+    now: float,
+    telling: Telling = Telling(),
 ) -> Handled:
     """Decide and record an operator's failover; UnknownRegion (ValueError) -> 400."""
     policy, regions = config.responder.policy, config.region_names
@@ -157,4 +209,5 @@ def handle_operator(
         config,
         check,
         now,
+        telling,
     )

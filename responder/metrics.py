@@ -16,14 +16,26 @@ from collections.abc import Sequence
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from ddb_failover.config import NOTIFY_EVENTS
 from responder.state.base import PHASES, Json, State, TransitionRecord
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 TRANSITION_KINDS = ("failover", "failback", "manual")
 TRANSITION_RESULTS = ("completed", "blocked", "failed")
 ACTION_RESULTS = ("applied", "unchanged", "would_apply", "failed")
-# Transition results as the counter reports them: an abort is a transition that did not complete.
-COUNTED_RESULTS = {"completed": "completed", "failed": "failed", "aborted": "failed"}
+# Transition results as the counter reports them: an abort is a transition that did not
+# complete; a declined one, or one whose target was not ready at approval, was wanted but
+# refused: blocked.
+COUNTED_RESULTS = {
+    "completed": "completed",
+    "failed": "failed",
+    "aborted": "failed",
+    "declined": "blocked",
+    "blocked": "blocked",
+}
+NOTIFY_RESULTS = ("delivered", "retried", "failed")
+# How many recent transitions the approval gauge keeps current (older ones stay 0).
+APPROVAL_WINDOW = 5
 DECISION_KINDS = ("failover", "failback", "manual", "ignored", "blocked", "duplicate")
 WEBHOOK_CODES = ("202", "400", "401", "403", "413", "415", "500", "503")
 
@@ -42,6 +54,7 @@ class ResponderMetrics:
         regions: Sequence[str],
         actions: Sequence[str],
         multiproc_dir: str | None = None,
+        receivers: Sequence[str] = (),
     ) -> None:
         self.registry = registry
         self.multiproc_dir = multiproc_dir
@@ -86,6 +99,20 @@ class ResponderMetrics:
             registry=registry,
             multiprocess_mode="mostrecent",
         )
+        self.awaiting_approval = Gauge(
+            "responder_awaiting_approval",
+            "1 while the transition waits for a person's approve or decline, else 0.",
+            ["transition"],
+            registry=registry,
+            multiprocess_mode="mostrecent",
+        )
+        self.notifications = Counter(
+            "responder_notifications",
+            "Notification deliveries by receiver, event and result (retried: a temporary "
+            "failure that will be tried again).",
+            ["receiver", "event", "result"],
+            registry=registry,
+        )
         self.store_up = Gauge(
             "responder_state_store_up",
             "1 if the state store answered the last scrape's read, else 0.",
@@ -118,6 +145,10 @@ class ResponderMetrics:
         )
         self.actions = tuple(actions)
         self._precreate(actions)
+        for receiver in receivers:
+            for event in NOTIFY_EVENTS:
+                for result in NOTIFY_RESULTS:
+                    self.notifications.labels(receiver, event, result)
         self._primary = self.regions[0] if self.regions else None
 
     def _precreate(self, actions: Sequence[str]) -> None:
@@ -142,6 +173,17 @@ class ResponderMetrics:
             self.webhook_requests.labels(code)
         for kind in DECISION_KINDS:
             self.decisions.labels(kind)
+
+    def approvals(self, recent: Sequence[Json]) -> None:
+        """1 for a recent transition (history JSON) waiting for approval, 0 for the others.
+
+        The most recent ones, not only the last: one approved and followed by another
+        before any scrape must still go back to 0.
+        """
+        for record in recent[:APPROVAL_WINDOW]:
+            approval = record.get("approval") or {}
+            waiting = record["result"] == "in_progress" and approval.get("state") == "waiting"
+            self.awaiting_approval.labels(record["id"]).set(1 if waiting else 0)
 
     def refresh(self, state: State | None, actions: dict[str, Json] | None = None) -> None:
         """Set the state-derived gauges from a store snapshot; None when the store is down.

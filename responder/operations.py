@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from responder.state.base import (
+    Approval,
     Attempts,
     Operation,
     Refused,
@@ -19,6 +20,7 @@ from responder.state.base import (
     StepRecord,
     TransitionRecord,
 )
+from responder.state.outbox import Notice
 
 # Losing the compare-and-set this often means the reconciler is busy changing the record.
 ATTEMPTS = 3
@@ -26,16 +28,19 @@ ATTEMPTS = 3
 
 @dataclass(frozen=True)
 class Change:
-    """What one command writes: the operation, the new attempts, a step to journal."""
+    """What one command writes: the operation, attempts, a step, the approval, notices."""
 
-    operation: Operation
+    operation: Operation | None
     attempts: Attempts | None
     step: StepRecord | None = None
+    approval: Approval | None = None
+    notices: tuple[Notice, ...] = ()
 
 
 def retry(record: TransitionRecord, by: str, reason: str, now: float) -> Change:
     """Run the step in trouble again now: after fixing a token, a record, a permission."""
     attempts = record.attempts
+    _not_waiting(record)
     if record.abort is not None and not record.rolling_back:
         raise Refused(f"transition {record.id} is being aborted")
     if attempts is None:
@@ -93,8 +98,19 @@ def apply(
             raise Refused(f"transition {expected_id} is not in progress (running: {record.id})")
         change = command(record)
         written = store.operate(
-            record.id, record.revision, change.operation, change.attempts, change.step
+            record.id,
+            record.revision,
+            change.operation,
+            change.attempts,
+            change.step,
+            change.approval,
+            change.notices,
         )
         if written is not None:
             return written
     raise Refused("the transition kept changing under the command; try again")
+
+
+def _not_waiting(record: TransitionRecord) -> None:
+    if record.approval is not None and record.approval.waiting:
+        raise Refused(f"transition {record.id} is waiting for approval: approve or decline it")

@@ -29,12 +29,14 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ddb_failover.config import Retry
 from ddb_failover.logs import kv
+from responder import approval as approvals
 from responder.actions.base import Action, StepOutcome, Transition, reconcile
 from responder.errors import PermanentError, TemporaryError
+from responder.notify.notices import Announcer
 from responder.state.base import (
     Attempts,
     Lease,
@@ -44,9 +46,11 @@ from responder.state.base import (
     StepRecord,
     StepResult,
     TransitionRecord,
+    TransitionResult,
     UnknownTransition,
     freeze_stops,
 )
+from responder.state.outbox import Notice
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +112,11 @@ def due_in(state: State, now: float) -> float | None:
         return None
     if running.abort is not None and not running.rolling_back:
         return 0.0
+    approval = running.approval
+    if approval is not None and approval.waiting:
+        return max(0.0, approval.deadline_at - now)  # a person decides, or the timeout does
+    if approval is not None and approval.state != "approved":
+        return 0.0  # a no to record
     if freeze_stops(state.frozen, running):
         return None
     attempts = current_attempts(running)
@@ -139,9 +148,15 @@ class Reconciler:
         on_step: Callable[[StepEvent], None] | None = None,
         on_finished: Callable[[TransitionRecord], None] | None = None,
         redact: Callable[[str], str] = str,
+        announcer: Announcer | None = None,
+        readiness: Callable[[TransitionRecord], str | None] | None = None,
     ) -> None:
         self.store = store
         self._redact = redact
+        self._announcer = announcer
+        # Why the target may not take traffic now (None: ready); re-checked when an approval
+        # times out into "proceed", as a person's yes is.
+        self._readiness = readiness or (lambda record: None)
         self.actions = tuple(actions)
         self.retry = retry
         self.holder = holder or default_holder()
@@ -214,6 +229,12 @@ class Reconciler:
             abort = record.abort
             if abort is not None and not record.rolling_back:
                 return self._finish(record, "aborted", f"aborted by {abort.by}: {abort.reason}")
+            if abort is None and record.approval is not None:
+                go, finished = self._settle_approval(record)
+                if not go:
+                    return finished
+                if record.approval.waiting:
+                    continue  # the timeout has just decided: read the record again
             if freeze_stops(state.frozen, record):
                 log.info(kv(event="transition_frozen", transition=record.id))
                 return None
@@ -232,6 +253,51 @@ class Reconciler:
                 attempts = None
             if not self._step(action, record, attempts):
                 return None
+
+    def _settle_approval(self, record: TransitionRecord) -> tuple[bool, TransitionRecord | None]:
+        """(go on stepping, the finished record): wait for a person, time out, or end a no."""
+        approval = record.approval
+        assert approval is not None
+        now = self._clock()
+        if approval.waiting:
+            if now < approval.deadline_at:
+                return False, None
+            problem = self._readiness(record) if approval.on_timeout == "proceed" else None
+            change = approvals.expire(record, now, problem)
+            notices: list[Notice] = []
+            if change.approval is not None and change.approval.state == "approved":
+                notices = self._notices("started", replace(record, approval=change.approval))
+            self.store.operate(
+                record.id,
+                record.revision,
+                change.operation,
+                change.attempts,
+                approval=change.approval,
+                notices=notices,
+            )
+            log.warning(
+                kv(event="approval_timed_out", transition=record.id, on_timeout=approval.on_timeout)
+            )
+            return True, None
+        if approval.state in ("declined", "expired"):
+            error = f"declined by {approval.decided_by}: {approval.reason}"
+            return False, self._finish(record, "declined", error)
+        if approval.state == "blocked":
+            return False, self._finish(record, "blocked", approval.reason)
+        return True, None
+
+    def _notices(
+        self, event: str, record: TransitionRecord, detail: str | None = None
+    ) -> list[Notice]:
+        """What the announcer makes of event; none without one."""
+        if self._announcer is None:
+            return []
+        now = self._clock()
+        if event == "started":
+            return self._announcer.started(record, now)
+        if event == "finished":
+            return self._announcer.finished(record, now)
+        return self._announcer.transition(record, event, now, detail)
 
     def _next_action(self, record: TransitionRecord) -> Action | None:
         """The next action to run in the current direction, or None when all are done."""
@@ -304,7 +370,12 @@ class Reconciler:
             error=error,
             retry_at=retry_at,
         )
-        self.store.record_attempts(record.id, recorded, self._renew())
+        after = replace(record, attempts=recorded)
+        # Told once per stall: the outbox keeps one notice per id however often it is queued.
+        notices = (
+            self._notices("stalled", after, f"{action.name}: {error}") if after.stalled(now) else []
+        )
+        self.store.record_attempts(record.id, recorded, self._renew(), notices)
 
     def _attempt(self, action: Action, transition: Transition) -> StepOutcome:
         """reconcile() in a thread bounded by the action's timeout_seconds.
@@ -367,13 +438,13 @@ class Reconciler:
             stop.set()
             thread.join()
 
-    def _finish(self, record: TransitionRecord, result: str, error: str | None) -> TransitionRecord:
-        assert result in ("completed", "aborted")
+    def _finish(
+        self, record: TransitionRecord, result: TransitionResult, error: str | None
+    ) -> TransitionRecord:
+        assert result != "in_progress"
+        ended = replace(record, result=result, error=error, finished_at=self._clock())
         finished = self.store.finish_transition(
-            record.id,
-            "completed" if result == "completed" else "aborted",
-            self._renew(),
-            error,
+            record.id, result, self._renew(), error, self._notices("finished", ended)
         )
         self._finished(finished)
         return finished

@@ -25,7 +25,7 @@ TOKEN_ENV = "DDB_RESPONDER_TOKEN_FILE"
 TIMEOUT_SECONDS = 10.0
 POLL_SECONDS = 0.5
 # Commands that change something: they need the token, and say who asked.
-MUTATING = ("failover", "freeze", "unfreeze", "retry", "skip", "abort")
+MUTATING = ("failover", "freeze", "unfreeze", "retry", "skip", "abort", "approve", "decline")
 Json = Any
 
 
@@ -188,6 +188,8 @@ def run(args: argparse.Namespace, config: Config | None) -> int:
         answer = client.ok(command, "POST", f"/api/v1/{command}", who, show=args.json)
         return _print(args, answer, render.status)
     body = {**who, "action": args.action} if command == "skip" else dict(who)
+    if command in ("approve", "decline"):
+        body["transition_id"] = args.id
     if command == "abort":
         body["rollback"] = args.rollback
     answer = client.ok(command, "POST", f"/api/v1/{command}", body, show=args.json)

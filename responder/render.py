@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 Json = Any
@@ -46,6 +47,39 @@ def trouble_lines(t: Json) -> list[str]:
     return lines
 
 
+def approval_lines(t: Json) -> list[str]:
+    """A transition's approval: what waits for whom, and what it would change."""
+    approval = t.get("approval")
+    if not approval:
+        return []
+    if approval["state"] != "waiting":
+        return [
+            f"  approval: {approval['state']} by {approval['decided_by']} at "
+            f"{approval['decided_at']}: {approval['reason'] or '-'}"
+        ]
+    lines = [
+        f"  waiting for approval until {approval['deadline_at']} (then "
+        f"{approval['on_timeout']}): ddb-responder approve {t['id']}   |   "
+        f"ddb-responder decline {t['id']} --reason ..."
+    ]
+    if approval.get("requested_by"):
+        lines.append(f"  requested by {approval['requested_by']}: another token must approve")
+    if approval.get("alerts_resolved_at"):
+        lines.append(
+            f"  its alerts resolved at {approval['alerts_resolved_at']}: still yours to decide"
+        )
+    for item in approval.get("preview") or ():
+        if "error" in item:
+            lines.append(f"    {item['action']}: cannot read: {item['error']}")
+        else:
+            change = "would change" if item["would_change"] else "unchanged"
+            lines.append(
+                f"    {item['action']}: {json.dumps(item['current'])} -> "
+                f"{json.dumps(item['desired'])} ({change})"
+            )
+    return lines
+
+
 def step_lines(t: Json) -> list[str]:
     """One line per journaled step."""
     out = []
@@ -71,6 +105,7 @@ def status(status: Json) -> str:
     last = status.get("last_transition")
     if last:
         lines.append(f"last transition: {transition_line(last)}")
+        lines.extend(approval_lines(last))
         lines.extend(step_lines(last))
         lines.extend(trouble_lines(last))
     for name, result in sorted((status.get("actions") or {}).items()):

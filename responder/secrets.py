@@ -60,9 +60,16 @@ def _spellings(value: str) -> set[str]:
 class Secrets:
     """The tokens the API accepts, and every secret value to keep out of outgoing text."""
 
-    def __init__(self, tokens: Iterable[Token], others: Iterable[str] = ()) -> None:
+    def __init__(
+        self,
+        tokens: Iterable[Token],
+        others: Iterable[str] = (),
+        receivers: dict[str, str] | None = None,
+    ) -> None:
         self.tokens = tuple(tokens)
+        self.receivers = dict(receivers or {})  # notification receivers' keys or URLs, by name
         values = {t.value for t in self.tokens} | {v for v in others if v}
+        values |= set(self.receivers.values())
         forms = {form for v in values if len(v) >= MIN_REDACTED_CHARS for form in _spellings(v)}
         # Longest first: a secret that contains another is replaced whole.
         self._forms = sorted(forms, key=len, reverse=True)
@@ -80,12 +87,17 @@ class Secrets:
         others = [os.environ.get(name, "") for name in AWS_SECRET_ENV]
         if any(a.type.startswith("do_") for a in responder.actions):
             others.append(_at("responder.digitalocean.token", responder.digitalocean.token.read))
+        receivers = {}
+        for index, receiver in enumerate(responder.notify.receivers):
+            key = "routing_key" if receiver.type == "pagerduty_change" else "webhook_url"
+            secret = getattr(receiver, key)
+            receivers[receiver.name] = _at(f"responder.notify.receivers.{index}.{key}", secret.read)
         if responder.tls is not None:
             for key in ("cert_file", "key_file", "client_ca_file"):
                 path: Path | None = getattr(responder.tls, key)
                 if path is not None:
                     _at(f"responder.tls.{key}", partial(_readable, path))
-        return cls(tokens, others)
+        return cls(tokens, others, receivers)
 
     def redact(self, text: str) -> str:
         """text with every secret value replaced by [redacted]."""

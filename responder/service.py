@@ -10,17 +10,19 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ddb_failover.config import Config
 from ddb_failover.logs import kv
+from responder import approval as approvals
 from responder import operations
 from responder.actions.base import Action
 from responder.alerts import Alert, Bounds, Notification
-from responder.decision import Decision, OperatorRequest, alert_cause
-from responder.handling import Handled, ReadinessFn, handle_alerts, handle_operator
+from responder.decision import Check, Decision, OperatorRequest, alert_cause
+from responder.handling import Handled, ReadinessFn, Telling, handle_alerts, handle_operator
 from responder.metrics import ResponderMetrics
+from responder.notify.sender import Notifier
 from responder.runner import Runner
 from responder.state.base import Json, State, StateStore, TransitionRecord
 
@@ -39,6 +41,8 @@ class Service:
     readiness: ReadinessFn
     runner: Runner
     clock: Callable[[], float]
+    telling: Telling = field(default_factory=Telling)
+    notifier: Notifier | None = None
 
     @property
     def bounds(self) -> Bounds:
@@ -61,14 +65,64 @@ class Service:
             outcomes.append(self._ignore_unknown(unknown))
         if ours or not unknown:
             now = self.clock()
-            outcomes.append(handle_alerts(ours, self.store, self.config, self.readiness, now))
+            handled = handle_alerts(
+                ours, self.store, self.config, self.readiness, now, self.telling
+            )
+            outcomes.append(handled)
+            self._note_resolved(ours, now)
         for handled in outcomes:
             self._account(handled)
         return outcomes
 
+    def _note_resolved(self, alerts: Sequence[Alert], now: float) -> None:
+        """A transition waiting for approval whose alerts resolved says so; a person decides."""
+        keys = {a.key for a in alerts if a.status == "resolved"}
+        running = self.store.state().in_progress
+        if not keys or running is None or not keys & running.cause.keys:
+            return
+        marked = approvals.resolved(running, now)
+        if marked is not None:
+            self.store.operate(
+                running.id, running.revision, None, running.attempts, approval=marked
+            )
+
+    def approve(self, transition_id: str, by: str, reason: str) -> TransitionRecord:
+        """A person's yes: readiness is checked again now; a target no longer ready blocks it."""
+        now = self.clock()
+
+        def change(record: TransitionRecord) -> operations.Change:
+            approvals.waiting(record)
+            decided = approvals.approve(record, by, reason, now, self.problem(record))
+            assert decided.approval is not None
+            if decided.approval.state != "approved":
+                return decided
+            after = replace(record, approval=decided.approval)
+            return replace(decided, notices=tuple(self.telling.started(after, now)))
+
+        record = operations.apply(self.store, change, transition_id)
+        return self._commanded(record, "approve", by, reason)
+
+    def decline(self, transition_id: str, by: str, reason: str) -> TransitionRecord:
+        """A person's no: the transition ends declined, having changed nothing."""
+        now = self.clock()
+        record = operations.apply(
+            self.store, lambda r: approvals.decline(r, by, reason, now), transition_id
+        )
+        return self._commanded(record, "decline", by, reason)
+
+    def problem(self, record: TransitionRecord) -> str | None:
+        """Why record's target may not take traffic now; None when it is ready."""
+        approval = record.approval
+        healthy = approval.source_last_healthy if approval else None
+        source = record.from_region or record.to_region
+        check = Check(record.to_region, source, healthy if healthy is not None else self.clock())
+        return self.readiness(check).problem(self.config.responder.policy.rpo_seconds)
+
     def handle_operator(self, request: OperatorRequest) -> Handled:
         """Decide and record an operator's failover; UnknownRegion for a bad target."""
-        handled = handle_operator(request, self.store, self.config, self.readiness, self.clock())
+        handled = handle_operator(
+            request, self.store, self.config, self.readiness, self.clock(), self.telling
+        )
         self._account(handled)
         return handled
 
@@ -107,6 +161,8 @@ class Service:
             kv(event="operator_command", op=op, transition=record.id, by=by, reason=reason, **extra)
         )
         self.runner.wake()
+        if self.notifier is not None:
+            self.notifier.wake()
         return record
 
     def _ignore_unknown(self, alerts: Sequence[Alert]) -> Handled:
@@ -144,6 +200,8 @@ class Service:
         )
         if handled.transition is not None:
             self.runner.wake()
+        if self.notifier is not None:
+            self.notifier.wake()
 
     def status(self) -> Json:
         """The /api/v1/status document: the store's status plus configuration facts."""

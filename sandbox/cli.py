@@ -15,7 +15,7 @@ from typing import Any
 
 from ddb_failover import logs
 
-CHAOS_OPS = ("pause", "resume", "stop", "start", "slow", "fast")
+CHAOS_OPS = ("pause", "resume", "stop", "start", "slow", "fast", "restart")
 
 
 def _csv(value: str) -> list[str]:
@@ -44,10 +44,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="past it a transition in progress shows as stalled and pages",
     )
     up.add_argument("--alertmanager-replicas", type=int, default=1, choices=(1, 2, 3))
+    up.add_argument(
+        "--approval",
+        choices=("none", "failover", "all"),
+        default="none",
+        help="responder.policy.approval: which transitions wait for a person",
+    )
 
-    chaos = sub.add_parser("chaos", help="break or mend one region of a running stack")
+    chaos = sub.add_parser(
+        "chaos", help="break or mend one region of a running stack, or restart the responder"
+    )
     chaos.add_argument("--dir", required=True, type=Path)
-    chaos.add_argument("region")
+    chaos.add_argument("region", help="a region's name, or `responder` (op restart)")
     chaos.add_argument("op", choices=CHAOS_OPS)
     chaos.add_argument("--delay-ms", type=int, help="latency to add, with slow")
 
@@ -59,6 +67,7 @@ def up(args: argparse.Namespace) -> int:
     """Start the stack and wait for a signal."""
     import sandbox.components  # noqa: F401  (registers the components)
     from sandbox import control
+    from sandbox.components import responder
     from sandbox.components.regions import chaos
     from sandbox.stack import Stack, plan, start
 
@@ -72,7 +81,13 @@ def up(args: argparse.Namespace) -> int:
     stopping = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stopping.set())
-    server, url = control.serve(lambda request: chaos(stack, request))
+    server, url = control.serve(
+        lambda request: (
+            responder.restart(stack, request)
+            if request.get("region") == "responder"
+            else chaos(stack, request)
+        )
+    )
     stack.on_close(server.shutdown)
     stack.published["supervisor"] = {"pid": os.getpid(), "url": url}
     try:

@@ -20,12 +20,20 @@ from typing import Any
 from sandbox.cli import send_chaos
 from sandbox.net import wait_until
 from sandbox.stack import stop_process
-from sandbox.watch import StackView, metric
+from sandbox.watch import StackView, http_json, metric
 
 FAILBACK_WINDOW = "1m"
 FAILOVER_DEADLINE = 180.0
 FAILBACK_DEADLINE = 420.0
-COMPONENTS = ("exporter", "prometheus", "alertmanager", "responder", "pagerduty", "do_api")
+COMPONENTS = (
+    "exporter",
+    "prometheus",
+    "alertmanager",
+    "responder",
+    "pagerduty",
+    "chat",
+    "do_api",
+)
 
 
 class Timeline:
@@ -113,6 +121,10 @@ def _watch(view: StackView, timeline: Timeline, primary: str, phase: str) -> Non
             webhooks_before = webhooks
         elif webhooks > webhooks_before:
             timeline.add("webhook_received", f"{phase}:webhook", alert=alert)
+        # The responder's notifications, as the chat room sees them: once per event.
+        for message in http_json(f"{view.urls['chat']}/messages")["messages"]:
+            key = f"chat:{message['idempotency_key']}"
+            timeline.add("notified", key, text=message["text"])
         transitions = view.history()["transitions"]
         if len(transitions) <= start_count:
             return False

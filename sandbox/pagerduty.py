@@ -3,9 +3,12 @@
     python -m sandbox.pagerduty --port P --routing-key-file F --log FILE
 
 POST /v2/enqueue answers 202 (as PagerDuty does) for a valid event and 400 with
-the reasons for an invalid one; GET /events lists the accepted events, oldest
-first, without their routing keys. Each accepted event is also appended to
-FILE as one JSON line.
+the reasons for an invalid one; so does POST /v2/change/enqueue for a change
+event. GET /events lists the accepted events of both kinds ("kind": alert or
+change), oldest first, without their routing keys; a change event keeps the
+Idempotency-Key it came with. Each accepted event is also appended to FILE as
+one JSON line. POST /_sandbox/faults {"status": 429, "count": N} answers the
+next N events with that status; DELETE /_sandbox/faults clears them.
 """
 
 from __future__ import annotations
@@ -23,12 +26,13 @@ from pathlib import Path
 from typing import Any
 
 from ddb_failover import logs
-from sandbox.jsonhttp import JsonHandler
+from sandbox.jsonhttp import CountedFaults, JsonHandler
 from sandbox.net import serve_until_stopped
 
 log = logging.getLogger("sandbox.pagerduty")
 
 ENQUEUE_PATH = "/v2/enqueue"
+CHANGE_PATH = "/v2/change/enqueue"
 MAX_BODY_BYTES = 512 * 1024  # PagerDuty's limit per event
 ACTIONS = ("trigger", "acknowledge", "resolve")
 SEVERITIES = ("critical", "error", "warning", "info")
@@ -77,6 +81,34 @@ def _check_links(event: Mapping[str, Any]) -> list[str]:
     return errors
 
 
+def validate_change(event: Any, routing_key: str) -> list[str]:
+    """Every reason PagerDuty would reject a change event; empty when valid."""
+    if not isinstance(event, dict):
+        return ["the event must be a JSON object"]
+    errors = []
+    if event.get("routing_key") != routing_key:
+        errors.append("'routing_key' is missing or is not a valid integration key")
+    payload = event.get("payload")
+    if not isinstance(payload, dict):
+        return [*errors, "'payload' is required and must be an object"]
+    summary = payload.get("summary")
+    if not isinstance(summary, str) or not summary.strip():
+        errors.append("'payload.summary' is required and must be a non-empty string")
+    elif len(summary) > MAX_SUMMARY:
+        errors.append(f"'payload.summary' is longer than {MAX_SUMMARY} characters")
+    if "timestamp" in payload:
+        try:
+            datetime.fromisoformat(str(payload["timestamp"]).replace("Z", "+00:00"))
+        except ValueError:
+            errors.append("'payload.timestamp' must be an ISO 8601 date-time")
+    if "source" in payload and not isinstance(payload["source"], str):
+        errors.append("'payload.source' must be a string")
+    if "custom_details" in payload and not isinstance(payload["custom_details"], dict):
+        errors.append("'payload.custom_details' must be an object")
+    errors.extend(_check_links(event))
+    return errors
+
+
 def validate_event(event: Any, routing_key: str) -> list[str]:
     """Every reason PagerDuty's Events API v2 would reject event; empty when valid."""
     if not isinstance(event, dict):
@@ -111,11 +143,19 @@ class EventLog:
         self._events: list[dict[str, Any]] = []
         self._lock = threading.Lock()
 
-    def add(self, event: Mapping[str, Any], dedup_key: str) -> dict[str, Any]:
+    def add(
+        self,
+        event: Mapping[str, Any],
+        dedup_key: str,
+        kind: str = "alert",
+        idempotency_key: str | None = None,
+    ) -> dict[str, Any]:
         """Record an accepted event, without its routing key (a secret)."""
         record = {
             "received_at": time.time(),
+            "kind": kind,
             "dedup_key": dedup_key,
+            "idempotency_key": idempotency_key,
             "event": {k: v for k, v in event.items() if k != "routing_key"},
         }
         with self._lock:
@@ -134,7 +174,8 @@ class EventLog:
 def make_server(
     routing_key: str, events: EventLog, host: str = "127.0.0.1", port: int = 0
 ) -> ThreadingHTTPServer:
-    """An HTTP server speaking the Events API v2 enqueue endpoint on host:port."""
+    """An HTTP server speaking the Events API v2 enqueue endpoints on host:port."""
+    faults = CountedFaults()
 
     class Handler(JsonHandler):
         server_version = "pagerduty-sandbox"
@@ -147,9 +188,17 @@ def make_server(
             else:
                 self.reply(404, {"status": "not found", "message": f"no such path {self.path}"})
 
-        def do_POST(self) -> None:
-            if self.path != ENQUEUE_PATH:
+        def do_DELETE(self) -> None:
+            if not self.control(faults):
                 self.reply(404, {"status": "not found", "message": f"no such path {self.path}"})
+
+        def do_POST(self) -> None:
+            if self.control(faults):
+                return
+            if self.path not in (ENQUEUE_PATH, CHANGE_PATH):
+                self.reply(404, {"status": "not found", "message": f"no such path {self.path}"})
+                return
+            if self.faulted(faults):
                 return
             length = int(self.headers.get("Content-Length") or 0)
             if length > MAX_BODY_BYTES:
@@ -165,6 +214,9 @@ def make_server(
             except ValueError:
                 self._invalid(["the body is not valid JSON"])
                 return
+            if self.path == CHANGE_PATH:
+                self._change(event)
+                return
             errors = validate_event(event, routing_key)
             if errors:
                 self._invalid(errors)
@@ -175,6 +227,16 @@ def make_server(
             self.reply(
                 202, {"status": "success", "message": "Event processed", "dedup_key": dedup_key}
             )
+
+        def _change(self, event: Any) -> None:
+            errors = validate_change(event, routing_key)
+            if errors:
+                self._invalid(errors)
+                return
+            key = self.headers.get("Idempotency-Key")
+            events.add(event, uuid.uuid4().hex, "change", key)
+            log.info(logs.kv(change=key))
+            self.reply(202, {"status": "success", "message": "Change event processed"})
 
         def _invalid(self, errors: list[str]) -> None:
             log.warning(logs.kv(rejected=len(errors), first_error=errors[0]))

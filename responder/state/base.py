@@ -7,10 +7,12 @@ A store is safe to share between threads and between processes on its backend.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from responder.alerts import format_time
+from responder.state.outbox import Announce, Notice
 
 Json = Any
 Phase = Literal[
@@ -33,10 +35,12 @@ PHASES: tuple[Phase, ...] = (
 )
 TransitionKind = Literal["failover", "failback", "manual"]
 # failed: only transitions recorded before permanent errors stalled instead of failing.
-TransitionResult = Literal["in_progress", "completed", "failed", "aborted"]
+# declined: a person (or the approval timeout) said no; blocked: the target was no longer
+# ready when the approval came.
+TransitionResult = Literal["in_progress", "completed", "failed", "aborted", "declined", "blocked"]
 StepResult = Literal["applied", "unchanged", "would_apply", "failed", "skipped"]
 DecisionKind = Literal["ignored", "blocked", "duplicate"]
-OperationKind = Literal["retry", "skip", "abort"]
+OperationKind = Literal["retry", "skip", "abort", "approve", "decline"]
 DONE_RESULTS = frozenset({"applied", "unchanged", "would_apply", "skipped"})
 # Results after which the outside object is known to be in the step's region.
 VERIFIED_RESULTS = frozenset({"applied", "unchanged"})
@@ -231,6 +235,72 @@ class Operation:
         )
 
 
+ApprovalState = Literal["waiting", "approved", "declined", "blocked", "expired"]
+
+
+@dataclass(frozen=True)
+class Approval:
+    """A person's yes or no on a transition, asked for before it acts (policy.approval)."""
+
+    state: ApprovalState
+    deadline_at: float  # waiting past it: on_timeout decides
+    on_timeout: Literal["proceed", "abort"]
+    requested_by: str | None = None  # the operator token that asked; it may not approve
+    source_last_healthy: float | None = None  # readiness is re-checked against it
+    preview: tuple[Json, ...] = ()  # per action: current, desired, would_change (read live)
+    decided_by: str | None = None
+    decided_at: float | None = None
+    reason: str | None = None
+    alerts_resolved_at: float | None = None  # the alerts behind it resolved while it waited
+
+    @property
+    def waiting(self) -> bool:
+        """True until someone (or the timeout) decides."""
+        return self.state == "waiting"
+
+    def to_json(self) -> Json:
+        """JSON form for status, history and the page."""
+        return {
+            "state": self.state,
+            "deadline_at": _time(self.deadline_at),
+            "on_timeout": self.on_timeout,
+            "requested_by": self.requested_by,
+            "preview": list(self.preview),
+            "decided_by": self.decided_by,
+            "decided_at": _time(self.decided_at),
+            "reason": self.reason,
+            "alerts_resolved_at": _time(self.alerts_resolved_at),
+        }
+
+    def to_store(self) -> Json:
+        """The stored form: times as Unix seconds."""
+        return {
+            **self.to_json(),
+            "deadline_at": self.deadline_at,
+            "decided_at": self.decided_at,
+            "alerts_resolved_at": self.alerts_resolved_at,
+            "source_last_healthy": self.source_last_healthy,
+        }
+
+    @classmethod
+    def from_store(cls, data: Json) -> Approval | None:
+        """Rebuild from to_store() output; None for None."""
+        if not data:
+            return None
+        return cls(
+            state=data["state"],
+            deadline_at=float(data["deadline_at"]),
+            on_timeout=data["on_timeout"],
+            requested_by=data.get("requested_by"),
+            source_last_healthy=data.get("source_last_healthy"),
+            preview=tuple(data.get("preview") or ()),
+            decided_by=data.get("decided_by"),
+            decided_at=data.get("decided_at"),
+            reason=data.get("reason"),
+            alerts_resolved_at=data.get("alerts_resolved_at"),
+        )
+
+
 @dataclass(frozen=True)
 class TransitionRecord:
     """A recorded transition: written before anything outside changes."""
@@ -251,6 +321,7 @@ class TransitionRecord:
     attempts: Attempts | None = None  # the step in trouble, if one is
     operations: tuple[Operation, ...] = ()
     revision: int = 0  # grows on every write; operator commands compare-and-set on it
+    approval: Approval | None = None  # set when policy.approval asked a person first
 
     @property
     def in_progress(self) -> bool:
@@ -268,13 +339,24 @@ class TransitionRecord:
         abort = self.abort
         return abort is not None and abort.rollback
 
+    @property
+    def deadline(self) -> float | None:
+        """When it stalls: its deadline, counted from the approval when it had to wait for one."""
+        if self.deadline_at is None:
+            return None
+        approval = self.approval
+        if approval is not None and approval.decided_at is not None:
+            return self.deadline_at + max(0.0, approval.decided_at - self.started_at)
+        return self.deadline_at
+
     def stalled(self, now: float) -> bool:
         """In progress but stopped at a permanent error, or past its deadline."""
-        if not self.in_progress:
+        if not self.in_progress or (self.approval is not None and self.approval.waiting):
             return False
         if self.attempts is not None and self.attempts.halted:
             return True
-        return self.deadline_at is not None and now > self.deadline_at
+        deadline = self.deadline
+        return deadline is not None and now > deadline
 
     def done_steps(self, rollback: bool = False) -> dict[str, StepRecord]:
         """Steps journaled as done in one direction, by action (the newest wins)."""
@@ -297,9 +379,10 @@ class TransitionRecord:
             "dry_run": self.dry_run,
             "error": self.error,
             "steps": [s.to_json() for s in self.steps],
-            "deadline_at": _time(self.deadline_at),
+            "deadline_at": _time(self.deadline),
             "attempts": self.attempts.to_json() if self.attempts else None,
             "operations": [o.to_json() for o in self.operations],
+            "approval": self.approval.to_json() if self.approval else None,
         }
 
 
@@ -341,6 +424,7 @@ class NewTransition:
     data_at_risk_seconds: float | None
     dry_run: bool
     deadline_at: float | None = None
+    approval: Approval | None = None
 
 
 @dataclass(frozen=True)
@@ -449,13 +533,15 @@ def desired_region(active: str, last: TransitionRecord | None) -> str:
 def phase(inputs: PhaseInputs) -> Phase:
     """Derive the phase.
 
-    A transition in progress is frozen (a freeze stopped it), stalled (a permanent
-    error, or past its deadline), else failing over or back. Otherwise blocked when
+    A transition in progress awaits approval, or is frozen (a freeze stopped it), stalled
+    (a permanent error, or past its deadline), else failing over or back. Otherwise blocked when
     frozen, after a failed transition, or while an automatic transition is blocked
     (until a transition, an unfreeze, or its alerts resolve).
     """
     running = inputs.in_progress
     if running is not None:
+        if running.approval is not None and running.approval.waiting:
+            return "awaiting_approval"
         if freeze_stops(inputs.frozen, running):
             return "frozen"
         if running.stalled(inputs.now):
@@ -485,12 +571,14 @@ class StateStore(ABC):
 
     @abstractmethod
     def begin_transition(
-        self, new: NewTransition, expected_version: int
+        self, new: NewTransition, expected_version: int, announce: Announce | None = None
     ) -> TransitionRecord | None:
         """Atomically record a transition if the state is still at expected_version.
 
         Compare-and-set: succeeds only when the version is unchanged and no transition
         is in progress; returns None to the loser of a race (record a duplicate then).
+        Every write queues its notices (announce makes them of the written record, whose id
+        only the write knows) in the outbox, in the same write as the change they report.
         """
 
     @abstractmethod
@@ -504,6 +592,7 @@ class StateStore(ABC):
         to_region: str | None = None,
         transition_kind: TransitionKind | None = None,
         freeze: Freeze | None = None,
+        announce: Announce | None = None,
     ) -> DecisionRecord:
         """Record a decision that changed nothing; with freeze, also freeze in the same write."""
 
@@ -515,7 +604,13 @@ class StateStore(ABC):
         """
 
     @abstractmethod
-    def record_attempts(self, transition_id: str, attempts: Attempts, fencing_token: int) -> None:
+    def record_attempts(
+        self,
+        transition_id: str,
+        attempts: Attempts,
+        fencing_token: int,
+        notices: Sequence[Notice] = (),
+    ) -> None:
         """Record how the step in trouble is going; LeaseLost as journal_step()."""
 
     @abstractmethod
@@ -523,15 +618,18 @@ class StateStore(ABC):
         self,
         transition_id: str,
         expected_revision: int,
-        operation: Operation,
+        operation: Operation | None,
         attempts: Attempts | None,
         step: StepRecord | None = None,
+        approval: Approval | None = None,
+        notices: Sequence[Notice] = (),
     ) -> TransitionRecord | None:
         """Apply an operator command to the transition in progress, compare-and-set.
 
-        Appends operation, sets attempts (None clears them) and appends step when given,
-        all in one write, only if the transition's revision is still expected_revision;
-        None when it moved (read again and re-check). UnknownTransition when not in progress.
+        Appends operation, sets attempts (None clears them), appends step and replaces the
+        approval when given, all in one write, only if the transition's revision is still
+        expected_revision; None when it moved (read again and re-check). UnknownTransition
+        when not in progress.
         """
 
     @abstractmethod
@@ -542,9 +640,10 @@ class StateStore(ABC):
     def finish_transition(
         self,
         transition_id: str,
-        result: Literal["completed", "failed", "aborted"],
+        result: Literal["completed", "failed", "aborted", "declined", "blocked"],
         fencing_token: int,
         error: str | None = None,
+        notices: Sequence[Notice] = (),
     ) -> TransitionRecord:
         """Close a transition; completed and not dry-run moves active_region to its target."""
 
@@ -583,6 +682,18 @@ class StateStore(ABC):
     @abstractmethod
     def release_lease(self, lease: Lease) -> None:
         """Give the lease up if we still hold it (the token stays, so it keeps increasing)."""
+
+    @abstractmethod
+    def notices(self, now: float, limit: int = 50) -> list[Notice]:
+        """Queued notices with a delivery still pending (claimed ones too), oldest first."""
+
+    @abstractmethod
+    def claim_notice(self, notice_id: str, holder: str, until: float, now: float) -> Notice | None:
+        """Take a notice to deliver until `until`; None when another holds it or none is due."""
+
+    @abstractmethod
+    def update_notice(self, notice: Notice, holder: str) -> None:
+        """Write a claimed notice's deliveries back and release it; LeaseLost if not ours."""
 
     @abstractmethod
     def prune(self, before: float) -> int:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import contextlib
 import secrets
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Literal
 
 import boto3
@@ -35,6 +35,7 @@ from responder.alerts import format_time
 from responder.state import dynamodb_items as items
 from responder.state.base import (
     VERIFIED_RESULTS,
+    Approval,
     Attempts,
     Cause,
     DecisionKind,
@@ -60,9 +61,10 @@ from responder.state.base import (
     phase,
 )
 from responder.state.dynamodb_items import Item, n, s
+from responder.state.outbox import Announce, Notice, announced
 
 INIT_COMMAND = "ddb-responder init-state --config PATH"
-TRANSITION, DECISION = "transition", "decision"
+TRANSITION, DECISION, OUTBOX = "transition", "decision", "outbox"
 CURRENT_KEY = {"pk": {"S": "state"}, "sk": {"S": "current"}}
 RECENT_LIMIT = 100
 BATCH = 25  # BatchWriteItem's limit
@@ -75,6 +77,14 @@ RUNNING = "#t.#id = :tid AND #t.#result = :running"
 
 class _ConditionFailed(Exception):
     """A conditional write found its condition false."""
+
+
+class _Cancelled(Exception):
+    """A transaction was refused; reasons lists each write's cancellation code, in order."""
+
+    def __init__(self, reasons: list[str], message: str) -> None:
+        super().__init__(message)
+        self.reasons = reasons
 
 
 def client_for(state: DynamoDBState, timeout: float = READ_TIMEOUT) -> Any:
@@ -124,6 +134,11 @@ class DynamoDBStore(StateStore):
             code = error.get("Code", "")
             if code == "ConditionalCheckFailedException":
                 raise _ConditionFailed() from None
+            if code == "TransactionCanceledException":
+                reasons = [
+                    r.get("Code", "None") for r in exc.response.get("CancellationReasons", [])
+                ]
+                raise _Cancelled(reasons, error.get("Message", "")) from None
             if code == "ResourceNotFoundException":
                 raise StoreUnavailable(
                     f"control table {self.where} does not exist: create it with `{INIT_COMMAND}`"
@@ -144,8 +159,12 @@ class DynamoDBStore(StateStore):
         values: Mapping[str, Any] | None = None,
         condition: str | None = None,
         extra_names: Mapping[str, str] | None = None,
+        notices: Sequence[Notice] = (),
     ) -> None:
-        """One conditional UpdateItem on the current item; _ConditionFailed when refused."""
+        """One conditional UpdateItem on the current item; _ConditionFailed when refused.
+
+        With notices, the update and the notices' outbox items are one transaction.
+        """
         kwargs: dict[str, Any] = {
             "TableName": self.table,
             "Key": CURRENT_KEY,
@@ -159,7 +178,45 @@ class DynamoDBStore(StateStore):
             kwargs["ExpressionAttributeValues"] = dict(values)
         if condition:
             kwargs["ConditionExpression"] = condition
-        self._call("update_item", **kwargs)
+        if notices:
+            self._transact({"Update": kwargs}, notices)
+        else:
+            self._call("update_item", **kwargs)
+
+    def _transact(self, change: Item, notices: Sequence[Notice]) -> None:
+        """change and the notices' new outbox items, all or nothing.
+
+        A notice already in the outbox was queued by an earlier write of the same event:
+        it is left as it is (it may be delivered already) and the change goes in alone.
+        """
+        puts = [
+            {
+                "Put": {
+                    "TableName": self.table,
+                    "Item": items.notice_item(notice),
+                    "ConditionExpression": "attribute_not_exists(sk)",
+                }
+            }
+            for notice in notices
+        ]
+        try:
+            self._call("transact_write_items", TransactItems=[change, *puts])
+        except _Cancelled as cancelled:
+            if cancelled.reasons[0] == "ConditionalCheckFailed":
+                raise _ConditionFailed() from None
+            fresh = [n for n, r in zip(notices, cancelled.reasons[1:], strict=False) if r == "None"]
+            if len(fresh) == len(notices):
+                raise StoreUnavailable(f"control table {self.where}: {cancelled}") from None
+            if fresh:
+                self._transact(change, fresh)
+            else:
+                self._call_change(change)
+
+    def _call_change(self, change: Item) -> None:
+        """One write of a transaction, alone."""
+        ((kind, kwargs),) = change.items()
+        operation = {"Update": "update_item", "Put": "put_item"}[kind]
+        self._call(operation, **kwargs)
 
     def _put(self, partition: str, sort_key: str, attributes: Item) -> None:
         item = {"pk": s(partition), "sk": s(sort_key), **attributes}
@@ -232,7 +289,7 @@ class DynamoDBStore(StateStore):
         return self._state(self._current())
 
     def begin_transition(
-        self, new: NewTransition, expected_version: int
+        self, new: NewTransition, expected_version: int, announce: Announce | None = None
     ) -> TransitionRecord | None:
         item = self._current()
         previous = item.get("t", {}).get("M")
@@ -249,6 +306,7 @@ class DynamoDBStore(StateStore):
         starts = [float(v["N"]) for v in item.get("recent_starts", {}).get("L", [])]
         starts = [x for x in starts if x > now - RECENT_WINDOW][-(RECENT_LIMIT - 1) :]
         record = items.new_transition(transition_id, new, now)
+        begun = items.transition(record)
         try:
             self._update(
                 "SET #version = :next, #seq = :seq, #t = :t, #recent_starts = :starts",
@@ -260,10 +318,11 @@ class DynamoDBStore(StateStore):
                     ":starts": {"L": [n(x) for x in [*starts, now]]},
                 },
                 "#version = :expected",
+                notices=announced(announce, begun),
             )
         except _ConditionFailed:
             return None  # another request changed the state first
-        return items.transition(record)
+        return begun
 
     def record_decision(
         self,
@@ -275,6 +334,7 @@ class DynamoDBStore(StateStore):
         to_region: str | None = None,
         transition_kind: TransitionKind | None = None,
         freeze: Freeze | None = None,
+        announce: Announce | None = None,
     ) -> DecisionRecord:
         at = self._clock()
         record = DecisionRecord(
@@ -298,7 +358,12 @@ class DynamoDBStore(StateStore):
         elif clears_block(record):
             self._current()
             self._update("REMOVE #last_blocked_at", condition="attribute_exists(pk)")
-        self._put(DECISION, record.id, items.decision_item(record))
+        decision = {"pk": s(DECISION), "sk": s(record.id), **items.decision_item(record)}
+        notices = announced(announce, record)
+        if notices:
+            self._transact({"Put": {"TableName": self.table, "Item": decision}}, notices)
+        else:
+            self._call("put_item", TableName=self.table, Item=decision)
         return record
 
     def _freeze(self, freeze: Freeze) -> None:
@@ -332,6 +397,7 @@ class DynamoDBStore(StateStore):
         update: str,
         values: Mapping[str, Any],
         extra_names: Mapping[str, str] | None = None,
+        notices: Sequence[Notice] = (),
     ) -> None:
         """An update of the running transition by the lease holder; LeaseLost when refused."""
         now = self._clock()
@@ -350,6 +416,7 @@ class DynamoDBStore(StateStore):
                 fenced,
                 f"{FENCED} AND {RUNNING}",
                 extra_names,
+                notices,
             )
         except _ConditionFailed:
             raise self._refused(fencing_token, transition_id, now) from None
@@ -382,35 +449,43 @@ class DynamoDBStore(StateStore):
         summary = self._current().get("actions", {}).get("M", {}).get(step.action, {}).get("M")
         return items.opt_s(summary, "region") if summary else None
 
-    def record_attempts(self, transition_id: str, attempts: Attempts, fencing_token: int) -> None:
+    def record_attempts(
+        self,
+        transition_id: str,
+        attempts: Attempts,
+        fencing_token: int,
+        notices: Sequence[Notice] = (),
+    ) -> None:
         self._fenced_update(
             transition_id,
             fencing_token,
             "SET #t.#attempts = :attempts",
             {":attempts": items.attempts_value(attempts)},
+            notices=notices,
         )
 
     def operate(
         self,
         transition_id: str,
         expected_revision: int,
-        operation: Operation,
+        operation: Operation | None,
         attempts: Attempts | None,
         step: StepRecord | None = None,
+        approval: Approval | None = None,
+        notices: Sequence[Notice] = (),
     ) -> TransitionRecord | None:
-        update = (
-            "SET #t.#operations = list_append(if_not_exists(#t.#operations, :empty), :op),"
-            " #t.#attempts = :attempts, #t.#revision = :next"
-        )
+        update = "SET #t.#attempts = :attempts, #t.#revision = :next"
         values: dict[str, Any] = {
-            ":op": {"L": [items.operation_value(operation)]},
-            ":empty": {"L": []},
             ":attempts": items.attempts_value(attempts),
             ":next": n(expected_revision + 1),
             ":tid": s(transition_id),
             ":running": s("in_progress"),
         }
         names: dict[str, str] = {}
+        if operation is not None:
+            update += ", #t.#operations = list_append(if_not_exists(#t.#operations, :empty), :op)"
+            values[":op"] = {"L": [items.operation_value(operation)]}
+            values[":empty"] = {"L": []}
         if step is not None:
             at = step.at or self._clock()
             running = self._current().get("t", {}).get("M") or {}
@@ -419,6 +494,9 @@ class DynamoDBStore(StateStore):
             values[":step"] = {"L": [items.step_value(step, 0, at)]}
             values[":summary"] = items.action_summary(transition_id, step, at, region)
             names["#action"] = step.action
+        if approval is not None:
+            update += ", #t.#approval = :approval"
+            values[":approval"] = items.j(approval.to_store())
         revision = (
             "#t.#revision = :expected"
             if expected_revision
@@ -426,7 +504,7 @@ class DynamoDBStore(StateStore):
         )
         values[":expected"] = n(expected_revision)
         try:
-            self._update(update, values, f"{RUNNING} AND {revision}", names)
+            self._update(update, values, f"{RUNNING} AND {revision}", names, notices)
         except _ConditionFailed:
             running = self._current().get("t", {}).get("M")
             if running is None or running["id"]["S"] != transition_id:
@@ -446,9 +524,10 @@ class DynamoDBStore(StateStore):
     def finish_transition(
         self,
         transition_id: str,
-        result: Literal["completed", "failed", "aborted"],
+        result: Literal["completed", "failed", "aborted", "declined", "blocked"],
         fencing_token: int,
         error: str | None = None,
+        notices: Sequence[Notice] = (),
     ) -> TransitionRecord:
         now = self._clock()
         running = self._current().get("t", {}).get("M")
@@ -476,7 +555,7 @@ class DynamoDBStore(StateStore):
                 update += ", #active_region = :to"
                 values[":to"] = running["to_region"]
         try:
-            self._update(update, values, f"{FENCED} AND {RUNNING}")
+            self._update(update, values, f"{FENCED} AND {RUNNING}", notices=notices)
         except _ConditionFailed:
             raise self._refused(fencing_token, transition_id, now) from None
         finished = self._current()["t"]["M"]
@@ -621,12 +700,57 @@ class DynamoDBStore(StateStore):
         """Who holds the reconciler lease now (for operators and tests); None when free."""
         return items.lease(self._current(), self._clock())
 
+    def notices(self, now: float, limit: int = 50) -> list[Notice]:
+        found = [items.notice(i) for i in self._partition(OUTBOX, pending_only=True)]
+        return sorted(found, key=lambda n: (n.at, n.id))[:limit]
+
+    def claim_notice(self, notice_id: str, holder: str, until: float, now: float) -> Notice | None:
+        key = {"pk": s(OUTBOX), "sk": s(notice_id)}
+        try:
+            answer = self._call(
+                "update_item",
+                TableName=self.table,
+                Key=key,
+                UpdateExpression="SET #claimed_by = :holder, #claim_until = :until",
+                ConditionExpression="#pending = :true AND #claim_until <= :now",
+                ExpressionAttributeNames={
+                    "#claimed_by": "claimed_by",
+                    "#claim_until": "claim_until",
+                    "#pending": "pending",
+                },
+                ExpressionAttributeValues={
+                    ":holder": s(holder),
+                    ":until": n(until),
+                    ":now": n(now),
+                    ":true": {"BOOL": True},
+                },
+                ReturnValues="ALL_NEW",
+            )
+        except _ConditionFailed:
+            return None
+        notice = items.notice(answer["Attributes"])
+        return notice if notice.due(now) else None
+
+    def update_notice(self, notice: Notice, holder: str) -> None:
+        item = items.notice_item(notice)
+        try:
+            self._call(
+                "put_item",
+                TableName=self.table,
+                Item=item,
+                ConditionExpression="#claimed_by = :holder",
+                ExpressionAttributeNames={"#claimed_by": "claimed_by"},
+                ExpressionAttributeValues={":holder": s(holder)},
+            )
+        except _ConditionFailed:
+            raise LeaseLost(f"notice {notice.id} is not claimed by {holder}") from None
+
     def prune(self, before: float) -> int:
         current = self._current().get("t", {}).get("M")
         keep = current["id"]["S"] if current is not None else None
         doomed = [
             item
-            for partition in (DECISION, TRANSITION)
+            for partition in (DECISION, TRANSITION, OUTBOX)
             for item in self._partition(partition)
             if _older(item, before) and item["sk"]["S"] != keep
         ]
@@ -639,17 +763,20 @@ class DynamoDBStore(StateStore):
                 unprocessed = answer.get("UnprocessedItems") or {}
         return len(doomed)
 
-    def _partition(self, partition: str) -> Iterator[Item]:
-        """Every item of a partition, keys and times only."""
+    def _partition(self, partition: str, pending_only: bool = False) -> Iterator[Item]:
+        """Every item of a partition (the outbox's pending ones only, if asked)."""
         start: Item | None = None
         while True:
             kwargs: dict[str, Any] = {
                 "TableName": self.table,
                 "KeyConditionExpression": "pk = :pk",
                 "ExpressionAttributeValues": {":pk": s(partition)},
-                "ProjectionExpression": "pk, sk, #at, started_at, #result",
-                "ExpressionAttributeNames": {"#at": "at", "#result": "result"},
+                "ConsistentRead": True,
             }
+            if pending_only:
+                kwargs["FilterExpression"] = "#pending = :true"
+                kwargs["ExpressionAttributeNames"] = {"#pending": "pending"}
+                kwargs["ExpressionAttributeValues"][":true"] = {"BOOL": True}
             if start is not None:
                 kwargs["ExclusiveStartKey"] = start
             answer = self._call("query", **kwargs)
@@ -663,9 +790,11 @@ class DynamoDBStore(StateStore):
 
 
 def _older(item: Item, before: float) -> bool:
-    """A decision made, or a finished transition started, before the cutoff."""
+    """A decision made, a delivered notice, or a finished transition started, before the cutoff."""
     if item["pk"]["S"] == DECISION:
         return float(item["at"]["N"]) < before
+    if item["pk"]["S"] == OUTBOX:
+        return not item["pending"]["BOOL"] and float(item["at"]["N"]) < before
     finished = item.get("result", {}).get("S") != "in_progress"
     return finished and float(item["started_at"]["N"]) < before
 

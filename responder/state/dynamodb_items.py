@@ -11,6 +11,7 @@ import re
 from typing import Any
 
 from responder.state.base import (
+    Approval,
     Attempts,
     Cause,
     DecisionRecord,
@@ -22,6 +23,7 @@ from responder.state.base import (
     StepRecord,
     TransitionRecord,
 )
+from responder.state.outbox import Notice
 
 Item = dict[str, Any]
 _NAME = re.compile(r"#(\w+)")
@@ -124,6 +126,8 @@ def new_transition(transition_id: str, new: NewTransition, now: float) -> Item:
     }
     if new.deadline_at is not None:
         out["deadline_at"] = n(float(new.deadline_at))
+    if new.approval is not None:
+        out["approval"] = j(new.approval.to_store())
     if new.from_region is not None:
         out["from_region"] = s(new.from_region)
     if new.data_at_risk_seconds is not None:
@@ -154,6 +158,7 @@ def transition(m: Item) -> TransitionRecord:
             Operation.from_store(json.loads(v["S"])) for v in m.get("operations", {}).get("L", [])
         ),
         revision=integer(m, "revision"),
+        approval=Approval.from_store(json.loads(m["approval"]["S"]) if "approval" in m else None),
     )
 
 
@@ -217,3 +222,23 @@ def action_summary(transition_id: str, record: StepRecord, at: float, region: st
     if region is not None:
         out["region"] = s(region)
     return {"M": out}
+
+
+def notice_item(notice: Notice) -> Item:
+    """A queued notice as its outbox item; the claim lives in its own attributes."""
+    return {
+        "pk": s("outbox"),
+        "sk": s(notice.id),
+        "at": n(notice.at),
+        "notice": j({**notice.to_store(), "claimed_by": None, "claim_until": 0.0}),
+        "pending": {"BOOL": any(d.state == "pending" for d in notice.deliveries.values())},
+        "claim_until": n(0),
+    }
+
+
+def notice(item: Item) -> Notice:
+    """A notice from its outbox item, with its claim."""
+    stored = json.loads(item["notice"]["S"])
+    stored["claimed_by"] = opt_s(item, "claimed_by")
+    stored["claim_until"] = opt_n(item, "claim_until") or 0.0
+    return Notice.from_store(stored)

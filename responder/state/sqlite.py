@@ -13,13 +13,15 @@ import secrets
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
 
 from responder.state.base import (
     VERIFIED_RESULTS,
+    Approval,
     Attempts,
     Cause,
     DecisionKind,
@@ -43,6 +45,7 @@ from responder.state.base import (
     desired_region,
     phase,
 )
+from responder.state.outbox import Announce, Notice, announced
 from responder.state.writelock import WriterLock
 
 SCHEMA = """
@@ -61,7 +64,7 @@ CREATE TABLE IF NOT EXISTS transitions (
     result TEXT NOT NULL, started_at REAL NOT NULL, finished_at REAL,
     cause TEXT NOT NULL, data_at_risk REAL, dry_run INTEGER NOT NULL, error TEXT,
     deadline_at REAL, attempts TEXT, operations TEXT NOT NULL DEFAULT '[]',
-    revision INTEGER NOT NULL DEFAULT 0
+    revision INTEGER NOT NULL DEFAULT 0, approval TEXT
 );
 CREATE TABLE IF NOT EXISTS steps (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -76,6 +79,11 @@ CREATE TABLE IF NOT EXISTS decisions (
     id TEXT NOT NULL UNIQUE, at REAL NOT NULL, kind TEXT NOT NULL, reason TEXT NOT NULL,
     region TEXT, to_region TEXT, transition_kind TEXT, cause TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS outbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE, at REAL NOT NULL, notice TEXT NOT NULL, pending INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS outbox_pending ON outbox(pending);
 CREATE TABLE IF NOT EXISTS lease (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     holder TEXT, token INTEGER NOT NULL, expires_at REAL NOT NULL
@@ -88,6 +96,7 @@ ADDED_COLUMNS = (
     ("transitions", "operations", "TEXT NOT NULL DEFAULT '[]'"),
     ("transitions", "revision", "INTEGER NOT NULL DEFAULT 0"),
     ("steps", "rollback", "INTEGER NOT NULL DEFAULT 0"),
+    ("transitions", "approval", "TEXT"),
 )
 # Enough starts to evaluate any sane hourly cap.
 RECENT_LIMIT = 100
@@ -247,6 +256,7 @@ class SqliteStore(StateStore):
             attempts=Attempts.from_store(_loads(row["attempts"])),
             operations=tuple(Operation.from_store(o) for o in json.loads(row["operations"])),
             revision=row["revision"],
+            approval=Approval.from_store(_loads(row["approval"])),
         )
 
     def _state(self, db: sqlite3.Connection) -> State:
@@ -298,7 +308,7 @@ class SqliteStore(StateStore):
             return self._state(db)
 
     def begin_transition(
-        self, new: NewTransition, expected_version: int
+        self, new: NewTransition, expected_version: int, announce: Announce | None = None
     ) -> TransitionRecord | None:
         with self._write() as db:
             meta = db.execute("SELECT version FROM meta WHERE id = 1").fetchone()
@@ -310,8 +320,8 @@ class SqliteStore(StateStore):
             transition_id = f"t-{int(self._clock())}-{secrets.token_hex(4)}"
             db.execute(
                 "INSERT INTO transitions (id, kind, from_region, to_region, result, started_at,"
-                " cause, data_at_risk, dry_run, deadline_at)"
-                " VALUES (?, ?, ?, ?, 'in_progress', ?, ?, ?, ?, ?)",
+                " cause, data_at_risk, dry_run, deadline_at, approval)"
+                " VALUES (?, ?, ?, ?, 'in_progress', ?, ?, ?, ?, ?, ?)",
                 (
                     transition_id,
                     new.kind,
@@ -322,11 +332,11 @@ class SqliteStore(StateStore):
                     new.data_at_risk_seconds,
                     int(new.dry_run),
                     new.deadline_at,
+                    json.dumps(new.approval.to_store()) if new.approval else None,
                 ),
             )
             db.execute("UPDATE meta SET version = version + 1 WHERE id = 1")
-            row = db.execute("SELECT * FROM transitions WHERE id = ?", (transition_id,)).fetchone()
-            return self._transition(db, row)
+            return self._reread(db, transition_id, announce)
 
     def record_decision(
         self,
@@ -338,6 +348,7 @@ class SqliteStore(StateStore):
         to_region: str | None = None,
         transition_kind: TransitionKind | None = None,
         freeze: Freeze | None = None,
+        announce: Announce | None = None,
     ) -> DecisionRecord:
         record = DecisionRecord(
             id=f"d-{int(self._clock())}-{secrets.token_hex(4)}",
@@ -349,7 +360,9 @@ class SqliteStore(StateStore):
             to_region=to_region,
             transition_kind=transition_kind,
         )
-        with self._write(durable=freeze is not None) as db:
+        notices = announced(announce, record)
+        with self._write(durable=freeze is not None or bool(notices)) as db:
+            self._enqueue(db, notices)
             db.execute(
                 "INSERT INTO decisions (id, at, kind, reason, region, to_region, transition_kind,"
                 " cause) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -406,11 +419,18 @@ class SqliteStore(StateStore):
             # Steps run one at a time: once one is journaled, nothing is in trouble.
             self._set_attempts(db, transition_id, None)
 
-    def record_attempts(self, transition_id: str, attempts: Attempts, fencing_token: int) -> None:
+    def record_attempts(
+        self,
+        transition_id: str,
+        attempts: Attempts,
+        fencing_token: int,
+        notices: Sequence[Notice] = (),
+    ) -> None:
         with self._write() as db:
             self._check_token(db, fencing_token)
             self._running(db, transition_id)
             self._set_attempts(db, transition_id, attempts)
+            self._enqueue(db, notices)
 
     @staticmethod
     def _set_attempts(
@@ -425,19 +445,27 @@ class SqliteStore(StateStore):
         self,
         transition_id: str,
         expected_revision: int,
-        operation: Operation,
+        operation: Operation | None,
         attempts: Attempts | None,
         step: StepRecord | None = None,
+        approval: Approval | None = None,
+        notices: Sequence[Notice] = (),
     ) -> TransitionRecord | None:
         with self._write() as db:
             row = self._running(db, transition_id)
             if row["revision"] != expected_revision:
                 return None
-            operations = [*json.loads(row["operations"]), operation.to_store()]
-            db.execute(
-                "UPDATE transitions SET operations = ? WHERE id = ?",
-                (json.dumps(operations), transition_id),
-            )
+            if approval is not None:
+                db.execute(
+                    "UPDATE transitions SET approval = ? WHERE id = ?",
+                    (json.dumps(approval.to_store()), transition_id),
+                )
+            if operation is not None:
+                operations = [*json.loads(row["operations"]), operation.to_store()]
+                db.execute(
+                    "UPDATE transitions SET operations = ? WHERE id = ?",
+                    (json.dumps(operations), transition_id),
+                )
             if step is not None:
                 db.execute(
                     "INSERT INTO steps (transition_id, action, result, before, after, error, at,"
@@ -455,8 +483,60 @@ class SqliteStore(StateStore):
                     ),
                 )
             self._set_attempts(db, transition_id, attempts)
-            row = db.execute("SELECT * FROM transitions WHERE id = ?", (transition_id,)).fetchone()
-            return self._transition(db, row)
+            self._enqueue(db, notices)
+            return self._reread(db, transition_id, None)
+
+    def _reread(
+        self, db: sqlite3.Connection, transition_id: str, announce: Announce | None
+    ) -> TransitionRecord:
+        """The transition as just written, its notices queued in the same write."""
+        row = db.execute("SELECT * FROM transitions WHERE id = ?", (transition_id,)).fetchone()
+        record = self._transition(db, row)
+        self._enqueue(db, announced(announce, record))
+        return record
+
+    @staticmethod
+    def _enqueue(db: sqlite3.Connection, notices: Sequence[Notice]) -> None:
+        for notice in notices:
+            # OR IGNORE: a notice's id is its event's identity; the same event is told once.
+            db.execute(
+                "INSERT OR IGNORE INTO outbox (id, at, notice, pending) VALUES (?, ?, ?, 1)",
+                (notice.id, notice.at, json.dumps(notice.to_store())),
+            )
+
+    def notices(self, now: float, limit: int = 50) -> list[Notice]:
+        with self._read() as db:
+            rows = db.execute(
+                "SELECT notice FROM outbox WHERE pending = 1 ORDER BY seq LIMIT ?", (limit,)
+            ).fetchall()
+        return [Notice.from_store(json.loads(r["notice"])) for r in rows]
+
+    def claim_notice(self, notice_id: str, holder: str, until: float, now: float) -> Notice | None:
+        with self._write(durable=False) as db:
+            row = db.execute("SELECT notice FROM outbox WHERE id = ?", (notice_id,)).fetchone()
+            if row is None:
+                return None
+            notice = Notice.from_store(json.loads(row["notice"]))
+            if notice.claim_until > now or not notice.due(now):
+                return None
+            claimed = replace(notice, claimed_by=holder, claim_until=until)
+            self._save_notice(db, claimed)
+            return claimed
+
+    def update_notice(self, notice: Notice, holder: str) -> None:
+        with self._write() as db:
+            row = db.execute("SELECT notice FROM outbox WHERE id = ?", (notice.id,)).fetchone()
+            if row is None or json.loads(row["notice"]).get("claimed_by") != holder:
+                raise LeaseLost(f"notice {notice.id} is not claimed by {holder}")
+            self._save_notice(db, replace(notice, claimed_by=None, claim_until=0.0))
+
+    @staticmethod
+    def _save_notice(db: sqlite3.Connection, notice: Notice) -> None:
+        pending = any(d.state == "pending" for d in notice.deliveries.values())
+        db.execute(
+            "UPDATE outbox SET notice = ?, pending = ? WHERE id = ?",
+            (json.dumps(notice.to_store()), int(pending), notice.id),
+        )
 
     def completed_steps(self, transition_id: str) -> dict[str, StepRecord]:
         with self._read() as db:
@@ -468,9 +548,10 @@ class SqliteStore(StateStore):
     def finish_transition(
         self,
         transition_id: str,
-        result: Literal["completed", "failed", "aborted"],
+        result: Literal["completed", "failed", "aborted", "declined", "blocked"],
         fencing_token: int,
         error: str | None = None,
+        notices: Sequence[Notice] = (),
     ) -> TransitionRecord:
         with self._write() as db:
             self._check_token(db, fencing_token)
@@ -483,8 +564,8 @@ class SqliteStore(StateStore):
             if result == "completed" and not row["dry_run"]:
                 db.execute("UPDATE meta SET active_region = ? WHERE id = 1", (row["to_region"],))
             db.execute("UPDATE meta SET version = version + 1 WHERE id = 1")
-            row = db.execute("SELECT * FROM transitions WHERE id = ?", (transition_id,)).fetchone()
-            return self._transition(db, row)
+            self._enqueue(db, notices)
+            return self._reread(db, transition_id, None)
 
     def transition(self, transition_id: str) -> TransitionRecord:
         with self._read() as db:
@@ -609,6 +690,7 @@ class SqliteStore(StateStore):
     def prune(self, before: float) -> int:
         with self._write(durable=False) as db:
             gone = db.execute("DELETE FROM decisions WHERE at < ?", (before,)).rowcount
+            db.execute("DELETE FROM outbox WHERE pending = 0 AND at < ?", (before,))
             old = (
                 "SELECT id FROM transitions WHERE result != 'in_progress' AND started_at < ?"
                 " AND seq < (SELECT MAX(seq) FROM transitions)"

@@ -1,4 +1,5 @@
-"""The operator API: status, history, failover, freeze, unfreeze, retry, skip and abort.
+"""The operator API: status, history, failover, freeze, unfreeze, retry, skip, abort, approve
+and decline.
 
 Mutations need the token. A command that does not apply to the transition as it
 is now (nothing failing, another step in trouble, no transition) answers 409.
@@ -182,3 +183,26 @@ def abort() -> Response:
     rollback = _flag(data, "rollback")
     reason = _string(data, "reason")
     return _accepted(service().abort(by, reason, rollback, _transition_id(data)))
+
+
+@bp.post("/approve")
+def approve() -> Response:
+    """Yes to the transition waiting for approval: 202; 409 if its target is no longer ready."""
+    by = operator()
+    data = _body()
+    transition_id = _string(data, "transition_id")
+    record = service().approve(transition_id, by, _string(data, "reason", ""))
+    approval = record.approval
+    if approval is not None and approval.state == "blocked":
+        body = {"transition": record.to_json(), "error": approval.reason}
+        return _answer(body, 409)
+    return _accepted(record)
+
+
+@bp.post("/decline")
+def decline() -> Response:
+    """No to the transition waiting for approval (a reason is required): 202 or 409."""
+    by = operator()
+    data = _body()
+    transition_id = _string(data, "transition_id")
+    return _accepted(service().decline(transition_id, by, _string(data, "reason")))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from responder.metrics import APPROVAL_WINDOW
 from responder.state.base import StoreUnavailable
 from responder.web.common import require, service
 
@@ -18,9 +19,11 @@ def metrics() -> Response:
     svc = service()
     try:
         state, actions = svc.store.state(), svc.store.action_results()
+        recent = svc.store.history(APPROVAL_WINDOW)["transitions"]
     except StoreUnavailable:
-        state, actions = None, None
+        state, actions, recent = None, None, []
     svc.metrics.refresh(state, actions)
+    svc.metrics.approvals(recent)
     return Response(svc.metrics.render(), mimetype=None, content_type=CONTENT_TYPE_LATEST)
 
 

@@ -2,6 +2,7 @@
 
 from sandbox.components import (
     alertmanager,
+    chat,
     do_api,
     exporter,
     pagerduty,
@@ -10,4 +11,13 @@ from sandbox.components import (
     responder,
 )
 
-__all__ = ["alertmanager", "do_api", "exporter", "pagerduty", "prometheus", "regions", "responder"]
+__all__ = [
+    "alertmanager",
+    "chat",
+    "do_api",
+    "exporter",
+    "pagerduty",
+    "prometheus",
+    "regions",
+    "responder",
+]

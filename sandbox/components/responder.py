@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import sys
 import urllib.request
 from typing import Any
 
+from sandbox.components.chat import URL_SECRET
+from sandbox.components.pagerduty import ROUTING_KEY_SECRET
 from sandbox.net import free_port
 from sandbox.stack import Stack, component
 
@@ -51,6 +56,7 @@ def _configure(stack: Stack) -> None:
             "transition_deadline_seconds": float(
                 stack.options.get("transition_deadline_seconds", 900)
             ),
+            "approval": stack.options.get("approval", "none"),
         },
         "retry": {"initial_backoff_seconds": 0.2, "max_backoff_seconds": 2},
         "actions": _actions(stack),
@@ -58,7 +64,31 @@ def _configure(stack: Stack) -> None:
     do = stack.config_data.get("_sandbox", {}).get("do_api")
     if do is not None:
         section["digitalocean"] = {**do["digitalocean"], "timeout_seconds": 5}
+    section["notify"] = _notify(stack, f"http://127.0.0.1:{port}")
     stack.config_data["responder"] = section
+
+
+def _notify(stack: Stack, responder_url: str) -> dict[str, Any]:
+    """Both receivers, at the sandbox's PagerDuty and chat sinks, when they run."""
+    receivers: list[dict[str, Any]] = []
+    if "pagerduty" in stack.components:
+        receivers.append(
+            {
+                "name": "pagerduty",
+                "type": "pagerduty_change",
+                "routing_key": {"file": str(stack.secret(ROUTING_KEY_SECRET))},
+                "url": stack.components["pagerduty"].url,
+            }
+        )
+    if "chat" in stack.components:
+        receivers.append(
+            {
+                "name": "chat",
+                "type": "slack",
+                "webhook_url": {"file": str(stack.secret(URL_SECRET))},
+            }
+        )
+    return {"receivers": receivers, "responder_url": responder_url, "timeout_seconds": 5}
 
 
 def _ready(url: str) -> bool:
@@ -66,16 +96,35 @@ def _ready(url: str) -> bool:
         return bool(response.status == 200)
 
 
-@component("responder", needs=("regions", "do_api", "config"), configure=_configure)
+@component(
+    "responder",
+    needs=("regions", "do_api", "pagerduty", "chat", "config"),
+    configure=_configure,
+)
 def start_responder(stack: Stack) -> None:
     """Serve the responder with gunicorn and the SQLite store."""
     url = f"http://127.0.0.1:{stack.extras['responder_port']}"
     metrics_dir = stack.dir / "state" / "metrics"
     metrics_dir.mkdir(parents=True, exist_ok=True)
-    stack.spawn(
+    running = stack.spawn(
         "responder",
         [sys.executable, "-m", "responder", "serve", "--config", str(stack.config_path)],
         url,
         env={"PROMETHEUS_MULTIPROC_DIR": str(metrics_dir), "RESPONDER_WORKERS": "2"},
         ready=lambda: _ready(url),
     )
+    stack.extras["responder_process"] = running.process
+
+
+def restart(stack: Stack, request: dict[str, Any]) -> dict[str, Any]:
+    """Kill the responder outright (SIGKILL, as a crash would) and start it again."""
+    if request.get("op") != "restart":
+        raise ValueError(f"unknown operation {request.get('op')!r} for the responder; use restart")
+    process = stack.extras.get("responder_process")
+    if process is None:
+        raise ValueError("no responder runs in this stack")
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait(10)
+    start_responder(stack)
+    return {"region": "responder", "op": "restart", "pid": stack.components["responder"].pid}

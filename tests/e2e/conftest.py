@@ -59,8 +59,26 @@ class E2EStack(StackView):
         return list(json.loads((self.dir / "stack.json").read_text())["alertmanager_replicas"])
 
     def pages(self) -> list[dict[str, Any]]:
-        """Events the PagerDuty sink accepted."""
-        return list(http_json(f"{self.urls['pagerduty']}/events")["events"])
+        """Alert events (pages) the PagerDuty sink accepted."""
+        events = http_json(f"{self.urls['pagerduty']}/events")["events"]
+        return [e for e in events if e["kind"] == "alert"]
+
+    def told(self) -> dict[str, list[str]]:
+        """The responder's notifications each receiver got, by idempotency key, oldest first."""
+        events = http_json(f"{self.urls['pagerduty']}/events")["events"]
+        messages = http_json(f"{self.urls['chat']}/messages")["messages"]
+        return {
+            "pagerduty": [e["idempotency_key"] for e in events if e["kind"] == "change"],
+            "chat": [m["idempotency_key"] for m in messages],
+        }
+
+    def chat_fault(self, status: int, count: int) -> None:
+        """Make the chat sink answer the next count messages with status."""
+        body = json.dumps({"status": status, "count": count, "retry_after": 1}).encode()
+        request = urllib.request.Request(
+            f"{self.urls['chat']}/_sandbox/faults", data=body, method="POST"
+        )
+        urllib.request.urlopen(request, timeout=5).close()
 
     def firing(self, alertname: str) -> list[dict[str, Any]]:
         """Prometheus's firing alerts of that name."""

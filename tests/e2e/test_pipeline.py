@@ -126,6 +126,7 @@ def test_a_long_load_balancer_api_outage_stalls_then_converges_by_itself(
     # transition's deadline: the failover stalls, pages, and finishes when the API is back.
     stack.fault(429, "/v2/domains", count=1, retry_after=1)
     stack.fault(503, "/v2/load_balancers", duration_seconds=LB_OUTAGE_SECONDS)
+    stack.chat_fault(429, 2)  # the chat room throttles the first notifications too
     recovered = time.monotonic() + LB_OUTAGE_SECONDS
     stack.chaos(PRIMARY, "pause")
     onset = time.monotonic()
@@ -156,6 +157,10 @@ def test_a_long_load_balancer_api_outage_stalls_then_converges_by_itself(
         "FailoverStalled paged",
     )
     assert time.monotonic() < recovered, "the stall was only seen after the API recovered"
+    # The responder dies and comes back mid-transition: it resumes from its journal, and the
+    # notifications already sent are not sent again.
+    stack.chaos("responder", "restart")
+    assert stack.status()["phase"] == "stalled"
 
     transition = next_transition(stack, before, LB_OUTAGE_SECONDS + 30)
     # Converged by itself within one backoff cap (plus the last step) of the API recovering.
@@ -170,6 +175,16 @@ def test_a_long_load_balancer_api_outage_stalls_then_converges_by_itself(
         "wp-env": "applied",
     }
     assert transition["operations"] == []  # no one had to step in
+    tid = transition["id"]
+    wanted = [f"{tid}:started", f"{tid}:stalled:0", f"{tid}:completed"]
+    wait_until(
+        lambda: all(
+            [k for k in told if k.startswith(tid)] == wanted for told in stack.told().values()
+        ),
+        30,
+        0.5,
+        "started, stalled and completed told once each, in order, to each receiver",
+    )
     assert stack.status()["active_region"] == SECONDARY
     assert stack.status()["phase"] == "steady"
     assert stack.env_region() == SECONDARY
@@ -366,3 +381,27 @@ def test_skip_goes_on_and_the_split_is_shown_until_repaired(stack: E2EStack) -> 
     }
     assert stack.outside_state() == stack.desired_state(PRIMARY)
     assert stack.do_api("/_sandbox/violations")["violations"] == []
+
+
+def test_every_event_was_told_once_to_each_receiver(stack: E2EStack) -> None:
+    """Across the whole run: one notice per event and receiver, whatever was retried or
+    repeated (Alertmanager's repeats, throttled receivers, a responder restart)."""
+    history = http_json(f"{stack.urls['responder']}/api/v1/history?limit=500", stack.token)
+    finished = {"completed": "completed", "aborted": "aborted"}
+    expected = {f"{t['id']}:started" for t in history["transitions"]}
+    expected |= {f"{t['id']}:{finished[t['result']]}" for t in history["transitions"]}
+    wait_until(
+        lambda: all(expected <= set(keys) for keys in stack.told().values()),
+        30,
+        0.5,
+        "both receivers told every transition's start and end",
+    )
+    told = stack.told()
+    for receiver, keys in told.items():
+        assert len(keys) == len(set(keys)), f"{receiver} was told something twice: {keys}"
+    assert set(told["chat"]) == set(told["pagerduty"])
+    keys = set(told["chat"])
+    blocked = [k for k in keys if k.startswith("blocked:")]
+    assert blocked, "the double outage's blocked decision was told"
+    known = {t["id"] for t in history["transitions"]}
+    assert all(k.startswith("blocked:") or k.split(":")[0] in known for k in keys), keys

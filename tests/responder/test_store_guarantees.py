@@ -37,6 +37,7 @@ from responder.state.base import (
     UnknownTransition,
 )
 from responder.state.dynamodb import DynamoDBStore, create_control_table
+from responder.state.outbox import Delivery, Notice
 from responder.state.sqlite import SqliteStore
 from sandbox.net import wait_until
 from tests.responder.controlserver import ControlTableServer
@@ -659,3 +660,58 @@ def test_prune_forgets_old_history_but_not_the_newest_transition(
     assert store.state().last_transition == newest
     assert store.prune(clock.now + 10**6) == 2  # the decisions; the newest transition stays
     assert [t["id"] for t in store.history()["transitions"]] == [newest.id]
+
+
+def notice(notice_id: str, at: float, receivers: tuple[str, ...] = ("chat", "pd")) -> Notice:
+    return Notice(
+        notice_id, "started", at, "t", {"summary": "x"}, {r: Delivery() for r in receivers}
+    )
+
+
+def test_notices_are_queued_with_the_change_they_report(store: StateStore, clock: Clock) -> None:
+    lease = lease_for(store, ttl=10**6)
+    version = store.state().version
+    began = store.begin_transition(new(), version, lambda t: [notice(f"{t.id}:started", clock.now)])
+    assert began is not None
+    # The loser of a race queues nothing: its change did not happen.
+    assert store.begin_transition(new(), version, lambda t: [notice("lost", clock.now)]) is None
+    clock.now += 1
+    store.record_decision(
+        "blocked", "no", Cause(), announce=lambda d: [notice(f"{d.id}:blocked", clock.now)]
+    )
+    clock.now += 1
+    done = store.finish_transition(
+        began.id, "completed", lease.token, notices=[notice(f"{began.id}:completed", clock.now)]
+    )
+    # The same event queued again (a retried write) is not told twice.
+    store.record_decision(
+        "ignored", "x", Cause(), announce=lambda d: [notice(f"{began.id}:completed", clock.now)]
+    )
+    queued = store.notices(clock.now)
+    assert [n.id.split(":")[1] for n in queued] == ["started", "blocked", "completed"]
+    assert queued[0].subject == "t" and done.result == "completed"
+    assert [d["reason"] for d in store.history()["decisions"]] == ["x", "no"]
+
+
+def test_a_claimed_notice_is_delivered_by_one_holder(store: StateStore, clock: Clock) -> None:
+    store.record_decision("blocked", "no", Cause(), announce=lambda d: [notice("n1", clock.now)])
+    claimed = store.claim_notice("n1", "a", clock.now + 30, clock.now)
+    assert claimed is not None and claimed.claimed_by == "a"
+    assert store.claim_notice("n1", "b", clock.now + 30, clock.now) is None
+    (listed,) = store.notices(clock.now)  # still pending, and shown as claimed
+    assert (listed.claimed_by, listed.claim_until) == ("a", clock.now + 30)
+    with pytest.raises(LeaseLost):
+        store.update_notice(claimed, "b")
+    retry = Delivery("pending", 1, clock.now + 10, "HTTP 429")
+    delivered = Delivery("delivered", 1, 0.0, None, clock.now)
+    store.update_notice(claimed.with_delivery("pd", retry).with_delivery("chat", delivered), "a")
+    (later,) = store.notices(clock.now)
+    assert later.due(clock.now) == [] and later.claimed_by is None  # pd's next try is in 10 s
+    clock.now += 11
+    (again,) = store.notices(clock.now)
+    assert again.due(clock.now) == ["pd"] and again.deliveries["chat"].state == "delivered"
+    mine = store.claim_notice("n1", "b", clock.now + 30, clock.now)
+    assert mine is not None
+    store.update_notice(mine.with_delivery("pd", delivered), "b")
+    assert store.notices(clock.now + 10**6) == []
+    assert store.claim_notice("n1", "c", clock.now + 30, clock.now) is None  # nothing left to do

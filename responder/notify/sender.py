@@ -1,0 +1,151 @@
+"""The outbox's sender: claims a queued notice, tries each due receiver once, writes back.
+
+Every gunicorn worker (and replica) runs one; a claim in the store makes one of them
+deliver a given notice, and a crashed holder's claim expires. A notice is marked
+delivered only after its receiver answered 2xx, so a crash can repeat a delivery but
+never lose one; receivers that dedupe get the notice's id as Idempotency-Key.
+Temporary failures (429, 5xx, timeouts) are retried with capped backoff until
+give_up_after_seconds; permanent ones fail at once. Nothing here touches a transition.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Mapping
+
+from ddb_failover.config import Notify, Retry
+from ddb_failover.logs import kv
+from responder.errors import PermanentError, TemporaryError
+from responder.notify.receivers import SENDERS, Sender
+from responder.reconciler import backoff, default_holder
+from responder.state.base import StateStore, StoreUnavailable
+from responder.state.outbox import Delivery, Notice
+
+log = logging.getLogger(__name__)
+BACKOFF = Retry(initial_backoff_seconds=1.0, max_backoff_seconds=60.0)
+CLAIM_SECONDS = 60.0
+POLL_SECONDS = 2.0
+
+
+class Notifier:
+    """Delivers the outbox; receivers' secrets, the clock and the senders are injected."""
+
+    def __init__(
+        self,
+        store: StateStore,
+        notify: Notify,
+        secrets: Mapping[str, str],
+        *,
+        count: Callable[[str, str, str], None] = lambda receiver, event, result: None,
+        redact: Callable[[str], str] = str,
+        clock: Callable[[], float] = time.time,
+        rand: Callable[[], float] = random.random,
+        senders: Mapping[str, Sender] = SENDERS,
+        holder: str | None = None,
+    ) -> None:
+        self.store = store
+        self.receivers = {r.name: r for r in notify.receivers}
+        self.notify = notify
+        self._secrets = dict(secrets)
+        self._count = count
+        self._redact = redact
+        self._clock = clock
+        self._rand = rand
+        self._senders = senders
+        self.holder = holder or default_holder()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def run_once(self) -> int:
+        """Deliver what is due now, in order per transition and receiver; deliveries tried."""
+        tried = 0
+        # (subject, receiver) pairs with an older notice still pending: a chat room must not
+        # read "completed" before "started" because one of them was throttled.
+        waiting: set[tuple[str, str]] = set()
+        for queued in self.store.notices(self._clock()):
+            now = self._clock()
+            ready = [r for r in queued.due(now) if (queued.subject, r) not in waiting]
+            if ready and queued.claim_until <= now:
+                notice = self.store.claim_notice(queued.id, self.holder, now + CLAIM_SECONDS, now)
+                if notice is not None:
+                    for name in ready:
+                        notice = notice.with_delivery(name, self._deliver(notice, name))
+                        tried += 1
+                    self.store.update_notice(notice, self.holder)
+                    queued = notice
+            pending = [n for n, d in queued.deliveries.items() if d.state == "pending"]
+            waiting.update((queued.subject, name) for name in pending)
+        return tried
+
+    def _deliver(self, notice: Notice, name: str) -> Delivery:
+        """One attempt at one receiver, and what it leaves for the next."""
+        receiver = self.receivers.get(name)
+        before = notice.deliveries[name]
+        attempts = before.attempts + 1
+        now = self._clock()
+        if receiver is None:  # the configuration dropped it since the notice was queued
+            return Delivery("failed", attempts, 0.0, f"no receiver {name} configured", now)
+        try:
+            self._senders[receiver.type](
+                notice, receiver, self._secrets[name], self.notify.timeout_seconds
+            )
+        except TemporaryError as exc:
+            error = self._redact(str(exc))
+            if now - notice.at > self.notify.give_up_after_seconds:
+                return self._ended(notice, name, "failed", attempts, error)
+            self._count(name, notice.event, "retried")
+            wait = backoff(attempts, BACKOFF, self._rand(), exc.retry_after)
+            log.warning(kv(event="notice_retry", notice=notice.id, receiver=name, error=error))
+            return Delivery("pending", attempts, now + wait, error)
+        except PermanentError as exc:
+            return self._ended(notice, name, "failed", attempts, self._redact(str(exc)))
+        return self._ended(notice, name, "delivered", attempts, None)
+
+    def _ended(
+        self, notice: Notice, name: str, result: str, attempts: int, error: str | None
+    ) -> Delivery:
+        self._count(name, notice.event, result)
+        level = logging.INFO if result == "delivered" else logging.WARNING
+        log.log(
+            level,
+            kv(event="notice", notice=notice.id, receiver=name, result=result, error=error),
+        )
+        return Delivery(
+            "delivered" if result == "delivered" else "failed", attempts, 0.0, error, self._clock()
+        )
+
+    # -- the thread ----------------------------------------------------------
+
+    def start(self) -> None:
+        """Deliver in a daemon thread until stop(); a no-op without receivers."""
+        if self._thread is None and self.receivers:
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._loop, name="notifier", daemon=True)
+            self._thread.start()
+
+    def wake(self) -> None:
+        """Look at the outbox now, e.g. right after something was queued."""
+        self._wake.set()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop after the current round."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self._wake.clear()
+            try:
+                self.run_once()
+            except StoreUnavailable as exc:
+                log.warning(kv(event="notifier_store_unavailable", error=str(exc)))
+            except Exception:  # a bug: keep the traceback and the thread
+                log.exception(kv(event="notifier_round_failed"))
+            self._wake.wait(POLL_SECONDS)
