@@ -17,6 +17,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,7 @@ from ddb_failover.config import Config, DynamoDBState, Retry
 from responder.handling import handle_alerts
 from responder.reconciler import Reconciler
 from responder.state.base import (
+    Approval,
     Attempts,
     Cause,
     Freeze,
@@ -715,3 +717,25 @@ def test_a_claimed_notice_is_delivered_by_one_holder(store: StateStore, clock: C
     store.update_notice(mine.with_delivery("pd", delivered), "b")
     assert store.notices(clock.now + 10**6) == []
     assert store.claim_notice("n1", "c", clock.now + 30, clock.now) is None  # nothing left to do
+
+
+def test_an_approval_waits_then_its_decision_is_kept(store: StateStore, clock: Clock) -> None:
+    waiting = Approval("waiting", clock.now + 600, "abort", requested_by="alice",
+                       preview=({"action": "www", "current": 1, "desired": 2},))  # fmt: skip
+    began = store.begin_transition(
+        NewTransition("failover", EAST, WEST, Cause(), None, False, clock.now + 900, waiting),
+        store.state().version,
+    )
+    assert began is not None and began.approval == waiting
+    state = store.state()
+    assert (state.phase, state.desired_region) == ("awaiting_approval", WEST)
+    clock.now += 1000  # far past the transition's own deadline: waiting is not stalling
+    assert store.state().phase == "awaiting_approval"
+    approved = replace(waiting, state="approved", decided_by="bob", decided_at=clock.now)
+    op = Operation("approve", "bob", "go", clock.now)
+    after = store.operate(began.id, began.revision, op, None, approval=approved)
+    assert after is not None and after.approval == approved
+    assert store.state().phase == "failing_over"  # its deadline counts from the approval
+    clock.now += 901
+    assert store.state().phase == "stalled"
+    assert store.transition(began.id).approval == approved
