@@ -11,8 +11,11 @@ conditional UpdateItem on it, so DynamoDB itself settles races:
 - the lease changes hands only when the condition sees it free or expired,
   and its token only grows.
 
-No transactions are used. Finished transitions are archived as ("transition",
-ID) items (IDs sort by sequence number) and decisions as ("decision", ID).
+Finished transitions are archived as ("transition", ID) items (IDs sort by
+sequence number), decisions as ("decision", ID), and notification notices as
+("outbox", ID). A write that reports an event (a transition begun, stalled,
+finished; a blocked decision) and its notice are one TransactWriteItems, so the
+notice exists exactly when the change does.
 
 The client makes one attempt with short timeouts: a black-holed control table
 turns into StoreUnavailable (webhook 503, Alertmanager retries) within seconds.
