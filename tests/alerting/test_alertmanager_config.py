@@ -28,7 +28,11 @@ ROUTES = [
     ("alertname=FailoverResponderDown severity=critical instance=responder:9746", "pagerduty"),
     ("alertname=FailoverBlocked severity=critical kind=failover from_region=us-east-1",
      "pagerduty"),
-    ("alertname=FailoverActionFailing severity=critical action=www", "pagerduty"),
+    ("alertname=FailoverActionFailing severity=warning action=www", "null"),
+    ("alertname=FailoverStalled severity=critical", "pagerduty"),
+    ("alertname=FailoverAwaitingApproval severity=critical transition=t-1", "pagerduty"),
+    ("alertname=FailoverSplitState severity=critical action=www region=us-east-1", "pagerduty"),
+    ("alertname=FailoverStateStoreDown severity=critical instance=r1", "pagerduty"),
     # Warnings reach no one (Alertmanager UI and Grafana only).
     ("alertname=DynamoDBRegionDegraded severity=warning region=us-east-1 table=posts", "null"),
     # A RegionDown without severity still reaches the responder, never the pager.
