@@ -15,13 +15,17 @@ import pytest
 
 from ddb_failover.config import Retry
 from responder import operations
+from responder.actions.do_client import DOClient
+from responder.actions.do_dns_record import DNSRecord
 from responder.errors import PermanentError, TemporaryError
 from responder.reconciler import Reconciler, StepEvent, backoff, default_holder
 from responder.runner import Runner
 from responder.state.base import Cause, NewTransition, Refused, TransitionRecord
 from responder.state.sqlite import SqliteStore
 from sandbox.net import wait_until
+from tests.responder.dosandbox import Sandbox
 from tests.responder.fakes import EAST, WEST, FileAction, MemoryAction
+from tests.responder.test_actions_do import dns_action
 
 REPO = Path(__file__).resolve().parents[2]
 RETRY = Retry(initial_backoff_seconds=0.5, max_backoff_seconds=4.0)
@@ -473,3 +477,21 @@ def test_the_runner_prunes_history_once_an_hour(store: SqliteStore, clock: Clock
     clock.now += 3600
     assert runner.prune_if_due() == 1
     assert store.history()["decisions"] == []
+
+
+def test_a_day_long_retry_after_is_asked_again_at_the_cap(
+    store: SqliteStore, clock: Clock, do_client: DOClient, sandbox: Sandbox
+) -> None:
+    """A real 429 with Retry-After: 86400 from the DigitalOcean sandbox: next try at the cap."""
+    sandbox.fault(status=429, count=1, retry_after=86400, path_prefix="/v2/domains")
+    dns = DNSRecord(dns_action(), do_client)
+    begin(store)
+    rec = reconciler(store, [dns], Recorder(), retry=Retry(max_backoff_seconds=30.0))
+    assert rec.run_once() is None
+    attempts = store.state().in_progress.attempts  # type: ignore[union-attr]
+    assert attempts is not None and "HTTP 429" in attempts.error
+    assert attempts.retry_at == clock.now + 30.0  # not a day: the cap
+    clock.now += 30
+    done = rec.run_once()
+    assert done is not None and done.result == "completed"
+    assert sandbox.record(102)["data"] == "198.51.100.20"  # the seed's www A record
