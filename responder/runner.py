@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 
 from ddb_failover.logs import kv
+from responder.loop import Loop
 from responder.reconciler import Reconciler
 from responder.state.base import StateStore, StoreUnavailable, TransitionRecord
 
@@ -22,8 +23,10 @@ log = logging.getLogger(__name__)
 PRUNE_EVERY_SECONDS = 3600.0
 
 
-class Runner:
+class Runner(Loop):
     """Runs reconciler passes in a daemon thread: on wake(), and every interval otherwise."""
+
+    name = "reconciler"
 
     def __init__(
         self,
@@ -35,6 +38,7 @@ class Runner:
         retain_seconds: float | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        super().__init__()
         self.store = store
         self.reconciler = reconciler
         self.interval = interval_seconds
@@ -42,34 +46,7 @@ class Runner:
         self.retain_seconds = retain_seconds
         self._clock = clock
         self._pruned_at: float | None = None
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self._pass_lock = threading.Lock()  # run_now() and the thread never overlap
-
-    @property
-    def running(self) -> bool:
-        """True while the thread is alive."""
-        return self._thread is not None and self._thread.is_alive()
-
-    def start(self) -> None:
-        """Start the thread; call it in each worker after fork (threads do not survive fork)."""
-        if self._thread is None:
-            self._stop.clear()
-            self._thread = threading.Thread(target=self._loop, name="reconciler", daemon=True)
-            self._thread.start()
-
-    def wake(self) -> None:
-        """Ask for a pass now, e.g. right after a transition was recorded."""
-        self._wake.set()
-
-    def stop(self, timeout: float = 5.0) -> None:
-        """Stop after the current pass; waits up to timeout."""
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
 
     def run_now(self) -> TransitionRecord | None:
         """One pass in the caller's thread: drive the transition in progress, if one is due."""
@@ -100,16 +77,14 @@ class Runner:
             return self.interval
         return min(max(due, self.busy_interval), self.interval)
 
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            self._wake.clear()  # a wake() during the pass below triggers another pass
-            wait = self.interval
-            try:
-                self.run_now()
-                self.prune_if_due()
-                wait = self._next_wait()
-            except StoreUnavailable as exc:  # expected during an outage: one line, retry
-                log.warning(kv(event="reconciler_store_unavailable", error=str(exc)))
-            except Exception:  # a bug: keep the traceback, and keep the loop alive
-                log.exception(kv(event="reconciler_pass_failed", holder=self.reconciler.holder))
-            self._wake.wait(wait)
+    def round(self) -> float:
+        """A pass, and pruning when due; the wait until the next attempt is due."""
+        try:
+            self.run_now()
+            self.prune_if_due()
+            return self._next_wait()
+        except StoreUnavailable as exc:  # expected during an outage: one line, retry
+            log.warning(kv(event="reconciler_store_unavailable", error=str(exc)))
+        except Exception:  # a bug: keep the traceback, and keep the loop alive
+            log.exception(kv(event="reconciler_pass_failed", holder=self.reconciler.holder))
+        return self.interval

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import logging
 import random
-import threading
 import time
 from collections.abc import Callable, Mapping
 
 from ddb_failover.config import Notify, Retry
 from ddb_failover.logs import kv
 from responder.errors import PermanentError, TemporaryError
+from responder.loop import Loop
 from responder.notify.receivers import SENDERS, Sender
 from responder.reconciler import backoff, default_holder
 from responder.state.base import StateStore, StoreUnavailable
@@ -30,8 +30,10 @@ CLAIM_SECONDS = 60.0
 POLL_SECONDS = 2.0
 
 
-class Notifier:
+class Notifier(Loop):
     """Delivers the outbox; receivers' secrets, the clock and the senders are injected."""
+
+    name = "notifier"
 
     def __init__(
         self,
@@ -46,6 +48,7 @@ class Notifier:
         senders: Mapping[str, Sender] = SENDERS,
         holder: str | None = None,
     ) -> None:
+        super().__init__()
         self.store = store
         self.receivers = {r.name: r for r in notify.receivers}
         self.notify = notify
@@ -56,9 +59,6 @@ class Notifier:
         self._rand = rand
         self._senders = senders
         self.holder = holder or default_holder()
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     def run_once(self) -> int:
         """Deliver what is due now, in order per transition and receiver; deliveries tried."""
@@ -118,34 +118,17 @@ class Notifier:
             "delivered" if result == "delivered" else "failed", attempts, 0.0, error, self._clock()
         )
 
-    # -- the thread ----------------------------------------------------------
+    def round(self) -> float:
+        """Deliver what is due; rest POLL_SECONDS (a queued notice wakes the thread sooner)."""
+        try:
+            self.run_once()
+        except StoreUnavailable as exc:
+            log.warning(kv(event="notifier_store_unavailable", error=str(exc)))
+        except Exception:  # a bug: keep the traceback and the thread
+            log.exception(kv(event="notifier_round_failed"))
+        return POLL_SECONDS
 
     def start(self) -> None:
         """Deliver in a daemon thread until stop(); a no-op without receivers."""
-        if self._thread is None and self.receivers:
-            self._stop.clear()
-            self._thread = threading.Thread(target=self._loop, name="notifier", daemon=True)
-            self._thread.start()
-
-    def wake(self) -> None:
-        """Look at the outbox now, e.g. right after something was queued."""
-        self._wake.set()
-
-    def stop(self, timeout: float = 5.0) -> None:
-        """Stop after the current round."""
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            self._wake.clear()
-            try:
-                self.run_once()
-            except StoreUnavailable as exc:
-                log.warning(kv(event="notifier_store_unavailable", error=str(exc)))
-            except Exception:  # a bug: keep the traceback and the thread
-                log.exception(kv(event="notifier_round_failed"))
-            self._wake.wait(POLL_SECONDS)
+        if self.receivers:
+            super().start()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 from responder.alerts import format_time
@@ -170,30 +170,12 @@ class Attempts:
 
     def to_store(self) -> Json:
         """The stored form: times as Unix seconds."""
-        return {
-            "action": self.action,
-            "rollback": self.rollback,
-            "count": self.count,
-            "first_at": self.first_at,
-            "last_at": self.last_at,
-            "error": self.error,
-            "retry_at": self.retry_at,
-        }
+        return asdict(self)
 
     @classmethod
     def from_store(cls, data: Json) -> Attempts | None:
         """Rebuild from to_store() output; None for None."""
-        if not data:
-            return None
-        return cls(
-            action=data["action"],
-            rollback=bool(data.get("rollback", False)),
-            count=int(data["count"]),
-            first_at=float(data["first_at"]),
-            last_at=float(data["last_at"]),
-            error=str(data["error"]),
-            retry_at=None if data.get("retry_at") is None else float(data["retry_at"]),
-        )
+        return cls(**data) if data else None
 
 
 @dataclass(frozen=True)
@@ -274,31 +256,14 @@ class Approval:
 
     def to_store(self) -> Json:
         """The stored form: times as Unix seconds."""
-        return {
-            **self.to_json(),
-            "deadline_at": self.deadline_at,
-            "decided_at": self.decided_at,
-            "alerts_resolved_at": self.alerts_resolved_at,
-            "source_last_healthy": self.source_last_healthy,
-        }
+        return asdict(self)
 
     @classmethod
     def from_store(cls, data: Json) -> Approval | None:
         """Rebuild from to_store() output; None for None."""
         if not data:
             return None
-        return cls(
-            state=data["state"],
-            deadline_at=float(data["deadline_at"]),
-            on_timeout=data["on_timeout"],
-            requested_by=data.get("requested_by"),
-            source_last_healthy=data.get("source_last_healthy"),
-            preview=tuple(data.get("preview") or ()),
-            decided_by=data.get("decided_by"),
-            decided_at=data.get("decided_at"),
-            reason=data.get("reason"),
-            alerts_resolved_at=data.get("alerts_resolved_at"),
-        )
+        return cls(**{**data, "preview": tuple(data.get("preview") or ())})
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ reports, then delivered to each of its receivers, with retries, by whoever claim
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
 Json = Any
@@ -22,26 +22,10 @@ class Delivery:
     error: str | None = None
     done_at: float | None = None
 
-    def to_store(self) -> Json:
-        """The stored form."""
-        return {
-            "state": self.state,
-            "attempts": self.attempts,
-            "next_at": self.next_at,
-            "error": self.error,
-            "done_at": self.done_at,
-        }
-
     @classmethod
     def from_store(cls, data: Json) -> Delivery:
-        """Rebuild from to_store() output."""
-        return cls(
-            state=data["state"],
-            attempts=int(data["attempts"]),
-            next_at=float(data["next_at"]),
-            error=data.get("error"),
-            done_at=data.get("done_at"),
-        )
+        """Rebuild from the stored form (asdict)."""
+        return cls(**data)
 
 
 @dataclass(frozen=True)
@@ -69,30 +53,13 @@ class Notice:
 
     def to_store(self) -> Json:
         """The stored form (deliveries and claim included)."""
-        return {
-            "id": self.id,
-            "event": self.event,
-            "at": self.at,
-            "subject": self.subject,
-            "data": self.data,
-            "deliveries": {k: v.to_store() for k, v in self.deliveries.items()},
-            "claimed_by": self.claimed_by,
-            "claim_until": self.claim_until,
-        }
+        return asdict(self)
 
     @classmethod
     def from_store(cls, data: Json) -> Notice:
         """Rebuild from to_store() output."""
-        return cls(
-            id=data["id"],
-            event=data["event"],
-            at=float(data["at"]),
-            subject=data["subject"],
-            data=data["data"],
-            deliveries={k: Delivery.from_store(v) for k, v in data["deliveries"].items()},
-            claimed_by=data.get("claimed_by"),
-            claim_until=float(data.get("claim_until") or 0.0),
-        )
+        deliveries = {k: Delivery.from_store(v) for k, v in data["deliveries"].items()}
+        return cls(**{**data, "deliveries": deliveries})
 
 
 # What a store write reports, made from the record it writes (a new transition has its id

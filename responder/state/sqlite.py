@@ -400,24 +400,29 @@ class SqliteStore(StateStore):
         with self._write() as db:
             self._check_token(db, fencing_token)
             self._running(db, transition_id)
-            db.execute(
-                "INSERT INTO steps (transition_id, action, result, before, after, error, at,"
-                " attempts, fencing_token, rollback) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    transition_id,
-                    step.action,
-                    step.result,
-                    json.dumps(step.before),
-                    json.dumps(step.after),
-                    step.error,
-                    step.at or self._clock(),
-                    step.attempts,
-                    fencing_token,
-                    int(step.rollback),
-                ),
-            )
+            self._insert_step(db, transition_id, step, fencing_token)
             # Steps run one at a time: once one is journaled, nothing is in trouble.
             self._set_attempts(db, transition_id, None)
+
+    def _insert_step(
+        self, db: sqlite3.Connection, transition_id: str, step: StepRecord, token: int | None
+    ) -> None:
+        db.execute(
+            "INSERT INTO steps (transition_id, action, result, before, after, error, at,"
+            " attempts, fencing_token, rollback) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                transition_id,
+                step.action,
+                step.result,
+                json.dumps(step.before),
+                json.dumps(step.after),
+                step.error,
+                step.at or self._clock(),
+                step.attempts,
+                token,
+                int(step.rollback),
+            ),
+        )
 
     def record_attempts(
         self,
@@ -467,21 +472,7 @@ class SqliteStore(StateStore):
                     (json.dumps(operations), transition_id),
                 )
             if step is not None:
-                db.execute(
-                    "INSERT INTO steps (transition_id, action, result, before, after, error, at,"
-                    " attempts, rollback) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        transition_id,
-                        step.action,
-                        step.result,
-                        json.dumps(step.before),
-                        json.dumps(step.after),
-                        step.error,
-                        step.at or self._clock(),
-                        step.attempts,
-                        int(step.rollback),
-                    ),
-                )
+                self._insert_step(db, transition_id, step, None)
             self._set_attempts(db, transition_id, attempts)
             self._enqueue(db, notices)
             return self._reread(db, transition_id, None)
