@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from flask import Flask, Response
 from prometheus_client import CollectorRegistry
@@ -16,6 +17,8 @@ from responder.actions import registry as action_registry
 from responder.actions.base import Action
 from responder.handling import ReadinessFn
 from responder.metrics import ResponderMetrics, multiprocess_dir
+from responder.plan_file import PlanFile, stale_after
+from responder.plan_runner import PlanRunner, PlanSource
 from responder.readiness import CachedReadiness, ReadinessChecker
 from responder.reconciler import Reconciler, StepEvent
 from responder.runner import Runner
@@ -56,14 +59,17 @@ def create_app(
     readiness: ReadinessFn | None = None,
     lease_seconds: float | None = None,
     poll_seconds: float = 5.0,
+    plan_dir: Path | None = None,
 ) -> Flask:
-    """The responder app; its runner is started by the caller (gunicorn's post_worker_init).
+    """The responder app; its runners are started by the caller (gunicorn's post_worker_init).
 
     The webhook token is read now, so a missing secret stops the start (ConfigError).
+    plan_dir holds the replica's plan file and lock (default: beside the metrics).
     """
     token = config.responder.webhook_token.read()
     if store is None:
         store = open_store(config, clock)
+    injected = list(actions) if actions is not None else None
     actions = list(actions) if actions is not None else action_registry.build(config)
     metrics = ResponderMetrics(
         registry if registry is not None else CollectorRegistry(),
@@ -71,6 +77,8 @@ def create_app(
         [a.name for a in actions],
         multiprocess_dir(),
     )
+    # The plan reads readiness uncached, with its own checker, unless one is injected.
+    plan_readiness = readiness or ReadinessChecker.from_config(config).check
     if readiness is None:
         readiness = CachedReadiness(ReadinessChecker.from_config(config)).check
 
@@ -88,7 +96,10 @@ def create_app(
         on_finished=metrics.finished,
     )
     runner = Runner(store, reconciler, interval_seconds=poll_seconds)
-    service = Service(config, store, actions, metrics, readiness, runner, clock)
+    plan_file, plan_runner = _plan(config, store, injected, plan_readiness, plan_dir, clock)
+    service = Service(
+        config, store, actions, metrics, readiness, runner, clock, plan_file, plan_runner
+    )
 
     app = Flask(__name__)
     # No MAX_CONTENT_LENGTH: werkzeug would silently truncate a chunked body at the limit;
@@ -101,6 +112,38 @@ def create_app(
     app.register_error_handler(StoreUnavailable, _store_unavailable)
     app.register_error_handler(HTTPException, _http_error)
     return app
+
+
+def plan_dir_for(config: Config) -> Path:
+    """Where a replica keeps its plan: beside its metrics (emptied at start), else its records."""
+    metrics_dir = multiprocess_dir()
+    if metrics_dir is not None:
+        return Path(metrics_dir) / "plan"
+    return action_registry.state_dir_for(config.responder) / "plan"
+
+
+def _plan(
+    config: Config,
+    store: StateStore,
+    injected: Sequence[Action] | None,
+    readiness: ReadinessFn,
+    plan_dir: Path | None,
+    clock: Callable[[], float],
+) -> tuple[PlanFile, PlanRunner]:
+    """The plan file every worker reads, and this worker's evaluation loop.
+
+    The evaluator builds its own actions (its own clients), so it never shares a
+    connection with the reconciler's thread; injected actions are shared.
+    """
+    interval = config.responder.plan.interval_seconds
+    plan_file = PlanFile(plan_dir or plan_dir_for(config), stale_after(interval), clock)
+    source = PlanSource(
+        config,
+        store,
+        readiness,
+        (lambda: injected) if injected is not None else (lambda: action_registry.build(config)),
+    )
+    return plan_file, PlanRunner(source, plan_file, interval)
 
 
 def _store_unavailable(exc: StoreUnavailable) -> Response:
@@ -136,3 +179,9 @@ def runner_of(app: Flask) -> Runner:
     """The app's reconciler runner (gunicorn_conf starts it in each worker)."""
     service: Service = app.extensions[SERVICE]
     return service.runner
+
+
+def plan_runner_of(app: Flask) -> PlanRunner:
+    """The app's plan evaluation loop (gunicorn_conf starts it in each worker)."""
+    service: Service = app.extensions[SERVICE]
+    return service.plan_runner

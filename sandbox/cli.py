@@ -38,6 +38,14 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--failback-window", default="1m", help="DynamoDBFailbackReady window")
     up.add_argument("--min-dwell-seconds", type=float, default=20.0)
     up.add_argument("--alertmanager-replicas", type=int, default=1, choices=(1, 2, 3))
+    up.add_argument(
+        "--plan-interval-seconds", type=float, default=5.0, help="responder.plan.interval_seconds"
+    )
+    up.add_argument(
+        "--extra-actions",
+        type=Path,
+        help="a YAML list of responder actions to append to the generated ones",
+    )
 
     chaos = sub.add_parser("chaos", help="break or mend one region of a running stack")
     chaos.add_argument("--dir", required=True, type=Path)

@@ -24,21 +24,28 @@ from azure.core.pipeline import PipelineRequest, PipelineResponse
 from azure.core.pipeline.policies import RetryPolicy, SansIOHTTPPolicy
 
 from ddb_failover.config import ConfigError, DigitalOcean
+from responder.actions.inspection import CREDENTIALS, MISSING, RATE_LIMITED
 from responder.errors import PermanentError, TemporaryError
 
 PER_PAGE = 200
 MAX_PAGES = 50
 _MESSAGE_CHARS = 300
+# 403 is a token without the scope the call needs: a credentials problem too.
+_STATUS_KINDS = {401: CREDENTIALS, 403: CREDENTIALS, 404: MISSING}
 
 
 class _BearerToken(SansIOHTTPPolicy):
-    """Sets the API token on every request, over https or the configured plain-http URL."""
+    """Sets the API token on every request, over https or the configured plain-http URL.
 
-    def __init__(self, token: str) -> None:
-        self._header = f"Bearer {token}"
+    The token is read afresh for each request, so a rotated token file takes effect
+    without a restart, for failovers and plan evaluations alike.
+    """
+
+    def __init__(self, token: Callable[[], str]) -> None:
+        self._token = token
 
     def on_request(self, request: PipelineRequest) -> None:
-        request.http_request.headers["Authorization"] = self._header
+        request.http_request.headers["Authorization"] = f"Bearer {self._token()}"
 
 
 def retry_after_seconds(headers: Mapping[str, str], now: float | None = None) -> float | None:
@@ -72,12 +79,12 @@ def status_error(
         detail = ": " + ": ".join(parts)[:_MESSAGE_CHARS] if parts else ""
     message = f"{what}: HTTP {status}{detail}"
     if status == 429:
-        return TemporaryError(message, retry_after=retry_after_seconds(headers))
+        return TemporaryError(message, retry_after_seconds(headers), RATE_LIMITED)
     if status == 408 or status >= 500:
         # DigitalOcean sends ratelimit-reset on every answer; only Retry-After speaks to a 5xx.
         retry_after = {k: v for k, v in headers.items() if k.lower() == "retry-after"}
         return TemporaryError(message, retry_after=retry_after_seconds(retry_after))
-    return PermanentError(message)
+    return PermanentError(message, _STATUS_KINDS.get(status))
 
 
 def _with_status(pipeline_response: PipelineResponse, body: Any, _headers: Any) -> Any:
@@ -89,14 +96,17 @@ def _with_status(pipeline_response: PipelineResponse, body: Any, _headers: Any) 
 class DOClient:
     """A pydo client with no retries, bounded timeouts and checked responses."""
 
-    def __init__(self, api_url: str, token: str, timeout_seconds: float) -> None:
+    def __init__(
+        self, api_url: str, token: str | Callable[[], str], timeout_seconds: float
+    ) -> None:
         if not api_url.startswith(("https://", "http://")):
             raise ConfigError(f"digitalocean.api_url {api_url!r} must start with https://")
         self.api_url = api_url
+        read_token = token if callable(token) else lambda: token
         self.pydo = pydo.Client(
-            token,
+            read_token(),
             endpoint=api_url.rstrip("/"),
-            authentication_policy=_BearerToken(token),
+            authentication_policy=_BearerToken(read_token),
             retry_policy=RetryPolicy.no_retries(),
             # azure-core logs every request's headers at INFO; our own log lines say what matters.
             http_logging_policy=SansIOHTTPPolicy(),
@@ -106,8 +116,11 @@ class DOClient:
 
     @classmethod
     def from_config(cls, config: DigitalOcean) -> DOClient:
-        """Build from the digitalocean config section; ConfigError when the token is unreadable."""
-        return cls(config.api_url, config.token.read(), config.timeout_seconds)
+        """Build from the digitalocean config section; ConfigError when the token is unreadable.
+
+        The token is read now (a missing secret stops the start) and again on every request.
+        """
+        return cls(config.api_url, config.token.read, config.timeout_seconds)
 
     def call(self, what: str, operation: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Run one pydo operation; its body on 2xx, else Temporary/PermanentError."""
@@ -121,6 +134,8 @@ class DOClient:
         except AzureError as exc:
             # Connection refused or reset, connect or read timeout.
             raise TemporaryError(f"{what}: {type(exc).__name__}: {exc.message}") from None
+        except ConfigError as exc:  # the token file or variable went away since the start
+            raise PermanentError(f"{what}: {exc}", CREDENTIALS) from None
         if not 200 <= status < 300:
             raise status_error(what, status, headers, body)
         return body

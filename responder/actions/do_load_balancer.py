@@ -11,11 +11,13 @@ least one droplet: a load balancer with no backends is an outage, not a failover
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from ddb_failover.config import LoadBalancerAction, LoadBalancerTarget
 from responder.actions.base import Action, Json, Transition
 from responder.actions.do_client import DOClient
+from responder.actions.inspection import INVALID_TARGET, MISSING, Limits, Problem
 from responder.errors import PermanentError
 
 # The load balancer's settings a PUT may carry back (the API's writable fields);
@@ -58,6 +60,14 @@ def describe(load_balancer: dict[str, Any]) -> Json:
     if tag:
         return {"tag": tag}
     return {"droplet_ids": sorted(int(i) for i in load_balancer.get("droplet_ids") or ())}
+
+
+def region_slug(resource: dict[str, Any]) -> str | None:
+    """A load balancer's or droplet's region slug (the API nests it in a region object)."""
+    region = resource.get("region")
+    if isinstance(region, dict) and region.get("slug"):
+        return str(region["slug"])
+    return region if isinstance(region, str) and region else None
 
 
 def update_body(load_balancer: dict[str, Any], desired: dict[str, Any]) -> dict[str, Any]:
@@ -104,6 +114,48 @@ class LoadBalancer(Action):
         """The region's target."""
         return target_state(self.config.values[region])
 
+    def examine(self, region: str, desired: Json, limits: Limits, problems: list[Problem]) -> Json:
+        """Also: the region's target names droplets that exist, in the load balancer's region."""
+        load_balancer = self._get()
+        if "tag" in desired:
+            problems.extend(self._tag_problems(desired["tag"], region_slug(load_balancer)))
+        else:
+            problems.extend(self._droplet_problems(desired["droplet_ids"]))
+        return describe(load_balancer)
+
+    def _tag_problems(self, tag: str, where: str | None) -> list[Problem]:
+        slugs = {region_slug(d) for d in self._tagged_droplets(tag)}
+        if not slugs:
+            return [Problem(INVALID_TARGET, f"{self.name}: no droplet has tag {tag!r}")]
+        if where is not None and where not in slugs:
+            elsewhere = ", ".join(sorted(str(s) for s in slugs))
+            return [
+                Problem(
+                    INVALID_TARGET,
+                    f"{self.name}: the droplets tagged {tag!r} are in {elsewhere}, none in the "
+                    f"load balancer's region {where}",
+                )
+            ]
+        return []
+
+    def _droplet_problems(self, droplet_ids: list[int]) -> list[Problem]:
+        missing = []
+        for droplet_id in droplet_ids:
+            try:
+                self.client.call(
+                    f"{self.name}: get droplet {droplet_id}",
+                    self.client.pydo.droplets.get,
+                    droplet_id,
+                )
+            except PermanentError as exc:
+                if exc.kind != MISSING:
+                    raise
+                missing.append(str(droplet_id))
+        if not missing:
+            return []
+        listed = ", ".join(missing)
+        return [Problem(INVALID_TARGET, f"{self.name}: droplet(s) {listed} do not exist")]
+
     def apply(self, desired: Json, transition: Transition) -> None:
         """Check the tag names droplets, then PUT the load balancer with the new target."""
         if "tag" in desired:
@@ -117,11 +169,13 @@ class LoadBalancer(Action):
         )
 
     def _require_tagged_droplets(self, tag: str) -> None:
-        droplets = self.client.paginate(
+        if next(iter(self._tagged_droplets(tag)), None) is None:
+            raise PermanentError(f"{self.name}: no droplet has tag {tag!r}; not moving traffic")
+
+    def _tagged_droplets(self, tag: str) -> Iterator[dict[str, Any]]:
+        return self.client.paginate(
             f"{self.name}: list droplets tagged {tag}",
             self.client.pydo.droplets.list,
             "droplets",
             tag_name=tag,
         )
-        if next(iter(droplets), None) is None:
-            raise PermanentError(f"{self.name}: no droplet has tag {tag!r}; not moving traffic")

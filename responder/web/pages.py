@@ -14,7 +14,7 @@ RECENT = 20
 
 @bp.get("/")
 def index() -> tuple[str, int]:
-    """Active region first, then phase, freeze, the last transition's steps, recent decisions."""
+    """Active region first, then phase, freeze, the last transition, the plan, recent history."""
     svc = service()
     try:
         status = svc.status()
@@ -23,6 +23,11 @@ def index() -> tuple[str, int]:
         page = render_template("status.html", error=str(exc), refresh=REFRESH_SECONDS)
         return page, 503
     page = render_template(
-        "status.html", status=status, history=history, refresh=REFRESH_SECONDS, error=None
+        "status.html",
+        status=status,
+        history=history,
+        plan=svc.plan(),
+        refresh=REFRESH_SECONDS,
+        error=None,
     )
     return page, 200

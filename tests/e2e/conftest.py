@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -23,12 +26,60 @@ FAILBACK_WINDOW_SECONDS = 30
 FAILOVER_BOUND_SECONDS = 40
 
 
+class PlanWatch:
+    """Samples the responder's plan twice a second for the whole session."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.samples: list[tuple[float, dict[str, Any]]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="plan-watch", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.5):
+            try:
+                self.samples.append((time.time(), http_json(f"{self.url}/api/v1/plan")))
+            except OSError:
+                continue  # a busy moment; the next sample counts
+
+
+@dataclass(frozen=True)
 class E2EStack(StackView):
     """A StackView with the helpers the end-to-end tests share."""
 
+    # (time, region, op) of every chaos operation, for judging the plan's answers.
+    chaos_log: list[tuple[float, str, str]] = field(default_factory=list)
+    plan_watch: list[PlanWatch] = field(default_factory=list)
+
     def chaos(self, region: str, op: str) -> None:
         """Apply a chaos operation through the supervisor, as a user would."""
+        self.chaos_log.append((time.time(), region, op))
         send_chaos(self.dir, {"region": region, "op": op})
+
+    def down_between(self, region: str, start: float, end: float) -> bool:
+        """True if region was paused or stopped at any moment from start to end."""
+        down = False
+        for moment, name, op in self.chaos_log:
+            if name != region:
+                continue
+            if moment > end:
+                break
+            if op in ("pause", "stop"):
+                down = True
+                if moment >= start:
+                    return True
+            elif op in ("resume", "start"):
+                if down and moment >= start:
+                    return True
+                down = False
+        return down
 
     def do_api(self, path: str, method: str = "GET", body: Any = None) -> Any:
         """Call one of the DigitalOcean sandbox's control endpoints."""
@@ -129,6 +180,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2EStack]:
         view = wait_stack(directory, proc)
         e2e = E2EStack(view.dir, view.urls, view.token)
         e2e.wait_quiet(timeout=120)
+        watch = PlanWatch(view.urls["responder"])
+        e2e.plan_watch.append(watch)
+        watch.start()
         yield e2e
+        watch.stop()
     finally:
         stop_process(proc, grace=60)

@@ -105,11 +105,19 @@ def test_both_regions_down_is_blocked_and_pages(stack: E2EStack) -> None:
 def test_sustained_outage_fails_over_once_despite_a_flaky_api(stack: E2EStack) -> None:
     before = transitions(stack)
     stack.do_api("/_sandbox/requests", method="DELETE")
-    # The DigitalOcean API throttles then errors: the failover must still complete.
-    stack.do_api(
-        "/_sandbox/faults", method="POST", body={"status": 429, "count": 2, "retry_after": 1}
+    # The DigitalOcean API throttles then errors: the failover must still complete. The
+    # faults hit the record's own path, which only the failover's change uses (the plan's
+    # evaluations list the records, and would otherwise take the faults first).
+    www = stack.actions()["www"]
+    record = next(
+        r
+        for r in stack.do_get(f"/v2/domains/{www['domain']}/records")["domain_records"]
+        if r["type"] == "A" and r["name"] == www["record_name"]
     )
-    stack.do_api("/_sandbox/faults", method="POST", body={"status": 500, "count": 2})
+    path = f"/v2/domains/{www['domain']}/records/{record['id']}"
+    faults = [{"status": 429, "count": 2, "retry_after": 1}, {"status": 500, "count": 2}]
+    for fault in faults:
+        stack.do_api("/_sandbox/faults", method="POST", body={**fault, "path_prefix": path})
     stack.chaos(PRIMARY, "pause")
     onset = time.monotonic()
 
@@ -122,6 +130,8 @@ def test_sustained_outage_fails_over_once_despite_a_flaky_api(stack: E2EStack) -
     assert {s["action"]: s["result"] for s in transition["steps"]} == {
         "www": "applied",
         "wordpress-lb": "applied",
+        "origin": "applied",
+        "wp-region": "applied",
         "wp-env": "applied",
     }
     assert stack.status()["active_region"] == SECONDARY
@@ -203,3 +213,39 @@ def test_failback_after_the_window_restores_the_primary(stack: E2EStack) -> None
     assert stack.status()["active_region"] == PRIMARY
     assert stack.env_region() == PRIMARY
     assert stack.outside_state() == stack.desired_state(PRIMARY)
+
+
+def test_the_plan_stayed_ready_for_every_region_that_was_up(stack: E2EStack) -> None:
+    """No false alarm through blip, double outage, failover and failback.
+
+    The only problems allowed are a region's own readiness while it was down (or had
+    just come back and was catching up on replication): those are true.
+    """
+    (watch,) = stack.plan_watch
+    samples = list(watch.samples)
+    assert samples, "the plan was never read"
+    evaluated = {document["evaluated_at_unix"] for _, document in samples}
+    run = samples[-1][0] - samples[0][0]
+    interval = samples[-1][1]["interval_seconds"]
+    assert len(evaluated) >= run / interval / 2, f"{len(evaluated)} evaluations in {run:.0f} s"
+    catch_up = 2 * interval + 15
+    false_alarms = []
+    for _, document in samples:
+        assert document["stale"] is False, document
+        at = document["evaluated_at_unix"]
+        for region, planned in document["regions"].items():
+            for entry in planned["actions"]:
+                errors = [p for p in entry["problems"] if p["severity"] == "error"]
+                down = stack.down_between(region, at - catch_up, at)
+                if errors and not (entry["action"] == "readiness" and down):
+                    false_alarms.append((document["evaluated_at"], region, entry))
+    assert false_alarms == []
+    # After the failback the plan is the way out of the primary again, and ready.
+    url = f"{stack.urls['responder']}/api/v1/plan"
+    back = wait_until(
+        lambda: (d := http_json(url))["active_region"] == PRIMARY and d,
+        2 * interval + 10,
+        0.5,
+        "the plan after the failback",
+    )
+    assert back["ready"] is True and list(back["regions"]) == [SECONDARY]

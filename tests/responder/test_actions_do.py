@@ -27,6 +27,7 @@ from responder.actions.base import Transition, reconcile
 from responder.actions.do_client import DOClient, retry_after_seconds, status_error
 from responder.actions.do_dns_record import DNSRecord, normalise_data, relative_name
 from responder.actions.do_load_balancer import LoadBalancer
+from responder.actions.inspection import Limits
 from responder.errors import PermanentError, TemporaryError
 from sandbox.net import free_port, port_open, wait_until
 
@@ -411,3 +412,119 @@ def test_refused_connection_is_temporary() -> None:
     client = DOClient(f"http://127.0.0.1:{free_port()}", TOKEN, 0.5)
     with pytest.raises(TemporaryError, match="ServiceRequestError"):
         DNSRecord(dns_action(), client).current()
+
+
+# --- inspect: the plan's read-only view ---
+
+
+def kinds(inspection: Any) -> list[tuple[str, str]]:
+    return [(p.kind, p.severity) for p in inspection.problems]
+
+
+def test_dns_inspect_reads_only_and_says_what_would_change(
+    sandbox: Sandbox, client: DOClient
+) -> None:
+    seen = DNSRecord(dns_action(ttl=60), client).inspect(WEST, Limits(max_ttl_seconds=300))
+
+    assert (seen.current, seen.desired) == (
+        {"data": "203.0.113.10", "ttl": 300},
+        {"data": "198.51.100.20", "ttl": 60},
+    )
+    assert (seen.would_change, seen.ready, seen.problems) == (True, True, ())
+    assert sandbox.writes() == []
+    assert [r["path"] for r in sandbox.requests()] == ["/v2/domains/example.test/records"]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected", "words"),
+    [
+        ({"record_name": "nope"}, [("missing", "error")], "A nope in example.test does not exist"),
+        ({"domain": "nope.test"}, [("missing", "error")], "HTTP 404"),
+        ({"record_name": "rr"}, [("invalid_target", "error")], "2 records A rr in example.test"),
+        (
+            {"values": {EAST: "203.0.113.10", WEST: "www.example.test"}, "ttl": 60},
+            [("invalid_target", "error")],
+            "the value for eu-west-1, 'www.example.test', is not a valid A record value",
+        ),
+        # No TTL configured: the record's own (300 s) is what resolvers will cache.
+        ({}, [("ttl", "warning")], "has TTL 300 s, over plan.max_ttl_seconds (120 s)"),
+        ({"ttl": 600}, [("ttl", "warning")], "has TTL 600 s"),
+    ],
+)
+def test_dns_inspect_problems(
+    sandbox: Sandbox, client: DOClient, overrides: dict[str, Any], expected: Any, words: str
+) -> None:
+    seen = DNSRecord(dns_action(**overrides), client).inspect(WEST, Limits(max_ttl_seconds=120))
+
+    assert kinds(seen) == expected
+    assert words in seen.problems[0].message
+    assert seen.ready == (expected[0][1] == "warning")
+    assert sandbox.writes() == []
+
+
+def test_dns_inspect_reads_the_token_afresh(sandbox: Sandbox, tmp_path: Path) -> None:
+    token = tmp_path / "do-token"
+    token.write_text(TOKEN)
+    config = DigitalOcean(api_url=sandbox.url, token=Secret(file=token))
+    action = DNSRecord(dns_action(), DOClient.from_config(config))
+    assert action.inspect(WEST).ready
+
+    token.write_text("revoked-token\n")  # rotated or revoked: DigitalOcean answers 401
+    seen = action.inspect(WEST)
+    assert kinds(seen) == [("credentials", "error")]
+    assert "HTTP 401" in seen.problems[0].message
+    token.unlink()
+    assert kinds(action.inspect(WEST)) == [("credentials", "error")]
+
+
+@pytest.mark.parametrize(
+    ("fault", "kind"),
+    [({"status": 429, "count": 1}, "rate_limited"), ({"status": 503, "count": 1}, "unreachable")],
+)
+def test_dns_inspect_temporary_failures(
+    sandbox: Sandbox, client: DOClient, fault: dict[str, Any], kind: str
+) -> None:
+    sandbox.control("POST", "/_sandbox/faults", fault)
+    seen = DNSRecord(dns_action(), client).inspect(WEST)
+    assert (kinds(seen), seen.would_change) == ([(kind, "error")], None)
+
+
+@pytest.mark.parametrize(
+    ("west", "words"),
+    [
+        ({"droplet_ids": [3164444, 3164445]}, None),
+        ({"tag": "wordpress-us-east-1"}, None),
+        ({"tag": "nobody"}, "no droplet has tag 'nobody'"),
+        (
+            {"tag": "wordpress-eu-west-1"},
+            "the droplets tagged 'wordpress-eu-west-1' are in ams3, none in the load balancer's "
+            "region nyc3",
+        ),
+        ({"droplet_ids": [3164444, 999]}, "droplet(s) 999 do not exist"),
+    ],
+)
+def test_lb_inspect_checks_the_regions_target(
+    sandbox: Sandbox, client: DOClient, west: dict[str, Any], words: str | None
+) -> None:
+    seen = LoadBalancer(lb_action(west=west), client).inspect(WEST)
+
+    assert seen.current == {"droplet_ids": EAST_IDS}
+    if words is None:
+        assert seen.problems == ()
+    else:
+        assert kinds(seen) == [("invalid_target", "error")]
+        assert words in seen.problems[0].message
+    assert sandbox.writes() == []
+
+
+def test_lb_inspect_of_a_deleted_load_balancer_is_missing(
+    sandbox: Sandbox, client: DOClient
+) -> None:
+    seed = json.loads(SEED.read_text())
+    sandbox.control("POST", "/_sandbox/state", {"seed": {**seed, "load_balancers": []}})
+    try:
+        seen = LoadBalancer(lb_action(), client).inspect(WEST)
+    finally:
+        sandbox.control("POST", "/_sandbox/state", {"seed": seed})
+    assert kinds(seen) == [("missing", "error")]
+    assert f"get load balancer {LB_ID}: HTTP 404" in seen.problems[0].message

@@ -40,6 +40,7 @@ def write_config(
     policy: Mapping[str, Any] | None = None,
     listen: str = "127.0.0.1:9746",
     max_body_bytes: int | None = None,
+    plan: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write a responder config (and its token file) into directory; return its path."""
     urls = region_urls or {name: closed_url() for name in REGIONS}
@@ -54,6 +55,8 @@ def write_config(
     }
     if max_body_bytes is not None:
         responder["max_body_bytes"] = max_body_bytes
+    if plan is not None:
+        responder["plan"] = dict(plan)
     data = {
         "tables": ["wordpress_posts"],
         "canary": {"key": CANARY_KEY, "value": CANARY_VALUE},
