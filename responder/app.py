@@ -6,6 +6,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from flask import Flask, Response
 from prometheus_client import CollectorRegistry
@@ -18,6 +19,8 @@ from responder.actions import registry as action_registry
 from responder.actions.base import Action
 from responder.handling import ReadinessFn
 from responder.metrics import ResponderMetrics, multiprocess_dir
+from responder.plan_file import PlanFile, stale_after
+from responder.plan_runner import PlanRunner, PlanSource
 from responder.readiness import CachedReadiness, ReadinessChecker
 from responder.reconciler import Reconciler, StepEvent
 from responder.runner import Runner
@@ -71,15 +74,18 @@ def create_app(
     readiness: ReadinessFn | None = None,
     lease_seconds: float | None = None,
     poll_seconds: float = 5.0,
+    plan_dir: Path | None = None,
 ) -> Flask:
-    """The responder app; its runner is started by the caller (gunicorn's post_worker_init).
+    """The responder app; its runners are started by the caller (gunicorn's post_worker_init).
 
     Every secret is read now, so a missing or weak one stops the start (ConfigError).
+    plan_dir holds the replica's plan file and lock (default: beside the metrics).
     """
     secrets = Secrets.from_config(config)
     logs.set_redactor(secrets.redact)
     if store is None:
         store = open_store(config, clock)
+    injected = list(actions) if actions is not None else None
     actions = list(actions) if actions is not None else action_registry.build(config)
     metrics = ResponderMetrics(
         registry if registry is not None else CollectorRegistry(),
@@ -87,6 +93,8 @@ def create_app(
         [a.name for a in actions],
         multiprocess_dir(),
     )
+    # The plan reads readiness uncached, with its own checker, unless one is injected.
+    plan_readiness = readiness or ReadinessChecker.from_config(config).check
     if readiness is None:
         readiness = CachedReadiness(ReadinessChecker.from_config(config)).check
 
@@ -111,7 +119,12 @@ def create_app(
         retain_seconds=config.responder.history.retain_days * 86400,
         clock=clock,
     )
-    service = Service(config, store, actions, metrics, readiness, runner, clock)
+    plan_file, plan_runner = _plan(
+        config, store, injected, plan_readiness, plan_dir, clock, secrets.redact
+    )
+    service = Service(
+        config, store, actions, metrics, readiness, runner, clock, plan_file, plan_runner
+    )
 
     app = Flask(__name__, static_folder=None)  # the pages blueprint serves its stylesheet
     # No MAX_CONTENT_LENGTH: werkzeug would silently truncate a chunked body at the limit;
@@ -150,6 +163,40 @@ def _bug(exc: Exception) -> Response:
     return error(500, "internal error; the responder's log has the details")
 
 
+def plan_dir_for(config: Config) -> Path:
+    """Where a replica keeps its plan: beside its metrics (emptied at start), else its records."""
+    metrics_dir = multiprocess_dir()
+    if metrics_dir is not None:
+        return Path(metrics_dir) / "plan"
+    return action_registry.state_dir_for(config.responder) / "plan"
+
+
+def _plan(
+    config: Config,
+    store: StateStore,
+    injected: Sequence[Action] | None,
+    readiness: ReadinessFn,
+    plan_dir: Path | None,
+    clock: Callable[[], float],
+    redact: Callable[[str], str],
+) -> tuple[PlanFile, PlanRunner]:
+    """The plan file every worker reads, and this worker's evaluation loop.
+
+    The evaluator builds its own actions (its own clients), so it never shares a
+    connection with the reconciler's thread; injected actions are shared.
+    """
+    interval = config.responder.plan.interval_seconds
+    directory = plan_dir or plan_dir_for(config)
+    plan_file = PlanFile(directory, stale_after(interval), clock, redact)
+    source = PlanSource(
+        config,
+        store,
+        readiness,
+        (lambda: injected) if injected is not None else (lambda: action_registry.build(config)),
+    )
+    return plan_file, PlanRunner(source, plan_file, interval)
+
+
 def _store_unavailable(exc: StoreUnavailable) -> Response:
     """503 so Alertmanager (and any client) retries; nothing was recorded."""
     response = error(503, f"state store unavailable: {exc}")
@@ -183,3 +230,9 @@ def runner_of(app: Flask) -> Runner:
     """The app's reconciler runner (gunicorn_conf starts it in each worker)."""
     service: Service = app.extensions[SERVICE]
     return service.runner
+
+
+def plan_runner_of(app: Flask) -> PlanRunner:
+    """The app's plan evaluation loop (gunicorn_conf starts it in each worker)."""
+    service: Service = app.extensions[SERVICE]
+    return service.plan_runner

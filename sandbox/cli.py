@@ -44,6 +44,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="past it a transition in progress shows as stalled and pages",
     )
     up.add_argument("--alertmanager-replicas", type=int, default=1, choices=(1, 2, 3))
+    up.add_argument(
+        "--plan-interval-seconds", type=float, default=5.0, help="responder.plan.interval_seconds"
+    )
+    up.add_argument(
+        "--extra-actions",
+        type=Path,
+        help="a YAML list of responder actions to append to the generated ones",
+    )
 
     chaos = sub.add_parser("chaos", help="break or mend one region of a running stack")
     chaos.add_argument("--dir", required=True, type=Path)

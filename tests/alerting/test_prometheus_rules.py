@@ -28,6 +28,7 @@ CONTRACT_ALERTS = {
     "FailoverStalled",
     "FailoverSplitState",
     "FailoverStateStoreDown",
+    "FailoverPlanNotReady",
 }
 
 
