@@ -425,14 +425,11 @@ def test_the_plan_stayed_ready_except_for_what_the_tests_broke(stack: E2EStack) 
                     else:
                         false_alarms.append((document["evaluated_at"], region, name, problem))
     assert false_alarms == []
-    # The plan saw what the tests broke for long: the regions down, the 90 s of 503s, the
-    # 401s on DNS until the retry (the 401s on the Global Load Balancer last a few seconds).
-    seen_for_long = {
-        ("readiness", "readiness"),
-        ("wordpress-glb", "unreachable"),
-        ("www", "credentials"),
-    }
-    assert seen_for_long <= explained <= seen_for_long | {("wordpress-glb", "credentials")}
+    # The plan saw what the tests broke for long: the regions down, the 90 s of 503s. The
+    # operators' 401s last a few seconds, maybe between two evaluations.
+    seen_for_long = {("readiness", "readiness"), ("wordpress-glb", "unreachable")}
+    briefly = {("www", "credentials"), ("wordpress-glb", "credentials")}
+    assert seen_for_long <= explained <= seen_for_long | briefly
     # At the end the plan is the way out of the primary again, and ready.
     url = f"{stack.urls['responder']}/api/v1/plan"
     back = wait_until(
