@@ -201,6 +201,16 @@ class Retry(Strict):
         return self
 
 
+class Plan(Strict):
+    """How often each replica evaluates the failover plan, and what it holds actions to."""
+
+    # Jittered by up to 10% each way; below 1 s an evaluation could not even finish, and
+    # past 5 minutes FailoverPlanNotReady would take a slow evaluator for a stuck one.
+    interval_seconds: Annotated[float, Field(ge=1, le=300)] = 60.0
+    # A DNS TTL above this is a warning: cached answers outlive the failover that long.
+    max_ttl_seconds: Annotated[int, Field(ge=30)] = 300
+
+
 class DigitalOcean(Strict):
     api_url: str = "https://api.digitalocean.com"
     token: Secret = Secret(env="DIGITALOCEAN_TOKEN")
@@ -491,6 +501,7 @@ class ResponderConfig(Strict):
     state: Annotated[SqliteState | DynamoDBState, Field(discriminator="backend")] = SqliteState()
     policy: Policy = Policy()
     retry: Retry = Retry()
+    plan: Plan = Plan()
     digitalocean: DigitalOcean = DigitalOcean()
     actions: tuple[Action, ...] = ()
 

@@ -24,6 +24,7 @@ REGION_DOWN_RATIO = 0.5  # DynamoDBRegionDown: ddb:region_down_vantages:ratio > 
 DEGRADED_RATIO = 0.5  # DynamoDBRegionDegraded: ..._vantages:ratio_2m > 0.5
 SLOW_P95_SECONDS = 1  # ddb:region_slow_vantages:ratio_2m: p95 > bool 1
 LAG_RPO_SECONDS = 60  # DynamoDBReplicationLagHigh: ddb:replication_lag_seconds:min > 60
+PLAN_STALE_SECONDS = 900  # FailoverPlanNotReady: time() - ..._evaluated_timestamp_seconds > 900
 
 PROBES = 'table=~"$table", vantage=~"$vantage"'  # the variables' filter on exporter series
 RED, GREEN, BLUE, ORANGE = "red", "green", "blue", "orange"
@@ -523,6 +524,55 @@ def responder_section() -> list[list[Cell]]:
     ]
 
 
+def plan_section() -> list[list[Cell]]:
+    """The failover plan: would a move to each other region pass every action's checks?"""
+    # ">= 0" drops the NaN of the active region (not a candidate); min: any replica says no.
+    ready = "min by (region, action) (responder_plan_ready >= 0)"
+    now = stat(
+        "Failover plan now",
+        "Per region that could become active: ready when every action's checks (credentials, "
+        "object, target) and the region's own readiness pass on every responder. NOT READY "
+        "for 10 minutes fires FailoverPlanNotReady (a ticket); `ddb-responder plan --to "
+        "REGION` says why. The active region is not listed.",
+        [target("min by (region) (responder_plan_ready >= 0)", "{{region}}", instant=True)],
+        "none",
+        "value_and_name",
+        steps=((None, RED), (1, GREEN)),
+        mappings=value_map(**{"0": ("NOT READY", RED), "1": ("ready", GREEN)}),
+        no_value="not evaluated: is the responder up?",
+    )
+    age = stat(
+        "Plan evaluated",
+        "Time since each responder last evaluated the plan (every "
+        "responder.plan.interval_seconds, 60 s by default). Over 900 s (15 minutes) its "
+        "evaluator is stuck, and FailoverPlanNotReady fires 10 minutes later.",
+        [
+            target(
+                "max by (instance) (time() - responder_plan_evaluated_timestamp_seconds)",
+                "{{instance}}",
+                instant=True,
+            )
+        ],
+        "s",
+        "value_and_name",
+        steps=((None, GREEN), (PLAN_STALE_SECONDS, RED)),
+    )
+    timeline = panel(
+        "state-timeline",
+        "Plan readiness by region and action",
+        "For each candidate region (all but the active one), each action of the plan and "
+        "the region's own readiness over time: ready, or NOT READY (the plan names the "
+        "problem's kind: credentials, missing, invalid_target, not_writable, ...; see the "
+        "runbook's FailoverPlanNotReady section).",
+        [target(ready, "{{region}} {{action}}")],
+        "none",
+        steps=((None, RED), (1, GREEN)),
+        mappings=value_map(**{"0": ("NOT READY", RED), "1": ("ready", GREEN)}),
+        options={"showValue": "never", "mergeValues": True, "rowHeight": 0.8},
+    )
+    return [[(now, 8, 5), (age, 4, 5), (timeline, 12, 5)]]
+
+
 def variable(name: str, label: str, query: str, description: str) -> Json:
     """A multi-value query variable whose All matches every value."""
     return {
@@ -641,6 +691,7 @@ def overview() -> Json:
                 (row("Probes"), probe_section()),
                 (row("Replication"), replication_section()),
                 (row("Responder"), responder_section()),
+                (row("Failover plan"), plan_section()),
             ]
         ),
     }

@@ -7,6 +7,7 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
+from pathlib import Path
 
 from flask import Flask, Response
 from prometheus_client import CollectorRegistry
@@ -17,10 +18,13 @@ from ddb_failover.config import Config, DynamoDBState, load
 from ddb_failover.logs import kv
 from responder.actions import registry as action_registry
 from responder.actions.base import Action
+from responder.actions.inspection import Limits
 from responder.handling import ReadinessFn, Telling
 from responder.metrics import ResponderMetrics, multiprocess_dir
 from responder.notify.notices import Announcer
 from responder.notify.sender import Notifier
+from responder.plan_file import PlanFile, stale_after
+from responder.plan_runner import PlanRunner, PlanSource
 from responder.readiness import CachedReadiness, ReadinessChecker
 from responder.reconciler import Reconciler, StepEvent
 from responder.runner import Runner
@@ -76,15 +80,18 @@ def create_app(
     readiness: ReadinessFn | None = None,
     lease_seconds: float | None = None,
     poll_seconds: float = 5.0,
+    plan_dir: Path | None = None,
 ) -> Flask:
-    """The responder app; its runner is started by the caller (gunicorn's post_worker_init).
+    """The responder app; its runners are started by the caller (gunicorn's post_worker_init).
 
     Every secret is read now, so a missing or weak one stops the start (ConfigError).
+    plan_dir holds the replica's plan file and lock (default: beside the metrics).
     """
     secrets = Secrets.from_config(config)
     logs.set_redactor(secrets.redact)
     if store is None:
         store = open_store(config, clock)
+    injected = list(actions) if actions is not None else None
     actions = list(actions) if actions is not None else action_registry.build(config)
     metrics = ResponderMetrics(
         registry if registry is not None else CollectorRegistry(),
@@ -93,6 +100,8 @@ def create_app(
         multiprocess_dir(),
         [r.name for r in config.responder.notify.receivers],
     )
+    # The plan reads readiness uncached, with its own checker, unless one is injected.
+    plan_readiness = readiness or ReadinessChecker.from_config(config).check
     if readiness is None:
         readiness = CachedReadiness(ReadinessChecker.from_config(config)).check
 
@@ -100,7 +109,8 @@ def create_app(
         metrics.action_runs.labels(event.action, event.result).inc()
 
     announcer = Announcer(config.responder.notify)
-    telling = Telling(announcer, lambda region: preview(actions, region))
+    limits = Limits(max_ttl_seconds=config.responder.plan.max_ttl_seconds)
+    telling = Telling(announcer, lambda region: preview(actions, region, limits))
 
     def problem(record: TransitionRecord) -> str | None:
         return service.problem(record)
@@ -135,7 +145,22 @@ def create_app(
         redact=secrets.redact,
         clock=clock,
     )
-    service = Service(config, store, actions, metrics, readiness, runner, clock, telling, notifier)
+    plan_file, plan_runner = _plan(
+        config, store, injected, plan_readiness, plan_dir, clock, secrets.redact
+    )
+    service = Service(
+        config,
+        store,
+        actions,
+        metrics,
+        readiness,
+        runner,
+        clock,
+        plan_file,
+        plan_runner,
+        telling,
+        notifier,
+    )
 
     app = Flask(__name__, static_folder=None)  # the pages blueprint serves its stylesheet
     # No MAX_CONTENT_LENGTH: werkzeug would silently truncate a chunked body at the limit;
@@ -172,6 +197,40 @@ def _bug(exc: Exception) -> Response:
     """A bug: logged with its traceback, answered 500 without details."""
     log.exception(kv(event="request_failed", error=type(exc).__name__))
     return error(500, "internal error; the responder's log has the details")
+
+
+def plan_dir_for(config: Config) -> Path:
+    """Where a replica keeps its plan: beside its metrics (emptied at start), else its records."""
+    metrics_dir = multiprocess_dir()
+    if metrics_dir is not None:
+        return Path(metrics_dir) / "plan"
+    return action_registry.state_dir_for(config.responder) / "plan"
+
+
+def _plan(
+    config: Config,
+    store: StateStore,
+    injected: Sequence[Action] | None,
+    readiness: ReadinessFn,
+    plan_dir: Path | None,
+    clock: Callable[[], float],
+    redact: Callable[[str], str],
+) -> tuple[PlanFile, PlanRunner]:
+    """The plan file every worker reads, and this worker's evaluation loop.
+
+    The evaluator builds its own actions (its own clients), so it never shares a
+    connection with the reconciler's thread; injected actions are shared.
+    """
+    interval = config.responder.plan.interval_seconds
+    directory = plan_dir or plan_dir_for(config)
+    plan_file = PlanFile(directory, stale_after(interval), clock, redact)
+    source = PlanSource(
+        config,
+        store,
+        readiness,
+        (lambda: injected) if injected is not None else (lambda: action_registry.build(config)),
+    )
+    return plan_file, PlanRunner(source, plan_file, interval)
 
 
 def _store_unavailable(exc: StoreUnavailable) -> Response:
@@ -216,27 +275,25 @@ def notifier_of(app: Flask) -> Notifier:
     return service.notifier
 
 
-def preview(actions: Sequence[Action], region: str) -> tuple[Json, ...]:
-    """Per action, what a transition to region would change, read live; errors in words."""
+def preview(actions: Sequence[Action], region: str, limits: Limits) -> tuple[Json, ...]:
+    """Per action, what a transition to region would change and what stands in its way.
+
+    Read live (the plan's read-only inspection), all actions at once, for at most
+    PREVIEW_SECONDS: the webhook that records the transition waits for it.
+    """
     with ThreadPoolExecutor(max_workers=max(1, len(actions))) as pool:
-        futures = [pool.submit(_look, action, region) for action in actions]
+        futures = [pool.submit(action.inspect, region, limits) for action in actions]
         wait(futures, timeout=PREVIEW_SECONDS)
+    late = {"kind": "unreachable", "severity": "error", "message": "no answer in time"}
     return tuple(
-        f.result()
+        f.result().to_json()
         if f.done()
-        else {"action": a.name, "error": f"no answer in {PREVIEW_SECONDS:g}s"}
+        else {"action": a.name, "type": a.type, "ready": False, "problems": [late]}
         for a, f in zip(actions, futures, strict=True)
     )
 
 
-def _look(action: Action, region: str) -> Json:
-    try:
-        current, desired = action.current(), action.desired(region)
-    except Exception as exc:  # shown to the approver; the transition decides nothing on it
-        return {"action": action.name, "error": f"{type(exc).__name__}: {exc}"}
-    return {
-        "action": action.name,
-        "current": current,
-        "desired": desired,
-        "would_change": current != desired,
-    }
+def plan_runner_of(app: Flask) -> PlanRunner:
+    """The app's plan evaluation loop (gunicorn_conf starts it in each worker)."""
+    service: Service = app.extensions[SERVICE]
+    return service.plan_runner

@@ -9,7 +9,16 @@ from pathlib import Path
 
 from ddb_failover.config import CONFIG_ENV, Config, ConfigError, load
 from responder import remote
-from responder.remote import DEFAULT_URL, EXIT_FAILED, EXIT_OK, EXIT_USAGE, URL_ENV, CliError
+from responder.remote import (
+    DEFAULT_URL,
+    EXIT_FAILED,
+    EXIT_NOT_READY,
+    EXIT_OK,
+    EXIT_UNKNOWN,
+    EXIT_USAGE,
+    URL_ENV,
+    CliError,
+)
 from responder.secrets import Secrets
 
 GUNICORN_CONF = Path(__file__).with_name("gunicorn_conf.py")
@@ -119,6 +128,13 @@ def build_parser() -> argparse.ArgumentParser:
     decline = command("decline", "say no to the transition waiting for approval")
     decline.add_argument("id", metavar="ID", help="the transition's id")
     decline.add_argument("--reason", required=True, help="why, for the history")
+    plan = command(
+        "plan",
+        "show what a move to each other region would change and whether it is ready "
+        f"(exit {EXIT_OK}: ready; {EXIT_NOT_READY}: not ready; {EXIT_UNKNOWN}: not evaluated "
+        f"yet or stale; {EXIT_FAILED}: responder unreachable; {EXIT_USAGE}: usage)",
+    )
+    plan.add_argument("--to", metavar="REGION", help="only the move to this region")
     command("check-config", "validate the config and exit")
     command("init-state", "create the DynamoDB control table (idempotent)")
     return parser

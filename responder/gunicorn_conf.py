@@ -70,20 +70,22 @@ def on_starting(server: Any) -> None:
 
 
 def post_worker_init(worker: Any) -> None:
-    """Start this worker's reconciler runner; the app exists only from here (no preload)."""
-    from responder.app import notifier_of, runner_of, serves_responder
+    """Start this worker's reconciler, plan and notification loops; the app exists only here."""
+    from responder.app import notifier_of, plan_runner_of, runner_of, serves_responder
 
     if serves_responder(worker.wsgi):  # the benchmark's bare baseline app has no runner
         runner_of(worker.wsgi).start()
+        plan_runner_of(worker.wsgi).start()
         notifier_of(worker.wsgi).start()
 
 
 def worker_exit(server: Any, worker: Any) -> None:
-    """Stop the runner so it releases the lease before the process goes."""
-    from responder.app import notifier_of, runner_of, serves_responder
+    """Stop the loops so they release the lease, the plan lock and notice claims first."""
+    from responder.app import notifier_of, plan_runner_of, runner_of, serves_responder
 
     wsgi = getattr(worker, "wsgi", None)
     if wsgi is not None and serves_responder(wsgi):
+        plan_runner_of(wsgi).stop(timeout=1.0)  # nothing of its own to finish
         runner_of(wsgi).stop(timeout=5.0)
         notifier_of(wsgi).stop(timeout=5.0)
 

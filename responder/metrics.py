@@ -6,17 +6,22 @@ there, and each scrape aggregates them with a MultiProcessCollector in a fresh
 registry. Counters sum over workers. State-derived gauges (active region,
 frozen, ...) use "mostrecent": the worker answering a scrape refreshes them
 from the store first, so its values are the newest whichever worker answers.
+The plan's gauges follow the same rule, refreshed from the replica's plan file
+(responder/plan_file.py), whichever worker evaluated it.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from ddb_failover.config import NOTIFY_EVENTS
+from responder.plan import READINESS_ACTION
 from responder.state.base import PHASES, Json, State, TransitionRecord
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -119,6 +124,20 @@ class ResponderMetrics:
             registry=registry,
             multiprocess_mode="mostrecent",
         )
+        self.plan_ready = self._latest(
+            "responder_plan_ready",
+            "1 when a move to the region passes the action's checks (action readiness: the "
+            "region itself), 0 when not; NaN for the active region and before an evaluation.",
+            ["region", "action"],
+        )
+        self.plan_evaluated = self._latest(
+            "responder_plan_evaluated_timestamp_seconds",
+            "Unix time of the last plan evaluation on this replica; 0 before the first.",
+        )
+        self.plan_duration = self._latest(
+            "responder_plan_evaluation_duration_seconds",
+            "How long the last plan evaluation on this replica took.",
+        )
         self.transitions = Counter(
             "responder_transitions",
             "Transitions by kind, regions and result (blocked: wanted but not started).",
@@ -150,6 +169,12 @@ class ResponderMetrics:
                 for result in NOTIFY_RESULTS:
                     self.notifications.labels(receiver, event, result)
         self._primary = self.regions[0] if self.regions else None
+
+    def _latest(self, name: str, documentation: str, labels: Sequence[str] = ()) -> Gauge:
+        """A gauge whose newest value wins across workers (set at each scrape)."""
+        return Gauge(
+            name, documentation, labels, registry=self.registry, multiprocess_mode="mostrecent"
+        )
 
     def _precreate(self, actions: Sequence[str]) -> None:
         for region in self.regions:
@@ -207,6 +232,23 @@ class ResponderMetrics:
                 where = (actions.get(action) or {}).get("region")
                 for region in self.regions:
                     self.action_region.labels(action, region).set(1 if region == where else 0)
+
+    def refresh_plan(self, plan: dict[str, Any], active_region: str | None) -> None:
+        """Set the plan's gauges from the replica's plan document (plan_file.PlanFile.read())."""
+        ready = {
+            (region, entry["action"]): entry["ready"]
+            for region, planned in (plan.get("regions") or {}).items()
+            for entry in planned.get("actions", ())
+        }
+        active = active_region or plan.get("active_region")
+        for region in self.regions:
+            for action in (READINESS_ACTION, *self.actions):
+                value = ready.get((region, action))
+                known = isinstance(value, bool) and region != active
+                gauge = self.plan_ready.labels(region, action)
+                gauge.set((1.0 if value else 0.0) if known else math.nan)
+        self.plan_evaluated.set(plan.get("evaluated_at_unix") or 0)
+        self.plan_duration.set(plan.get("duration_seconds") or 0)
 
     def transition(self, kind: str, source: str | None, target: str | None, result: str) -> None:
         """Count a transition outcome: completed, failed, or blocked."""

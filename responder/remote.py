@@ -19,6 +19,8 @@ from ddb_failover.config import Config, ConfigError
 from responder import render
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+# `plan`: the plan is not ready; the plan is not evaluated yet, or stale, so nobody can say.
+EXIT_NOT_READY, EXIT_UNKNOWN = 3, 4
 DEFAULT_URL = "http://127.0.0.1:9746"
 URL_ENV = "DDB_RESPONDER_URL"
 TOKEN_ENV = "DDB_RESPONDER_TOKEN_FILE"
@@ -155,6 +157,32 @@ def _wait_finished(client: Client, transition_id: str, seconds: float) -> Json |
         time.sleep(POLL_SECONDS)  # polling a remote API: there is nothing to wait on locally
 
 
+def plan_exit(document: Json, to_region: str | None) -> int:
+    """0 ready, 3 not ready, 4 not evaluated yet or stale (nobody can say)."""
+    if to_region is not None and to_region == document.get("active_region"):
+        return EXIT_OK
+    if document.get("stale") or document.get("ready") is None:
+        return EXIT_UNKNOWN
+    return EXIT_OK if document["ready"] else EXIT_NOT_READY
+
+
+def plan(args: argparse.Namespace, client: Client) -> int:
+    """Print the responder's last evaluation of the plan; the exit code says if it is ready."""
+    query = f"?to={urllib.parse.quote(args.to)}" if args.to else ""
+    status, answer = client.call("GET", f"/api/v1/plan{query}")
+    if status >= 400 or not isinstance(answer, dict):
+        message = answer.get("error") if isinstance(answer, dict) else None
+        code = EXIT_USAGE if status == 400 else EXIT_FAILED
+        raise CliError(f"plan refused: HTTP {status}: {message or 'no detail'}", code)
+    if args.json:
+        print(json.dumps(answer, indent=2))
+    elif args.to is not None and args.to == answer.get("active_region"):
+        print(f"{args.to} is the active region: there is no move to plan")
+    else:
+        print(render.plan(answer))
+    return plan_exit(answer, args.to)
+
+
 def run(args: argparse.Namespace, config: Config | None) -> int:
     """The commands that talk to a running responder."""
     command = args.command
@@ -172,6 +200,8 @@ def run(args: argparse.Namespace, config: Config | None) -> int:
     if command == "history":
         answer = client.ok(command, "GET", f"/api/v1/history?limit={args.limit}")
         return _print(args, answer, render.history)
+    if command == "plan":
+        return plan(args, client)
     who = {"reason": args.reason}
     if command == "failover":
         body = {**who, "to": args.to, "force": args.force}

@@ -69,14 +69,12 @@ def approval_lines(t: Json) -> list[str]:
             f"  its alerts resolved at {approval['alerts_resolved_at']}: still yours to decide"
         )
     for item in approval.get("preview") or ():
-        if "error" in item:
-            lines.append(f"    {item['action']}: cannot read: {item['error']}")
-        else:
-            change = "would change" if item["would_change"] else "unchanged"
-            lines.append(
-                f"    {item['action']}: {json.dumps(item['current'])} -> "
-                f"{json.dumps(item['desired'])} ({change})"
-            )
+        change = "would change" if item.get("would_change") else "unchanged"
+        problems = "; ".join(p["message"] for p in item.get("problems") or ())
+        lines.append(
+            f"    {item['action']}: {json.dumps(item.get('current'))} -> "
+            f"{json.dumps(item.get('desired'))} ({change})" + (f": {problems}" if problems else "")
+        )
     return lines
 
 
@@ -130,4 +128,76 @@ def history(history: Json) -> str:
     lines.append("DECISIONS")
     for d in history.get("decisions", ()):
         lines.append(f"{d['at']}  {d['kind']:9} {d['reason']}")
+    return "\n".join(lines)
+
+
+def _compact(value: Json) -> str:
+    return json.dumps(value, sort_keys=True)
+
+
+def _change_lines(entry: Json) -> list[str]:
+    """What would change, key by key for objects (like `terraform plan`), else whole."""
+    current, desired = entry.get("current"), entry.get("desired")
+    if entry.get("action") == "readiness":
+        risk = (current or {}).get("data_at_risk_seconds")
+        canary = "canary readable" if (current or {}).get("canary_ok") else "canary NOT readable"
+        at_risk = "unknown" if risk is None else f"{risk:.1f} s"
+        limit = (desired or {}).get("data_at_risk_seconds_at_most")
+        rpo = f" (RPO {limit:g} s)" if isinstance(limit, int | float) else ""
+        return [f"{canary}, data at risk {at_risk}{rpo}"]
+    if not entry.get("would_change"):
+        return []
+    if isinstance(current, dict) and isinstance(desired, dict):
+        keys = sorted(set(current) | set(desired))
+        return [
+            f"{key}: {_compact(current.get(key))} -> {_compact(desired.get(key))}"
+            for key in keys
+            if current.get(key) != desired.get(key)
+        ]
+    return [f"{_compact(current)} -> {_compact(desired)}"]
+
+
+def plan_action(entry: Json) -> list[str]:
+    """One action of a region's plan: a header line, the changes, then each problem."""
+    change = {True: "would change", False: "no change", None: "current state unknown"}
+    symbol = {True: "~", False: "=", None: "?"}[entry.get("would_change")]
+    verdict = "ready" if entry.get("ready") else "NOT READY"
+    lines = [
+        f"  {symbol} {entry['action']} ({entry.get('type', '?')}): {verdict}, "
+        f"{change[entry.get('would_change')]}"
+    ]
+    lines.extend(f"      {line}" for line in _change_lines(entry))
+    for problem in entry.get("problems", ()):
+        label = "warning" if problem.get("severity") == "warning" else "problem"
+        lines.append(f"      {label} [{problem['kind']}]: {problem['message']}")
+    return lines
+
+
+def plan(document: Json) -> str:
+    """The plan like `terraform plan`: per region, each action's change and readiness."""
+    if document.get("evaluated_at") is None:
+        return "plan: not evaluated yet (the responder evaluates it at start, then every interval)"
+    lines = [
+        f"plan evaluated {document['evaluated_at']} ({document.get('age_seconds')} s ago)"
+        f" by {document.get('evaluator', '?')}; active region {document.get('active_region')}"
+    ]
+    if document.get("stale"):
+        lines.append(
+            f"STALE: expected every {document.get('interval_seconds')} s; the evaluator may be "
+            "stuck or dead (see the responder's log)"
+        )
+    for region, planned in document.get("regions", {}).items():
+        actions = planned.get("actions", ())
+        problems = sum(
+            1 for a in actions for p in a.get("problems", ()) if p.get("severity") != "warning"
+        )
+        changes = sum(1 for a in actions if a.get("would_change"))
+        verdict = "READY" if planned.get("ready") else f"NOT READY ({problems} problem(s))"
+        lines.append("")
+        lines.append(
+            f"{planned.get('kind', 'failover')} to {region}: {verdict}; "
+            f"{changes} action(s) would change"
+        )
+        for entry in actions:
+            lines.extend(plan_action(entry))
     return "\n".join(lines)

@@ -19,10 +19,12 @@ from responder import approval as approvals
 from responder import operations
 from responder.actions.base import Action
 from responder.alerts import Alert, Bounds, Notification
-from responder.decision import Check, Decision, OperatorRequest, alert_cause
+from responder.decision import Check, Decision, OperatorRequest, UnknownRegion, alert_cause
 from responder.handling import Handled, ReadinessFn, Telling, handle_alerts, handle_operator
 from responder.metrics import ResponderMetrics
 from responder.notify.sender import Notifier
+from responder.plan_file import PlanFile, select
+from responder.plan_runner import PlanRunner
 from responder.runner import Runner
 from responder.state.base import Json, State, StateStore, TransitionRecord
 
@@ -41,6 +43,8 @@ class Service:
     readiness: ReadinessFn
     runner: Runner
     clock: Callable[[], float]
+    plan_file: PlanFile
+    plan_runner: PlanRunner
     telling: Telling = field(default_factory=Telling)
     notifier: Notifier | None = None
 
@@ -216,8 +220,22 @@ class Service:
             dry_run=policy.dry_run,
             policy=policy.model_dump(mode="json"),
             configured_actions=[{"name": a.name, "type": a.type} for a in self.actions],
+            plan_interval_seconds=self.config.responder.plan.interval_seconds,
         )
         return out
+
+    def plan(self, to_region: str | None = None) -> Json:
+        """The /api/v1/plan document: the replica's last evaluation, narrowed to to_region.
+
+        UnknownRegion when to_region is not configured.
+        """
+        document = self.plan_file.read()
+        if to_region is None:
+            return document
+        if to_region not in self.config.region_names:
+            configured = ", ".join(self.config.region_names)
+            raise UnknownRegion(f"unknown region {to_region!r}; configured: {configured}")
+        return select(document, to_region)
 
     def state(self) -> State:
         """The store's current snapshot."""

@@ -50,6 +50,14 @@ def build_parser() -> argparse.ArgumentParser:
         default="none",
         help="responder.policy.approval: which transitions wait for a person",
     )
+    up.add_argument(
+        "--plan-interval-seconds", type=float, default=5.0, help="responder.plan.interval_seconds"
+    )
+    up.add_argument(
+        "--extra-actions",
+        type=Path,
+        help="a YAML list of responder actions to append to the generated ones",
+    )
 
     chaos = sub.add_parser(
         "chaos", help="break or mend one region of a running stack, or restart the responder"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
@@ -64,3 +66,32 @@ def start_replicator() -> Iterator[Callable[..., Replicator]]:
     yield start
     for replicator in started:
         replicator.stop()
+
+
+@pytest.fixture
+def make_immutable() -> Iterator[Callable[[Path], Callable[[], None]]]:
+    """chattr +i a path, returning its undo (also run at teardown): unwritable even for root.
+
+    Skips the test where chattr cannot do it (no chattr, not root, or a filesystem
+    without inode flags, such as some overlay or tmpfs mounts).
+    """
+    done: list[Path] = []
+
+    def undo(path: Path) -> None:
+        if path in done:
+            subprocess.run(["chattr", "-i", str(path)], check=True)
+            done.remove(path)
+
+    def immutable(path: Path) -> Callable[[], None]:
+        chattr = shutil.which("chattr")
+        if chattr is None:
+            pytest.skip("chattr is not installed")
+        result = subprocess.run([chattr, "+i", str(path)], capture_output=True, text=True)
+        if result.returncode != 0:
+            pytest.skip(f"chattr +i {path} is not possible here: {result.stderr.strip()}")
+        done.append(path)
+        return lambda: undo(path)
+
+    yield immutable
+    for path in list(done):
+        undo(path)

@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import os
+import stat
+import struct
 import tempfile
 from pathlib import Path
 
 from responder.errors import PermanentError, TemporaryError
+
+# FS_IOC_GETFLAGS, _IOR('f', 1, long): the inode flags lsattr shows.
+_FS_IOC_GETFLAGS = (2 << 30) | (struct.calcsize("l") << 16) | (ord("f") << 8) | 1
+_FS_IMMUTABLE_FL, _FS_APPEND_FL = 0x10, 0x20
 
 # These say the configuration points somewhere unusable; retrying cannot help.
 _PERMANENT_ERRNOS = {
@@ -107,3 +114,58 @@ def _fsync_dir(directory: Path) -> None:
 def _discard(tmp: str) -> None:
     with contextlib.suppress(FileNotFoundError):
         os.unlink(tmp)
+
+
+def unwritable_reason(path: Path, create_parents: bool = False) -> str | None:
+    """Why atomic_write(path) would fail, judged without writing anything; None if it would not.
+
+    Read-only on purpose: no probe file, which could wake whatever watches the directory.
+    It covers what stops root too (a read-only filesystem, chattr +i or +a, a full disk),
+    not only permission bits. With create_parents, missing directories are allowed as long
+    as the nearest existing one could hold them.
+    """
+    target = Path(os.path.realpath(path))
+    directory = target.parent
+    while create_parents and not directory.exists() and directory != directory.parent:
+        directory = directory.parent
+    try:
+        info = os.stat(directory)
+    except FileNotFoundError:
+        return f"directory {directory} does not exist"
+    except OSError as exc:
+        return f"cannot reach directory {directory}: {exc.strerror}"
+    if not stat.S_ISDIR(info.st_mode):
+        return f"{directory} is not a directory"
+    for where in (directory, target):
+        flags = _inode_flags(where)
+        if flags & _FS_IMMUTABLE_FL:
+            return f"{where} is immutable (chattr +i)"
+        if flags & _FS_APPEND_FL:
+            return f"{where} is append-only (chattr +a)"
+    space = os.statvfs(directory)
+    if space.f_flag & os.ST_RDONLY:
+        return f"directory {directory} is on a read-only filesystem"
+    if not os.access(directory, os.W_OK | os.X_OK):
+        return f"directory {directory} is not writable by uid {os.geteuid()}"
+    if space.f_blocks == 0:
+        return f"directory {directory} is on a virtual filesystem that holds no files"
+    free = space.f_bfree if os.geteuid() == 0 else space.f_bavail
+    if free == 0 or (space.f_files and space.f_ffree == 0):
+        return f"the filesystem of {directory} is full"
+    return None
+
+
+def _inode_flags(path: Path) -> int:
+    """The inode's flags (chattr), or 0 when it has none we can read."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
+    except OSError:
+        return 0  # absent, or not ours to open: the other checks speak for it
+    try:
+        buffer = bytearray(struct.calcsize("l"))
+        fcntl.ioctl(fd, _FS_IOC_GETFLAGS, buffer)
+    except OSError:
+        return 0  # a filesystem without inode flags
+    finally:
+        os.close(fd)
+    return int(struct.unpack_from("i", buffer)[0])

@@ -39,7 +39,7 @@ WRITABLE_FIELDS = (
 
 
 def region_slug(load_balancer: dict[str, Any]) -> str | None:
-    """The load balancer's region slug (the API nests it in a region object)."""
+    """A load balancer's or droplet's region slug (the API nests it in a region object)."""
     region = load_balancer.get("region")
     if isinstance(region, dict) and region.get("slug"):
         return str(region["slug"])

@@ -17,6 +17,7 @@ from botocore.exceptions import (
     PartialCredentialsError,
 )
 
+from responder.actions.inspection import CREDENTIALS, MISSING, RATE_LIMITED
 from responder.errors import PermanentError, TemporaryError
 
 # (service, region, endpoint_url) -> a boto3 client; tests inject their own.
@@ -30,6 +31,20 @@ _THROTTLING_CODES = {
     "RequestLimitExceeded",
     "PriorRequestNotComplete",
 }
+# Error codes that mean the credentials, or what they may do, are refused.
+_CREDENTIAL_CODES = {
+    "AccessDenied",
+    "AccessDeniedException",
+    "UnrecognizedClientException",
+    "InvalidClientTokenId",
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+    "InvalidSignatureException",
+    "ExpiredToken",
+    "ExpiredTokenException",
+    "MissingAuthenticationToken",
+}
+_MISSING_CODES = {"NoSuchHostedZone", "ParameterNotFound", "ResourceNotFoundException"}
 
 
 def client_factory(timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS) -> AWSClientFactory:
@@ -58,16 +73,28 @@ def classify(what: str, exc: Exception) -> TemporaryError | PermanentError:
         status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
         detail = error.get("Message")
         message = f"{what}: {code} (HTTP {status})" + (f": {detail}" if detail else "")
-        if code in _THROTTLING_CODES or status == 429 or status >= 500:
+        if code in _THROTTLING_CODES or status == 429:
+            return TemporaryError(message, kind=RATE_LIMITED)
+        if status >= 500:
             return TemporaryError(message)
-        return PermanentError(message)
-    if isinstance(exc, NoCredentialsError | PartialCredentialsError | NoRegionError):
+        return PermanentError(message, _kind(code, status))
+    if isinstance(exc, NoCredentialsError | PartialCredentialsError):
+        return PermanentError(f"{what}: {exc}", CREDENTIALS)
+    if isinstance(exc, NoRegionError):
         return PermanentError(f"{what}: {exc}")
     if isinstance(exc, ParamValidationError):
         return PermanentError(f"{what}: invalid request: {exc}")
     # Connect and read timeouts, refused and reset connections, and whatever else
     # botocore meets on the wire: the next attempt may well succeed.
     return TemporaryError(f"{what}: {type(exc).__name__}: {exc}")
+
+
+def _kind(code: str, status: int) -> str | None:
+    if code in _CREDENTIAL_CODES or status in (401, 403):
+        return CREDENTIALS
+    if code in _MISSING_CODES:
+        return MISSING
+    return None
 
 
 @contextmanager

@@ -1,4 +1,4 @@
-"""The one shape every action has: current, desired, apply, verify."""
+"""The one shape every action has: current, desired, apply, verify; and inspect, read-only."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from responder.errors import PermanentError
+from responder.actions.inspection import Inspection, Limits, Problem, problem_of
+from responder.errors import ActionError, PermanentError
 
 Json = Any
 Result = Literal["applied", "unchanged", "would_apply"]
@@ -54,6 +55,29 @@ class Action(ABC):
     @abstractmethod
     def apply(self, desired: Json, transition: Transition) -> None:
         """Change the outside object to desired; raise TemporaryError or PermanentError."""
+
+    def inspect(self, region: str, limits: Limits | None = None) -> Inspection:
+        """Read-only: the object now, what region wants, and what would stop the move.
+
+        Never writes and never raises ActionError: a failed read is a problem of its kind.
+        """
+        desired = self.desired(region)
+        problems: list[Problem] = []
+        try:
+            current = self.examine(region, desired, limits or Limits(), problems)
+        except ActionError as exc:
+            problems.append(problem_of(exc))
+            return Inspection(self.name, self.type, None, desired, None, tuple(problems))
+        changes = current != desired
+        return Inspection(self.name, self.type, current, desired, changes, tuple(problems))
+
+    def examine(self, region: str, desired: Json, limits: Limits, problems: list[Problem]) -> Json:
+        """Read the object (once) and return current(); append what stands in region's way.
+
+        Override to add the action's own read-only checks; problems appended before a
+        read raises are kept.
+        """
+        return self.current()
 
     def verify(self, desired: Json) -> Json:
         """Read back and return the state; PermanentError when it is not desired."""

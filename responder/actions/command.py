@@ -19,6 +19,7 @@ from pathlib import Path
 from ddb_failover.config import CommandAction
 from responder.actions import _files, _subprocess
 from responder.actions.base import Action, Json, Transition
+from responder.actions.inspection import Limits, Problem, command_problems, writable_problems
 from responder.errors import PermanentError
 
 
@@ -53,6 +54,12 @@ class Command(Action):
     def desired(self, region: str) -> Json:
         """The region name itself."""
         return region
+
+    def examine(self, region: str, desired: Json, limits: Limits, problems: list[Problem]) -> Json:
+        """Also: the command's program runs, and its record can be written."""
+        problems.extend(command_problems(self.command, self.name))
+        problems.extend(writable_problems(self.name, self.state_path, create_parents=True))
+        return self.current()
 
     def apply(self, desired: Json, transition: Transition) -> None:
         """Run the command; record the region only once it has succeeded."""

@@ -23,7 +23,7 @@ TemporaryError: the reconciler retries, and the next attempt waits on the same d
 A SECRET variable is refused (DigitalOcean hands back only its encrypted form, so it could
 never be verified); so is an app-level variable that a component sets too (the component's
 value wins there). A variable the spec lacks is added as GENERAL, scope RUN_TIME, so that
-switching regions needs no rebuild.
+switching regions needs no rebuild. The plan's inspection reports the same refusals.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from typing import Any
 from ddb_failover.config import AppEnvAction
 from responder.actions.base import Action, Json, Transition
 from responder.actions.do_client import DOClient
+from responder.actions.inspection import INVALID_TARGET, MISSING, Limits, Problem, problem_of
 from responder.errors import PermanentError, TemporaryError
 
 COMPONENT_KINDS = ("services", "workers", "jobs", "static_sites", "functions")
@@ -118,24 +119,38 @@ class AppEnv(Action):
             names = ", ".join(sorted(str(c.get("name")) for c in components(spec))) or "none"
             raise PermanentError(
                 f"{self.name}: app {self.config.app_id} has no component "
-                f"{self.config.component} (its components: {names})"
+                f"{self.config.component} (its components: {names})",
+                MISSING,
             )
         return holder
 
-    def _value(self, spec: dict[str, Any]) -> str | None:
-        """The variable's value in the app's spec; PermanentError when it cannot be managed."""
+    def _unmanageable(self, spec: dict[str, Any]) -> PermanentError | None:
+        """Why apply must not manage the variable in spec, as an error to raise; None if it may.
+
+        A missing component is raised at once (PermanentError of kind missing).
+        """
         env = self._env(self._holder(spec))
         if env is not None and env.get("type") == "SECRET":
-            raise PermanentError(
-                f"{self.name}: {self._where} is a SECRET; its value cannot be read back"
+            return PermanentError(
+                f"{self.name}: {self._where} is a SECRET; its value cannot be read back",
+                INVALID_TARGET,
             )
         if self.config.component is None:
             overriding = [str(c.get("name")) for c in components(spec) if self._env(c)]
             if overriding:
-                raise PermanentError(
+                return PermanentError(
                     f"{self.name}: component(s) {', '.join(overriding)} set "
-                    f"{self.config.variable} too, overriding the app-level value"
+                    f"{self.config.variable} too, overriding the app-level value",
+                    INVALID_TARGET,
                 )
+        return None
+
+    def _value(self, spec: dict[str, Any]) -> str | None:
+        """The variable's value in the app's spec; PermanentError when it cannot be managed."""
+        refused = self._unmanageable(spec)
+        if refused is not None:
+            raise refused
+        env = self._env(self._holder(spec))
         return None if env is None else str(env.get("value", ""))
 
     def _deployed(self, deployment: Any) -> str | None:
@@ -161,6 +176,24 @@ class AppEnv(Action):
         values = self.config.values or {}
         value = values.get(region, region)
         return {"value": value, "deployed": value}
+
+    def examine(self, region: str, desired: Json, limits: Limits, problems: list[Problem]) -> Json:
+        """Also, from the one read of the app: what apply would refuse, as a problem.
+
+        The app or the component missing is a problem of kind missing (and the state
+        unknown); a SECRET variable, or an app-level one a component overrides, one of kind
+        invalid_target, with the state as far as it can be read (a SECRET's cannot be).
+        """
+        app = self._get_app()
+        spec = app["spec"]
+        env = self._env(self._holder(spec))  # no such component: raised, a problem of its kind
+        refused = self._unmanageable(spec)
+        if refused is not None:
+            problems.append(problem_of(refused))
+        if env is not None and env.get("type") == "SECRET":
+            return {"value": None, "deployed": None}  # only its encrypted form comes back
+        value = None if env is None else str(env.get("value", ""))
+        return {"value": value, "deployed": self._deployed(app.get("active_deployment"))}
 
     # Changing
 

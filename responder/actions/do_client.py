@@ -24,11 +24,14 @@ from azure.core.pipeline import PipelineRequest, PipelineResponse
 from azure.core.pipeline.policies import RetryPolicy, SansIOHTTPPolicy
 
 from ddb_failover.config import ConfigError, DigitalOcean
+from responder.actions.inspection import CREDENTIALS, MISSING, RATE_LIMITED
 from responder.errors import PermanentError, TemporaryError
 
 PER_PAGE = 200
 MAX_PAGES = 50
 _MESSAGE_CHARS = 300
+# 403 is a token without the scope the call needs: a credentials problem too.
+_STATUS_KINDS = {401: CREDENTIALS, 403: CREDENTIALS, 404: MISSING}
 
 
 class _BearerToken(SansIOHTTPPolicy):
@@ -72,12 +75,12 @@ def status_error(
         detail = ": " + ": ".join(parts)[:_MESSAGE_CHARS] if parts else ""
     message = f"{what}: HTTP {status}{detail}"
     if status == 429:
-        return TemporaryError(message, retry_after=retry_after_seconds(headers))
+        return TemporaryError(message, retry_after_seconds(headers), RATE_LIMITED)
     if status == 408 or status >= 500:
         # DigitalOcean sends ratelimit-reset on every answer; only Retry-After speaks to a 5xx.
         retry_after = {k: v for k, v in headers.items() if k.lower() == "retry-after"}
         return TemporaryError(message, retry_after=retry_after_seconds(retry_after))
-    return PermanentError(message)
+    return PermanentError(message, _STATUS_KINDS.get(status))
 
 
 def _with_status(pipeline_response: PipelineResponse, body: Any, _headers: Any) -> Any:

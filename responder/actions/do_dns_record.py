@@ -15,6 +15,7 @@ from typing import Any
 from ddb_failover.config import DNSRecordAction
 from responder.actions.base import Action, Json, Transition
 from responder.actions.do_client import DOClient
+from responder.actions.inspection import INVALID_TARGET, MISSING, TTL, Limits, Problem
 from responder.errors import PermanentError
 
 
@@ -36,6 +37,18 @@ def normalise_data(record_type: str, data: str) -> str:
             return data.strip()
     # CNAME targets come back with or without the trailing dot.
     return data.strip().lower().rstrip(".")
+
+
+def valid_data(record_type: str, data: str) -> bool:
+    """True when data is an IPv4 address (A), an IPv6 address (AAAA) or a host name (CNAME)."""
+    if record_type in ("A", "AAAA"):
+        try:
+            address = ipaddress.ip_address(data.strip())
+        except ValueError:
+            return False
+        return address.version == (4 if record_type == "A" else 6)
+    labels = data.strip().rstrip(".").split(".")
+    return all(label and len(label) <= 63 for label in labels) and len(data) <= 253
 
 
 class DNSRecord(Action):
@@ -72,10 +85,12 @@ class DNSRecord(Action):
             and str(r.get("name", "")).lower() == self.record_name
         ]
         if not matches:
-            raise PermanentError(f"{self.name}: DNS record {self._label} does not exist")
+            raise PermanentError(f"{self.name}: DNS record {self._label} does not exist", MISSING)
         if len(matches) > 1:
             ids = ", ".join(str(r.get("id")) for r in matches)
-            raise PermanentError(f"{self.name}: {len(matches)} records {self._label} ({ids})")
+            raise PermanentError(
+                f"{self.name}: {len(matches)} records {self._label} ({ids})", INVALID_TARGET
+            )
         return matches[0]
 
     def _state(self, data: str, ttl: Any) -> Json:
@@ -92,6 +107,30 @@ class DNSRecord(Action):
     def desired(self, region: str) -> Json:
         """The region's value, and the configured TTL if there is one."""
         return self._state(self.config.values[region], self.config.ttl)
+
+    def examine(self, region: str, desired: Json, limits: Limits, problems: list[Problem]) -> Json:
+        """Also: the region's value fits the record type, and the TTL a failover waits out."""
+        value = self.config.values[region]
+        if not valid_data(self.config.record_type, value):
+            problems.append(
+                Problem(
+                    INVALID_TARGET,
+                    f"{self.name}: the value for {region}, {value!r}, is not a valid "
+                    f"{self.config.record_type} record value",
+                )
+            )
+        record = self._find()
+        ttl = self.config.ttl if self.config.ttl is not None else record.get("ttl")
+        if isinstance(ttl, int) and ttl > limits.max_ttl_seconds:
+            problems.append(
+                Problem(
+                    TTL,
+                    f"{self.name}: {self._label} has TTL {ttl} s, over plan.max_ttl_seconds "
+                    f"({limits.max_ttl_seconds:g} s): resolvers keep the old address that long",
+                    "warning",
+                )
+            )
+        return self._state(str(record.get("data", "")), record.get("ttl"))
 
     def apply(self, desired: Json, transition: Transition) -> None:
         """PATCH the record's data (and TTL when configured), found afresh by type and name."""

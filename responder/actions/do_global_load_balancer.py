@@ -19,6 +19,7 @@ from ddb_failover.config import GlobalLoadBalancerAction
 from responder.actions import _load_balancers as lbs
 from responder.actions.base import Action, Json, Transition
 from responder.actions.do_client import DOClient
+from responder.actions.inspection import INVALID_TARGET, Limits, Problem
 from responder.errors import PermanentError
 
 
@@ -54,7 +55,8 @@ class GlobalLoadBalancer(Action):
             raise PermanentError(
                 f"{self.name}: load balancer {self.config.load_balancer_id} is "
                 f"{load_balancer.get('type') or 'REGIONAL'}, not GLOBAL; "
-                "use do_load_balancer for a regional one"
+                "use do_load_balancer for a regional one",
+                INVALID_TARGET,
             )
         settings = load_balancer.get("glb_settings") or {}
         return load_balancer, dict(settings.get("region_priorities") or {})
@@ -67,19 +69,34 @@ class GlobalLoadBalancer(Action):
         """The DigitalOcean region configured for region, first."""
         return {"first_region": self.config.values[region]}
 
+    def examine(self, region: str, desired: Json, limits: Limits, problems: list[Problem]) -> Json:
+        """Also: it is GLOBAL, and the region's DigitalOcean region has a priority on it."""
+        _, priorities = self._get()
+        unknown = self._unknown_region(desired["first_region"], priorities)
+        if unknown is not None:
+            problems.append(Problem(INVALID_TARGET, unknown))
+        return {"first_region": first_region(priorities)}
+
     def apply(self, desired: Json, transition: Transition) -> None:
         """PUT the load balancer back with the desired region first in its priorities."""
         load_balancer, priorities = self._get()
         slug = desired["first_region"]
-        if slug not in priorities:
-            known = ", ".join(sorted(priorities)) or "none"
-            raise PermanentError(
-                f"{self.name}: {slug} has no priority on load balancer "
-                f"{self.config.load_balancer_id} (its regions: {known}); not moving traffic"
-            )
+        unknown = self._unknown_region(slug, priorities)
+        if unknown is not None:
+            raise PermanentError(f"{unknown}; not moving traffic")
         settings = {
             **(load_balancer.get("glb_settings") or {}),
             "region_priorities": put_first(priorities, slug),
         }
         body = lbs.update_body(load_balancer, {"glb_settings": settings})
         lbs.put(self.client, self.name, self.config.load_balancer_id, body)
+
+    def _unknown_region(self, slug: str, priorities: dict[str, int]) -> str | None:
+        """Why slug cannot be put first (it has no priority); None when it can."""
+        if slug in priorities:
+            return None
+        known = ", ".join(sorted(priorities)) or "none"
+        return (
+            f"{self.name}: {slug} has no priority on load balancer "
+            f"{self.config.load_balancer_id} (its regions: {known})"
+        )

@@ -13,15 +13,19 @@ region's target says which. current() describes the target exactly as it is set:
 with the new target, so traffic moves in a single step. Before it: with `region`
 configured, the load balancer must be in that region; and a tag must name at least one
 droplet in the load balancer's region, since a load balancer with no backends is an
-outage, not a failover.
+outage, not a failover. The plan's inspection checks the same, and that every droplet id
+exists in the load balancer's region.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from ddb_failover.config import LoadBalancerAction, LoadBalancerTarget
 from responder.actions import _load_balancers as lbs
 from responder.actions.base import Action, Json, Transition
 from responder.actions.do_client import DOClient
+from responder.actions.inspection import INVALID_TARGET, MISSING, Limits, Problem
 from responder.errors import PermanentError
 
 
@@ -50,33 +54,94 @@ class LoadBalancer(Action):
         """The region's target."""
         return target_state(self.config.values[region])
 
+    def examine(self, region: str, desired: Json, limits: Limits, problems: list[Problem]) -> Json:
+        """Also: the load balancer's region, and droplets of the target in that region."""
+        load_balancer = lbs.get(self.client, self.name, self.config.load_balancer_id)
+        where = lbs.region_slug(load_balancer)
+        misplaced = self._region_problem(where)
+        if misplaced is not None:
+            problems.append(Problem(INVALID_TARGET, misplaced))
+        if "tag" in desired:
+            problem = self._tag_problem(desired["tag"], where)
+        else:
+            problem = self._droplet_ids_problem(desired["droplet_ids"], where)
+        if problem is not None:
+            problems.append(Problem(INVALID_TARGET, problem))
+        return lbs.target(load_balancer)
+
     def apply(self, desired: Json, transition: Transition) -> None:
         """Check the region and the tag's droplets, then PUT the load balancer's new target."""
         load_balancer = lbs.get(self.client, self.name, self.config.load_balancer_id)
         region = lbs.region_slug(load_balancer)
-        if self.config.region is not None and region != self.config.region:
-            raise PermanentError(
-                f"{self.name}: load balancer {self.config.load_balancer_id} is in {region}, "
-                f"not in {self.config.region} as configured"
-            )
+        misplaced = self._region_problem(region)
+        if misplaced is not None:
+            raise PermanentError(misplaced)
         if "tag" in desired:
-            self._require_tagged_droplets(desired["tag"], region)
+            problem = self._tag_problem(desired["tag"], region)
+            if problem is not None:
+                raise PermanentError(f"{problem}; not moving traffic")
         body = lbs.update_body(load_balancer, desired)
         lbs.put(self.client, self.name, self.config.load_balancer_id, body)
 
-    def _require_tagged_droplets(self, tag: str, region: str | None) -> None:
+    def _region_problem(self, region: str | None) -> str | None:
+        """Why the load balancer is not where the config says it is; None when it is."""
+        if self.config.region is None or region == self.config.region:
+            return None
+        return (
+            f"{self.name}: load balancer {self.config.load_balancer_id} is in {region}, "
+            f"not in {self.config.region} as configured"
+        )
+
+    def _tag_problem(self, tag: str, region: str | None) -> str | None:
+        """Why the tag cannot be the load balancer's backends; None when it can."""
         droplets = self.client.paginate(
             f"{self.name}: list droplets tagged {tag}",
             self.client.pydo.droplets.list,
             "droplets",
             tag_name=tag,
         )
-        slugs = [(d.get("region") or {}).get("slug") for d in droplets]
+        slugs = {lbs.region_slug(d) for d in droplets}
         if not slugs:
-            raise PermanentError(f"{self.name}: no droplet has tag {tag!r}; not moving traffic")
+            return f"{self.name}: no droplet has tag {tag!r}"
         if region is not None and region not in slugs:
-            elsewhere = ", ".join(sorted({str(s) for s in slugs}))
-            raise PermanentError(
+            elsewhere = ", ".join(sorted(str(s) for s in slugs))
+            return (
                 f"{self.name}: the droplets tagged {tag!r} are in {elsewhere}, none in the "
-                f"load balancer's region {region}; not moving traffic"
+                f"load balancer's region {region}"
             )
+        return None
+
+    def _droplet_ids_problem(self, droplet_ids: list[int], region: str | None) -> str | None:
+        """Which droplets do not exist, or are not in the load balancer's region (read-only)."""
+        missing, elsewhere = [], []
+        for droplet_id in droplet_ids:
+            droplet = self._droplet(droplet_id)
+            if droplet is None:
+                missing.append(str(droplet_id))
+            elif region is not None and lbs.region_slug(droplet) != region:
+                elsewhere.append(f"{droplet_id} ({lbs.region_slug(droplet)})")
+        reasons = []
+        if missing:
+            reasons.append(f"droplet(s) {', '.join(missing)} do not exist")
+        if elsewhere:
+            reasons.append(
+                f"droplet(s) {', '.join(elsewhere)} are not in the load balancer's region {region}"
+            )
+        return f"{self.name}: {'; '.join(reasons)}" if reasons else None
+
+    def _droplet(self, droplet_id: int) -> dict[str, Any] | None:
+        """The droplet, or None when DigitalOcean says it does not exist."""
+        try:
+            body = self.client.call(
+                f"{self.name}: get droplet {droplet_id}",
+                self.client.pydo.droplets.get,
+                droplet_id,
+            )
+        except PermanentError as exc:
+            if exc.kind != MISSING:
+                raise
+            return None
+        droplet = (body or {}).get("droplet")
+        if not isinstance(droplet, dict):
+            raise PermanentError(f"{self.name}: response has no droplet {droplet_id}")
+        return droplet

@@ -10,6 +10,13 @@ from pathlib import Path
 from ddb_failover.config import EnvFileAction
 from responder.actions import _files, _subprocess
 from responder.actions.base import Action, Json, Transition
+from responder.actions.inspection import (
+    MISSING,
+    Limits,
+    Problem,
+    command_problems,
+    writable_problems,
+)
 from responder.errors import ActionError
 
 
@@ -90,6 +97,16 @@ class EnvFile(Action):
         if not self.reload_command:
             return region
         return {"value": region, "reloaded": True}
+
+    def examine(self, region: str, desired: Json, limits: Limits, problems: list[Problem]) -> Json:
+        """Also: the file exists, its directory takes a new file, the reload command runs."""
+        if not self.path.exists():
+            problems.append(Problem(MISSING, f"{self.name}: env file {self.path} does not exist"))
+        problems.extend(writable_problems(self.name, self.path))
+        if self.reload_command:
+            problems.extend(command_problems(self.reload_command, f"{self.name}: reload command"))
+            problems.extend(writable_problems(self.name, self.state_path, create_parents=True))
+        return self.current()
 
     def apply(self, desired: Json, transition: Transition) -> None:
         """Write the file if needed, then reload; on a failed reload restore the old file."""

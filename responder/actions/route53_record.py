@@ -16,6 +16,8 @@ from typing import Any
 from ddb_failover.config import Route53Action
 from responder.actions.aws_client import translated
 from responder.actions.base import Action, Json, Transition
+from responder.actions.do_dns_record import valid_data
+from responder.actions.inspection import INVALID_TARGET, MISSING, TTL, Limits, Problem
 from responder.errors import TemporaryError
 
 DEFAULT_SYNC_TIMEOUT_SECONDS = 120.0
@@ -96,6 +98,38 @@ class Route53Record(Action):
         """The region's value with the configured TTL."""
         value = record_value(self.config.record_type, self.config.values[region])
         return {"values": [value], "ttl": self.config.ttl}
+
+    def examine(self, region: str, desired: Json, limits: Limits, problems: list[Problem]) -> Json:
+        """Also: the record set exists, the region's value fits its type, the TTL is short."""
+        label = f"{self.config.record_type} {fqdn(self.config.record_name)}"
+        value = self.config.values[region]
+        if self.config.record_type != "TXT" and not valid_data(self.config.record_type, value):
+            problems.append(
+                Problem(
+                    INVALID_TARGET,
+                    f"{self.name}: the value for {region}, {value!r}, is not a valid "
+                    f"{self.config.record_type} record value",
+                )
+            )
+        if self.config.ttl > limits.max_ttl_seconds:
+            problems.append(
+                Problem(
+                    TTL,
+                    f"{self.name}: {label} gets TTL {self.config.ttl} s, over "
+                    f"plan.max_ttl_seconds ({limits.max_ttl_seconds:g} s)",
+                    "warning",
+                )
+            )
+        current = self.current()
+        if current is None:
+            problems.append(
+                Problem(
+                    MISSING,
+                    f"{self.name}: record set {label} does not exist in hosted zone "
+                    f"{self.config.hosted_zone_id} (a failover would create it: who removed it?)",
+                )
+            )
+        return current
 
     def apply(self, desired: Json, transition: Transition) -> None:
         """UPSERT the record set, then wait until Route 53 reports the change INSYNC."""

@@ -7,6 +7,7 @@ from typing import Any
 from ddb_failover.config import SSMParameterAction
 from responder.actions.aws_client import translated
 from responder.actions.base import Action, Json, Transition
+from responder.actions.inspection import MISSING, Limits, Problem
 
 
 class SSMParameter(Action):
@@ -31,6 +32,15 @@ class SSMParameter(Action):
     def desired(self, region: str) -> Json:
         """The region name itself."""
         return region
+
+    def examine(self, region: str, desired: Json, limits: Limits, problems: list[Problem]) -> Json:
+        """Also: the parameter exists (the application reads it)."""
+        current = self.current()
+        if current is None:
+            problems.append(
+                Problem(MISSING, f"{self.name}: SSM parameter {self.parameter} does not exist")
+            )
+        return current
 
     def apply(self, desired: Json, transition: Transition) -> None:
         """Overwrite the parameter with the region."""

@@ -1,5 +1,5 @@
-"""The operator API: status, history, failover, freeze, unfreeze, retry, skip, abort, approve
-and decline.
+"""The operator API: status, history, plan, failover, freeze, unfreeze, retry, skip, abort,
+approve and decline.
 
 Mutations need the token. A command that does not apply to the transition as it
 is now (nothing failing, another step in trouble, no transition) answers 409.
@@ -90,6 +90,17 @@ def history() -> Response:
     if not re.fullmatch(r"[0-9]{1,4}", raw) or not 1 <= int(raw) <= HISTORY_MAX:
         raise RequestProblem(400, f"limit must be an integer from 1 to {HISTORY_MAX}", "limit")
     return _answer(service().store.history(int(raw)))
+
+
+@bp.get("/plan")
+def plan() -> Response:
+    """The last evaluation of the failover plan on this replica; ?to=REGION narrows it."""
+    require("read", "plan")
+    to_region = request.args.get("to")
+    try:
+        return _answer(service().plan(to_region))
+    except UnknownRegion as exc:
+        raise RequestProblem(400, str(exc), "to") from None
 
 
 @bp.get("/transitions/<transition_id>")

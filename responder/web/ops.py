@@ -14,7 +14,7 @@ bp = Blueprint("ops", __name__)
 
 @bp.get("/metrics")
 def metrics() -> Response:
-    """Prometheus exposition; state-derived gauges refreshed from the store first."""
+    """Prometheus exposition; gauges refreshed from the store and the plan file first."""
     require("read", "metrics")
     svc = service()
     try:
@@ -24,6 +24,7 @@ def metrics() -> Response:
         state, actions, recent = None, None, []
     svc.metrics.refresh(state, actions)
     svc.metrics.approvals(recent)
+    svc.metrics.refresh_plan(svc.plan(), state.active_region if state else None)
     return Response(svc.metrics.render(), mimetype=None, content_type=CONTENT_TYPE_LATEST)
 
 

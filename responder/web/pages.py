@@ -20,7 +20,7 @@ RECENT = 20
 
 @bp.get("/")
 def index() -> tuple[str, int] | Response:
-    """Active region first, then phase, freeze, the last transition's steps, recent decisions."""
+    """Active region first, then phase, freeze, the last transition, the plan, recent history."""
     try:
         require("read", "page")
     except RequestProblem as problem:
@@ -38,6 +38,11 @@ def index() -> tuple[str, int] | Response:
         page = render_template("status.html", error=str(exc), refresh=REFRESH_SECONDS)
         return page, 503
     page = render_template(
-        "status.html", status=status, history=history, refresh=REFRESH_SECONDS, error=None
+        "status.html",
+        status=status,
+        history=history,
+        plan=svc.plan(),
+        refresh=REFRESH_SECONDS,
+        error=None,
     )
     return page, 200

@@ -1,4 +1,11 @@
-"""Component "responder": ddb-responder under gunicorn, acting on the sandbox's objects."""
+"""Component "responder": ddb-responder under gunicorn, acting on the sandbox's objects.
+
+Besides the DigitalOcean objects, it drives a Route 53 record set and an SSM parameter
+served by one more moto server (AWS's global and control-plane services, apart from the
+DynamoDB regions, so a region's outage does not take them down), and the WordPress env
+file. Each starts on the primary region, as a deployed site would. stack.json names the
+moto server under "aws_services" ({"pid", "url"}), with the hosted zone and parameter.
+"""
 
 from __future__ import annotations
 
@@ -7,28 +14,112 @@ import os
 import signal
 import sys
 import urllib.request
+from pathlib import Path
 from typing import Any
+
+import boto3
+import yaml
+from botocore.config import Config as BotoConfig
 
 from sandbox.components.chat import URL_SECRET
 from sandbox.components.pagerduty import ROUTING_KEY_SECRET
+from sandbox.components.regions import region_names
 from sandbox.net import free_port
+from sandbox.regions import SANDBOX_CREDENTIALS, Region
 from sandbox.stack import Stack, component
 
 ENV_FILE = "wordpress/dynamodb.env"
+ZONE = "example.test."
+ORIGIN_RECORD = f"origin.{ZONE}"
+SSM_PARAMETER = "/wordpress/dynamodb-region"
+DEFAULT_PLAN_INTERVAL_SECONDS = 5.0
+# moto loads SSM's public parameters on first use, which outlasts the actions' timeouts.
+_WARM_TIMEOUT_SECONDS = 60.0
 
 
-def _actions(stack: Stack) -> list[dict[str, Any]]:
+def _origin_values(stack: Stack) -> dict[str, str]:
+    """The address of each region's origin: the DigitalOcean record's, else a TEST-NET one."""
+    do = stack.config_data.get("_sandbox", {}).get("do_api")
+    if do is not None:
+        return dict(do["record_values"])
+    return {name: f"192.0.2.{10 + 10 * i}" for i, name in enumerate(region_names(stack))}
+
+
+def _client(service: str, region: str, url: str) -> Any:
+    config = BotoConfig(
+        connect_timeout=5, read_timeout=_WARM_TIMEOUT_SECONDS, retries={"total_max_attempts": 1}
+    )
+    return boto3.client(
+        service, region_name=region, endpoint_url=url, config=config, **SANDBOX_CREDENTIALS
+    )
+
+
+def _start_aws_services(stack: Stack) -> dict[str, Any]:
+    """Start the moto server for Route 53 and SSM; create the zone, record and parameter."""
+    server = Region("aws-services", (), "", "", stack.logs_dir, seed=False)
+    stack.on_close(server.close)
+    server.start()
+    primary = region_names(stack)[0]
+    value = _origin_values(stack)[primary]
+    route53 = _client("route53", "us-east-1", server.url)
+    zone = route53.create_hosted_zone(Name=ZONE, CallerReference="ddb-failover-sandbox")
+    zone_id = zone["HostedZone"]["Id"].split("/")[-1]
+    record = {"Name": ORIGIN_RECORD, "Type": "A", "TTL": 60, "ResourceRecords": [{"Value": value}]}
+    route53.change_resource_record_sets(
+        HostedZoneId=zone_id,
+        ChangeBatch={"Changes": [{"Action": "UPSERT", "ResourceRecordSet": record}]},
+    )
+    ssm = _client("ssm", primary, server.url)
+    ssm.put_parameter(Name=SSM_PARAMETER, Value=primary, Type="String", Overwrite=True)
+    about = {"pid": server.pid, "url": server.url, "hosted_zone_id": zone_id}
+    stack.published["aws_services"] = {**about, "ssm_parameter": SSM_PARAMETER}
+    return about
+
+
+def _actions(stack: Stack, aws: dict[str, Any]) -> list[dict[str, Any]]:
     do = stack.config_data.get("_sandbox", {}).get("do_api")
     actions: list[dict[str, Any]] = list(do["actions"]) if do is not None else []
+    primary = region_names(stack)[0]
+    origin = {
+        "name": "origin",
+        "type": "route53_record",
+        "hosted_zone_id": aws["hosted_zone_id"],
+        "record_name": ORIGIN_RECORD,
+        "ttl": 60,
+        "endpoint_url": aws["url"],
+        "values": _origin_values(stack),
+    }
+    parameter = {
+        "name": "wp-region",
+        "type": "ssm_parameter",
+        "parameter": SSM_PARAMETER,
+        "region": primary,
+        "endpoint_url": aws["url"],
+    }
     env = {"name": "wp-env", "type": "env_file", "path": str(stack.dir / ENV_FILE)}
-    return [*actions, {**env, "variable": "DYNAMODB_REGION"}]
+    return [*actions, origin, parameter, {**env, "variable": "DYNAMODB_REGION"}, *_extra(stack)]
+
+
+def _extra(stack: Stack) -> list[dict[str, Any]]:
+    """The actions of --extra-actions FILE (a YAML list), to try more against the sandbox."""
+    path = stack.options.get("extra_actions")
+    if path is None:
+        return []
+    extra = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    if not isinstance(extra, list) or not all(isinstance(a, dict) for a in extra):
+        raise ValueError(f"--extra-actions {path}: must be a YAML list of actions")
+    return extra
 
 
 def _configure(stack: Stack) -> None:
     port = free_port()
     stack.extras["responder_port"] = port
-    (stack.dir / ENV_FILE).parent.mkdir(parents=True, exist_ok=True)
+    env_file = stack.dir / ENV_FILE
+    env_file.parent.mkdir(parents=True, exist_ok=True)
+    if not env_file.exists():  # WordPress's env file exists before any failover
+        env_file.write_text(f"DYNAMODB_REGION={region_names(stack)[0]}\n")
     (stack.dir / "state").mkdir(exist_ok=True)
+    aws = _start_aws_services(stack)
     section: dict[str, Any] = {
         "listen": f"127.0.0.1:{port}",
         "webhook_token": {"file": str(stack.secret("webhook-token"))},
@@ -59,7 +150,12 @@ def _configure(stack: Stack) -> None:
             "approval": stack.options.get("approval", "none"),
         },
         "retry": {"initial_backoff_seconds": 0.2, "max_backoff_seconds": 2},
-        "actions": _actions(stack),
+        "plan": {
+            "interval_seconds": float(
+                stack.options.get("plan_interval_seconds", DEFAULT_PLAN_INTERVAL_SECONDS)
+            )
+        },
+        "actions": _actions(stack, aws),
     }
     do = stack.config_data.get("_sandbox", {}).get("do_api")
     if do is not None:

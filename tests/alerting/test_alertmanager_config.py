@@ -35,6 +35,8 @@ ROUTES = [
     ("alertname=FailoverStateStoreDown severity=critical instance=r1", "pagerduty"),
     # Warnings reach no one (Alertmanager UI and Grafana only).
     ("alertname=DynamoDBRegionDegraded severity=warning region=us-east-1 table=posts", "null"),
+    # A plan that would not pass is a ticket: never the pager, never the responder's webhook.
+    ("alertname=FailoverPlanNotReady severity=warning region=eu-west-1 action=www", "null"),
     # A RegionDown without severity still reaches the responder, never the pager.
     ("alertname=DynamoDBRegionDown region=us-east-1 table=posts", "responder"),
 ]  # fmt: skip

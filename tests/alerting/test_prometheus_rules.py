@@ -29,6 +29,7 @@ CONTRACT_ALERTS = {
     "FailoverSplitState",
     "FailoverStateStoreDown",
     "FailoverAwaitingApproval",
+    "FailoverPlanNotReady",
 }
 
 

@@ -73,6 +73,22 @@ BAD = {
         "responder.policy.failback: Input should be 'auto' or 'manual'",
         "responder.policy.max_transitions_per_hour: Input should be greater than or equal to 1",
     ],
+    "bad-plan-interval.yml": [
+        "responder.plan.interval_seconds: Input should be greater than or equal to 1"
+    ],
+    "bad-plan-interval-long.yml": [
+        "responder.plan.interval_seconds: Input should be less than or equal to 300"
+    ],
+    "bad-plan-max-ttl.yml": [
+        "responder.plan.max_ttl_seconds: Input should be greater than or equal to 30"
+    ],
+    "bad-plan-unknown-key.yml": ["responder.plan.max_ttl: unknown key"],
+    "bad-plan-type.yml": [
+        "responder.plan.interval_seconds: Input should be a valid number, unable to parse string "
+        "as a number",
+        "responder.plan.max_ttl_seconds: Input should be a valid integer, got a number with a "
+        "fractional part",
+    ],
 }
 
 
@@ -129,6 +145,8 @@ def test_defaults_applied() -> None:
     assert loaded.exporter.probes == ("read", "write", "replication")
     assert loaded.responder.state.backend == "sqlite"
     assert loaded.responder.policy.failback == "auto"
+    assert loaded.responder.plan.interval_seconds == 60
+    assert loaded.responder.plan.max_ttl_seconds == 300
     assert loaded.exporter.vantage  # the host name
 
 

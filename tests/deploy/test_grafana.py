@@ -238,9 +238,20 @@ def test_thresholds_match_the_alert_rules() -> None:
     degraded = number("DynamoDBRegionDegraded", r"ratio_2m > ([\d.]+)")
     assert number("DynamoDBRegionDegraded", r"or .*ratio_2m > ([\d.]+)") == degraded
     assert red_threshold(panels["Degradation signals"]) == degraded
+    stale = number("FailoverPlanNotReady", r"evaluated_timestamp_seconds > ([\d.]+)")
+    assert red_threshold(panels["Plan evaluated"]) == stale
     # The panel shows exactly the series the rule votes on.
     (vote,) = panels["Vantage points seeing the region down"]["targets"]
     assert vote["expr"].startswith("ddb:region_down_vantages:ratio{")
+
+
+def test_plan_row_shows_readiness_per_region_and_action() -> None:
+    dashboard = load(OVERVIEW)
+    rows = [p["title"] for p in dashboard["panels"] if p["type"] == "row"]
+    assert "Failover plan" in rows
+    (timeline,) = by_title(dashboard)["Plan readiness by region and action"]["targets"]
+    assert timeline["expr"] == "min by (region, action) (responder_plan_ready >= 0)"
+    assert timeline["legendFormat"] == "{{region}} {{action}}"
 
 
 def test_descriptions_quote_the_thresholds_they_draw() -> None:
@@ -248,6 +259,7 @@ def test_descriptions_quote_the_thresholds_they_draw() -> None:
     assert "50%" in panels["Vantage points seeing the region down"]["description"]
     assert "60 s" in panels["Replication lag"]["description"]
     assert "1 s" in panels["Probe latency p50 / p99"]["description"]
+    assert "900 s" in panels["Plan evaluated"]["description"]
 
 
 def test_annotations_mark_failovers_and_failbacks() -> None:

@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
+import time
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -29,12 +32,116 @@ TRANSITION_DEADLINE_SECONDS = 30
 BACKOFF_CAP_SECONDS = 2.0
 
 
+class PlanWatch:
+    """Samples the responder's plan twice a second for the whole session."""
+
+    def __init__(self, url: str, token: str | None) -> None:
+        self.url = url
+        self.token = token
+        self.samples: list[tuple[float, dict[str, Any]]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="plan-watch", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.5):
+            try:
+                plan = http_json(f"{self.url}/api/v1/plan", self.token)
+            except OSError:
+                continue  # a busy moment; the next sample counts
+            self.samples.append((time.time(), plan))
+
+
+@dataclass
+class FaultWindow:
+    """A DigitalOcean sandbox fault a test set: from when, to when (None: not cleared yet)."""
+
+    status: int
+    path_prefix: str
+    method: str | None
+    start: float
+    end: float | None
+
+
+# The plan problem kind each injected status stands for (responder/actions/do_client.py).
+FAULT_KINDS = {401: "credentials", 403: "credentials", 429: "rate_limited"}
+
+
+def fault_kind(status: int) -> str:
+    return FAULT_KINDS.get(status, "unreachable" if status >= 500 else "error")
+
+
+def plan_reads(action: dict[str, Any]) -> list[str]:
+    """The DigitalOcean paths an action's plan inspection GETs (none for other actions)."""
+    kind = action["type"]
+    if kind == "do_dns_record":
+        return [f"/v2/domains/{action['domain']}/records"]
+    if kind in ("do_load_balancer", "do_global_load_balancer"):
+        droplets = ["/v2/droplets"] if kind == "do_load_balancer" else []
+        return [f"/v2/load_balancers/{action['load_balancer_id']}", *droplets]
+    if kind == "do_app_env":
+        return [f"/v2/apps/{action['app_id']}"]
+    return []
+
+
+@dataclass(frozen=True)
 class E2EStack(StackView):
     """A StackView with the helpers the end-to-end tests share."""
 
+    # What the tests broke on purpose, and when, for judging the plan's answers.
+    chaos_log: list[tuple[float, str, str]] = field(default_factory=list)
+    fault_log: list[FaultWindow] = field(default_factory=list)
+    plan_watch: list[PlanWatch] = field(default_factory=list)
+
     def chaos(self, region: str, op: str) -> None:
         """Apply a chaos operation through the supervisor, as a user would."""
+        self.chaos_log.append((time.time(), region, op))
         send_chaos(self.dir, {"region": region, "op": op})
+
+    def down_between(self, region: str, start: float, end: float) -> bool:
+        """True if region was paused or stopped at any moment from start to end."""
+        down = False
+        for moment, name, op in self.chaos_log:
+            if name != region:
+                continue
+            if moment > end:
+                break
+            if op in ("pause", "stop"):
+                down = True
+                if moment >= start:
+                    return True
+            elif op in ("resume", "start"):
+                if down and moment >= start:
+                    return True
+                down = False
+        return down
+
+    def faulted_between(
+        self, action: dict[str, Any], problem: dict[str, Any], start: float, end: float
+    ) -> bool:
+        """True if a fault the tests set explains problem of action's plan read in [start, end].
+
+        It must have been live then, cover a path the inspection GETs, and answer the
+        status the problem's kind and message name.
+        """
+        for fault in self.fault_log:
+            live = fault.start <= end and (fault.end is None or fault.end >= start)
+            covers = any(path.startswith(fault.path_prefix) for path in plan_reads(action))
+            if (
+                live
+                and covers
+                and fault.method in (None, "GET")
+                and problem["kind"] == fault_kind(fault.status)
+                and f"HTTP {fault.status}" in problem["message"]
+            ):
+                return True
+        return False
 
     def do_api(self, path: str, method: str = "GET", body: Any = None) -> Any:
         """Call one of the DigitalOcean sandbox's control endpoints."""
@@ -87,11 +194,21 @@ class E2EStack(StackView):
     def fault(self, status: int, path_prefix: str, **lasting: Any) -> None:
         """Make the DigitalOcean sandbox answer status under path_prefix (until cleared)."""
         body = {"status": status, "path_prefix": path_prefix, **lasting}
+        start = time.time()
         self.do_api("/_sandbox/faults", method="POST", body=body)
+        # A count of calls lasts until used up: judged as lasting until cleared.
+        seconds = lasting.get("duration_seconds")
+        end = time.time() + seconds if seconds is not None else None
+        window = FaultWindow(status, path_prefix, lasting.get("method"), start, end)
+        self.fault_log.append(window)
 
     def clear_faults(self) -> None:
         """Let the DigitalOcean sandbox answer normally again."""
         self.do_api("/_sandbox/faults", method="DELETE")
+        now = time.time()
+        for fault in self.fault_log:
+            if fault.end is None or fault.end > now:
+                fault.end = now
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
         """ddb-responder against the stack, as an operator types it."""
@@ -161,6 +278,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2EStack]:
         view = wait_stack(directory, proc)
         e2e = E2EStack(view.dir, view.urls, view.token)
         e2e.wait_quiet(timeout=120)
+        watch = PlanWatch(view.urls["responder"], view.token)
+        e2e.plan_watch.append(watch)
+        watch.start()
         yield e2e
+        watch.stop()
     finally:
         stop_process(proc, grace=60)

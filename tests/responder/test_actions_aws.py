@@ -18,6 +18,7 @@ import pytest
 from ddb_failover.config import Route53Action, SSMParameterAction
 from responder.actions import aws_client
 from responder.actions.base import Transition, reconcile
+from responder.actions.inspection import Limits
 from responder.actions.route53_record import Route53Record
 from responder.actions.ssm_parameter import SSMParameter
 from responder.errors import PermanentError, TemporaryError
@@ -273,3 +274,70 @@ def test_paused_server_is_temporary_within_the_timeout(moto: Moto, make_client: 
     finally:
         os.killpg(moto.process.pid, signal.SIGCONT)
     assert ssm.current() is None
+
+
+# --- inspect: the plan's read-only view ---
+
+
+def problems(inspection: Any) -> list[tuple[str, str]]:
+    return [(p.kind, p.severity) for p in inspection.problems]
+
+
+def test_route53_inspect_reads_only(moto: Moto, make_client: Any, zone: str) -> None:
+    client = make_client("route53")
+    upsert(client, zone, "www.example.com.", VALUES[EAST])
+    writes = len(moto.writes())
+
+    seen = Route53Record(route53_action(zone), client).inspect(WEST)
+
+    assert (seen.current, seen.desired) == (
+        {"values": [VALUES[EAST]], "ttl": 60},
+        {"values": [VALUES[WEST]], "ttl": 60},
+    )
+    assert (seen.would_change, seen.ready, seen.problems) == (True, True, ())
+    assert len(moto.writes()) == writes
+
+
+def test_route53_inspect_problems(make_client: Any, zone: str) -> None:
+    client = make_client("route53")
+    absent = Route53Record(route53_action(zone), client).inspect(WEST)
+    assert problems(absent) == [("missing", "error")]
+    assert absent.problems[0].message.startswith(
+        f"apex: record set A www.example.com. does not exist in hosted zone {zone}"
+    )
+
+    upsert(client, zone, "www.example.com.", VALUES[EAST], ttl=900)
+    values = {EAST: VALUES[EAST], WEST: "2001:db8::1"}
+    seen = Route53Record(route53_action(zone, ttl=900, values=values), client).inspect(
+        WEST, Limits(max_ttl_seconds=300)
+    )
+    assert problems(seen) == [("invalid_target", "error"), ("ttl", "warning")]
+    assert "'2001:db8::1', is not a valid A record value" in seen.problems[0].message
+
+    gone = Route53Record(route53_action("ZNOSUCHZONE"), client).inspect(WEST)
+    assert problems(gone) == [("missing", "error")]
+    assert "NoSuchHostedZone" in gone.problems[0].message
+
+
+def test_ssm_inspect_missing_parameter(moto: Moto, make_client: Any) -> None:
+    client = make_client("ssm")
+    action = SSMParameter(ssm_action(moto, "/app/inspected"), client)
+    seen = action.inspect(WEST)
+    assert (problems(seen), seen.current) == ([("missing", "error")], None)
+    assert seen.problems[0].message == "param: SSM parameter /app/inspected does not exist"
+
+    client.put_parameter(Name="/app/inspected", Value=EAST, Type="String")
+    writes = len(moto.writes())
+    seen = action.inspect(WEST)
+    assert (seen.ready, seen.current, seen.would_change) == (True, EAST, True)
+    assert len(moto.writes()) == writes
+
+
+def test_inspect_of_a_hung_server_is_unreachable(moto: Moto, make_client: Any) -> None:
+    action = SSMParameter(ssm_action(moto, "/app/hung"), make_client("ssm"))
+    os.killpg(moto.process.pid, signal.SIGSTOP)
+    try:
+        seen = action.inspect(WEST)
+    finally:
+        os.killpg(moto.process.pid, signal.SIGCONT)
+    assert problems(seen) == [("unreachable", "error")]

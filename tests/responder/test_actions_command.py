@@ -131,3 +131,19 @@ def test_dry_run_does_not_run(tmp_path: Path) -> None:
     assert (outcome.result, outcome.before, outcome.after) == ("would_apply", None, WEST)
     assert not log.exists()
     assert not state.exists()
+
+
+# --- inspect: the plan's read-only view ---
+
+
+def test_inspect_finds_a_missing_program_without_running_anything(tmp_path: Path) -> None:
+    ran = tmp_path / "ran"
+    good = command(("sh", "-c", f"touch {ran}"), tmp_path / "command-notify.json")
+    seen = good.inspect(WEST)
+    assert (seen.ready, seen.current, seen.desired, seen.would_change) == (True, None, WEST, True)
+    assert not ran.exists()
+
+    seen = command(("ddb-no-such-program", "--now"), tmp_path / "c.json").inspect(WEST)
+    assert [(p.kind, p.message) for p in seen.problems] == [
+        ("not_executable", "notify: 'ddb-no-such-program' is not found on PATH")
+    ]

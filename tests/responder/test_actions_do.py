@@ -19,9 +19,10 @@ from responder.actions.base import reconcile
 from responder.actions.do_client import DOClient, retry_after_seconds, status_error
 from responder.actions.do_dns_record import DNSRecord, normalise_data, relative_name
 from responder.actions.do_load_balancer import LoadBalancer
+from responder.actions.inspection import Limits
 from responder.errors import PermanentError, TemporaryError
 from sandbox.net import free_port
-from tests.responder.dosandbox import EAST, TOKEN, WEST, Sandbox, transition
+from tests.responder.dosandbox import EAST, SEED, TOKEN, WEST, Sandbox, transition
 
 LB_ID = "4de7ac8b-495b-4884-9a69-1050c6793cd6"
 # Blue and green: two droplet sets in the load balancer's own region (nyc3).
@@ -365,3 +366,129 @@ def test_refused_connection_is_temporary() -> None:
     client = DOClient(f"http://127.0.0.1:{free_port()}", TOKEN, 0.5)
     with pytest.raises(TemporaryError, match="ServiceRequestError"):
         DNSRecord(dns_action(), client).current()
+
+
+# --- inspect: the plan's read-only view ---
+
+
+def kinds(inspection: Any) -> list[tuple[str, str]]:
+    return [(p.kind, p.severity) for p in inspection.problems]
+
+
+def test_dns_inspect_reads_only_and_says_what_would_change(
+    sandbox: Sandbox, do_client: DOClient
+) -> None:
+    seen = DNSRecord(dns_action(ttl=60), do_client).inspect(WEST, Limits(max_ttl_seconds=300))
+
+    assert (seen.current, seen.desired) == (
+        {"data": "203.0.113.10", "ttl": 300},
+        {"data": "198.51.100.20", "ttl": 60},
+    )
+    assert (seen.would_change, seen.ready, seen.problems) == (True, True, ())
+    assert sandbox.writes() == []
+    assert [r["path"] for r in sandbox.requests()] == ["/v2/domains/example.test/records"]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected", "words"),
+    [
+        ({"record_name": "nope"}, [("missing", "error")], "A nope in example.test does not exist"),
+        ({"domain": "nope.test"}, [("missing", "error")], "HTTP 404"),
+        ({"record_name": "rr"}, [("invalid_target", "error")], "2 records A rr in example.test"),
+        (
+            {"values": {EAST: "203.0.113.10", WEST: "www.example.test"}, "ttl": 60},
+            [("invalid_target", "error")],
+            "the value for eu-west-1, 'www.example.test', is not a valid A record value",
+        ),
+        # No TTL configured: the record's own (300 s) is what resolvers will cache.
+        ({}, [("ttl", "warning")], "has TTL 300 s, over plan.max_ttl_seconds (120 s)"),
+        ({"ttl": 600}, [("ttl", "warning")], "has TTL 600 s"),
+    ],
+)
+def test_dns_inspect_problems(
+    sandbox: Sandbox, do_client: DOClient, overrides: dict[str, Any], expected: Any, words: str
+) -> None:
+    action = DNSRecord(dns_action(**overrides), do_client)
+    seen = action.inspect(WEST, Limits(max_ttl_seconds=120))
+
+    assert kinds(seen) == expected
+    assert words in seen.problems[0].message
+    assert seen.ready == (expected[0][1] == "warning")
+    assert sandbox.writes() == []
+
+
+@pytest.mark.parametrize(
+    ("fault", "kind"),
+    [
+        # A revoked token, and one without the scope: DigitalOcean answers 401 and 403.
+        ({"status": 401}, "credentials"),
+        ({"status": 403}, "credentials"),
+        ({"status": 429, "count": 1}, "rate_limited"),
+        ({"status": 503, "count": 1}, "unreachable"),
+    ],
+)
+def test_dns_inspect_failed_reads_are_problems_of_their_kind(
+    sandbox: Sandbox, do_client: DOClient, fault: dict[str, Any], kind: str
+) -> None:
+    sandbox.fault(**fault)
+    seen = DNSRecord(dns_action(), do_client).inspect(WEST)
+    assert (kinds(seen), seen.would_change) == ([(kind, "error")], None)
+    assert f"HTTP {fault['status']}" in seen.problems[0].message
+
+
+def test_dns_inspect_with_a_wrong_token_is_a_credentials_problem(sandbox: Sandbox) -> None:
+    seen = DNSRecord(dns_action(), DOClient(sandbox.url, "revoked-token", TIMEOUT)).inspect(WEST)
+    assert kinds(seen) == [("credentials", "error")]
+    assert "HTTP 401" in seen.problems[0].message
+
+
+@pytest.mark.parametrize(
+    ("west", "fields", "words"),
+    [
+        ({"droplet_ids": GREEN_IDS}, {}, None),
+        ({"tag": "wordpress-green"}, {"region": "nyc3"}, None),
+        ({"tag": "nobody"}, {}, "no droplet has tag 'nobody'"),
+        (
+            {"tag": "wordpress-eu-west-1"},
+            {},
+            "the droplets tagged 'wordpress-eu-west-1' are in ams3, none in the load balancer's "
+            "region nyc3",
+        ),
+        ({"droplet_ids": [3164448, 999]}, {}, "droplet(s) 999 do not exist"),
+        (
+            {"droplet_ids": [3164448, *WEST_IDS]},
+            {},
+            "droplet(s) 3164446 (ams3), 3164447 (ams3) are not in the load balancer's region nyc3",
+        ),
+        (
+            {"droplet_ids": GREEN_IDS},
+            {"region": "ams3"},
+            f"load balancer {LB_ID} is in nyc3, not in ams3 as configured",
+        ),
+    ],
+)
+def test_lb_inspect_checks_the_region_and_the_target(
+    sandbox: Sandbox,
+    do_client: DOClient,
+    west: dict[str, Any],
+    fields: dict[str, Any],
+    words: str | None,
+) -> None:
+    seen = LoadBalancer(lb_action(west=west, **fields), do_client).inspect(WEST)
+
+    assert (seen.current, seen.would_change) == ({"droplet_ids": EAST_IDS}, True)
+    if words is None:
+        assert seen.problems == ()
+    else:
+        assert kinds(seen) == [("invalid_target", "error")]
+        assert words in seen.problems[0].message
+    assert sandbox.writes() == []
+
+
+def test_lb_inspect_of_a_deleted_load_balancer_is_missing(
+    sandbox: Sandbox, do_client: DOClient
+) -> None:
+    sandbox.control("POST", "/_sandbox/state", {"seed": {**SEED, "load_balancers": []}})
+    seen = LoadBalancer(lb_action(), do_client).inspect(WEST)
+    assert kinds(seen) == [("missing", "error")]
+    assert f"get load balancer {LB_ID}: HTTP 404" in seen.problems[0].message

@@ -261,3 +261,64 @@ def test_failed_step_finds_the_innermost_reason() -> None:
     steps[0]["steps"][0]["reason"] = reason
     assert failed_step(steps) == {"name": "web", "status": "ERROR", "reason": reason}
     assert failed_step([{"name": "build", "status": "SUCCESS"}]) is None
+
+
+# --- inspect: the plan's read-only view ---
+
+
+def test_inspect_reads_the_app_once_and_says_what_would_change(sandbox: Sandbox) -> None:
+    seen = app_env(sandbox).inspect(WEST)
+
+    assert (seen.current, seen.desired) == (
+        {"value": EAST, "deployed": EAST},
+        {"value": WEST, "deployed": WEST},
+    )
+    assert (seen.would_change, seen.ready, seen.problems) == (True, True, ())
+    assert [f"{r['method']} {r['path']}" for r in sandbox.requests()] == [f"GET {APP_PATH}"]
+
+
+@pytest.mark.parametrize(
+    ("fields", "kind", "current", "message"),
+    [
+        (
+            {"variable": "DB_PASSWORD"},
+            "invalid_target",
+            {"value": None, "deployed": None},
+            f"DB_PASSWORD (app level) of app {APP_ID} is a SECRET; its value cannot be read back",
+        ),
+        (
+            {"variable": "QUEUE_REGION"},
+            "invalid_target",
+            {"value": None, "deployed": None},
+            "component(s) queue set QUEUE_REGION too, overriding the app-level value",
+        ),
+        (
+            {"component": "admin"},
+            "missing",
+            None,
+            f"app {APP_ID} has no component admin (its components: migrate, queue, web)",
+        ),
+        (
+            {"app_id": "5d3ba2a8-1b8c-4a39-8b8e-2d2a7f3b1c00"},
+            "missing",
+            None,
+            "get app 5d3ba2a8-1b8c-4a39-8b8e-2d2a7f3b1c00: HTTP 404",
+        ),
+    ],
+)
+def test_inspect_names_what_apply_would_refuse(
+    sandbox: Sandbox, fields: dict[str, Any], kind: str, current: Any, message: str
+) -> None:
+    seen = app_env(sandbox, **fields).inspect(WEST)
+
+    assert [p.kind for p in seen.problems] == [kind]
+    assert seen.problems[0].message.startswith(f"wordpress-app: {message}")
+    assert (seen.current, seen.ready) == (current, False)
+    assert sandbox.writes() == []
+
+
+def test_inspect_with_a_revoked_token_is_a_credentials_problem(sandbox: Sandbox) -> None:
+    sandbox.fault(status=401, path_prefix="/v2/apps")
+    seen = app_env(sandbox).inspect(WEST)
+    assert [(p.kind, "HTTP 401" in p.message) for p in seen.problems] == [("credentials", True)]
+    assert seen.would_change is None

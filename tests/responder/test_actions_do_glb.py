@@ -182,3 +182,56 @@ def test_dry_run_changes_nothing(sandbox: Sandbox, do_client: DOClient) -> None:
 
     assert (outcome.result, outcome.after) == ("would_apply", {"first_region": "ams3"})
     assert sandbox.writes() == []
+
+
+# --- inspect: the plan's read-only view ---
+
+
+def test_inspect_reads_once_and_says_what_would_change(
+    sandbox: Sandbox, do_client: DOClient
+) -> None:
+    seen = GlobalLoadBalancer(glb_action(), do_client).inspect(WEST)
+
+    assert (seen.current, seen.desired) == ({"first_region": "nyc3"}, {"first_region": "ams3"})
+    assert (seen.would_change, seen.ready, seen.problems) == (True, True, ())
+    assert calls(sandbox) == ["GET 200"]
+
+
+@pytest.mark.parametrize(
+    ("fields", "kind", "message"),
+    [
+        (
+            {"values": {EAST: "nyc3", WEST: "sfo3"}},
+            "invalid_target",
+            f"sfo3 has no priority on load balancer {GLB_ID} (its regions: ams3, nyc3)",
+        ),
+        (
+            {"load_balancer_id": REGIONAL_ID},
+            "invalid_target",
+            f"load balancer {REGIONAL_ID} is REGIONAL, not GLOBAL",
+        ),
+        (
+            {"load_balancer_id": "0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0"},
+            "missing",
+            "get load balancer 0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0: HTTP 404",
+        ),
+    ],
+)
+def test_inspect_names_what_would_stop_the_move(
+    sandbox: Sandbox, do_client: DOClient, fields: dict[str, Any], kind: str, message: str
+) -> None:
+    seen = GlobalLoadBalancer(glb_action(**fields), do_client).inspect(WEST)
+
+    assert [p.kind for p in seen.problems] == [kind]
+    assert seen.problems[0].message.startswith(f"wordpress-glb: {message}")
+    assert not seen.ready
+    assert sandbox.writes() == []
+
+
+def test_inspect_with_a_revoked_token_is_a_credentials_problem(
+    sandbox: Sandbox, do_client: DOClient
+) -> None:
+    sandbox.fault(status=401, path_prefix=GLB_PATH)
+    seen = GlobalLoadBalancer(glb_action(), do_client).inspect(WEST)
+    assert [(p.kind, "HTTP 401" in p.message) for p in seen.problems] == [("credentials", True)]
+    assert (seen.current, seen.would_change) == (None, None)

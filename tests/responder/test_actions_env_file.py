@@ -6,6 +6,7 @@ import shutil
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -266,3 +267,61 @@ def test_dry_run_changes_nothing(sample: Path, tmp_path: Path) -> None:
     )
     assert sample.read_bytes() == original
     assert not marker.exists()
+
+
+# --- inspect: the plan's read-only view ---
+
+
+def kinds(action: EnvFile) -> list[str]:
+    return [p.kind for p in action.inspect(WEST).problems]
+
+
+def test_inspect_reads_only(sample: Path) -> None:
+    before = sample.read_text()
+    seen = env_file(sample, reload=["true"]).inspect(WEST)
+    assert (seen.current, seen.desired) == (reloaded(EAST, False), reloaded(WEST))
+    assert (seen.ready, seen.would_change) == (True, True)
+    assert sample.read_text() == before
+    assert sorted(p.name for p in sample.parent.iterdir()) == ["dynamodb.env"]
+
+
+def test_inspect_missing_file_and_missing_reload_command(tmp_path: Path) -> None:
+    path = tmp_path / "dynamodb.env"
+    assert kinds(env_file(path, reload=["no-such-reload-command"])) == ["missing", "not_executable"]
+    script = tmp_path / "reload.sh"
+    script.write_text("#!/bin/sh\n")
+    path.write_text("DYNAMODB_REGION=us-east-1\n")
+    action = env_file(path, reload=[str(script)])
+    assert kinds(action) == ["not_executable"]
+    assert action.inspect(WEST).problems[0].message == (
+        f"wp-env: reload command: {script} is not executable"
+    )
+    script.chmod(0o755)
+    assert kinds(action) == []
+
+
+def test_inspect_directory_that_is_a_file(tmp_path: Path) -> None:
+    (tmp_path / "wordpress").write_text("not a directory\n")
+    seen = env_file(tmp_path / "wordpress" / "dynamodb.env").inspect(WEST)
+    assert [p.kind for p in seen.problems][:2] == ["missing", "not_writable"]
+    assert f"{tmp_path / 'wordpress'} is not a directory" in seen.problems[1].message
+
+
+def test_inspect_directory_on_a_virtual_filesystem() -> None:
+    seen = env_file(Path("/proc/dynamodb.env")).inspect(WEST)
+    assert "not_writable" in [p.kind for p in seen.problems]
+
+
+def test_inspect_immutable_directory_is_not_writable_even_for_root(
+    sample: Path, make_immutable: Any
+) -> None:
+    undo = make_immutable(sample.parent)
+    seen = env_file(sample).inspect(WEST)
+    assert [(p.kind, p.message) for p in seen.problems] == [
+        ("not_writable", f"wp-env: cannot write {sample}: {sample.parent} is immutable (chattr +i)")
+    ]
+    # The plan says what a failover would meet: the write fails the same way.
+    with pytest.raises(PermanentError, match="Operation not permitted"):
+        reconcile(env_file(sample), transition(WEST))
+    undo()
+    assert env_file(sample).inspect(WEST).problems == ()

@@ -147,6 +147,7 @@ COMMANDS = {
     "retry": [],
     "skip": ["wp-env", "--reason", "by hand"],
     "abort": ["--reason", "drill", "--rollback"],
+    "plan": ["--to", "eu-west-1"],
     "check-config": [],
     "init-state": [],
 }

@@ -20,6 +20,7 @@ ENDPOINTS = [
     ("GET", "/api/v1/status"),
     ("GET", "/api/v1/history"),
     ("GET", "/api/v1/transitions/t-x"),
+    ("GET", "/api/v1/plan"),
     ("POST", "/api/v1/failover"),
     ("POST", "/api/v1/freeze"),
     ("POST", "/api/v1/unfreeze"),

@@ -89,6 +89,7 @@ ENDPOINTS = [
     ("GET", "/api/v1/status", "read"),
     ("GET", "/api/v1/history", "read"),
     ("GET", "/api/v1/transitions/t-none", "read"),
+    ("GET", "/api/v1/plan", "read"),
     ("GET", "/", "read"),
     ("POST", "/api/v1/freeze", "operate"),
     ("POST", "/api/v1/unfreeze", "operate"),

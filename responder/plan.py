@@ -1,0 +1,158 @@
+"""The failover plan: for each region that could become active, what a move there meets.
+
+evaluate() asks every action to inspect() a move to each candidate region (every
+region but the active one: each secondary, and the primary for failback) and runs
+the same live readiness check a decision runs, as the action "readiness". It only
+reads, through what it is given; where the result goes is the caller's business.
+The evaluation is advisory: a decision re-checks readiness live when it is made.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from ddb_failover.logs import kv
+from responder.actions.base import Action
+from responder.actions.inspection import ERROR, READINESS, Inspection, Limits, Problem
+from responder.alerts import format_time
+from responder.decision import Check, Readiness
+
+log = logging.getLogger(__name__)
+
+READINESS_ACTION = "readiness"
+ReadinessFn = Callable[[Check], Readiness]
+
+
+@dataclass(frozen=True)
+class RegionPlan:
+    """Everything a move to one region would meet: readiness first, then each action."""
+
+    region: str
+    kind: str  # "failover", or "failback" for the primary
+    inspections: tuple[Inspection, ...]
+
+    @property
+    def ready(self) -> bool:
+        """True when no inspection found an error."""
+        return all(i.ready for i in self.inspections)
+
+    def to_json(self) -> dict[str, Any]:
+        """{"ready", "kind", "actions": [...]}."""
+        return {
+            "ready": self.ready,
+            "kind": self.kind,
+            "actions": [i.to_json() for i in self.inspections],
+        }
+
+
+@dataclass(frozen=True)
+class Plan:
+    """One evaluation of the plan for every candidate region."""
+
+    evaluated_at: float
+    duration_seconds: float
+    active_region: str
+    regions: tuple[RegionPlan, ...]
+
+    @property
+    def ready(self) -> bool:
+        """True when every candidate region is ready."""
+        return all(r.ready for r in self.regions)
+
+    def to_json(self) -> dict[str, Any]:
+        """The /api/v1/plan document, as evaluated."""
+        return {
+            "evaluated_at": format_time(self.evaluated_at),
+            "evaluated_at_unix": self.evaluated_at,
+            "duration_seconds": round(self.duration_seconds, 3),
+            "active_region": self.active_region,
+            "ready": self.ready,
+            "regions": {r.region: r.to_json() for r in self.regions},
+        }
+
+
+def candidates(active: str, regions: Sequence[str]) -> tuple[str, ...]:
+    """The regions that could become active, in priority order: all but the active one."""
+    return tuple(r for r in regions if r != active)
+
+
+def readiness_inspection(readiness: Readiness, rpo_seconds: float) -> Inspection:
+    """The region itself, as the action "readiness": the decision's own check and verdict."""
+    current = {
+        "canary_ok": readiness.canary_ok,
+        "data_at_risk_seconds": readiness.data_at_risk_seconds,
+    }
+    desired = {"canary_ok": True, "data_at_risk_seconds_at_most": rpo_seconds}
+    problem = readiness.problem(rpo_seconds)
+    problems = (Problem(READINESS, problem),) if problem else ()
+    return Inspection(READINESS_ACTION, READINESS_ACTION, current, desired, False, problems)
+
+
+def since_last_alive(
+    found: Mapping[str, Readiness],
+    active: str,
+    readiness: ReadinessFn,
+    rpo_seconds: float,
+    now: float,
+) -> dict[str, Readiness]:
+    """Each region's data at risk up to the active region's last sign of life, when it is down.
+
+    Measured up to now, data at risk grows for as long as the active region is down and
+    writes nothing, while a decision measures it up to when the region went down (its
+    alert's start). So when a region is over the RPO, the active region is read too (only
+    then: this read rarely matters); if it does not answer, the newest of its heartbeats
+    any region holds stands for the moment it went down.
+    """
+    risks = [r.data_at_risk_seconds for r in found.values() if r.data_at_risk_seconds is not None]
+    if not risks or max(risks) <= rpo_seconds:
+        return dict(found)
+    if readiness(Check(target=active, source=active, source_last_healthy=now)).canary_ok:
+        return dict(found)  # it serves: the regions really are that far behind
+    newest = min(risks)
+    return {
+        region: r
+        if r.data_at_risk_seconds is None
+        else replace(r, data_at_risk_seconds=r.data_at_risk_seconds - newest)
+        for region, r in found.items()
+    }
+
+
+def _inspect(action: Action, region: str, limits: Limits) -> Inspection:
+    """action.inspect(region); a crash is the action's bug, reported as a problem."""
+    try:
+        return action.inspect(region, limits)
+    except Exception as exc:  # keep evaluating the other actions; the traceback is logged
+        log.exception(kv(event="plan_inspect_crashed", action=action.name, region=region))
+        problem = Problem(ERROR, f"{action.name}: inspection failed: {type(exc).__name__}")
+        return Inspection(action.name, action.type, None, None, None, (problem,))
+
+
+def evaluate(
+    actions: Sequence[Action],
+    regions: Sequence[str],
+    active: str,
+    readiness: ReadinessFn,
+    rpo_seconds: float,
+    limits: Limits,
+    clock: Callable[[], float] = time.time,
+    timer: Callable[[], float] = time.monotonic,
+) -> Plan:
+    """Inspect a move to every candidate region; reads only."""
+    started, now = timer(), clock()
+    # Data at risk as if the active region failed now: its newest heartbeat seen there.
+    checks = {
+        region: readiness(Check(target=region, source=active, source_last_healthy=now))
+        for region in candidates(active, regions)
+    }
+    found = since_last_alive(checks, active, readiness, rpo_seconds, now)
+    planned = []
+    for region in candidates(active, regions):
+        inspections = [readiness_inspection(found[region], rpo_seconds)]
+        inspections.extend(_inspect(action, region, limits) for action in actions)
+        kind = "failback" if region == regions[0] else "failover"
+        planned.append(RegionPlan(region, kind, tuple(inspections)))
+    return Plan(now, timer() - started, active, tuple(planned))
