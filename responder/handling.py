@@ -23,6 +23,7 @@ from responder.decision import (
     decide_operator,
     operator_candidates,
 )
+from responder.evidence import Seen
 from responder.state.base import (
     DecisionRecord,
     Freeze,
@@ -93,6 +94,7 @@ def _handle(
     config: Config,
     check: ReadinessFn,
     now: float,
+    seen: Seen | None = None,
 ) -> Handled:
     policy = config.responder.policy
     known: dict[str, Readiness] = {}
@@ -112,6 +114,7 @@ def _handle(
             data_at_risk_seconds=decision.data_at_risk_seconds,
             dry_run=policy.dry_run,
             deadline_at=now + policy.transition_deadline_seconds,
+            evidence=seen.evidence(decision, policy.rpo_seconds) if seen else None,
         )
         begun = store.begin_transition(new, state.version)
         if begun is not None:
@@ -131,9 +134,17 @@ def _handle(
 
 
 def handle_alerts(
-    alerts: Sequence[Alert], store: StateStore, config: Config, check: ReadinessFn, now: float
+    alerts: Sequence[Alert],
+    store: StateStore,
+    config: Config,
+    check: ReadinessFn,
+    now: float,
+    seen: Seen | None = None,
 ) -> Handled:
-    """Decide and record what a notification's alerts call for; StoreUnavailable -> 503."""
+    """Decide and record what a notification's alerts call for; StoreUnavailable -> 503.
+
+    seen: the notification as it arrived, kept as the evidence of a transition begun.
+    """
     policy, regions = config.responder.policy, config.region_names
     return _handle(
         lambda state, ready: decide(alerts, state, policy, regions, ready, now),
@@ -142,11 +153,17 @@ def handle_alerts(
         config,
         check,
         now,
+        seen,
     )
 
 
 def handle_operator(
-    request: OperatorRequest, store: StateStore, config: Config, check: ReadinessFn, now: float
+    request: OperatorRequest,
+    store: StateStore,
+    config: Config,
+    check: ReadinessFn,
+    now: float,
+    seen: Seen | None = None,
 ) -> Handled:
     """Decide and record an operator's failover; UnknownRegion (ValueError) -> 400."""
     policy, regions = config.responder.policy, config.region_names
@@ -157,4 +174,5 @@ def handle_operator(
         config,
         check,
         now,
+        seen,
     )

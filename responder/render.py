@@ -94,5 +94,11 @@ def history(history: Json) -> str:
         lines.extend("  " + line for line in trouble_lines(t))
     lines.append("DECISIONS")
     for d in history.get("decisions", ()):
-        lines.append(f"{d['at']}  {d['kind']:9} {d['reason']}")
+        lines.append(f"{d['at']}  {d['kind']:9} {d['reason']}{repeats(d)}")
     return "\n".join(lines)
+
+
+def repeats(decision: Json) -> str:
+    """How often a decision's notification came, when more than once."""
+    count = decision.get("count", 1)
+    return f"  (repeated {count} times, last at {decision['last_at']})" if count > 1 else ""

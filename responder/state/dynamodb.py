@@ -12,7 +12,9 @@ conditional UpdateItem on it, so DynamoDB itself settles races:
   and its token only grows.
 
 No transactions are used. Finished transitions are archived as ("transition",
-ID) items (IDs sort by sequence number) and decisions as ("decision", ID).
+ID) items (IDs sort by sequence number) and decisions as ("decision", ID). Every
+change to the history also appends to the audit chain in the same write
+(responder.state.dynamodb_chain).
 
 The client makes one attempt with short timeouts: a black-holed control table
 turns into StoreUnavailable (webhook 503, Alertmanager retries) within seconds.
@@ -21,9 +23,11 @@ turns into StoreUnavailable (webhook 503, Alertmanager retries) within seconds.
 from __future__ import annotations
 
 import contextlib
+import json
 import secrets
 import time
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import replace
 from typing import Any, Literal
 
 import boto3
@@ -32,6 +36,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from ddb_failover.config import Config, DynamoDBState
 from responder.alerts import format_time
+from responder.state import chain, dynamodb_chain
 from responder.state import dynamodb_items as items
 from responder.state.base import (
     VERIFIED_RESULTS,
@@ -58,12 +63,21 @@ from responder.state.base import (
     clears_block,
     desired_region,
     phase,
+    repeat_key,
+)
+from responder.state.dynamodb_chain import (
+    AUDIT,
+    CURRENT_KEY,
+    DECISION,
+    REPEAT,
+    TRANSITION,
+    ChainedTable,
+    Write,
 )
 from responder.state.dynamodb_items import Item, n, s
+from responder.state.dynamodb_repeats import count_or_claim
 
 INIT_COMMAND = "ddb-responder init-state --config PATH"
-TRANSITION, DECISION = "transition", "decision"
-CURRENT_KEY = {"pk": {"S": "state"}, "sk": {"S": "current"}}
 RECENT_LIMIT = 100
 BATCH = 25  # BatchWriteItem's limit
 RECENT_WINDOW = 2 * 3600.0
@@ -73,8 +87,7 @@ FENCED = "#lease_token = :token AND #lease_expires > :now"
 RUNNING = "#t.#id = :tid AND #t.#result = :running"
 
 
-class _ConditionFailed(Exception):
-    """A conditional write found its condition false."""
+_ConditionFailed = dynamodb_chain.ConditionFailed
 
 
 def client_for(state: DynamoDBState, timeout: float = READ_TIMEOUT) -> Any:
@@ -92,7 +105,7 @@ def client_for(state: DynamoDBState, timeout: float = READ_TIMEOUT) -> Any:
     )
 
 
-class DynamoDBStore(StateStore):
+class DynamoDBStore(ChainedTable, StateStore):
     """StateStore on a DynamoDB control table; primary is the active region of a new store.
 
     Construction does no I/O: a replica starts (and answers 503) while the table is unreachable.
@@ -138,29 +151,6 @@ class DynamoDBStore(StateStore):
         item: Item | None = answer.get("Item")
         return item
 
-    def _update(
-        self,
-        update: str,
-        values: Mapping[str, Any] | None = None,
-        condition: str | None = None,
-        extra_names: Mapping[str, str] | None = None,
-    ) -> None:
-        """One conditional UpdateItem on the current item; _ConditionFailed when refused."""
-        kwargs: dict[str, Any] = {
-            "TableName": self.table,
-            "Key": CURRENT_KEY,
-            "UpdateExpression": update,
-            "ExpressionAttributeNames": {
-                **items.names(update, condition or ""),
-                **(extra_names or {}),
-            },
-        }
-        if values:
-            kwargs["ExpressionAttributeValues"] = dict(values)
-        if condition:
-            kwargs["ConditionExpression"] = condition
-        self._call("update_item", **kwargs)
-
     def _put(self, partition: str, sort_key: str, attributes: Item) -> None:
         item = {"pk": s(partition), "sk": s(sort_key), **attributes}
         self._call("put_item", TableName=self.table, Item=item)
@@ -180,6 +170,7 @@ class DynamoDBStore(StateStore):
             "lease_token": n(0),
             "lease_expires": n(0),
             "actions": {"M": {}},
+            **dynamodb_chain.seed(self._clock()),
         }
         # A false condition means another replica seeded it first.
         with contextlib.suppress(_ConditionFailed):
@@ -249,18 +240,21 @@ class DynamoDBStore(StateStore):
         starts = [float(v["N"]) for v in item.get("recent_starts", {}).get("L", [])]
         starts = [x for x in starts if x > now - RECENT_WINDOW][-(RECENT_LIMIT - 1) :]
         record = items.new_transition(transition_id, new, now)
+        write = Write(
+            "SET #version = :next, #seq = :seq, #t = :t, #recent_starts = :starts",
+            {
+                ":expected": n(expected_version),
+                ":next": n(expected_version + 1),
+                ":seq": n(seq),
+                ":t": {"M": record},
+                ":starts": {"L": [n(x) for x in [*starts, now]]},
+            },
+            "#version = :expected",
+            chain.begun(items.transition(record)),
+            at=now,
+        )
         try:
-            self._update(
-                "SET #version = :next, #seq = :seq, #t = :t, #recent_starts = :starts",
-                {
-                    ":expected": n(expected_version),
-                    ":next": n(expected_version + 1),
-                    ":seq": n(seq),
-                    ":t": {"M": record},
-                    ":starts": {"L": [n(x) for x in [*starts, now]]},
-                },
-                "#version = :expected",
-            )
+            self._chained(lambda _: write, item)
         except _ConditionFailed:
             return None  # another request changed the state first
         return items.transition(record)
@@ -277,7 +271,7 @@ class DynamoDBStore(StateStore):
         freeze: Freeze | None = None,
     ) -> DecisionRecord:
         at = self._clock()
-        record = DecisionRecord(
+        new = DecisionRecord(
             id=f"d-{int(at * 1e6):016d}-{secrets.token_hex(3)}",
             at=at,
             kind=kind,
@@ -287,35 +281,46 @@ class DynamoDBStore(StateStore):
             to_region=to_region,
             transition_kind=transition_kind,
         )
-        # The state changes first: if the decision's own record then fails, the webhook
-        # answers 503 and Alertmanager's retry records it; a freeze is never lost.
+        key = repeat_key(kind, reason, cause)
+        # The freeze first: if the decision's own write then fails, the webhook answers 503
+        # and Alertmanager's retry records it; a freeze is never lost.
         if freeze is not None:
             self._current()
             self._freeze(freeze)
-        if blocks_phase(record):
-            self._current()
-            self._update("SET #last_blocked_at = :at", {":at": n(at)}, "attribute_exists(pk)")
-        elif clears_block(record):
-            self._current()
-            self._update("REMOVE #last_blocked_at", condition="attribute_exists(pk)")
-        self._put(DECISION, record.id, items.decision_item(record))
-        return record
+        if key is not None:
+            repeated = count_or_claim(self._call, self.table, key, new.id, self._clock)
+            if repeated is not None:
+                # A repeat blocks (or clears a block) as a new decision would.
+                if blocks_phase(repeated):
+                    self._current()
+                    self._update(
+                        "SET #last_blocked_at = :at", {":at": n(at)}, "attribute_exists(pk)"
+                    )
+                elif clears_block(repeated):
+                    self._current()
+                    self._update("REMOVE #last_blocked_at", condition="attribute_exists(pk)")
+                return repeated
+        self._chained(lambda _: _decision_write(new))
+        return new
 
     def _freeze(self, freeze: Freeze) -> None:
+        freeze = replace(freeze, at=freeze.at or self._clock())
+        write = Write(
+            "SET #frozen_by = :by, #frozen_reason = :reason, #frozen_at = :at,"
+            " #frozen_auto = :auto, #version = #version + :one",
+            {
+                ":by": s(freeze.by),
+                ":reason": s(freeze.reason),
+                ":at": n(freeze.at),
+                ":auto": {"BOOL": freeze.automatic},
+                ":one": n(1),
+            },
+            "attribute_exists(pk) AND attribute_not_exists(#frozen_by)",
+            chain.frozen(freeze),
+        )
         # A false condition means already frozen: the first freeze's who and why stay.
         with contextlib.suppress(_ConditionFailed):
-            self._update(
-                "SET #frozen_by = :by, #frozen_reason = :reason, #frozen_at = :at,"
-                " #frozen_auto = :auto, #version = #version + :one",
-                {
-                    ":by": s(freeze.by),
-                    ":reason": s(freeze.reason),
-                    ":at": n(freeze.at or self._clock()),
-                    ":auto": {"BOOL": freeze.automatic},
-                    ":one": n(1),
-                },
-                "attribute_exists(pk) AND attribute_not_exists(#frozen_by)",
-            )
+            self._chained(lambda _: write)
 
     def _refused(self, token: int, transition_id: str, now: float) -> StoreError:
         """What a refused fenced write means: LeaseLost first, as the SQLite store says."""
@@ -331,6 +336,7 @@ class DynamoDBStore(StateStore):
         fencing_token: int,
         update: str,
         values: Mapping[str, Any],
+        event: chain.Pending,
         extra_names: Mapping[str, str] | None = None,
     ) -> None:
         """An update of the running transition by the lease holder; LeaseLost when refused."""
@@ -344,13 +350,15 @@ class DynamoDBStore(StateStore):
             ":one": n(1),
             ":zero": n(0),
         }
+        write = Write(
+            f"{update}, #t.#revision = if_not_exists(#t.#revision, :zero) + :one",
+            fenced,
+            f"{FENCED} AND {RUNNING}",
+            event,
+            extra_names,
+        )
         try:
-            self._update(
-                f"{update}, #t.#revision = if_not_exists(#t.#revision, :zero) + :one",
-                fenced,
-                f"{FENCED} AND {RUNNING}",
-                extra_names,
-            )
+            self._chained(lambda _: write)
         except _ConditionFailed:
             raise self._refused(fencing_token, transition_id, now) from None
 
@@ -360,6 +368,7 @@ class DynamoDBStore(StateStore):
         region = None
         if running is not None and running["id"]["S"] == transition_id:
             region = self._step_region(running, step)
+        stored = replace(step, at=at, fencing_token=fencing_token)
         # Steps run one at a time: once one is journaled, nothing is in trouble.
         self._fenced_update(
             transition_id,
@@ -371,6 +380,7 @@ class DynamoDBStore(StateStore):
                 ":summary": items.action_summary(transition_id, step, at, region),
                 ":none": items.attempts_value(None),
             },
+            chain.journaled(transition_id, stored),
             {"#action": step.action},
         )
 
@@ -388,6 +398,7 @@ class DynamoDBStore(StateStore):
             fencing_token,
             "SET #t.#attempts = :attempts",
             {":attempts": items.attempts_value(attempts)},
+            chain.attempted(transition_id, attempts),
         )
 
     def operate(
@@ -411,8 +422,10 @@ class DynamoDBStore(StateStore):
             ":running": s("in_progress"),
         }
         names: dict[str, str] = {}
+        stored = None
         if step is not None:
             at = step.at or self._clock()
+            stored = replace(step, at=at, fencing_token=0)  # as items.step_value(step, 0) keeps it
             running = self._current().get("t", {}).get("M") or {}
             region = self._step_region(running, step) if running else None
             update += ", #t.#steps = list_append(#t.#steps, :step), #actions.#action = :summary"
@@ -425,8 +438,15 @@ class DynamoDBStore(StateStore):
             else ("(attribute_not_exists(#t.#revision) OR #t.#revision = :expected)")
         )
         values[":expected"] = n(expected_revision)
+        write = Write(
+            update,
+            values,
+            f"{RUNNING} AND {revision}",
+            chain.operated(transition_id, operation, attempts, stored),
+            names,
+        )
         try:
-            self._update(update, values, f"{RUNNING} AND {revision}", names)
+            self._chained(lambda _: write)
         except _ConditionFailed:
             running = self._current().get("t", {}).get("M")
             if running is None or running["id"]["S"] != transition_id:
@@ -475,8 +495,11 @@ class DynamoDBStore(StateStore):
             if not running["dry_run"]["BOOL"]:  # to_region never changes: safe to read first
                 update += ", #active_region = :to"
                 values[":to"] = running["to_region"]
+        ended = replace(items.transition(running), result=result, finished_at=now)
+        ended = ended if error is None else replace(ended, error=error)
+        write = Write(update, values, f"{FENCED} AND {RUNNING}", chain.finished(ended), at=now)
         try:
-            self._update(update, values, f"{FENCED} AND {RUNNING}")
+            self._chained(lambda _: write)
         except _ConditionFailed:
             raise self._refused(fencing_token, transition_id, now) from None
         finished = self._current()["t"]["M"]
@@ -500,15 +523,18 @@ class DynamoDBStore(StateStore):
         return self.state()
 
     def unfreeze(self, by: str, reason: str) -> State:
-        self._current()
+        now = self._clock()
+        write = Write(
+            "SET #unfrozen_at = :now, #version = #version + :one"
+            " REMOVE #frozen_by, #frozen_reason, #frozen_at, #frozen_auto",
+            {":now": n(now), ":one": n(1)},
+            "attribute_exists(#frozen_by)",
+            chain.unfrozen(by, reason, now),
+            at=now,
+        )
         # A false condition means not frozen: nothing to do.
         with contextlib.suppress(_ConditionFailed):
-            self._update(
-                "SET #unfrozen_at = :now, #version = #version + :one"
-                " REMOVE #frozen_by, #frozen_reason, #frozen_at, #frozen_auto",
-                {":now": n(self._clock()), ":one": n(1)},
-                "attribute_exists(#frozen_by)",
-            )
+            self._chained(lambda _: write)
         return self.state()
 
     def _newest(self, partition: str, limit: int) -> Iterator[Item]:
@@ -624,15 +650,38 @@ class DynamoDBStore(StateStore):
     def prune(self, before: float) -> int:
         current = self._current().get("t", {}).get("M")
         keep = current["id"]["S"] if current is not None else None
-        doomed = [
-            item
-            for partition in (DECISION, TRANSITION)
-            for item in self._partition(partition)
-            if _older(item, before) and item["sk"]["S"] != keep
+        listed = [i for p in (DECISION, TRANSITION) for i in self._partition(p)]
+        doomed = [i for i in listed if _older(i, before) and i["sk"]["S"] != keep]
+        gone = {i["sk"]["S"] for i in doomed}
+        kept = {i["sk"]["S"] for i in listed} - gone
+        events: list[int] = []
+
+        def build(item: Item) -> Write | None:
+            anchor = items.anchor(item)
+            assert anchor is not None
+            after = self._query(AUDIT, dynamodb_chain.sort_key(anchor.seq))
+            moved = chain.prune_anchor(map(items.event, after), anchor, before, kept)
+            events[:] = range(anchor.seq + 1, moved.seq + 1)
+            if not doomed and not events:
+                return None
+            return Write(
+                "SET #chain_anchor = :anchor",
+                {":anchor": s(json.dumps(moved.to_json()))},
+                None,
+                chain.pruned(len(doomed), moved),
+            )
+
+        if self._chained(build) is None:
+            return 0
+        audit = [{"pk": s(AUDIT), "sk": s(dynamodb_chain.sort_key(q))} for q in events]
+        indexes = [
+            {"pk": i["pk"], "sk": i["sk"]}
+            for i in self._partition(REPEAT)
+            if i.get("decision_id", {}).get("S") in gone
         ]
-        for start in range(0, len(doomed), BATCH):
-            chunk = doomed[start : start + BATCH]
-            requests = [{"DeleteRequest": {"Key": {"pk": i["pk"], "sk": i["sk"]}}} for i in chunk]
+        keys = [{"pk": i["pk"], "sk": i["sk"]} for i in doomed] + indexes + audit
+        for start in range(0, len(keys), BATCH):
+            requests = [{"DeleteRequest": {"Key": k}} for k in keys[start : start + BATCH]]
             unprocessed: Any = {self.table: requests}
             while unprocessed:
                 answer = self._call("batch_write_item", RequestItems=unprocessed)
@@ -641,25 +690,21 @@ class DynamoDBStore(StateStore):
 
     def _partition(self, partition: str) -> Iterator[Item]:
         """Every item of a partition, keys and times only."""
-        start: Item | None = None
-        while True:
-            kwargs: dict[str, Any] = {
-                "TableName": self.table,
-                "KeyConditionExpression": "pk = :pk",
-                "ExpressionAttributeValues": {":pk": s(partition)},
-                "ProjectionExpression": "pk, sk, #at, started_at, #result",
-                "ExpressionAttributeNames": {"#at": "at", "#result": "result"},
-            }
-            if start is not None:
-                kwargs["ExclusiveStartKey"] = start
-            answer = self._call("query", **kwargs)
-            yield from answer.get("Items", [])
-            start = answer.get("LastEvaluatedKey")
-            if start is None:
-                return
+        return self._query(partition, project="pk, sk, #at, started_at, #result, decision_id")
 
     def ping(self) -> None:
         self._get(CURRENT_KEY)
+
+
+def _decision_write(record: DecisionRecord) -> Write:
+    """A new decision as a chained write: its phase effect on the current item, and its event."""
+    update = ""
+    values: dict[str, Any] = {}
+    if blocks_phase(record):
+        update, values = "SET #last_blocked_at = :at", {":at": n(record.at)}
+    elif clears_block(record):
+        update = "REMOVE #last_blocked_at"
+    return Write(update, values, "attribute_exists(pk)", chain.decided(record), at=record.at)
 
 
 def _older(item: Item, before: float) -> bool:

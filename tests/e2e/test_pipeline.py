@@ -6,6 +6,7 @@ sustained outage with a flaky DigitalOcean API, the status page, the failback.
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import time
@@ -23,6 +24,7 @@ from tests.e2e.conftest import (
     TRANSITION_DEADLINE_SECONDS,
     E2EStack,
 )
+from tests.responder.weblib import rfc_unix
 
 pytestmark = pytest.mark.e2e
 LB_OUTAGE_SECONDS = 90
@@ -206,6 +208,45 @@ def test_a_long_load_balancer_api_outage_stalls_then_converges_by_itself(
     faulted = [r for r in stack.do_api("/_sandbox/requests")["requests"] if r["fault"]]
     assert len(faulted) >= 1 + LB_OUTAGE_SECONDS // (BACKOFF_CAP_SECONDS + 1)  # kept trying
     assert stack.do_api("/_sandbox/violations")["violations"] == []
+
+
+def test_the_failover_report_accounts_for_every_second(stack: E2EStack) -> None:
+    """The failover just completed, as an operator would hand it to an auditor."""
+    failover = transitions(stack)[0]
+    assert (failover["kind"], failover["result"]) == ("failover", "completed")
+    shown = stack.cli("report", failover["id"], "--format", "json")
+    assert shown.returncode == 0, shown.stderr
+    report = json.loads(shown.stdout)
+    entries = report["timeline"]
+    events = [e["event"] for e in entries]
+    start = events.index("alert_firing")
+    assert events[start : start + 3] == ["alert_firing", "webhook_received", "decision"]
+    assert events[:start] in ([], ["onset"]) and events[-1] == "completed"
+    times = [e["unix"] for e in entries]
+    assert times == sorted(times) and not any(e["out_of_order"] for e in entries), entries
+    # Each step started after the decision and ended before completion, one after another.
+    steps = report["steps"]
+    assert [s["action"] for s in steps] == ["www", "wordpress-glb", "wp-env"]
+    bounds = [(rfc_unix(s["started_at"]), rfc_unix(s["finished_at"])) for s in steps]
+    assert times[start + 2] <= bounds[0][0]
+    assert all(a <= b for a, b in bounds)
+    assert all(bounds[i][1] <= bounds[i + 1][0] for i in range(len(bounds) - 1))
+    assert bounds[-1][1] <= times[-1]
+    # The load balancer's outage is in it: every failed attempt, counted.
+    glb = steps[1]
+    assert glb["attempts"] == 1 + sum(f["count"] for f in glb["failures"]) > 1
+    assert any("HTTP 503" in f["error"] for f in glb["failures"])
+    # The phases run end to end: they add up to the total, first entry to last.
+    phases = [p["name"] for p in report["phases"]]
+    assert phases[-3:] == ["notification", "decision", "action"]
+    total = sum(p["seconds"] for p in report["phases"])
+    assert abs(total - report["total_seconds"]) < 0.001 * len(phases)
+    assert abs(report["total_seconds"] - (times[-1] - times[0])) < 0.001
+    markdown = stack.cli("report", failover["id"])
+    assert "## Timeline" in markdown.stdout and "| wordpress-glb | applied |" in markdown.stdout
+    # The history it came from is intact.
+    verified = stack.cli("audit", "verify")
+    assert verified.returncode == 0 and verified.stdout.startswith("audit chain OK"), verified
 
 
 def test_status_page_shows_the_active_region_in_chromium(stack: E2EStack) -> None:

@@ -6,7 +6,6 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,13 +21,6 @@ from tests.responder.fakes import EAST, WEST, config
 
 # One attempt with a 1 s connect and 2 s read timeout: a black hole costs ~2 s, never 3 x that.
 BLACK_HOLE_BUDGET = 3.5
-
-
-@pytest.fixture(scope="module")
-def control_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlTableServer]:
-    server = ControlTableServer(tmp_path_factory.mktemp("control")).start()
-    yield server
-    server.close()
 
 
 def with_state(state: DynamoDBState) -> Config:
