@@ -148,7 +148,8 @@ def _anchor(log: AuditLog, replay: _Replay) -> list[Problem]:
     if replay.pruned:
         recorded = replay.pruned[-1]["anchor"]
     elif replay.genesis is not None and log.anchor.seq == 0:
-        recorded = {**log.anchor.to_json(), "fresh": bool(replay.genesis.get("fresh"))}
+        began = {"fresh": bool(replay.genesis.get("fresh")), "genesis_at": replay.genesis["at"]}
+        recorded = {**log.anchor.to_json(), **began}
     else:
         return [] if log.anchor.seq == 0 and log.anchor.pruned_before is None else [_bad_anchor()]
     return [] if recorded == log.anchor.to_json() else [_bad_anchor()]
@@ -164,7 +165,7 @@ def replay(events: Iterable[Event]) -> _Replay:
     for event in events:
         body, subject = event.body, event.subject
         if event.type == chain.GENESIS:
-            out.genesis = body
+            out.genesis = {**body, "at": event.at}
         elif event.type == chain.PRUNED:
             out.pruned.append(body)
         elif event.type == chain.DECIDED:

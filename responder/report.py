@@ -141,7 +141,7 @@ def _approvals(record: TransitionRecord) -> list[Entry]:
 
 
 def _execution(record: TransitionRecord) -> list[Entry]:
-    """Steps, operator commands and approvals, by time (a step's own entries stay together)."""
+    """Steps, failed attempts, operator commands and approvals, by time (stable on ties)."""
     entries: list[Entry] = _approvals(record)
     for step in record.steps:
         entries.extend(_step_entries(step))

@@ -73,8 +73,11 @@ def _claim(
     return True
 
 
-def _count(call: Call, table: str, decision_id: str, at: float) -> DecisionRecord | None:
-    """One more notification of the decision; None when it does not exist (yet, or any more)."""
+def _count(
+    call: Call, table: str, decision_id: str, at: float, times: int = 1
+) -> DecisionRecord | None:
+    """times more notifications of the decision (one write however many: the seam for
+    counting a burst at once); None when it does not exist (yet, or any more)."""
     try:
         answer = call(
             "update_item",
@@ -83,7 +86,7 @@ def _count(call: Call, table: str, decision_id: str, at: float) -> DecisionRecor
             UpdateExpression="ADD #count :one SET #last_at = :at",
             ConditionExpression="attribute_exists(pk)",
             ExpressionAttributeNames={"#count": "count", "#last_at": "last_at"},
-            ExpressionAttributeValues={":one": n(1), ":at": n(at)},
+            ExpressionAttributeValues={":one": n(times), ":at": n(at)},
             ReturnValues="ALL_NEW",
         )
     except ConditionFailed:

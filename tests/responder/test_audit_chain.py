@@ -166,6 +166,17 @@ class Tamper:
         else:
             self.delete(AUDIT, sort_key(seq))
 
+    def mark_chain_not_fresh(self) -> None:
+        """Claim the store held history before its chain began (old forgeries would pass)."""
+        if self.db is not None:
+            text = self.db.execute("SELECT chain_anchor FROM meta").fetchone()[0]
+            anchor = {**json.loads(text), "fresh": False}
+            self.sql("UPDATE meta SET chain_anchor = ?", json.dumps(anchor))
+            return
+        current = self.item("state", "current")
+        anchor = {**json.loads(current["chain_anchor"]["S"]), "fresh": False}
+        self.put({**current, "chain_anchor": {"S": json.dumps(anchor)}})
+
     def forget_chain(self) -> None:
         """Make the store look as one written before the audit chain existed."""
         if self.db is not None:
@@ -269,6 +280,13 @@ def test_a_deleted_event_and_a_deleted_step_are_named(
     problems = [str(p) for p in verify(store.audit_log()).problems]
     assert problems[0] == f"audit event #{operated.seq} was removed: the chain skips it"
     assert problems[1].startswith(f"transition {transition_id} was edited: operations differ")
+
+
+def test_an_edited_anchor_is_named(store: StateStore, clock: Clock, backend: Backend) -> None:
+    history_of_everything(store, clock)
+    Tamper(backend).mark_chain_not_fresh()
+    (problem,) = verify(store.audit_log()).problems
+    assert str(problem) == "the chain's anchor was edited: no prune or genesis event records it"
 
 
 def test_a_recorded_head_catches_a_rewritten_end(store: StateStore, clock: Clock) -> None:
