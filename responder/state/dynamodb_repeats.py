@@ -33,28 +33,29 @@ def count_or_claim(
     """Count a repeat of key's decision and return it; None when decision_id is to be recorded.
 
     None also when the wait for a claimer's decision runs out: a second row then, never a
-    lost notification.
+    lost notification. A repeat costs a read and one write.
     """
     waited_until = time.monotonic() + WAIT_SECONDS
     while True:
         at = now()
-        if _claim(call, table, key, decision_id, at, "attribute_not_exists(pk)"):
-            return None
         index = call(
             "get_item",
             TableName=table,
             Key={"pk": s(REPEAT), "sk": s(key)},
             ConsistentRead=True,
         ).get("Item")
-        if index is not None:
-            counted = _count(call, table, index["decision_id"]["S"], at)
-            if counted is not None:
-                return counted
-            claimed = items.opt_n(index, "at") or 0.0
-            if at - claimed > STALE_CLAIM_SECONDS:  # its decision never came, or was pruned
-                _claim(call, table, key, decision_id, at, None)
+        if index is None:
+            if _claim(call, table, key, decision_id, at, "attribute_not_exists(pk)"):
                 return None
-        if time.monotonic() > waited_until:
+            continue  # another request claimed it first: count on its decision
+        counted = _count(call, table, index["decision_id"]["S"], at)
+        if counted is not None:
+            return counted
+        claimed = items.opt_n(index, "at") or 0.0
+        # A claim whose decision never came (its writer died, or a prune removed it), or
+        # one we waited on long enough: this decision is the one repeats count on now.
+        if at - claimed > STALE_CLAIM_SECONDS or time.monotonic() > waited_until:
+            _claim(call, table, key, decision_id, at, None)
             return None
         time.sleep(random.uniform(0, PAUSE_SECONDS))  # the claimer is writing its decision
 
