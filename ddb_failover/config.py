@@ -40,6 +40,8 @@ RegionName = Annotated[
     str, _matching(r"^[a-z]{2}(-[a-z]+)+-\d+$", "an AWS region name like us-east-1")
 ]
 Seconds = Annotated[float, Field(gt=0)]
+HttpUrl = Annotated[str, _matching(r"^https?://[^\s]+$", "an http:// or https:// URL")]
+RUNBOOK_URL = "https://github.com/ddb-failover/ddb-failover/blob/main/docs/runbook.md"
 
 
 class ConfigError(Exception):
@@ -426,6 +428,14 @@ class History(Strict):
     retain_days: Annotated[float, Field(gt=0)] = 90.0
 
 
+class Report(Strict):
+    """Links in transition reports (`ddb-responder report`, /transitions/<id>)."""
+
+    grafana_url: HttpUrl | None = None  # Grafana's base URL; no dashboard link without it
+    dashboard_uid: str = Field(default="ddb-failover-overview", pattern=r"^[A-Za-z0-9_-]{1,40}$")
+    runbook_url: HttpUrl = RUNBOOK_URL  # for transitions no alert links a runbook to
+
+
 class Limits(Strict):
     """Bounds on one webhook notification, beyond max_body_bytes."""
 
@@ -495,6 +505,7 @@ class ResponderConfig(Strict):
     auth: Auth = Auth()
     tls: TLS | None = None
     history: History = History()
+    report: Report = Report()
     limits: Limits = Limits()
     notify: Notify = Notify()
     max_body_bytes: Annotated[int, Field(ge=1024)] = 1024 * 1024

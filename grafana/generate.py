@@ -594,8 +594,13 @@ def variable(name: str, label: str, query: str, description: str) -> Json:
     }
 
 
-def annotation(name: str, expr: str, color: str, title: str, text: str, tags: str) -> Json:
-    """Events from a Prometheus query, drawn on every time series panel."""
+def annotation(
+    name: str, expr: str, color: str, title: str, text: str, tags: str, at_value: bool = False
+) -> Json:
+    """Events from a Prometheus query, drawn on every time series panel.
+
+    at_value: the query's value is the event's time in milliseconds (not when it was seen).
+    """
     return {
         "name": name,
         "datasource": DATASOURCE,
@@ -607,7 +612,7 @@ def annotation(name: str, expr: str, color: str, title: str, text: str, tags: st
         "titleFormat": title,
         "textFormat": text,
         "tagKeys": tags,
-        "useValueForTime": False,
+        "useValueForTime": at_value,
     }
 
 
@@ -660,12 +665,22 @@ def overview() -> Json:
             "list": [
                 annotation(
                     "Failovers and failbacks",
-                    "sum by (kind, from_region, to_region, result) "
-                    "(increase(responder_transitions_total[1m])) > 0",
+                    "max by (kind, from_region, to_region, event) "
+                    "(responder_transition_timestamp_seconds) * 1000",
                     RED,
-                    "{{kind}} {{result}}",
+                    "{{kind}} {{event}}",
                     "{{from_region}} → {{to_region}}",
-                    "kind,result",
+                    "kind,event",
+                    at_value=True,
+                ),
+                annotation(
+                    "Blocked transitions",
+                    "sum by (kind, from_region, to_region) "
+                    '(increase(responder_transitions_total{result="blocked"}[1m])) > 0',
+                    ORANGE,
+                    "{{kind}} blocked",
+                    "{{from_region}} → {{to_region}}: wanted but refused",
+                    "kind",
                 ),
                 annotation(
                     "Active region changed",

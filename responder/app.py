@@ -32,7 +32,7 @@ from responder.secrets import Secrets
 from responder.service import Service
 from responder.state import open_store
 from responder.state.base import Json, StateStore, StoreUnavailable, TransitionRecord
-from responder.web import api, ops, pages, webhook
+from responder.web import api, ops, pages, reports, webhook
 from responder.web.common import AUTH, SERVICE, Authenticator, RequestProblem, error
 
 DEFAULT_LEASE_SECONDS = 15.0
@@ -168,7 +168,7 @@ def create_app(
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions[SERVICE] = service
     app.extensions[AUTH] = Authenticator(secrets.tokens, config.responder.auth.public)
-    for blueprint in (webhook.bp, api.bp, ops.bp, pages.bp):
+    for blueprint in (webhook.bp, api.bp, ops.bp, pages.bp, reports.bp):
         app.register_blueprint(blueprint)
     app.register_error_handler(RequestProblem, _problem)
     app.register_error_handler(StoreUnavailable, _store_unavailable)

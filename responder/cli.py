@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from ddb_failover.config import CONFIG_ENV, Config, ConfigError, load
-from responder import remote
+from responder import audit_cli, remote
 from responder.remote import (
     DEFAULT_URL,
     EXIT_FAILED,
@@ -137,6 +137,11 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--to", metavar="REGION", help="only the move to this region")
     command("check-config", "validate the config and exit")
     command("init-state", "create the DynamoDB control table (idempotent)")
+    report = command("report", "a transition's report: timeline, durations, evidence, links")
+    report.add_argument("transition_id", metavar="ID", help="the transition (from history)")
+    report.add_argument("--format", choices=("md", "json"), default="md", help="md (default)")
+    audit = command("audit", "check or export the state store's audit chain (reads --config)")
+    audit_cli.add_commands(audit, lambda sub: _add_common(sub, defaults=False))
     return parser
 
 
@@ -237,6 +242,8 @@ def main(argv: list[str] | None = None) -> int:
             return check_config(args)
         if args.command == "init-state":
             return init_state(args)
+        if args.command == "audit":
+            return audit_cli.run(args, _config(args, required=False))
         return remote.run(args, _config(args, required=False))
     except CliError as exc:
         print(f"ddb-responder: {exc}", file=sys.stderr)

@@ -24,6 +24,7 @@ from responder.decision import (
     needs_approval,
     operator_candidates,
 )
+from responder.evidence import Seen
 from responder.notify.notices import Announcer
 from responder.state.base import (
     Approval,
@@ -133,6 +134,7 @@ def _handle(
     check: ReadinessFn,
     now: float,
     telling: Telling,
+    seen: Seen | None = None,
 ) -> Handled:
     policy = config.responder.policy
     known: dict[str, Readiness] = {}
@@ -153,6 +155,7 @@ def _handle(
             dry_run=policy.dry_run,
             deadline_at=now + policy.transition_deadline_seconds,
             approval=_approval(decision, policy, telling, now),
+            evidence=seen.evidence(decision, policy.rpo_seconds) if seen else None,
         )
         begun = store.begin_transition(new, state.version, lambda made: telling.started(made, now))
         if begun is not None:
@@ -178,8 +181,12 @@ def handle_alerts(
     check: ReadinessFn,
     now: float,
     telling: Telling = Telling(),
+    seen: Seen | None = None,
 ) -> Handled:
-    """Decide and record what a notification's alerts call for; StoreUnavailable -> 503."""
+    """Decide and record what a notification's alerts call for; StoreUnavailable -> 503.
+
+    seen: the notification as it arrived, kept as the evidence of a transition begun.
+    """
     policy, regions = config.responder.policy, config.region_names
     return _handle(
         lambda state, ready: decide(alerts, state, policy, regions, ready, now),
@@ -189,6 +196,7 @@ def handle_alerts(
         check,
         now,
         telling,
+        seen,
     )
 
 
@@ -199,6 +207,7 @@ def handle_operator(
     check: ReadinessFn,
     now: float,
     telling: Telling = Telling(),
+    seen: Seen | None = None,
 ) -> Handled:
     """Decide and record an operator's failover; UnknownRegion (ValueError) -> 400."""
     policy, regions = config.responder.policy, config.region_names
@@ -210,4 +219,5 @@ def handle_operator(
         check,
         now,
         telling,
+        seen,
     )

@@ -118,6 +118,17 @@ class ResponderMetrics:
             ["receiver", "event", "result"],
             registry=registry,
         )
+        # Not pre-created: a zero is not a time. Each label set keeps the newest transition of
+        # its kind and regions; Prometheus keeps the ones before, so every transition scraped
+        # once is on the dashboard as an annotation at its start and at its end.
+        self.transition_times = Gauge(
+            "responder_transition_timestamp_seconds",
+            "Unix time the newest transition of a kind and regions started and ended, by event "
+            "(started, completed, failed, aborted).",
+            ["kind", "from_region", "to_region", "event"],
+            registry=registry,
+            multiprocess_mode="mostrecent",
+        )
         self.store_up = Gauge(
             "responder_state_store_up",
             "1 if the state store answered the last scrape's read, else 0.",
@@ -227,6 +238,12 @@ class ResponderMetrics:
             self.phase.labels(name).set(1 if name == state.phase else 0)
         self.frozen.set(1 if state.frozen is not None else 0)
         self.in_progress.set(1 if state.in_progress is not None else 0)
+        last = state.last_transition
+        if last is not None:
+            regions = (last.kind, last.from_region or "", last.to_region)
+            self.transition_times.labels(*regions, "started").set(last.started_at)
+            if last.finished_at is not None:
+                self.transition_times.labels(*regions, last.result).set(last.finished_at)
         if actions is not None:
             for action in self.actions:
                 where = (actions.get(action) or {}).get("region")

@@ -64,6 +64,8 @@ def skip(record: TransitionRecord, action: str, by: str, reason: str, now: float
         at=now,
         attempts=attempts.count,
         rollback=attempts.rollback,
+        started_at=attempts.began,
+        failures=attempts.failures,
     )
     return Change(Operation("skip", by, reason, now, action=action), None, step)
 

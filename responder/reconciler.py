@@ -48,6 +48,7 @@ from responder.state.base import (
     TransitionRecord,
     TransitionResult,
     UnknownTransition,
+    add_failure,
     freeze_stops,
 )
 from responder.state.outbox import Notice
@@ -320,23 +321,24 @@ class Reconciler:
         rollback = record.rolling_back
         number = (attempts.count if attempts else 0) + 1
         self._renew()
+        started = attempts.began if attempts else self._clock()
         try:
             outcome = self._attempt(action, transition)
         except TemporaryError as exc:
             wait = backoff(number, self.retry, self._rand(), exc.retry_after)
             error = self._redact(str(exc))
-            self._trouble(record, action, attempts, error, self._clock() + wait)
+            self._trouble(record, action, attempts, error, self._clock() + wait, started)
             self._event(record, action.name, "failed", number, False, error, rollback)
             return False
         except PermanentError as exc:
             error = self._redact(str(exc))
-            self._trouble(record, action, attempts, error, None)
+            self._trouble(record, action, attempts, error, None, started)
             self._event(record, action.name, "failed", number, True, error, rollback)
             return False
         except Exception as exc:  # a bug in an action must not wedge the reconciler
             error = self._redact(f"unexpected {type(exc).__name__}: {exc}")
             log.exception(kv(event="action_crashed", action=action.name))
-            self._trouble(record, action, attempts, error, None)
+            self._trouble(record, action, attempts, error, None, started)
             self._event(record, action.name, "failed", number, True, error, rollback)
             return False
         step = StepRecord(
@@ -347,6 +349,8 @@ class Reconciler:
             at=self._clock(),
             attempts=number,
             rollback=rollback,
+            started_at=started,
+            failures=attempts.failures if attempts else (),
         )
         self.store.journal_step(record.id, step, self._renew())
         self._event(record, action.name, outcome.result, number, True, None, rollback)
@@ -359,6 +363,7 @@ class Reconciler:
         attempts: Attempts | None,
         error: str,
         retry_at: float | None,
+        started: float,
     ) -> None:
         now = self._clock()
         recorded = Attempts(
@@ -369,6 +374,8 @@ class Reconciler:
             last_at=now,
             error=error,
             retry_at=retry_at,
+            started_at=started,
+            failures=add_failure(attempts.failures if attempts else (), error, now),
         )
         after = replace(record, attempts=recorded)
         # Told once per stall: the outbox keeps one notice per id however often it is queued.

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ddb_failover.config import Config, ConfigError
-from responder import render
+from responder import render, report_markdown
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 # `plan`: the plan is not ready; the plan is not evaluated yet, or stale, so nobody can say.
@@ -202,6 +202,11 @@ def run(args: argparse.Namespace, config: Config | None) -> int:
         return _print(args, answer, render.history)
     if command == "plan":
         return plan(args, client)
+    if command == "report":
+        path = f"/api/v1/transitions/{urllib.parse.quote(args.transition_id, safe='')}/report"
+        answer = client.ok(command, "GET", path)
+        args.json = args.json or args.format == "json"
+        return _print(args, answer, report_markdown.markdown)
     who = {"reason": args.reason}
     if command == "failover":
         body = {**who, "to": args.to, "force": args.force}

@@ -127,7 +127,7 @@ def history(history: Json) -> str:
         lines.extend("  " + line for line in trouble_lines(t))
     lines.append("DECISIONS")
     for d in history.get("decisions", ()):
-        lines.append(f"{d['at']}  {d['kind']:9} {d['reason']}")
+        lines.append(f"{d['at']}  {d['kind']:9} {d['reason']}{repeats(d)}")
     return "\n".join(lines)
 
 
@@ -201,3 +201,9 @@ def plan(document: Json) -> str:
         for entry in actions:
             lines.extend(plan_action(entry))
     return "\n".join(lines)
+
+
+def repeats(decision: Json) -> str:
+    """How often a decision's notification came, when more than once."""
+    count = decision.get("count", 1)
+    return f"  (repeated {count} times, last at {decision['last_at']})" if count > 1 else ""

@@ -16,10 +16,11 @@ from typing import Any
 from ddb_failover.config import Config
 from ddb_failover.logs import kv
 from responder import approval as approvals
-from responder import operations
+from responder import operations, report
 from responder.actions.base import Action
 from responder.alerts import Alert, Bounds, Notification
 from responder.decision import Check, Decision, OperatorRequest, UnknownRegion, alert_cause
+from responder.evidence import Seen
 from responder.handling import Handled, ReadinessFn, Telling, handle_alerts, handle_operator
 from responder.metrics import ResponderMetrics
 from responder.notify.sender import Notifier
@@ -59,8 +60,13 @@ class Service:
             limits.max_annotation_chars,
         )
 
-    def handle_notification(self, notification: Notification) -> list[Handled]:
-        """Decide and record what a notification calls for; one decision per group of alerts."""
+    def handle_notification(
+        self, notification: Notification, received_at: float | None = None
+    ) -> list[Handled]:
+        """Decide and record what a notification calls for; one decision per group of alerts.
+
+        received_at: when the request arrived (the report's "webhook received"); now if None.
+        """
         known = set(self.config.region_names)
         unknown = [a for a in notification.alerts if a.region is not None and a.region not in known]
         ours = [a for a in notification.alerts if a.region is None or a.region in known]
@@ -69,8 +75,10 @@ class Service:
             outcomes.append(self._ignore_unknown(unknown))
         if ours or not unknown:
             now = self.clock()
+            arrived = now if received_at is None else received_at
+            seen = Seen(arrived, tuple(ours), notification.external_url)
             handled = handle_alerts(
-                ours, self.store, self.config, self.readiness, now, self.telling
+                ours, self.store, self.config, self.readiness, now, self.telling, seen
             )
             outcomes.append(handled)
             self._note_resolved(ours, now)
@@ -124,8 +132,9 @@ class Service:
 
     def handle_operator(self, request: OperatorRequest) -> Handled:
         """Decide and record an operator's failover; UnknownRegion for a bad target."""
+        now = self.clock()
         handled = handle_operator(
-            request, self.store, self.config, self.readiness, self.clock(), self.telling
+            request, self.store, self.config, self.readiness, now, self.telling, Seen(now)
         )
         self._account(handled)
         return handled
@@ -240,6 +249,11 @@ class Service:
     def state(self) -> State:
         """The store's current snapshot."""
         return self.store.state()
+
+    def report(self, transition_id: str) -> Json:
+        """One transition's report (responder.report); UnknownTransition when there is none."""
+        record = self.store.transition(transition_id)
+        return report.build(record, self.config.responder.report, self.clock())
 
 
 def action_status(results: dict[str, Json], running: TransitionRecord | None) -> dict[str, Json]:

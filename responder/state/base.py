@@ -6,13 +6,18 @@ A store is safe to share between threads and between processes on its backend.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from responder.alerts import format_time
 from responder.state.outbox import Announce, Notice
+
+if TYPE_CHECKING:
+    from responder.state.chain import AuditLog, Event
 
 Json = Any
 Phase = Literal[
@@ -44,6 +49,8 @@ OperationKind = Literal["retry", "skip", "abort", "approve", "decline"]
 DONE_RESULTS = frozenset({"applied", "unchanged", "would_apply", "skipped"})
 # Results after which the outside object is known to be in the step's region.
 VERIFIED_RESULTS = frozenset({"applied", "unchanged"})
+# Runs of distinct errors a step keeps (the newest); the attempt count covers the rest.
+MAX_FAILURE_RUNS = 10
 
 
 class StoreError(Exception):
@@ -111,6 +118,54 @@ class Cause:
 
 
 @dataclass(frozen=True)
+class Failure:
+    """A run of failed attempts of one step that ended with the same error."""
+
+    error: str
+    count: int
+    first_at: float
+    last_at: float
+
+    def to_json(self) -> Json:
+        """JSON form for history and reports."""
+        return {
+            "error": self.error,
+            "count": self.count,
+            "first_at": _time(self.first_at),
+            "last_at": _time(self.last_at),
+        }
+
+    def to_store(self) -> Json:
+        """The stored form: times as Unix seconds."""
+        return {
+            "error": self.error,
+            "count": self.count,
+            "first_at": float(self.first_at),
+            "last_at": float(self.last_at),
+        }
+
+    @classmethod
+    def from_store(cls, data: Json) -> Failure:
+        """Rebuild from to_store() output."""
+        return cls(
+            str(data["error"]), int(data["count"]), float(data["first_at"]), float(data["last_at"])
+        )
+
+
+def add_failure(failures: tuple[Failure, ...], error: str, at: float) -> tuple[Failure, ...]:
+    """failures plus one failed attempt: the same error as the last extends its run."""
+    last = failures[-1] if failures else None
+    if last is not None and last.error == error:
+        return (*failures[:-1], Failure(error, last.count + 1, last.first_at, at))
+    return (*failures, Failure(error, 1, at, at))[-MAX_FAILURE_RUNS:]
+
+
+def failures_from_store(data: Json) -> tuple[Failure, ...]:
+    """Failure runs from their stored list (absent in records written before they were kept)."""
+    return tuple(Failure.from_store(f) for f in data or ())
+
+
+@dataclass(frozen=True)
 class StepRecord:
     """One journaled action outcome within a transition."""
 
@@ -123,6 +178,8 @@ class StepRecord:
     attempts: int = 1
     fencing_token: int | None = None
     rollback: bool = False  # a step of an abort's rollback, back to the source region
+    started_at: float | None = None  # when its first attempt began (at is when it ended)
+    failures: tuple[Failure, ...] = ()  # the failed attempts before it ended
 
     def to_json(self) -> Json:
         """The history's step shape."""
@@ -135,6 +192,8 @@ class StepRecord:
             "at": _time(self.at),
             "attempts": self.attempts,
             "rollback": self.rollback,
+            "started_at": _time(self.started_at),
+            "failures": [f.to_json() for f in self.failures],
         }
 
 
@@ -149,11 +208,18 @@ class Attempts:
     last_at: float
     error: str
     retry_at: float | None  # None: stopped at a permanent error until an operator acts
+    started_at: float | None = None  # when the step's first attempt began
+    failures: tuple[Failure, ...] = ()  # every failed attempt so far, as runs of one error
 
     @property
     def halted(self) -> bool:
         """True when a permanent error stopped the step: only retry, skip or abort go on."""
         return self.retry_at is None
+
+    @property
+    def began(self) -> float:
+        """When the step's first attempt began (its first failure, if that was not kept)."""
+        return self.started_at if self.started_at is not None else self.first_at
 
     def to_json(self) -> Json:
         """JSON form, kept in the store and shown in status and history."""
@@ -166,16 +232,40 @@ class Attempts:
             "error": self.error,
             "retry_at": _time(self.retry_at),
             "halted": self.halted,
+            "started_at": _time(self.started_at),
+            "failures": [f.to_json() for f in self.failures],
         }
 
     def to_store(self) -> Json:
         """The stored form: times as Unix seconds."""
-        return asdict(self)
+        return {
+            "action": self.action,
+            "rollback": self.rollback,
+            "count": self.count,
+            "first_at": self.first_at,
+            "last_at": self.last_at,
+            "error": self.error,
+            "retry_at": self.retry_at,
+            "started_at": self.started_at,
+            "failures": [f.to_store() for f in self.failures],
+        }
 
     @classmethod
     def from_store(cls, data: Json) -> Attempts | None:
         """Rebuild from to_store() output; None for None."""
-        return cls(**data) if data else None
+        if not data:
+            return None
+        return cls(
+            action=data["action"],
+            rollback=bool(data.get("rollback", False)),
+            count=int(data["count"]),
+            first_at=float(data["first_at"]),
+            last_at=float(data["last_at"]),
+            error=str(data["error"]),
+            retry_at=None if data.get("retry_at") is None else float(data["retry_at"]),
+            started_at=None if data.get("started_at") is None else float(data["started_at"]),
+            failures=failures_from_store(data.get("failures")),
+        )
 
 
 @dataclass(frozen=True)
@@ -287,6 +377,7 @@ class TransitionRecord:
     operations: tuple[Operation, ...] = ()
     revision: int = 0  # grows on every write; operator commands compare-and-set on it
     approval: Approval | None = None  # set when policy.approval asked a person first
+    evidence: Json = None  # what the decision saw (responder.evidence); None before it was kept
 
     @property
     def in_progress(self) -> bool:
@@ -348,6 +439,7 @@ class TransitionRecord:
             "attempts": self.attempts.to_json() if self.attempts else None,
             "operations": [o.to_json() for o in self.operations],
             "approval": self.approval.to_json() if self.approval else None,
+            "evidence": self.evidence,
         }
 
 
@@ -363,6 +455,8 @@ class DecisionRecord:
     region: str | None = None  # the region the alert was about, if any
     to_region: str | None = None  # the target that was wanted, if any
     transition_kind: TransitionKind | None = None  # what it would have been, for blocked
+    count: int = 1  # notifications that made this decision: repeats add to it (repeat_key)
+    last_at: float | None = None  # when the newest of them came; None: only the first
 
     def to_json(self) -> Json:
         """The history's decision shape."""
@@ -375,7 +469,24 @@ class DecisionRecord:
             "to_region": self.to_region,
             "transition_kind": self.transition_kind,
             "cause": self.cause.to_json(),
+            "count": self.count,
+            "last_at": _time(self.last_at if self.last_at is not None else self.at),
         }
+
+
+def repeat_key(kind: DecisionKind, reason: str, cause: Cause) -> str | None:
+    """What makes a decision a repeat of an earlier one; None when it never is.
+
+    A repeat has the same kind, the same reason text and the same alerts (each alert's
+    key, fingerprint@startsAt, and status): Alertmanager re-sending a notification on
+    repeat_interval, or after a failover, for the same firing episode. Operators'
+    requests are never repeats: each is its own act.
+    """
+    if cause.operator is not None or not cause.alerts:
+        return None
+    alerts = sorted(f"{a.get('key', a.get('fingerprint'))}/{a.get('status')}" for a in cause.alerts)
+    text = json.dumps([kind, reason, alerts], separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
 
 @dataclass(frozen=True)
@@ -390,6 +501,7 @@ class NewTransition:
     dry_run: bool
     deadline_at: float | None = None
     approval: Approval | None = None
+    evidence: Json = None  # what the decision saw: alerts, readiness (responder.evidence)
 
 
 @dataclass(frozen=True)
@@ -559,7 +671,13 @@ class StateStore(ABC):
         freeze: Freeze | None = None,
         announce: Announce | None = None,
     ) -> DecisionRecord:
-        """Record a decision that changed nothing; with freeze, also freeze in the same write."""
+        """Record a decision that changed nothing; with freeze, also freeze in the same write.
+
+        A repeat (repeat_key() equal to the newest decision with that key) adds to that
+        decision's count and last_at instead of adding a record, in one small write and
+        no audit event; the answer is that decision. Its side effects (block, freeze)
+        apply as for a new one.
+        """
 
     @abstractmethod
     def journal_step(self, transition_id: str, step: StepRecord, fencing_token: int) -> None:
@@ -663,7 +781,20 @@ class StateStore(ABC):
     @abstractmethod
     def prune(self, before: float) -> int:
         """Forget decisions and finished transitions older than before (not the newest
-        transition: the state derives from it); how many records went."""
+        transition: the state derives from it); how many records went. A decision still
+        repeating is forgotten too: its next repeat records it afresh.
+
+        The audit chain loses the events only those records needed, keeps the last one
+        removed as its anchor, and records the prune as an event of its own.
+        """
+
+    @abstractmethod
+    def audit_log(self) -> AuditLog:
+        """The audit chain and every record it covers, for `ddb-responder audit verify`."""
+
+    @abstractmethod
+    def audit_events(self, since: float = 0.0) -> Iterator[Event]:
+        """The audit events appended at or after since (Unix seconds), oldest first."""
 
     @abstractmethod
     def ping(self) -> None:

@@ -11,11 +11,12 @@ conditional UpdateItem on it, so DynamoDB itself settles races:
 - the lease changes hands only when the condition sees it free or expired,
   and its token only grows.
 
-Finished transitions are archived as ("transition", ID) items (IDs sort by
-sequence number), decisions as ("decision", ID), and notification notices as
-("outbox", ID). A write that reports an event (a transition begun, stalled,
-finished; a blocked decision) and its notice are one TransactWriteItems, so the
-notice exists exactly when the change does.
+No transactions are used. Finished transitions are archived as ("transition",
+ID) items (IDs sort by sequence number), decisions as ("decision", ID), and
+notification notices as ("outbox", ID). Every change to the history also appends
+to the audit chain in the same write (responder.state.dynamodb_chain); the notices
+a change queues travel in that write too, and are copied to their own items before
+the chain moves on, as its events are.
 
 The client makes one attempt with short timeouts: a black-holed control table
 turns into StoreUnavailable (webhook 503, Alertmanager retries) within seconds.
@@ -24,9 +25,11 @@ turns into StoreUnavailable (webhook 503, Alertmanager retries) within seconds.
 from __future__ import annotations
 
 import contextlib
+import json
 import secrets
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import replace
 from typing import Any, Literal
 
 import boto3
@@ -35,6 +38,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from ddb_failover.config import Config, DynamoDBState
 from responder.alerts import format_time
+from responder.state import chain, dynamodb_chain
 from responder.state import dynamodb_items as items
 from responder.state.base import (
     VERIFIED_RESULTS,
@@ -62,13 +66,23 @@ from responder.state.base import (
     clears_block,
     desired_region,
     phase,
+    repeat_key,
+)
+from responder.state.dynamodb_chain import (
+    AUDIT,
+    CURRENT_KEY,
+    DECISION,
+    OUTBOX,
+    REPEAT,
+    TRANSITION,
+    ChainedTable,
+    Write,
 )
 from responder.state.dynamodb_items import Item, n, s
+from responder.state.dynamodb_repeats import count_or_claim
 from responder.state.outbox import Announce, Notice, announced
 
 INIT_COMMAND = "ddb-responder init-state --config PATH"
-TRANSITION, DECISION, OUTBOX = "transition", "decision", "outbox"
-CURRENT_KEY = {"pk": {"S": "state"}, "sk": {"S": "current"}}
 RECENT_LIMIT = 100
 BATCH = 25  # BatchWriteItem's limit
 RECENT_WINDOW = 2 * 3600.0
@@ -78,16 +92,7 @@ FENCED = "#lease_token = :token AND #lease_expires > :now"
 RUNNING = "#t.#id = :tid AND #t.#result = :running"
 
 
-class _ConditionFailed(Exception):
-    """A conditional write found its condition false."""
-
-
-class _Cancelled(Exception):
-    """A transaction was refused; reasons lists each write's cancellation code, in order."""
-
-    def __init__(self, reasons: list[str], message: str) -> None:
-        super().__init__(message)
-        self.reasons = reasons
+_ConditionFailed = dynamodb_chain.ConditionFailed
 
 
 def client_for(state: DynamoDBState, timeout: float = READ_TIMEOUT) -> Any:
@@ -105,7 +110,7 @@ def client_for(state: DynamoDBState, timeout: float = READ_TIMEOUT) -> Any:
     )
 
 
-class DynamoDBStore(StateStore):
+class DynamoDBStore(ChainedTable, StateStore):
     """StateStore on a DynamoDB control table; primary is the active region of a new store.
 
     Construction does no I/O: a replica starts (and answers 503) while the table is unreachable.
@@ -137,11 +142,6 @@ class DynamoDBStore(StateStore):
             code = error.get("Code", "")
             if code == "ConditionalCheckFailedException":
                 raise _ConditionFailed() from None
-            if code == "TransactionCanceledException":
-                reasons = [
-                    r.get("Code", "None") for r in exc.response.get("CancellationReasons", [])
-                ]
-                raise _Cancelled(reasons, error.get("Message", "")) from None
             if code == "ResourceNotFoundException":
                 raise StoreUnavailable(
                     f"control table {self.where} does not exist: create it with `{INIT_COMMAND}`"
@@ -155,71 +155,6 @@ class DynamoDBStore(StateStore):
         answer = self._call("get_item", TableName=self.table, Key=key, ConsistentRead=True)
         item: Item | None = answer.get("Item")
         return item
-
-    def _update(
-        self,
-        update: str,
-        values: Mapping[str, Any] | None = None,
-        condition: str | None = None,
-        extra_names: Mapping[str, str] | None = None,
-        notices: Sequence[Notice] = (),
-    ) -> None:
-        """One conditional UpdateItem on the current item; _ConditionFailed when refused.
-
-        With notices, the update and the notices' outbox items are one transaction.
-        """
-        kwargs: dict[str, Any] = {
-            "TableName": self.table,
-            "Key": CURRENT_KEY,
-            "UpdateExpression": update,
-            "ExpressionAttributeNames": {
-                **items.names(update, condition or ""),
-                **(extra_names or {}),
-            },
-        }
-        if values:
-            kwargs["ExpressionAttributeValues"] = dict(values)
-        if condition:
-            kwargs["ConditionExpression"] = condition
-        if notices:
-            self._transact({"Update": kwargs}, notices)
-        else:
-            self._call("update_item", **kwargs)
-
-    def _transact(self, change: Item, notices: Sequence[Notice]) -> None:
-        """change and the notices' new outbox items, all or nothing.
-
-        A notice already in the outbox was queued by an earlier write of the same event:
-        it is left as it is (it may be delivered already) and the change goes in alone.
-        """
-        puts = [
-            {
-                "Put": {
-                    "TableName": self.table,
-                    "Item": items.notice_item(notice),
-                    "ConditionExpression": "attribute_not_exists(sk)",
-                }
-            }
-            for notice in notices
-        ]
-        try:
-            self._call("transact_write_items", TransactItems=[change, *puts])
-        except _Cancelled as cancelled:
-            if cancelled.reasons[0] == "ConditionalCheckFailed":
-                raise _ConditionFailed() from None
-            fresh = [n for n, r in zip(notices, cancelled.reasons[1:], strict=False) if r == "None"]
-            if len(fresh) == len(notices):
-                raise StoreUnavailable(f"control table {self.where}: {cancelled}") from None
-            if fresh:
-                self._transact(change, fresh)
-            else:
-                self._call_change(change)
-
-    def _call_change(self, change: Item) -> None:
-        """One write of a transaction, alone."""
-        ((kind, kwargs),) = change.items()
-        operation = {"Update": "update_item", "Put": "put_item"}[kind]
-        self._call(operation, **kwargs)
 
     def _put(self, partition: str, sort_key: str, attributes: Item) -> None:
         item = {"pk": s(partition), "sk": s(sort_key), **attributes}
@@ -240,6 +175,7 @@ class DynamoDBStore(StateStore):
             "lease_token": n(0),
             "lease_expires": n(0),
             "actions": {"M": {}},
+            **dynamodb_chain.seed(self._clock()),
         }
         # A false condition means another replica seeded it first.
         with contextlib.suppress(_ConditionFailed):
@@ -310,19 +246,22 @@ class DynamoDBStore(StateStore):
         starts = [x for x in starts if x > now - RECENT_WINDOW][-(RECENT_LIMIT - 1) :]
         record = items.new_transition(transition_id, new, now)
         begun = items.transition(record)
+        write = Write(
+            "SET #version = :next, #seq = :seq, #t = :t, #recent_starts = :starts",
+            {
+                ":expected": n(expected_version),
+                ":next": n(expected_version + 1),
+                ":seq": n(seq),
+                ":t": {"M": record},
+                ":starts": {"L": [n(x) for x in [*starts, now]]},
+            },
+            "#version = :expected",
+            chain.begun(begun),
+            at=now,
+            notices=tuple(announced(announce, begun)),
+        )
         try:
-            self._update(
-                "SET #version = :next, #seq = :seq, #t = :t, #recent_starts = :starts",
-                {
-                    ":expected": n(expected_version),
-                    ":next": n(expected_version + 1),
-                    ":seq": n(seq),
-                    ":t": {"M": record},
-                    ":starts": {"L": [n(x) for x in [*starts, now]]},
-                },
-                "#version = :expected",
-                notices=announced(announce, begun),
-            )
+            self._chained(lambda _: write, item)
         except _ConditionFailed:
             return None  # another request changed the state first
         return begun
@@ -340,7 +279,7 @@ class DynamoDBStore(StateStore):
         announce: Announce | None = None,
     ) -> DecisionRecord:
         at = self._clock()
-        record = DecisionRecord(
+        new = DecisionRecord(
             id=f"d-{int(at * 1e6):016d}-{secrets.token_hex(3)}",
             at=at,
             kind=kind,
@@ -350,40 +289,47 @@ class DynamoDBStore(StateStore):
             to_region=to_region,
             transition_kind=transition_kind,
         )
-        # The state changes first: if the decision's own record then fails, the webhook
-        # answers 503 and Alertmanager's retry records it; a freeze is never lost.
+        key = repeat_key(kind, reason, cause)
+        # The freeze first: if the decision's own write then fails, the webhook answers 503
+        # and Alertmanager's retry records it; a freeze is never lost.
         if freeze is not None:
             self._current()
             self._freeze(freeze)
-        if blocks_phase(record):
-            self._current()
-            self._update("SET #last_blocked_at = :at", {":at": n(at)}, "attribute_exists(pk)")
-        elif clears_block(record):
-            self._current()
-            self._update("REMOVE #last_blocked_at", condition="attribute_exists(pk)")
-        decision = {"pk": s(DECISION), "sk": s(record.id), **items.decision_item(record)}
-        notices = announced(announce, record)
-        if notices:
-            self._transact({"Put": {"TableName": self.table, "Item": decision}}, notices)
-        else:
-            self._call("put_item", TableName=self.table, Item=decision)
-        return record
+        if key is not None:
+            repeated = count_or_claim(self._call, self.table, key, new.id, self._clock)
+            if repeated is not None:
+                # A repeat blocks (or clears a block) as a new decision would.
+                if blocks_phase(repeated):
+                    self._current()
+                    self._update(
+                        "SET #last_blocked_at = :at", {":at": n(at)}, "attribute_exists(pk)"
+                    )
+                elif clears_block(repeated):
+                    self._current()
+                    self._update("REMOVE #last_blocked_at", condition="attribute_exists(pk)")
+                return repeated
+        notices = tuple(announced(announce, new))
+        self._chained(lambda _: _decision_write(new, notices))
+        return new
 
     def _freeze(self, freeze: Freeze) -> None:
+        freeze = replace(freeze, at=freeze.at or self._clock())
+        write = Write(
+            "SET #frozen_by = :by, #frozen_reason = :reason, #frozen_at = :at,"
+            " #frozen_auto = :auto, #version = #version + :one",
+            {
+                ":by": s(freeze.by),
+                ":reason": s(freeze.reason),
+                ":at": n(freeze.at),
+                ":auto": {"BOOL": freeze.automatic},
+                ":one": n(1),
+            },
+            "attribute_exists(pk) AND attribute_not_exists(#frozen_by)",
+            chain.frozen(freeze),
+        )
         # A false condition means already frozen: the first freeze's who and why stay.
         with contextlib.suppress(_ConditionFailed):
-            self._update(
-                "SET #frozen_by = :by, #frozen_reason = :reason, #frozen_at = :at,"
-                " #frozen_auto = :auto, #version = #version + :one",
-                {
-                    ":by": s(freeze.by),
-                    ":reason": s(freeze.reason),
-                    ":at": n(freeze.at or self._clock()),
-                    ":auto": {"BOOL": freeze.automatic},
-                    ":one": n(1),
-                },
-                "attribute_exists(pk) AND attribute_not_exists(#frozen_by)",
-            )
+            self._chained(lambda _: write)
 
     def _refused(self, token: int, transition_id: str, now: float) -> StoreError:
         """What a refused fenced write means: LeaseLost first, as the SQLite store says."""
@@ -399,6 +345,7 @@ class DynamoDBStore(StateStore):
         fencing_token: int,
         update: str,
         values: Mapping[str, Any],
+        event: chain.Pending,
         extra_names: Mapping[str, str] | None = None,
         notices: Sequence[Notice] = (),
     ) -> None:
@@ -413,14 +360,16 @@ class DynamoDBStore(StateStore):
             ":one": n(1),
             ":zero": n(0),
         }
+        write = Write(
+            f"{update}, #t.#revision = if_not_exists(#t.#revision, :zero) + :one",
+            fenced,
+            f"{FENCED} AND {RUNNING}",
+            event,
+            extra_names,
+            notices=tuple(notices),
+        )
         try:
-            self._update(
-                f"{update}, #t.#revision = if_not_exists(#t.#revision, :zero) + :one",
-                fenced,
-                f"{FENCED} AND {RUNNING}",
-                extra_names,
-                notices,
-            )
+            self._chained(lambda _: write)
         except _ConditionFailed:
             raise self._refused(fencing_token, transition_id, now) from None
 
@@ -430,6 +379,7 @@ class DynamoDBStore(StateStore):
         region = None
         if running is not None and running["id"]["S"] == transition_id:
             region = self._step_region(running, step)
+        stored = replace(step, at=at, fencing_token=fencing_token)
         # Steps run one at a time: once one is journaled, nothing is in trouble.
         self._fenced_update(
             transition_id,
@@ -441,6 +391,7 @@ class DynamoDBStore(StateStore):
                 ":summary": items.action_summary(transition_id, step, at, region),
                 ":none": items.attempts_value(None),
             },
+            chain.journaled(transition_id, stored),
             {"#action": step.action},
         )
 
@@ -464,6 +415,7 @@ class DynamoDBStore(StateStore):
             fencing_token,
             "SET #t.#attempts = :attempts",
             {":attempts": items.attempts_value(attempts)},
+            chain.attempted(transition_id, attempts),
             notices=notices,
         )
 
@@ -489,25 +441,35 @@ class DynamoDBStore(StateStore):
             update += ", #t.#operations = list_append(if_not_exists(#t.#operations, :empty), :op)"
             values[":op"] = {"L": [items.operation_value(operation)]}
             values[":empty"] = {"L": []}
+        if approval is not None:
+            update += ", #t.#approval = :approval"
+            values[":approval"] = items.j(approval.to_store())
+        stored = None
         if step is not None:
             at = step.at or self._clock()
+            stored = replace(step, at=at, fencing_token=0)  # as items.step_value(step, 0) keeps it
             running = self._current().get("t", {}).get("M") or {}
             region = self._step_region(running, step) if running else None
             update += ", #t.#steps = list_append(#t.#steps, :step), #actions.#action = :summary"
             values[":step"] = {"L": [items.step_value(step, 0, at)]}
             values[":summary"] = items.action_summary(transition_id, step, at, region)
             names["#action"] = step.action
-        if approval is not None:
-            update += ", #t.#approval = :approval"
-            values[":approval"] = items.j(approval.to_store())
         revision = (
             "#t.#revision = :expected"
             if expected_revision
             else ("(attribute_not_exists(#t.#revision) OR #t.#revision = :expected)")
         )
         values[":expected"] = n(expected_revision)
+        write = Write(
+            update,
+            values,
+            f"{RUNNING} AND {revision}",
+            chain.operated(transition_id, operation, attempts, stored, approval),
+            names,
+            notices=tuple(notices),
+        )
         try:
-            self._update(update, values, f"{RUNNING} AND {revision}", names, notices)
+            self._chained(lambda _: write)
         except _ConditionFailed:
             running = self._current().get("t", {}).get("M")
             if running is None or running["id"]["S"] != transition_id:
@@ -557,8 +519,18 @@ class DynamoDBStore(StateStore):
             if not running["dry_run"]["BOOL"]:  # to_region never changes: safe to read first
                 update += ", #active_region = :to"
                 values[":to"] = running["to_region"]
+        ended = replace(items.transition(running), result=result, finished_at=now)
+        ended = ended if error is None else replace(ended, error=error)
+        write = Write(
+            update,
+            values,
+            f"{FENCED} AND {RUNNING}",
+            chain.finished(ended),
+            at=now,
+            notices=tuple(notices),
+        )
         try:
-            self._update(update, values, f"{FENCED} AND {RUNNING}", notices=notices)
+            self._chained(lambda _: write)
         except _ConditionFailed:
             raise self._refused(fencing_token, transition_id, now) from None
         finished = self._current()["t"]["M"]
@@ -582,15 +554,18 @@ class DynamoDBStore(StateStore):
         return self.state()
 
     def unfreeze(self, by: str, reason: str) -> State:
-        self._current()
+        now = self._clock()
+        write = Write(
+            "SET #unfrozen_at = :now, #version = #version + :one"
+            " REMOVE #frozen_by, #frozen_reason, #frozen_at, #frozen_auto",
+            {":now": n(now), ":one": n(1)},
+            "attribute_exists(#frozen_by)",
+            chain.unfrozen(by, reason, now),
+            at=now,
+        )
         # A false condition means not frozen: nothing to do.
         with contextlib.suppress(_ConditionFailed):
-            self._update(
-                "SET #unfrozen_at = :now, #version = #version + :one"
-                " REMOVE #frozen_by, #frozen_reason, #frozen_at, #frozen_auto",
-                {":now": n(self._clock()), ":one": n(1)},
-                "attribute_exists(#frozen_by)",
-            )
+            self._chained(lambda _: write)
         return self.state()
 
     def _newest(self, partition: str, limit: int) -> Iterator[Item]:
@@ -704,16 +679,15 @@ class DynamoDBStore(StateStore):
         return items.lease(self._current(), self._clock())
 
     def notices(self, now: float, limit: int = 50) -> list[Notice]:
-        found = [items.notice(i) for i in self._partition(OUTBOX, pending_only=True)]
-        return sorted(found, key=lambda n: (n.at, n.id))[:limit]
+        pending = [items.notice(i) for i in self._query(OUTBOX) if i["pending"]["BOOL"]]
+        return sorted(pending, key=lambda x: (x.at, x.id))[:limit]
 
     def claim_notice(self, notice_id: str, holder: str, until: float, now: float) -> Notice | None:
-        key = {"pk": s(OUTBOX), "sk": s(notice_id)}
         try:
             answer = self._call(
                 "update_item",
                 TableName=self.table,
-                Key=key,
+                Key={"pk": s(OUTBOX), "sk": s(notice_id)},
                 UpdateExpression="SET #claimed_by = :holder, #claim_until = :until",
                 ConditionExpression="#pending = :true AND #claim_until <= :now",
                 ExpressionAttributeNames={
@@ -735,12 +709,11 @@ class DynamoDBStore(StateStore):
         return notice if notice.due(now) else None
 
     def update_notice(self, notice: Notice, holder: str) -> None:
-        item = items.notice_item(notice)
         try:
             self._call(
                 "put_item",
                 TableName=self.table,
-                Item=item,
+                Item=items.notice_item(notice),
                 ConditionExpression="#claimed_by = :holder",
                 ExpressionAttributeNames={"#claimed_by": "claimed_by"},
                 ExpressionAttributeValues={":holder": s(holder)},
@@ -751,45 +724,72 @@ class DynamoDBStore(StateStore):
     def prune(self, before: float) -> int:
         current = self._current().get("t", {}).get("M")
         keep = current["id"]["S"] if current is not None else None
-        doomed = [
-            item
-            for partition in (DECISION, TRANSITION, OUTBOX)
-            for item in self._partition(partition)
-            if _older(item, before) and item["sk"]["S"] != keep
+        listed = [i for p in (DECISION, TRANSITION) for i in self._partition(p)]
+        delivered = [i for i in self._partition(OUTBOX) if _older(i, before)]
+        doomed = [i for i in listed if _older(i, before) and i["sk"]["S"] != keep]
+        gone = {i["sk"]["S"] for i in doomed}
+        kept = {i["sk"]["S"] for i in listed} - gone
+        events: list[int] = []
+
+        def build(item: Item) -> Write | None:
+            anchor = items.anchor(item)
+            assert anchor is not None
+            after = self._query(AUDIT, dynamodb_chain.sort_key(anchor.seq))
+            moved = chain.prune_anchor(map(items.event, after), anchor, before, kept)
+            events[:] = range(anchor.seq + 1, moved.seq + 1)
+            if not doomed and not events:
+                return None
+            return Write(
+                "SET #chain_anchor = :anchor",
+                {":anchor": s(json.dumps(moved.to_json()))},
+                None,
+                chain.pruned(len(doomed), moved),
+            )
+
+        if self._chained(build) is None and not delivered:
+            return 0
+        audit = [{"pk": s(AUDIT), "sk": s(dynamodb_chain.sort_key(q))} for q in events]
+        indexes = [
+            {"pk": i["pk"], "sk": i["sk"]}
+            for i in self._partition(REPEAT)
+            if i.get("decision_id", {}).get("S") in gone
         ]
-        for start in range(0, len(doomed), BATCH):
-            chunk = doomed[start : start + BATCH]
-            requests = [{"DeleteRequest": {"Key": {"pk": i["pk"], "sk": i["sk"]}}} for i in chunk]
+        keys = [{"pk": i["pk"], "sk": i["sk"]} for i in doomed + delivered] + indexes + audit
+        for start in range(0, len(keys), BATCH):
+            requests = [{"DeleteRequest": {"Key": k}} for k in keys[start : start + BATCH]]
             unprocessed: Any = {self.table: requests}
             while unprocessed:
                 answer = self._call("batch_write_item", RequestItems=unprocessed)
                 unprocessed = answer.get("UnprocessedItems") or {}
         return len(doomed)
 
-    def _partition(self, partition: str, pending_only: bool = False) -> Iterator[Item]:
-        """Every item of a partition (the outbox's pending ones only, if asked)."""
-        start: Item | None = None
-        while True:
-            kwargs: dict[str, Any] = {
-                "TableName": self.table,
-                "KeyConditionExpression": "pk = :pk",
-                "ExpressionAttributeValues": {":pk": s(partition)},
-                "ConsistentRead": True,
-            }
-            if pending_only:
-                kwargs["FilterExpression"] = "#pending = :true"
-                kwargs["ExpressionAttributeNames"] = {"#pending": "pending"}
-                kwargs["ExpressionAttributeValues"][":true"] = {"BOOL": True}
-            if start is not None:
-                kwargs["ExclusiveStartKey"] = start
-            answer = self._call("query", **kwargs)
-            yield from answer.get("Items", [])
-            start = answer.get("LastEvaluatedKey")
-            if start is None:
-                return
+    def _partition(self, partition: str) -> Iterator[Item]:
+        """Every item of a partition, keys and times only."""
+        return self._query(
+            partition, project="pk, sk, #at, started_at, #result, decision_id, #pending"
+        )
 
     def ping(self) -> None:
         self._get(CURRENT_KEY)
+
+
+def _decision_write(record: DecisionRecord, notices: tuple[Notice, ...] = ()) -> Write:
+    """A new decision as a chained write: its phase effect on the current item, its event,
+    and the notices it queues."""
+    update = ""
+    values: dict[str, Any] = {}
+    if blocks_phase(record):
+        update, values = "SET #last_blocked_at = :at", {":at": n(record.at)}
+    elif clears_block(record):
+        update = "REMOVE #last_blocked_at"
+    return Write(
+        update,
+        values,
+        "attribute_exists(pk)",
+        chain.decided(record),
+        at=record.at,
+        notices=notices,
+    )
 
 
 def _older(item: Item, before: float) -> bool:

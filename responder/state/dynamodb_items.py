@@ -10,6 +10,7 @@ import json
 import re
 from typing import Any
 
+from responder.state import chain
 from responder.state.base import (
     Approval,
     Attempts,
@@ -22,6 +23,7 @@ from responder.state.base import (
     Operation,
     StepRecord,
     TransitionRecord,
+    failures_from_store,
 )
 from responder.state.outbox import Notice
 
@@ -81,6 +83,10 @@ def step_value(step: StepRecord, token: int, at: float) -> Item:
         out["rollback"] = {"BOOL": True}
     if step.error is not None:
         out["error"] = s(step.error)
+    if step.started_at is not None:
+        out["started_at"] = n(float(step.started_at))
+    if step.failures:
+        out["failures"] = j([f.to_store() for f in step.failures])
     return {"M": out}
 
 
@@ -97,6 +103,8 @@ def step(value: Item) -> StepRecord:
         attempts=integer(m, "attempts"),
         fencing_token=integer(m, "fencing_token"),
         rollback=m.get("rollback", {}).get("BOOL", False),
+        started_at=opt_n(m, "started_at"),
+        failures=failures_from_store(json.loads(m["failures"]["S"]) if "failures" in m else None),
     )
 
 
@@ -132,6 +140,8 @@ def new_transition(transition_id: str, new: NewTransition, now: float) -> Item:
         out["from_region"] = s(new.from_region)
     if new.data_at_risk_seconds is not None:
         out["data_at_risk"] = n(float(new.data_at_risk_seconds))
+    if new.evidence is not None:
+        out["evidence"] = j(new.evidence)
     return out
 
 
@@ -159,6 +169,7 @@ def transition(m: Item) -> TransitionRecord:
         ),
         revision=integer(m, "revision"),
         approval=Approval.from_store(json.loads(m["approval"]["S"]) if "approval" in m else None),
+        evidence=json.loads(m["evidence"]["S"]) if "evidence" in m else None,
     )
 
 
@@ -175,6 +186,9 @@ def decision_item(record: DecisionRecord) -> Item:
         value = getattr(record, name)
         if value is not None:
             out[name] = s(value)
+    out["count"] = n(record.count)
+    if record.last_at is not None:
+        out["last_at"] = n(float(record.last_at))
     return out
 
 
@@ -189,6 +203,8 @@ def decision(item: Item) -> DecisionRecord:
         region=opt_s(item, "region"),
         to_region=opt_s(item, "to_region"),
         transition_kind=opt_s(item, "transition_kind"),  # type: ignore[arg-type]
+        count=integer(item, "count") or 1,
+        last_at=opt_n(item, "last_at"),
     )
 
 
@@ -242,3 +258,72 @@ def notice(item: Item) -> Notice:
     stored["claimed_by"] = opt_s(item, "claimed_by")
     stored["claim_until"] = opt_n(item, "claim_until") or 0.0
     return Notice.from_store(stored)
+
+
+def head(item: Item) -> chain.Head | None:
+    """The chain's head recorded on the current item; None before the chain began."""
+    if "chain_seq" not in item:
+        return None
+    return chain.Head(integer(item, "chain_seq"), item["chain_hash"]["S"])
+
+
+def anchor(item: Item) -> chain.Anchor | None:
+    """Where the chain starts, from the current item."""
+    value = opt_s(item, "chain_anchor")
+    return None if value is None else chain.Anchor.from_json(json.loads(value))
+
+
+def last_event(item: Item) -> chain.Event | None:
+    """The newest event, kept whole on the current item until the next one replaces it."""
+    value = opt_s(item, "chain_last")
+    return None if value is None else chain.Event.from_json(json.loads(value))
+
+
+def chain_notices(item: Item) -> tuple[Notice, ...]:
+    """The notices the newest event queued, listed on the current item."""
+    value = opt_s(item, "chain_notices")
+    return tuple(Notice.from_store(x) for x in json.loads(value)) if value else ()
+
+
+def chain_values(event: chain.Event) -> Item:
+    """The current item's chain attributes after event."""
+    return {
+        ":chain_seq_next": n(event.seq),
+        ":chain_hash_next": s(event.hash),
+        ":chain_last": s(chain.canonical(event.to_json()).decode("utf-8")),
+    }
+
+
+def event_item(event: chain.Event) -> Item:
+    """An event as its own item (without its key)."""
+    return {
+        "seq": n(event.seq),
+        "at": n(float(event.at)),
+        "type": s(event.type),
+        "subject": s(event.subject),
+        "body": s(chain.canonical(event.body).decode("utf-8")),
+        "prev": s(event.prev),
+        "hash": s(event.hash),
+    }
+
+
+def event(item: Item) -> chain.Event:
+    """An event from its item."""
+    return chain.Event(
+        integer(item, "seq"),
+        float(item["at"]["N"]),
+        item["type"]["S"],
+        item["subject"]["S"],
+        json.loads(item["body"]["S"]),
+        item["prev"]["S"],
+        item["hash"]["S"],
+    )
+
+
+def with_sets(update: str, sets: str) -> str:
+    """update with more SET actions (it may have a SET clause of its own, or none)."""
+    if not update:
+        return f"SET {sets}"
+    if "SET " in update:
+        return update.replace("SET ", f"SET {sets}, ", 1)
+    return f"SET {sets} {update}"

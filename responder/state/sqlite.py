@@ -19,6 +19,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
 
+from responder.state import chain
 from responder.state.base import (
     VERIFIED_RESULTS,
     Approval,
@@ -43,7 +44,9 @@ from responder.state.base import (
     blocks_phase,
     clears_block,
     desired_region,
+    failures_from_store,
     phase,
+    repeat_key,
 )
 from responder.state.outbox import Announce, Notice, announced
 from responder.state.writelock import WriterLock
@@ -88,6 +91,10 @@ CREATE TABLE IF NOT EXISTS lease (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     holder TEXT, token INTEGER NOT NULL, expires_at REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS audit (
+    seq INTEGER PRIMARY KEY, at REAL NOT NULL, type TEXT NOT NULL, subject TEXT NOT NULL,
+    body TEXT NOT NULL, prev TEXT NOT NULL, hash TEXT NOT NULL
+);
 """
 # Columns added since the first release: (table, column, declaration), for files made before.
 ADDED_COLUMNS = (
@@ -97,6 +104,20 @@ ADDED_COLUMNS = (
     ("transitions", "revision", "INTEGER NOT NULL DEFAULT 0"),
     ("steps", "rollback", "INTEGER NOT NULL DEFAULT 0"),
     ("transitions", "approval", "TEXT"),
+    ("steps", "started_at", "REAL"),
+    ("steps", "failures", "TEXT"),
+    ("transitions", "evidence", "TEXT"),
+    ("decisions", "count", "INTEGER NOT NULL DEFAULT 1"),
+    ("decisions", "last_at", "REAL"),
+    ("decisions", "repeat_key", "TEXT"),
+    ("meta", "chain_seq", "INTEGER NOT NULL DEFAULT 0"),
+    ("meta", "chain_hash", "TEXT"),
+    ("meta", "chain_anchor", "TEXT"),
+)
+# Indexes on added columns: created once the columns exist.
+INDEXES = (
+    "CREATE INDEX IF NOT EXISTS decisions_by_repeat ON decisions(repeat_key)",
+    "CREATE INDEX IF NOT EXISTS audit_by_at ON audit(at)",
 )
 # Enough starts to evaluate any sane hourly cap.
 RECENT_LIMIT = 100
@@ -141,6 +162,8 @@ class SqliteStore(StateStore):
                 if statement.strip():
                     db.execute(statement)
             _add_missing_columns(db)
+            for statement in INDEXES:
+                db.execute(statement)
             db.execute(
                 "INSERT OR IGNORE INTO meta (id, active_region, version) VALUES (1, ?, 0)",
                 (primary,),
@@ -148,6 +171,7 @@ class SqliteStore(StateStore):
             db.execute(
                 "INSERT OR IGNORE INTO lease (id, holder, token, expires_at) VALUES (1, NULL, 0, 0)"
             )
+            self._start_chain(db)
 
     # -- connections -------------------------------------------------------
 
@@ -233,6 +257,23 @@ class SqliteStore(StateStore):
             attempts=row["attempts"],
             fencing_token=row["fencing_token"],
             rollback=bool(row["rollback"]),
+            started_at=row["started_at"],
+            failures=failures_from_store(_loads(row["failures"])),
+        )
+
+    @staticmethod
+    def _decision(row: sqlite3.Row) -> DecisionRecord:
+        return DecisionRecord(
+            id=row["id"],
+            at=row["at"],
+            kind=row["kind"],
+            reason=row["reason"],
+            cause=Cause.from_json(json.loads(row["cause"])),
+            region=row["region"],
+            to_region=row["to_region"],
+            transition_kind=row["transition_kind"],
+            count=row["count"],
+            last_at=row["last_at"],
         )
 
     def _transition(self, db: sqlite3.Connection, row: sqlite3.Row) -> TransitionRecord:
@@ -257,6 +298,7 @@ class SqliteStore(StateStore):
             operations=tuple(Operation.from_store(o) for o in json.loads(row["operations"])),
             revision=row["revision"],
             approval=Approval.from_store(_loads(row["approval"])),
+            evidence=_loads(row["evidence"]),
         )
 
     def _state(self, db: sqlite3.Connection) -> State:
@@ -320,8 +362,8 @@ class SqliteStore(StateStore):
             transition_id = f"t-{int(self._clock())}-{secrets.token_hex(4)}"
             db.execute(
                 "INSERT INTO transitions (id, kind, from_region, to_region, result, started_at,"
-                " cause, data_at_risk, dry_run, deadline_at, approval)"
-                " VALUES (?, ?, ?, ?, 'in_progress', ?, ?, ?, ?, ?, ?)",
+                " cause, data_at_risk, dry_run, deadline_at, approval, evidence)"
+                " VALUES (?, ?, ?, ?, 'in_progress', ?, ?, ?, ?, ?, ?, ?)",
                 (
                     transition_id,
                     new.kind,
@@ -333,10 +375,14 @@ class SqliteStore(StateStore):
                     int(new.dry_run),
                     new.deadline_at,
                     json.dumps(new.approval.to_store()) if new.approval else None,
+                    _dumps(new.evidence),
                 ),
             )
             db.execute("UPDATE meta SET version = version + 1 WHERE id = 1")
-            return self._reread(db, transition_id, announce)
+            record = self._reread(db, transition_id)
+            self._append(db, chain.begun(record), record.started_at)
+            self._enqueue(db, announced(announce, record))
+            return record
 
     def record_decision(
         self,
@@ -350,40 +396,66 @@ class SqliteStore(StateStore):
         freeze: Freeze | None = None,
         announce: Announce | None = None,
     ) -> DecisionRecord:
-        record = DecisionRecord(
-            id=f"d-{int(self._clock())}-{secrets.token_hex(4)}",
-            at=self._clock(),
-            kind=kind,
-            reason=reason,
-            cause=cause,
-            region=region,
-            to_region=to_region,
-            transition_kind=transition_kind,
-        )
-        notices = announced(announce, record)
-        with self._write(durable=freeze is not None or bool(notices)) as db:
-            self._enqueue(db, notices)
-            db.execute(
-                "INSERT INTO decisions (id, at, kind, reason, region, to_region, transition_kind,"
-                " cause) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    record.id,
-                    record.at,
-                    kind,
-                    reason,
-                    region,
-                    to_region,
-                    transition_kind,
-                    json.dumps(cause.to_json()),
-                ),
-            )
+        at = self._clock()
+        key = repeat_key(kind, reason, cause)
+        # A blocked decision is told (its notice in the same write): that write is durable.
+        with self._write(durable=freeze is not None or kind == "blocked") as db:
+            repeats = None
+            if key is not None:
+                repeats = db.execute(
+                    "SELECT seq FROM decisions WHERE repeat_key = ? ORDER BY seq DESC LIMIT 1",
+                    (key,),
+                ).fetchone()
+            if repeats is not None:
+                record = self._repeat(db, repeats["seq"], at)
+            else:
+                record = DecisionRecord(
+                    id=f"d-{int(at)}-{secrets.token_hex(4)}",
+                    at=at,
+                    kind=kind,
+                    reason=reason,
+                    cause=cause,
+                    region=region,
+                    to_region=to_region,
+                    transition_kind=transition_kind,
+                )
+                db.execute(
+                    "INSERT INTO decisions (id, at, kind, reason, region, to_region,"
+                    " transition_kind, cause, repeat_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        record.id,
+                        at,
+                        kind,
+                        reason,
+                        region,
+                        to_region,
+                        transition_kind,
+                        json.dumps(cause.to_json()),
+                        key,
+                    ),
+                )
+                self._append(db, chain.decided(record), at)
+            self._enqueue(db, announced(announce, record))
             if blocks_phase(record):
-                db.execute("UPDATE meta SET last_blocked_at = ? WHERE id = 1", (record.at,))
+                db.execute("UPDATE meta SET last_blocked_at = ? WHERE id = 1", (at,))
             elif clears_block(record):
                 db.execute("UPDATE meta SET last_blocked_at = NULL WHERE id = 1")
             if freeze is not None:
                 self._freeze(db, freeze)
         return record
+
+    def _repeat(
+        self, db: sqlite3.Connection, seq: int, at: float, times: int = 1
+    ) -> DecisionRecord:
+        """Count times more notifications of the decision at seq: one UPDATE, no chain event.
+
+        The seam for batching repeats (issue 16): times > 1 costs the same one write.
+        """
+        db.execute(
+            "UPDATE decisions SET count = count + ?, last_at = ? WHERE seq = ?", (times, at, seq)
+        )
+        row = db.execute("SELECT * FROM decisions WHERE seq = ?", (seq,)).fetchone()
+        return self._decision(row)
 
     def _check_token(self, db: sqlite3.Connection, token: int) -> None:
         lease = db.execute("SELECT token, expires_at FROM lease WHERE id = 1").fetchone()
@@ -400,16 +472,18 @@ class SqliteStore(StateStore):
         with self._write() as db:
             self._check_token(db, fencing_token)
             self._running(db, transition_id)
-            self._insert_step(db, transition_id, step, fencing_token)
+            stored = replace(step, at=step.at or self._clock(), fencing_token=fencing_token)
+            self._insert_step(db, transition_id, stored)
             # Steps run one at a time: once one is journaled, nothing is in trouble.
             self._set_attempts(db, transition_id, None)
+            self._append(db, chain.journaled(transition_id, stored))
 
-    def _insert_step(
-        self, db: sqlite3.Connection, transition_id: str, step: StepRecord, token: int | None
-    ) -> None:
+    @staticmethod
+    def _insert_step(db: sqlite3.Connection, transition_id: str, step: StepRecord) -> None:
         db.execute(
             "INSERT INTO steps (transition_id, action, result, before, after, error, at,"
-            " attempts, fencing_token, rollback) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " attempts, fencing_token, rollback, started_at, failures)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 transition_id,
                 step.action,
@@ -417,10 +491,12 @@ class SqliteStore(StateStore):
                 json.dumps(step.before),
                 json.dumps(step.after),
                 step.error,
-                step.at or self._clock(),
+                step.at,
                 step.attempts,
-                token,
+                step.fencing_token,
                 int(step.rollback),
+                step.started_at,
+                json.dumps([f.to_store() for f in step.failures]),
             ),
         )
 
@@ -435,6 +511,7 @@ class SqliteStore(StateStore):
             self._check_token(db, fencing_token)
             self._running(db, transition_id)
             self._set_attempts(db, transition_id, attempts)
+            self._append(db, chain.attempted(transition_id, attempts))
             self._enqueue(db, notices)
 
     @staticmethod
@@ -471,20 +548,19 @@ class SqliteStore(StateStore):
                     "UPDATE transitions SET operations = ? WHERE id = ?",
                     (json.dumps(operations), transition_id),
                 )
+            stored = None
             if step is not None:
-                self._insert_step(db, transition_id, step, None)
+                stored = replace(step, at=step.at or self._clock(), fencing_token=None)
+                self._insert_step(db, transition_id, stored)
             self._set_attempts(db, transition_id, attempts)
+            self._append(db, chain.operated(transition_id, operation, attempts, stored, approval))
             self._enqueue(db, notices)
-            return self._reread(db, transition_id, None)
+            return self._reread(db, transition_id)
 
-    def _reread(
-        self, db: sqlite3.Connection, transition_id: str, announce: Announce | None
-    ) -> TransitionRecord:
-        """The transition as just written, its notices queued in the same write."""
+    def _reread(self, db: sqlite3.Connection, transition_id: str) -> TransitionRecord:
+        """The transition as just written."""
         row = db.execute("SELECT * FROM transitions WHERE id = ?", (transition_id,)).fetchone()
-        record = self._transition(db, row)
-        self._enqueue(db, announced(announce, record))
-        return record
+        return self._transition(db, row)
 
     @staticmethod
     def _enqueue(db: sqlite3.Connection, notices: Sequence[Notice]) -> None:
@@ -555,8 +631,10 @@ class SqliteStore(StateStore):
             if result == "completed" and not row["dry_run"]:
                 db.execute("UPDATE meta SET active_region = ? WHERE id = 1", (row["to_region"],))
             db.execute("UPDATE meta SET version = version + 1 WHERE id = 1")
+            record = self._reread(db, transition_id)
+            self._append(db, chain.finished(record), record.finished_at)
             self._enqueue(db, notices)
-            return self._reread(db, transition_id, None)
+            return record
 
     def transition(self, transition_id: str) -> TransitionRecord:
         with self._read() as db:
@@ -567,11 +645,14 @@ class SqliteStore(StateStore):
 
     def _freeze(self, db: sqlite3.Connection, freeze: Freeze) -> None:
         # Keep the first freeze's who/why: it explains why transitions stopped.
-        db.execute(
+        freeze = replace(freeze, at=freeze.at or self._clock())
+        changed = db.execute(
             "UPDATE meta SET frozen_by = ?, frozen_reason = ?, frozen_at = ?, frozen_auto = ?,"
             " version = version + 1 WHERE id = 1 AND frozen_by IS NULL",
-            (freeze.by, freeze.reason, freeze.at or self._clock(), int(freeze.automatic)),
-        )
+            (freeze.by, freeze.reason, freeze.at, int(freeze.automatic)),
+        ).rowcount
+        if changed:
+            self._append(db, chain.frozen(freeze))
 
     def freeze(self, by: str, reason: str, automatic: bool = False) -> State:
         with self._write() as db:
@@ -580,12 +661,15 @@ class SqliteStore(StateStore):
 
     def unfreeze(self, by: str, reason: str) -> State:
         with self._write() as db:
-            db.execute(
+            now = self._clock()
+            changed = db.execute(
                 "UPDATE meta SET frozen_by = NULL, frozen_reason = NULL, frozen_at = NULL,"
                 " frozen_auto = NULL, unfrozen_at = ?, version = version + 1"
                 " WHERE id = 1 AND frozen_by IS NOT NULL",
-                (self._clock(),),
-            )
+                (now,),
+            ).rowcount
+            if changed:
+                self._append(db, chain.unfrozen(by, reason, now), now)
             return self._state(db)
 
     def history(self, limit: int = 50) -> Json:
@@ -599,19 +683,7 @@ class SqliteStore(StateStore):
             ).fetchall()
         return {
             "transitions": transitions,
-            "decisions": [
-                DecisionRecord(
-                    id=d["id"],
-                    at=d["at"],
-                    kind=d["kind"],
-                    reason=d["reason"],
-                    cause=Cause.from_json(json.loads(d["cause"])),
-                    region=d["region"],
-                    to_region=d["to_region"],
-                    transition_kind=d["transition_kind"],
-                ).to_json()
-                for d in decisions
-            ],
+            "decisions": [self._decision(d).to_json() for d in decisions],
         }
 
     def action_results(self) -> dict[str, Json]:
@@ -679,16 +751,118 @@ class SqliteStore(StateStore):
             )
 
     def prune(self, before: float) -> int:
+        old_decisions = "SELECT id FROM decisions WHERE at < ?"
+        old = (
+            "SELECT id FROM transitions WHERE result != 'in_progress' AND started_at < ?"
+            " AND seq < (SELECT MAX(seq) FROM transitions)"
+        )
         with self._write(durable=False) as db:
-            gone = db.execute("DELETE FROM decisions WHERE at < ?", (before,)).rowcount
-            db.execute("DELETE FROM outbox WHERE pending = 0 AND at < ?", (before,))
-            old = (
-                "SELECT id FROM transitions WHERE result != 'in_progress' AND started_at < ?"
-                " AND seq < (SELECT MAX(seq) FROM transitions)"
+            kept = {
+                r[0]
+                for r in db.execute(
+                    f"SELECT id FROM decisions WHERE id NOT IN ({old_decisions})"
+                    f" UNION SELECT id FROM transitions WHERE id NOT IN ({old})",
+                    (before, before),
+                )
+            }
+            anchor = self._anchor(db)
+            events = (
+                self._event(r)
+                for r in db.execute("SELECT * FROM audit WHERE seq > ? ORDER BY seq", (anchor.seq,))
             )
+            moved = chain.prune_anchor(events, anchor, before, kept)
+            gone = db.execute(f"DELETE FROM decisions WHERE id IN ({old_decisions})", (before,))
+            records = gone.rowcount
             db.execute(f"DELETE FROM steps WHERE transition_id IN ({old})", (before,))
-            gone += db.execute(f"DELETE FROM transitions WHERE id IN ({old})", (before,)).rowcount
-        return int(gone)
+            records += db.execute(
+                f"DELETE FROM transitions WHERE id IN ({old})", (before,)
+            ).rowcount
+            db.execute("DELETE FROM outbox WHERE pending = 0 AND at < ?", (before,))
+            dropped = db.execute("DELETE FROM audit WHERE seq <= ?", (moved.seq,)).rowcount
+            if records or dropped:
+                db.execute(
+                    "UPDATE meta SET chain_anchor = ? WHERE id = 1", (_dumps(moved.to_json()),)
+                )
+                self._append(db, chain.pruned(records, moved))
+        return int(records)
+
+    # -- the audit chain -------------------------------------------------------
+
+    def _start_chain(self, db: sqlite3.Connection) -> None:
+        """Begin the chain of a new file, or of one written before the chain existed."""
+        if db.execute("SELECT chain_anchor FROM meta WHERE id = 1").fetchone()[0] is not None:
+            return
+        held = db.execute(
+            "SELECT (SELECT COUNT(*) FROM decisions) + (SELECT COUNT(*) FROM transitions)"
+        ).fetchone()[0]
+        now = self._clock()
+        anchor = chain.start(now, fresh=held == 0)
+        db.execute("UPDATE meta SET chain_anchor = ? WHERE id = 1", (_dumps(anchor.to_json()),))
+        self._append(db, chain.genesis(anchor.fresh), now)
+
+    @staticmethod
+    def _anchor(db: sqlite3.Connection) -> chain.Anchor:
+        text = db.execute("SELECT chain_anchor FROM meta WHERE id = 1").fetchone()[0]
+        return chain.Anchor.from_json(json.loads(text))
+
+    def _append(
+        self, db: sqlite3.Connection, pending: chain.Pending, at: float | None = None
+    ) -> chain.Event:
+        """Seal pending after the head and store it, in the caller's transaction."""
+        meta = db.execute("SELECT chain_seq, chain_hash FROM meta WHERE id = 1").fetchone()
+        head = chain.Head(meta["chain_seq"], meta["chain_hash"] or chain.GENESIS_PREV)
+        event = chain.seal(head, self._clock() if at is None else at, pending)
+        db.execute(
+            "INSERT INTO audit (seq, at, type, subject, body, prev, hash)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                event.seq,
+                event.at,
+                event.type,
+                event.subject,
+                chain.canonical(event.body).decode("utf-8"),
+                event.prev,
+                event.hash,
+            ),
+        )
+        db.execute(
+            "UPDATE meta SET chain_seq = ?, chain_hash = ? WHERE id = 1", (event.seq, event.hash)
+        )
+        return event
+
+    @staticmethod
+    def _event(row: sqlite3.Row) -> chain.Event:
+        return chain.Event(
+            row["seq"],
+            row["at"],
+            row["type"],
+            row["subject"],
+            json.loads(row["body"]),
+            row["prev"],
+            row["hash"],
+        )
+
+    def audit_log(self) -> chain.AuditLog:
+        with self._read() as db:
+            meta = db.execute("SELECT chain_seq, chain_hash FROM meta WHERE id = 1").fetchone()
+            anchor = self._anchor(db)
+            events = db.execute(
+                "SELECT * FROM audit WHERE seq > ? ORDER BY seq", (anchor.seq,)
+            ).fetchall()
+            decisions = db.execute("SELECT * FROM decisions ORDER BY seq").fetchall()
+            transitions = db.execute("SELECT * FROM transitions ORDER BY seq").fetchall()
+            return chain.AuditLog(
+                head=chain.Head(meta["chain_seq"], meta["chain_hash"] or chain.GENESIS_PREV),
+                anchor=anchor,
+                events=tuple(self._event(r) for r in events),
+                decisions=tuple(self._decision(r) for r in decisions),
+                transitions=tuple(self._transition(db, r) for r in transitions),
+            )
+
+    def audit_events(self, since: float = 0.0) -> Iterator[chain.Event]:
+        with self._read() as db:
+            rows = db.execute("SELECT * FROM audit WHERE at >= ? ORDER BY seq", (since,)).fetchall()
+        return iter([self._event(r) for r in rows])
 
     def ping(self) -> None:
         with self._read() as db:
@@ -697,6 +871,10 @@ class SqliteStore(StateStore):
 
 def _loads(text: str | None) -> Any:
     return None if text is None else json.loads(text)
+
+
+def _dumps(value: Any) -> str | None:
+    return None if value is None else json.dumps(value)
 
 
 def _add_missing_columns(db: sqlite3.Connection) -> None:

@@ -18,9 +18,8 @@ REFRESH_SECONDS = 5
 RECENT = 20
 
 
-@bp.get("/")
-def index() -> tuple[str, int] | Response:
-    """Active region first, then phase, freeze, the last transition, the plan, recent history."""
+def refused_reader() -> Response | None:
+    """None when the request may read pages; else the 401 or 403 answer for a browser."""
     try:
         require("read", "page")
     except RequestProblem as problem:
@@ -30,6 +29,15 @@ def index() -> tuple[str, int] | Response:
         if problem.status == 401:
             answer.headers["WWW-Authenticate"] = 'Basic realm="ddb-failover", charset="UTF-8"'
         return answer
+    return None
+
+
+@bp.get("/")
+def index() -> tuple[str, int] | Response:
+    """Active region first, then phase, freeze, the last transition, the plan, recent history."""
+    refused = refused_reader()
+    if refused is not None:
+        return refused
     svc = service()
     try:
         status = svc.status()

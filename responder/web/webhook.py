@@ -18,6 +18,7 @@ bp = Blueprint("webhook", __name__)
 def webhook() -> Response:
     """Authenticate, validate, decide and record; 202 with the decisions."""
     svc = service()
+    received = svc.clock()
     try:
         require("webhook")
         data = read_json(svc.config.responder.max_body_bytes)
@@ -28,7 +29,7 @@ def webhook() -> Response:
     except PayloadError as exc:
         log.info(kv(event="webhook_refused", code=exc.status, field=exc.path, error=exc.problem))
         return error(exc.status, str(exc), exc.path)
-    outcomes = svc.handle_notification(notification)
+    outcomes = svc.handle_notification(notification, received)
     response = jsonify({"decisions": [h.to_json() for h in outcomes]})
     response.status_code = 202
     return response

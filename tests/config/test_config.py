@@ -28,6 +28,9 @@ BAD = {
         "exporter.probes.1: Input should be 'read', 'write' or 'replication'"
     ],
     "bad-listen.yml": ["exporter.listen: must be HOST:PORT with a port from 0 to 65535"],
+    "bad-report-url.yml": [
+        "responder.report.grafana_url: 'grafana:3000' is not an http:// or https:// URL"
+    ],
     "bad-action-missing-region.yml": ["responder.actions.0.values: no value for region eu-west-1"],
     "bad-action-unknown-type.yml": [
         "responder.actions.0.type: 'ftp_upload' is unknown; expected one of 'do_dns_record', "

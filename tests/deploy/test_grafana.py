@@ -265,8 +265,17 @@ def test_descriptions_quote_the_thresholds_they_draw() -> None:
 def test_annotations_mark_failovers_and_failbacks() -> None:
     annotations = {a["name"]: a for a in load(OVERVIEW)["annotations"]["list"]}
     transitions = annotations["Failovers and failbacks"]
-    assert "responder_transitions_total" in transitions["expr"]
-    assert {"kind", "result"} <= set(transitions["tagKeys"].split(","))
+    # Each transition's start and end at their own times: the value is the time, in ms.
+    assert "responder_transition_timestamp_seconds" in transitions["expr"]
+    assert transitions["expr"].endswith("* 1000") and transitions["useValueForTime"] is True
+    assert {"kind", "event"} <= set(transitions["tagKeys"].split(","))
+    assert (
+        "{{from_region}}" in transitions["textFormat"]
+        and "{{to_region}}" in transitions["textFormat"]
+    )
+    blocked = annotations["Blocked transitions"]
+    assert 'responder_transitions_total{result="blocked"}' in blocked["expr"]
+    assert blocked["useValueForTime"] is False
     assert "responder_active_region" in annotations["Active region changed"]["expr"]
 
 

@@ -103,6 +103,22 @@ class E2EStack(StackView):
         """Apply a chaos operation through the supervisor, as a user would."""
         self.chaos_log.append((time.time(), region, op))
         send_chaos(self.dir, {"region": region, "op": op})
+        if op == "restart":
+            self.chaos_log.append((time.time(), region, "restarted"))
+
+    def restarting(self, component: str, at: float, settle: float) -> bool:
+        """True if component was restarting at `at`, or had come back less than settle s before."""
+        began = None
+        for moment, name, op in self.chaos_log:
+            if name != component:
+                continue
+            if op == "restart":
+                began = moment
+            elif op == "restarted" and began is not None:
+                if began <= at <= moment + settle:
+                    return True
+                began = None
+        return began is not None and at >= began
 
     def down_between(self, region: str, start: float, end: float) -> bool:
         """True if region was paused or stopped at any moment from start to end."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -261,3 +262,46 @@ def test_runner_is_woken_by_a_new_transition(tmp_path: Path, start_regions: Regi
     finally:
         runner.stop()
     assert (tmp_path / "wp.env").read_text() == "DYNAMODB_REGION=eu-west-1\n"
+
+
+def test_a_failover_has_a_report_for_viewers(online: Flask) -> None:
+    """The webhook's alert, its arrival and the readiness it used reach the report."""
+    down = alert()
+    down["annotations"].update(
+        vantages_down="vm-1,vm-2", last_write_success_timestamp=str(int(time.time()) - 90)
+    )
+    client = viewing(online)
+    answer = client.post("/webhook", json=payload(down), headers=auth())
+    transition_id = answer.get_json()["decisions"][0]["transition_id"]
+    assert runner_of(online).run_now() is not None
+
+    report = client.get(f"/api/v1/transitions/{transition_id}/report").get_json()
+    events = [e["event"] for e in report["timeline"]]
+    assert events == [
+        "onset", "alert_firing", "webhook_received", "decision", "step_started",
+        "step_finished", "completed",
+    ]  # fmt: skip
+    assert not any(e["out_of_order"] for e in report["timeline"])
+    assert round(sum(p["seconds"] for p in report["phases"]), 3) == report["total_seconds"]
+    evidence = report["evidence"]
+    assert evidence["vantages_down"]["names"] == ["vm-1", "vm-2"]
+    assert evidence["readiness"][0] == {**evidence["readiness"][0], "region": "eu-west-1"}
+    assert evidence["alerts"][0]["labels"]["table"] == "wordpress_posts"
+    assert report["links"]["alert_sources"][0]["url"] == "http://prometheus.test/graph"
+    assert report["links"]["alertmanager"] == "http://alertmanager.test:9093"
+    assert report["steps"][0]["after"] == "eu-west-1"
+
+    page = client.get(f"/transitions/{transition_id}")
+    text = page.get_data(as_text=True)
+    assert page.status_code == 200 and "vm-1, vm-2" in text and 'id="timeline"' in text
+    assert "<script" not in text and "<style" not in text and " style=" not in text
+    assert "default-src 'none'" in page.headers["Content-Security-Policy"]
+    assert f'href="/transitions/{transition_id}"' in client.get("/").get_data(as_text=True)
+
+    assert client.get("/api/v1/transitions/t-none/report").status_code == 404
+    anonymous = online.test_client()
+    assert anonymous.get(f"/api/v1/transitions/{transition_id}/report").status_code == 401
+    challenge = anonymous.get(f"/transitions/{transition_id}")
+    assert challenge.status_code == 401 and "Basic" in challenge.headers["WWW-Authenticate"]
+    webhook_only = anonymous.get(f"/transitions/{transition_id}", headers=auth())
+    assert webhook_only.status_code == 403

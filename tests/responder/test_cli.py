@@ -110,6 +110,17 @@ def test_api_commands_against_a_running_responder(
     assert main(["failover", "--to", "eu-west-1", "--reason", "drill", *config]) == 0
     out = capsys.readouterr().out
     assert "accepted: manual us-east-1 -> eu-west-1" in out
+    transition_id = out.split()[1]
+
+    assert main(["report", transition_id, *config]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith(f"# Transition {transition_id}: manual us-east-1 → eu-west-1")
+    assert "| decision |" in text and "drill" in text
+    assert main(["report", transition_id, "--format", "json", *config]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["timeline"][0]["event"] == "request_received"
+    assert main(["report", "t-none", *config]) == 1
+    assert "HTTP 404" in capsys.readouterr().err
 
     assert main(["history", *config]) == 0
     out = capsys.readouterr().out
@@ -128,6 +139,24 @@ def test_api_commands_against_a_running_responder(
     url = ["--url", main_url(served)]
     assert main(["freeze", *url]) == 2
     assert "no operator token" in capsys.readouterr().err
+
+    # The audit commands read the store itself (the SQLite file), beside the running responder.
+    assert main(["audit", "verify", *config]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("audit chain OK: ") and "\nhead:   " in out
+    exported = tmp_path / "audit.jsonl"
+    assert main(["audit", "export", "--since", "1h", "--output", str(exported), *config]) == 0
+    assert "exported " in capsys.readouterr().err
+    events = [json.loads(line) for line in exported.read_text().splitlines()]
+    assert [e["type"] for e in events][:2] == ["genesis", "frozen"]
+    assert main(["audit", "verify", "--file", str(exported)]) == 0
+    assert capsys.readouterr().out.startswith("export OK: events #1..#")
+    events[1]["body"]["freeze"]["reason"] = "nothing to see"
+    exported.write_text("".join(json.dumps(e) + "\n" for e in events))
+    assert main(["audit", "verify", "--file", str(exported)]) == 1
+    assert "export BROKEN: audit event #2 was edited" in capsys.readouterr().out
+    assert main(["audit", "export", "--since", "yesterday", *config]) == 2
+    assert "--since 'yesterday'" in capsys.readouterr().err
 
 
 def main_url(config: Path) -> str:
@@ -150,6 +179,8 @@ COMMANDS = {
     "plan": ["--to", "eu-west-1"],
     "check-config": [],
     "init-state": [],
+    "report": ["t-1", "--format", "json"],
+    "audit": ["verify", "--expect", "3:" + "a" * 64],
 }
 COMMON = [
     "--config",

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pytest import approx
 
 from sandbox.net import wait_until
 from tests.conftest import RegionFactory
@@ -28,6 +29,7 @@ from tests.responder.weblib import (
     lines,
     payload,
     put_heartbeat,
+    rfc_unix,
     write_config,
 )
 
@@ -126,6 +128,11 @@ def test_fifty_concurrent_identical_webhooks_make_one_transition(
         repeats = [f'responder_decisions_total{{kind="{k}"}}' for k in ("duplicate", "ignored")]
         assert sum(scrape(server, r) for r in repeats) == 49.0
         assert scrape(server, 'responder_action_runs_total{action="notify",result="applied"}') == 1
+        # The dashboard's transition annotations: its start and end times, from any worker.
+        edge = 'responder_transition_timestamp_seconds{event="%s",from_region="us-east-1",'
+        edge += 'kind="failover",to_region="eu-west-1"}'
+        assert scrape(server, edge % "started") == approx(rfc_unix(done["started_at"]), abs=1e-3)
+        assert scrape(server, edge % "completed") == approx(rfc_unix(done["finished_at"]), abs=1e-3)
 
 
 def test_sigkill_between_steps_resumes_without_repeating_the_first(

@@ -6,7 +6,6 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,19 +15,13 @@ from ddb_failover.config import Config, DynamoDBState
 from responder.state import open_store
 from responder.state.base import Cause, NewTransition, StoreError, StoreUnavailable
 from responder.state.dynamodb import DynamoDBStore, client_for, create_control_table
+from responder.state.outbox import Delivery, Notice
 from sandbox.net import free_port
 from tests.responder.controlserver import ControlTableServer
 from tests.responder.fakes import EAST, WEST, config
 
 # One attempt with a 1 s connect and 2 s read timeout: a black hole costs ~2 s, never 3 x that.
 BLACK_HOLE_BUDGET = 3.5
-
-
-@pytest.fixture(scope="module")
-def control_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlTableServer]:
-    server = ControlTableServer(tmp_path_factory.mktemp("control")).start()
-    yield server
-    server.close()
 
 
 def with_state(state: DynamoDBState) -> Config:
@@ -145,6 +138,42 @@ def test_a_transition_whose_archive_write_was_lost_stays_in_the_history(
     assert second is not None
     assert [t["id"] for t in store.history()["transitions"]] == [second.id, first.id]
     assert store.transition(first.id).result == "completed"
+
+
+def test_notices_of_a_writer_that_died_after_its_change_are_queued_by_the_next(
+    state: DynamoDBState,
+) -> None:
+    """Killed between the chained write and the outbox put: the next writer queues them."""
+    create_control_table(with_state(state))
+    store = DynamoDBStore(state, EAST)
+    told = Notice("t1:started", "started", 1.0, "t1", {"summary": "x"}, {"chat": Delivery()})
+    store.record_decision("blocked", "no", Cause(), announce=lambda d: [told])
+    client = client_for(state)
+    seq = client.get_item(TableName=state.table, Key={"pk": {"S": "state"}, "sk": {"S": "current"}})
+    last = f"{int(seq['Item']['chain_seq']['N']):016d}"
+    for pk, sk in (("outbox", told.id), ("audit", last)):
+        client.delete_item(TableName=state.table, Key={"pk": {"S": pk}, "sk": {"S": sk}})
+    assert store.notices(2.0) == []
+    DynamoDBStore(state, EAST).record_decision("ignored", "later", Cause())
+    assert [n.id for n in store.notices(2.0)] == [told.id]
+    # A delivered notice is not queued again by a later writer's repair.
+    claimed = store.claim_notice(told.id, "me", 100.0, 2.0)
+    assert claimed is not None
+    store.update_notice(
+        claimed.with_delivery("chat", Delivery("delivered", 1, 0.0, None, 3.0)), "me"
+    )
+    DynamoDBStore(state, EAST).record_decision("ignored", "again", Cause())
+    assert store.notices(4.0) == []
+    assert store.prune(10.0) >= 0 and _outbox(client, state) == []
+
+
+def _outbox(client: object, state: DynamoDBState) -> list[str]:
+    answer = client.query(  # type: ignore[attr-defined]
+        TableName=state.table,
+        KeyConditionExpression="pk = :pk",
+        ExpressionAttributeValues={":pk": {"S": "outbox"}},
+    )
+    return [i["sk"]["S"] for i in answer["Items"]]
 
 
 def test_init_state_command_creates_once_and_refuses_sqlite(

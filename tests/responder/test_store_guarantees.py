@@ -1,8 +1,9 @@
 """The responder's state guarantees, one suite run against every backend.
 
 sqlite: a file in tmp_path. dynamodb: a control table on a moto server process
-(one per module, a fresh table per test). Each test asserts something a store
-without compare-and-set, fencing or durable journaling would get wrong.
+(one per module, a fresh table per test); the fixtures are in conftest.py. Each test
+asserts something a store without compare-and-set, fencing or durable journaling
+would get wrong.
 """
 
 from __future__ import annotations
@@ -15,14 +16,13 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
-from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from ddb_failover.config import Config, DynamoDBState, Retry
+from ddb_failover.config import Retry
+from responder.audit import verify
 from responder.handling import handle_alerts
 from responder.reconciler import Reconciler
 from responder.state.base import (
@@ -38,11 +38,8 @@ from responder.state.base import (
     StepRecord,
     UnknownTransition,
 )
-from responder.state.dynamodb import DynamoDBStore, create_control_table
 from responder.state.outbox import Delivery, Notice
-from responder.state.sqlite import SqliteStore
 from sandbox.net import wait_until
-from tests.responder.controlserver import ControlTableServer
 from tests.responder.fakes import (
     EAST,
     WEST,
@@ -51,73 +48,10 @@ from tests.responder.fakes import (
     config,
     region_down_alerts,
 )
+from tests.responder.stores import Backend, Clock
 
 RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 REPO = Path(__file__).resolve().parents[2]
-BACKENDS = ("sqlite", "dynamodb")
-
-
-class Clock:
-    """A settable clock for lease expiry and timestamps."""
-
-    def __init__(self, now: float = 1_800_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-class Backend:
-    """Opens stores on one backend's storage; spec is how a child process names it."""
-
-    def __init__(self, name: str, spec: str, opener: Callable[..., StateStore]) -> None:
-        self.name = name
-        self.spec = spec
-        self._open = opener
-
-    def open(self, clock: Callable[[], float] = time.time) -> StateStore:
-        """A new store object on the same storage (a restart, another replica)."""
-        return self._open(clock)
-
-
-@pytest.fixture(scope="module")
-def control_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlTableServer]:
-    server = ControlTableServer(tmp_path_factory.mktemp("control")).start()
-    yield server
-    server.close()
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
-    if request.param == "sqlite":
-        path = tmp_path / "state.db"
-        return Backend("sqlite", str(path), lambda clock: SqliteStore(path, EAST, clock=clock))
-    server: ControlTableServer = request.getfixturevalue("control_server")
-    table = f"control-{uuid.uuid4().hex[:12]}"
-    state = DynamoDBState(**server.state(table))
-    assert create_control_table(control_config(state)) is True
-    return Backend(
-        "dynamodb",
-        f"dynamodb:{table}@{server.url}",
-        lambda clock: DynamoDBStore(state, EAST, clock=clock),
-    )
-
-
-def control_config(state: DynamoDBState) -> Config:
-    """The test config with its state in the given control table."""
-    return config().model_copy(
-        update={"responder": config().responder.model_copy(update={"state": state})}
-    )
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def store(backend: Backend, clock: Clock) -> StateStore:
-    return backend.open(clock)
 
 
 def new(to: str = WEST, dry_run: bool = False, fingerprint: str = "abc") -> NewTransition:
@@ -393,6 +327,8 @@ def test_history_shape_newest_first(store: StateStore, clock: Clock) -> None:
             "at": transition["steps"][0]["at"],
             "attempts": 1,
             "rollback": False,
+            "started_at": None,
+            "failures": [],
         }
     ]
     assert (transition["attempts"], transition["operations"]) == (None, [])
@@ -485,8 +421,14 @@ def test_same_notification_from_threads_and_processes_gives_one_transition(
     assert kinds.count("duplicate") == total - 1
     history = store.history(limit=100)
     assert len(history["transitions"]) == 1
-    assert len(history["decisions"]) == total - 1
+    # Each duplicate is counted: as a decision, or as a repeat of one (same reason).
+    assert sum(d["count"] for d in history["decisions"]) == total - 1
     assert {d["kind"] for d in history["decisions"]} == {"duplicate"}
+    # Every writer appended to one chain, none lost to a race: genesis, begun, each decision
+    # (a repeat is a tally on its decision, not an event).
+    verdict = verify(store.audit_log())
+    assert verdict.ok, verdict.problems
+    assert verdict.events == 2 + len(history["decisions"])
 
 
 def test_a_live_holder_keeps_its_lease_through_a_slow_action(backend: Backend) -> None:

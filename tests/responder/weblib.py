@@ -87,6 +87,11 @@ def rfc3339(moment: float) -> str:
     return datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def rfc_unix(text: str) -> float:
+    """An RFC 3339 time from the API as Unix seconds."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
 def alert(
     name: str = "DynamoDBRegionDown",
     region: str | None = "us-east-1",
