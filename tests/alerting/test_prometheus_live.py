@@ -39,9 +39,9 @@ def test_prometheus_runs_the_shipped_rules_against_loopback_targets(stack: Stack
         rule["name"]: rule for group in api(stack, "rules")["groups"] for rule in group["rules"]
     }
     assert prometheus_component.FAILBACK_ALERT in rules
-    assert len(rules) == 17
+    assert len(rules) == 18
     assert rules["DynamoDBFailbackReady"]["duration"] == 60  # the demo window, rendered
-    assert rules["DynamoDBRegionDown"]["duration"] == 10  # everything else as shipped
+    assert rules["DynamoDBRegionDown"]["duration"] == 0  # everything else as shipped
 
     alertmanager = stack.components["alertmanager"].url
     wait_until(
