@@ -8,24 +8,21 @@ over many sequential scrapes, each a new connection as Prometheus makes.
 from __future__ import annotations
 
 import os
-import queue
-import signal
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
-import time
-import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import yaml
 
 from bench import Figures
+from bench._exporterlib import rss_mb, scrape, start_exporter
 from sandbox.net import wait_until
 from sandbox.regions import Region
+from sandbox.stack import stop_process
 
 REGIONS = ("us-east-1", "eu-west-1", "ap-southeast-2")
 TABLES = tuple(f"wordpress_t{i:02d}" for i in range(10))
@@ -35,7 +32,6 @@ BLOCKS = 5
 # The sandbox's probe timings: every lane probes every 2 s, 90 lanes here.
 INTERVAL = float(os.environ.get("BENCH_PROBE_INTERVAL", "2"))
 TIMEOUT = float(os.environ.get("BENCH_PROBE_TIMEOUT", "1"))
-CREDENTIALS = {"AWS_ACCESS_KEY_ID": "sandbox", "AWS_SECRET_ACCESS_KEY": "sandbox"}
 
 
 def _config(regions: Sequence[Region]) -> dict[str, Any]:
@@ -49,29 +45,6 @@ def _config(regions: Sequence[Region]) -> dict[str, Any]:
             "timeout_seconds": TIMEOUT,
         },
     }
-
-
-def _pump(stream: IO[str], lines: queue.Queue[str]) -> None:
-    for line in stream:
-        lines.put(line)
-
-
-def _start_exporter(config: Path) -> tuple[subprocess.Popen[str], str]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "exporter", "--config", str(config), "--listen", "127.0.0.1:0"],
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, **CREDENTIALS},
-        start_new_session=True,
-    )
-    assert process.stderr is not None
-    lines: queue.Queue[str] = queue.Queue()
-    threading.Thread(target=_pump, args=(process.stderr, lines), daemon=True).start()
-    deadline = time.monotonic() + 30
-    while True:
-        line = lines.get(timeout=max(0.1, deadline - time.monotonic()))
-        if "msg=listening" in line:
-            return process, "http://" + line.split("address=")[1].split()[0]
 
 
 def _start_static(directory: Path) -> tuple[subprocess.Popen[str], str]:
@@ -88,17 +61,10 @@ def _start_static(directory: Path) -> tuple[subprocess.Popen[str], str]:
     return process, f"http://127.0.0.1:{line.split(' port ')[1].split()[0]}"
 
 
-def _scrape(url: str) -> tuple[float, bytes]:
-    started = time.perf_counter()
-    with urllib.request.urlopen(f"{url}/metrics", timeout=5) as response:
-        body = response.read()
-    return time.perf_counter() - started, body
-
-
 def _successes(url: str) -> dict[bytes, bool]:
     """Each dynamodb_probe_success series (its label text) -> whether it is 1."""
     found = {}
-    for line in _scrape(url)[1].splitlines():
+    for line in scrape(url)[1].splitlines():
         if line.startswith(b"dynamodb_probe_success{"):
             labels, _, value = line.rpartition(b" ")
             found[labels] = value == b"1.0"
@@ -113,20 +79,12 @@ def _region_ok(url: str, region: str) -> bool | None:
 
 def _latencies(url: str, count: int) -> list[float]:
     for _ in range(20):  # warm-up
-        _scrape(url)
-    return [_scrape(url)[0] for _ in range(count)]
+        scrape(url)
+    return [scrape(url)[0] for _ in range(count)]
 
 
 def _p(sorted_values: list[float], q: float) -> float:
     return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))]
-
-
-def _rss_mb(pid: int) -> tuple[float, float]:
-    fields = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, rest = line.partition(":")
-        fields[key] = rest.strip()
-    return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
 
 
 def exporter_metrics() -> Figures:
@@ -141,14 +99,14 @@ def exporter_metrics() -> Figures:
                 region.start()
             config = workdir / "ddb-failover.yml"
             config.write_text(yaml.safe_dump(_config(regions)), encoding="utf-8")
-            process, url = _start_exporter(config)
+            process, url = start_exporter(config)
             every = len(REGIONS) * len(TABLES) * 2
             wait_until(
                 lambda: len(_successes(url)) == every and all(_successes(url).values()),
                 60,
                 message="every probe succeeding",
             )
-            body = _scrape(url)[1]
+            body = scrape(url)[1]
             (workdir / "static").mkdir()
             (workdir / "static" / "metrics").write_bytes(body)
             static, static_url = _start_static(workdir / "static")
@@ -169,17 +127,13 @@ def exporter_metrics() -> Figures:
             healthy.sort()
             paused.sort()
             floor.sort()
-            rss, peak = _rss_mb(process.pid)
+            rss, peak = rss_mb(process.pid)
         finally:
             if static is not None:
                 static.kill()
                 static.wait()
             if process is not None:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    process.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    process.kill()
+                stop_process(process, grace=10)
             for region in regions:
                 region.close()
 

@@ -8,8 +8,13 @@ Probes, per (region, table), every ``exporter.interval_seconds``:
   region's heartbeat.
 
 Read and write set ``dynamodb_probe_success``, ``dynamodb_probe_duration_seconds``,
-``dynamodb_probe_failures_total{reason}`` and
-``dynamodb_probe_last_success_timestamp_seconds`` (label ``operation``).
+``dynamodb_probe_failures_total{reason}``,
+``dynamodb_probe_last_success_timestamp_seconds`` and
+``dynamodb_probe_failing_seconds`` (label ``operation``). Rounds start on a
+fixed grid of slots, P apart on the monotonic clock; the last is
+(latest failed slot - first failed slot of the current run) * P, 0 after a
+success, and is what DynamoDBRegionDown compares with its window
+(docs/alerting.md).
 
 Replication is measured, not judged: ``dynamodb_replication_lag_seconds`` is
 the age, at the end of each round, of the newest heartbeat from

@@ -9,6 +9,7 @@ from prometheus_client import CollectorRegistry, PlatformCollector, ProcessColle
 from ddb_failover.config import Config
 from exporter.clients import make_client, make_session
 from exporter.exposition import Exposition
+from exporter.gate import Gate
 from exporter.metrics import ProbeMetrics
 from exporter.probes import PROBERS, Target
 from exporter.scheduler import Lane, Scheduler
@@ -48,12 +49,14 @@ class Exporter:
             live = CollectorRegistry()
             ProcessCollector(registry=live)
             PlatformCollector(registry=live)
-        self.exposition = Exposition(self.registry, live)
+        self.exposition = Exposition(self.metrics.render, live)
         session = make_session(credentials)
+        gate = Gate()
         lanes_per_region = len(config.tables) * len(settings.probes)
         lanes: list[Lane] = []
         for region in config.regions:
             client = make_client(session, region, settings.timeout_seconds, lanes_per_region)
+            gate.attach(client)
             peers = tuple(name for name in config.region_names if name != region.name)
             for table in config.tables:
                 target = Target(
@@ -72,6 +75,7 @@ class Exporter:
             settings.interval_seconds,
             settings.timeout_seconds,
             on_round=self.exposition.refresh,
+            gate=gate,
         )
         self.server: MetricsServer | None = None
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
@@ -13,17 +15,17 @@ class Exposition:
 
     Probe values only change when a round is recorded, so rendering them then
     is exact, and a scrape costs a byte copy however many tables and regions
-    there are (rendering 10 tables x 3 regions takes tens of milliseconds).
+    there are.
     """
 
-    def __init__(self, registry: CollectorRegistry, live: CollectorRegistry | None = None) -> None:
-        self._registry = registry
+    def __init__(self, render: Callable[[], bytes], live: CollectorRegistry | None = None) -> None:
+        self._render = render
         self._live = live
-        self._body = generate_latest(registry)
+        self._body = render()
 
     def refresh(self) -> None:
         """Re-render the probe series; a scrape in progress keeps the previous bytes."""
-        self._body = generate_latest(self._registry)  # one reference swap: no lock needed
+        self._body = self._render()  # one reference swap: no lock needed
 
     def render(self) -> bytes:
         """The current /metrics body in the Prometheus text format."""

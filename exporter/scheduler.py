@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import threading
 import time
@@ -12,6 +13,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
 from ddb_failover.logs import kv
+from exporter.gate import Gate
 from exporter.metrics import ProbeMetrics
 from exporter.probes import Prober, Target
 from exporter.reasons import NOT_FOUND, TIMEOUT, ProbeError, classify, describe
@@ -32,6 +34,7 @@ class Lane:
     prober: Prober
     future: Future[Timed] | None = None
     last_reason: str | None = field(default=None)  # None: last probe succeeded
+    failing_since: int | None = None  # schedule slot of the current run of failures' first
 
     @property
     def region(self) -> str:
@@ -72,14 +75,20 @@ def _yield_cpu() -> None:
         os.setpriority(os.PRIO_PROCESS, thread, min(19, current + PROBE_NICENESS))
 
 
-def _timed(prober: Prober, target: Target) -> Timed:
+def _timed(prober: Prober, target: Target, gate: Gate | None) -> Timed:
     # Runs in a worker thread: never raises, so the scheduler sees every failure.
     started = time.perf_counter()
     try:
-        result = prober(target)
+        with gate.held() if gate is not None else contextlib.nullcontext():
+            result = prober(target)
     except BaseException as exc:
         return time.perf_counter() - started, None, exc
     return time.perf_counter() - started, result, None
+
+
+def next_slot(slot: int, elapsed: float, interval: float) -> int:
+    """The slot after slot, or the first still ahead when a round overran (elapsed since slot 0)."""
+    return max(slot + 1, math.ceil(elapsed / interval))
 
 
 class Scheduler:
@@ -93,8 +102,10 @@ class Scheduler:
         timeout: float,
         wall_clock: Callable[[], float] = time.time,
         on_round: Callable[[], None] | None = None,
+        gate: Gate | None = None,
     ) -> None:
         self.lanes = list(lanes)
+        self.gate = gate  # limits how many probe threads run Python at once (exporter/gate.py)
         self.metrics = metrics
         self.interval = interval
         self.timeout = timeout
@@ -109,9 +120,17 @@ class Scheduler:
         )
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._slot = -1
 
-    def run_round(self, kinds: Iterable[str] | None = None) -> list[Outcome]:
-        """Launch every (selected) lane, wait until the deadline, record what happened."""
+    def run_round(
+        self, kinds: Iterable[str] | None = None, slot: int | None = None
+    ) -> list[Outcome]:
+        """Launch every (selected) lane, wait until the deadline, record what happened.
+
+        slot is the round's place on the schedule: slot k starts k intervals after
+        slot 0. A round run by hand takes the slot after the previous round's.
+        """
+        self._slot = self._slot + 1 if slot is None else slot
         wanted = None if kinds is None else set(kinds)
         lanes = [lane for lane in self.lanes if wanted is None or lane.kind in wanted]
         deadline = time.monotonic() + self.timeout
@@ -126,14 +145,14 @@ class Scheduler:
             for lane, busy in zip(lanes, stuck, strict=True)
         ]
         for lane, outcome in zip(lanes, outcomes, strict=True):
-            self._record(lane, outcome)
+            self._record(lane, outcome, self._slot)
         self.metrics.refresh_lag(self.wall_clock())
         if self.on_round is not None:
             self.on_round()
         return outcomes
 
     def _launch(self, lane: Lane) -> Future[Timed]:
-        lane.future = self._pool.submit(_timed, lane.prober, lane.target)
+        lane.future = self._pool.submit(_timed, lane.prober, lane.target, self.gate)
         return lane.future
 
     def _collect(self, lane: Lane) -> Outcome:
@@ -152,7 +171,7 @@ class Scheduler:
             return Outcome(lane.region, lane.table, lane.kind, reason, duration, detail)
         return Outcome(lane.region, lane.table, lane.kind, None, duration, "", found or {})
 
-    def _record(self, lane: Lane, outcome: Outcome) -> None:
+    def _record(self, lane: Lane, outcome: Outcome, slot: int) -> None:
         region, table, kind = lane.region, lane.table, lane.kind
         if kind == "replication":
             if outcome.ok:
@@ -160,11 +179,19 @@ class Scheduler:
             else:
                 self.metrics.replication_failed(region, table, outcome.reason or "")
         elif outcome.ok:
+            lane.failing_since = None
             self.metrics.probe_succeeded(
                 region, table, kind, outcome.duration or 0.0, self.wall_clock()
             )
         else:
-            self.metrics.probe_failed(region, table, kind, outcome.reason or "", outcome.duration)
+            if lane.failing_since is None:
+                lane.failing_since = slot
+            # Whole slots times the interval, rounded off float noise: exact multiples of
+            # the interval, so `>= window` holds at the same failure on every machine.
+            failing = round((slot - lane.failing_since) * self.interval, 9)
+            self.metrics.probe_failed(
+                region, table, kind, outcome.reason or "", outcome.duration, failing
+            )
         self._log_transition(lane, outcome)
         lane.last_reason = outcome.reason
 
@@ -191,17 +218,19 @@ class Scheduler:
         self._thread.start()
 
     def _loop(self) -> None:
-        next_round = time.monotonic()
+        # Rounds keep to one grid, slot k at k intervals after the first; a round that
+        # overruns skips the slots it missed rather than bunching rounds or shifting
+        # the grid, so slot numbers measure schedule time exactly.
+        first = time.monotonic()
+        slot = 0
         while not self._stop.is_set():
             try:
-                self.run_round()
+                self.run_round(slot=slot)
             except Exception:  # a bug in one round must not end probing for good
                 log.exception(kv(msg="probe round failed"))
-            next_round += self.interval
             now = time.monotonic()
-            if next_round < now:  # overran: skip missed rounds rather than bunching them
-                next_round = now
-            self._stop.wait(next_round - now)
+            slot = next_slot(slot, now - first, self.interval)
+            self._stop.wait(first + slot * self.interval - now)
 
     def stop(self) -> None:
         """Stop the loop; hung probe threads are abandoned, not joined."""

@@ -33,8 +33,20 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--regions", type=_csv, help="region names, primary first")
     up.add_argument("--tables", type=_csv, help="table names")
     up.add_argument("--replication-delay-ms", type=int, default=500)
-    up.add_argument("--probe-interval-seconds", type=float, default=2.0)
-    up.add_argument("--probe-timeout-seconds", type=float, default=1.0)
+    up.add_argument(
+        "--profile",
+        choices=("shipped", "fast"),
+        help="Prometheus files and probe timings of this profile (docs/alerting.md); "
+        "default: the shipped Prometheus files with 2 s probes",
+    )
+    up.add_argument(
+        "--extra-rules",
+        type=Path,
+        action="append",
+        help="another Prometheus rule file to load beside the profile's (repeatable)",
+    )
+    up.add_argument("--probe-interval-seconds", type=float, help="default: the profile's, or 2")
+    up.add_argument("--probe-timeout-seconds", type=float, help="default: the profile's, or 1")
     up.add_argument("--failback-window", default="1m", help="DynamoDBFailbackReady window")
     up.add_argument("--min-dwell-seconds", type=float, default=20.0)
     up.add_argument(

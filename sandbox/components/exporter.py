@@ -4,9 +4,28 @@ from __future__ import annotations
 
 import sys
 import urllib.request
+from collections.abc import Mapping
+from typing import Any
 
+from sandbox import profiles
 from sandbox.net import free_port
 from sandbox.stack import Stack, component
+
+# Without a profile the sandbox probes faster than shipped, so demos move along.
+SANDBOX_TIMINGS = {"interval_seconds": 2.0, "timeout_seconds": 1.0}
+
+
+def probe_timings(options: Mapping[str, Any]) -> dict[str, float]:
+    """Probe interval and timeout: the options', else the profile's, else the sandbox's."""
+    name = options.get("profile")
+    timings = profiles.load(name).exporter_settings() if name else dict(SANDBOX_TIMINGS)
+    for key, option in (
+        ("interval_seconds", "probe_interval_seconds"),
+        ("timeout_seconds", "probe_timeout_seconds"),
+    ):
+        if options.get(option) is not None:
+            timings[key] = float(options[option])
+    return timings
 
 
 def _configure(stack: Stack) -> None:
@@ -15,8 +34,7 @@ def _configure(stack: Stack) -> None:
     stack.config_data["exporter"] = {
         "listen": f"127.0.0.1:{port}",
         "vantage": "sandbox",
-        "interval_seconds": float(stack.options.get("probe_interval_seconds", 2)),
-        "timeout_seconds": float(stack.options.get("probe_timeout_seconds", 1)),
+        **probe_timings(stack.options),
     }
 
 

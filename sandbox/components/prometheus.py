@@ -1,9 +1,12 @@
-"""Component "prometheus": the real Prometheus with the shipped config and rules, on loopback.
+"""Component "prometheus": the real Prometheus with a shipped config and rules, on loopback.
 
+The stack option profile picks the files: prometheus/prometheus.yml (shipped,
+the default) or prometheus/fast/prometheus.yml (sandbox/profiles.py).
 render_config() changes only scrape targets, Alertmanager targets and the
-rule-file path of the shipped prometheus/prometheus.yml. The rules themselves
-are used as shipped, with one opt-in exception for demos: the failback window
-(the `for:` of DynamoDBFailbackReady) from the stack option failback_window.
+rule files' paths. The rules themselves are used as shipped, with one opt-in
+exception for demos: the failback window (the `for:` of DynamoDBFailbackReady)
+from the stack option failback_window. The option extra_rules adds rule files
+(benchmarks run a baseline rule beside the shipped ones).
 """
 
 from __future__ import annotations
@@ -17,13 +20,11 @@ from typing import Any
 
 import yaml
 
+from sandbox import profiles
 from sandbox.components.alertmanager import service_url
 from sandbox.net import free_port
 from sandbox.stack import Stack, component
 
-REPO = Path(__file__).resolve().parents[2]
-SHIPPED = REPO / "prometheus" / "prometheus.yml"
-RULES_DIR = REPO / "prometheus" / "rules"
 FAILBACK_ALERT = "DynamoDBFailbackReady"
 SHIPPED_FAILBACK_WINDOW = "5m"
 # Prometheus waits this long before re-sending a firing alert, including to an
@@ -34,13 +35,13 @@ RESEND_DELAY = "2s"
 def render_config(
     shipped: Mapping[str, Any],
     *,
-    rules_dir: Path,
+    rule_files: Sequence[Path],
     targets: Mapping[str, Sequence[str]],
     alertmanagers: Sequence[str],
 ) -> dict[str, Any]:
-    """The shipped config with only targets and the rule files' directory replaced."""
+    """The shipped config with only targets and the rule files' paths replaced."""
     config = copy.deepcopy(dict(shipped))
-    config["rule_files"] = [str(rules_dir / Path(p).name) for p in config.get("rule_files", [])]
+    config["rule_files"] = [str(path) for path in rule_files]
     for manager in config.get("alerting", {}).get("alertmanagers", []):
         for static in manager.get("static_configs", []):
             static["targets"] = list(alertmanagers)
@@ -54,11 +55,12 @@ def render_config(
     return config
 
 
-def render_rules(rules_dir: Path, out_dir: Path, failback_window: str) -> Path:
-    """Copy the shipped rules to out_dir with only DynamoDBFailbackReady's window changed."""
+def render_rules(rule_files: Sequence[Path], out_dir: Path, failback_window: str) -> list[Path]:
+    """Copy the rule files to out_dir with only DynamoDBFailbackReady's window changed."""
     out_dir.mkdir(parents=True, exist_ok=True)
     found = False
-    for source in sorted(rules_dir.glob("*.yml")):
+    written: list[Path] = []
+    for source in rule_files:
         data = yaml.safe_load(source.read_text())
         for group in data.get("groups", []):
             for rule in group.get("rules", []):
@@ -69,10 +71,11 @@ def render_rules(rules_dir: Path, out_dir: Path, failback_window: str) -> Path:
                     rule["annotations"]["description"] = text.replace(
                         f"({SHIPPED_FAILBACK_WINDOW})", f"({failback_window})"
                     )
-        (out_dir / source.name).write_text(yaml.safe_dump(data, sort_keys=False))
+        written.append(out_dir / source.name)
+        written[-1].write_text(yaml.safe_dump(data, sort_keys=False))
     if not found:
-        raise ValueError(f"no {FAILBACK_ALERT} rule in {rules_dir}")
-    return out_dir
+        raise ValueError(f"no {FAILBACK_ALERT} rule in {', '.join(map(str, rule_files))}")
+    return written
 
 
 def _address(url: str) -> str:
@@ -89,16 +92,18 @@ def start_prometheus(stack: Stack) -> None:
     """Run Prometheus scraping the sandbox's exporter and responder, alerting its Alertmanager."""
     home = stack.dir / "prometheus"
     (home / "data").mkdir(parents=True, exist_ok=True)
-    rules_dir = RULES_DIR
+    profile = profiles.load(stack.options.get("profile") or "shipped")
+    rule_files = list(profile.rule_files)
+    extra = [Path(p).resolve() for p in stack.options.get("extra_rules") or []]
     window = stack.options.get("failback_window")
     if window and window != SHIPPED_FAILBACK_WINDOW:
-        rules_dir = render_rules(RULES_DIR, home / "rules", str(window))
+        rule_files = render_rules(rule_files, home / "rules", str(window))
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     alertmanagers = [_address(u) for u in stack.extras["alertmanager_urls"]]
     config = render_config(
-        yaml.safe_load(SHIPPED.read_text()),
-        rules_dir=rules_dir,
+        yaml.safe_load(profile.prometheus_config.read_text()),
+        rule_files=[*rule_files, *extra],
         targets={
             "prometheus": [f"127.0.0.1:{port}"],
             "ddb_exporter": [_address(service_url(stack, "exporter"))],

@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from sandbox.jsonhttp import JsonHandler
+from tests.alerting.loopback import LoopbackServer
 
 PAYLOAD_KEYS = {
     "version", "groupKey", "truncatedAlerts", "status", "receiver", "groupLabels",
@@ -29,7 +30,7 @@ def shape_errors(payload: Any) -> list[str]:
     return errors
 
 
-class WebhookSink:
+class WebhookSink(LoopbackServer):
     """Records every well-formed, correctly authenticated notification with its arrival time."""
 
     def __init__(self, token: str) -> None:
@@ -37,17 +38,7 @@ class WebhookSink:
         self.received: list[tuple[float, dict[str, Any]]] = []
         self.rejected: list[tuple[int, str]] = []
         self._lock = threading.Lock()
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.port = int(self.server.server_address[1])
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self) -> WebhookSink:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(self._handler())
 
     def payloads(self) -> list[dict[str, Any]]:
         """Notifications received so far, oldest first."""

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, disable_created_metrics, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 
 from exporter import report
 from exporter.metrics import ProbeMetrics
@@ -49,3 +50,34 @@ def test_once_table_and_verdict() -> None:
     assert not report.failed([outcomes[0], outcomes[2]])
     replication_only = [Outcome("us-east-1", "t", "replication", "timeout", 0.3)]
     assert not report.failed(replication_only)
+
+
+def test_fast_render_is_what_prometheus_client_renders() -> None:
+    # The exporter renders its own lines; they must be the very lines the generic
+    # path renders from the registry (HELP, TYPE, names, labels, values).
+    disable_created_metrics()
+    registry = CollectorRegistry()
+    metrics = ProbeMetrics(registry, 'vantage "a\\b"', version="1.2.3")
+    metrics.precreate(["us-east-1", "eu-west-1"], ["t1"], ["read", "write", "replication"])
+    metrics.probe_succeeded("us-east-1", "t1", "read", 0.0042, 1700000000.123)
+    metrics.probe_succeeded("us-east-1", "t1", "read", 12.5, 1700000005.5)
+    metrics.probe_failed("eu-west-1", "t1", "write", "timeout", 2.0, 15.0)
+    metrics.probe_failed("eu-west-1", "t1", "write", "connection", None, 20.0)
+    metrics.replication_failed("eu-west-1", "t1", "throttled")
+    metrics.heartbeats_seen("us-east-1", "t1", {"eu-west-1": 1700000000.0})
+    metrics.refresh_lag(1700000002.25)
+    ours = metrics.render().decode()
+    generic = generate_latest(registry).decode()
+    assert parsed(ours) == parsed(generic)
+    assert sorted(line for line in ours.splitlines() if line.startswith("#")) == sorted(
+        line for line in generic.splitlines() if line.startswith("#")
+    )
+    assert 'dynamodb_probe_failing_seconds{region="eu-west-1",table="t1"' in ours
+
+
+def parsed(text: str) -> set[tuple[str, str, str, frozenset[tuple[str, str]], float]]:
+    return {
+        (family.name, family.type, sample.name, frozenset(sample.labels.items()), sample.value)
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }

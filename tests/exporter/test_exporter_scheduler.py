@@ -6,14 +6,17 @@ import os
 import threading
 import time
 from collections.abc import Iterator, Mapping
+from types import SimpleNamespace
 
 import pytest
+from botocore.hooks import HierarchicalEmitter
 from prometheus_client import CollectorRegistry
 
+from exporter.gate import Gate
 from exporter.metrics import ProbeMetrics
 from exporter.probes import Target
 from exporter.reasons import ProbeError
-from exporter.scheduler import Lane, Scheduler
+from exporter.scheduler import Lane, Scheduler, next_slot
 
 TIMEOUT = 0.2
 
@@ -150,3 +153,84 @@ def test_probes_run_at_a_lower_cpu_priority_than_the_server(registry: CollectorR
     scheduler.stop()
     main = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
     assert seen == [min(19, main + 10)]
+
+
+def test_failing_seconds_counts_schedule_slots_and_resets_on_success(
+    registry: CollectorRegistry,
+) -> None:
+    results: list[bool] = []
+
+    def scripted(_: Target) -> Mapping[str, float]:
+        if not results.pop(0):
+            raise ConnectionRefusedError("refused")
+        return {}
+
+    scheduler = make(registry, Lane("read", target(), scripted))
+    labels = {"region": "us-east-1", "operation": "read"}
+    assert value(registry, "dynamodb_probe_failing_seconds", **labels) == 0  # pre-created
+
+    seen = []
+    # Slots 0..6 at 0.5 s; slot 4 skipped (an overrun): the run of failures that
+    # starts at slot 2 spans slots 2..6, 2 s, however late each round really ran.
+    for slot, ok_ in [(0, True), (1, True), (2, False), (3, False), (5, False), (6, False)]:
+        results.append(ok_)
+        scheduler.run_round(slot=slot)
+        seen.append(value(registry, "dynamodb_probe_failing_seconds", **labels))
+    assert seen == [0, 0, 0, 0.5, 1.5, 2.0]
+
+    results.extend([True, False])
+    scheduler.run_round()  # by hand: slot 7
+    assert value(registry, "dynamodb_probe_failing_seconds", **labels) == 0
+    scheduler.run_round()  # slot 8: a new run of failures starts from zero
+    assert value(registry, "dynamodb_probe_failing_seconds", **labels) == 0
+    assert value(registry, "dynamodb_probe_success", **labels) == 0
+    scheduler.stop()
+
+
+def test_failing_seconds_is_an_exact_multiple_of_the_interval(
+    registry: CollectorRegistry,
+) -> None:
+    def refused(_: Target) -> Mapping[str, float]:
+        raise ConnectionRefusedError("refused")
+
+    metrics = ProbeMetrics(registry, "test")
+    scheduler = Scheduler([Lane("read", target(), refused)], metrics, interval=0.1, timeout=0.05)
+    for slot in range(51):
+        scheduler.run_round(slot=slot)
+    labels = {"region": "us-east-1", "operation": "read"}
+    # 50 * 0.1 is 5.000000000000001 in floating point; the rule compares with 5.
+    assert value(registry, "dynamodb_probe_failing_seconds", **labels) == 5.0
+    scheduler.stop()
+
+
+def test_an_overrun_skips_the_slots_it_missed_and_keeps_the_grid() -> None:
+    assert next_slot(3, 3.2, 1.0) == 4  # on time: the next slot
+    assert next_slot(3, 5.5, 1.0) == 6  # overran slots 4 and 5: skip them
+    assert next_slot(3, 6.0, 1.0) == 6  # exactly at slot 6: run it now
+
+
+def test_a_probe_waiting_on_the_network_holds_no_permit() -> None:
+    # One permit: a probe hung on the network must not keep another from running.
+    gate = Gate(permits=1)
+    client = SimpleNamespace(meta=SimpleNamespace(events=HierarchicalEmitter()))
+    gate.attach(client)
+    network = threading.Event()
+    sent = threading.Event()
+
+    def hung_probe() -> None:
+        with gate.held():
+            client.meta.events.emit("before-send.dynamodb.GetItem", request=None)
+            sent.set()
+            network.wait(10)  # a black-holed region
+            client.meta.events.emit("before-parse.dynamodb.GetItem")
+
+    thread = threading.Thread(target=hung_probe)
+    thread.start()
+    assert sent.wait(5)
+    ran = threading.Event()
+    other = threading.Thread(target=lambda: gate.held().__enter__() or ran.set())
+    other.start()
+    assert ran.wait(5), "a probe on the network kept the only permit"
+    network.set()
+    thread.join(5)
+    other.join(5)
