@@ -262,6 +262,12 @@ def serves_responder(app: object) -> bool:
     return isinstance(app, Flask) and SERVICE in app.extensions
 
 
+def store_of(app: Flask) -> StateStore:
+    """The app's state store (gunicorn_conf closes it when the worker exits)."""
+    service: Service = app.extensions[SERVICE]
+    return service.store
+
+
 def runner_of(app: Flask) -> Runner:
     """The app's reconciler runner (gunicorn_conf starts it in each worker)."""
     service: Service = app.extensions[SERVICE]

@@ -7,6 +7,7 @@ its reconciler runner once it has loaded the app.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import ssl
@@ -80,14 +81,19 @@ def post_worker_init(worker: Any) -> None:
 
 
 def worker_exit(server: Any, worker: Any) -> None:
-    """Stop the loops so they release the lease, the plan lock and notice claims first."""
-    from responder.app import notifier_of, plan_runner_of, runner_of, serves_responder
+    """Stop the loops so they release the lease, the plan lock and notice claims first;
+    then close the store, which writes the repeat counts still in memory."""
+    from responder.app import notifier_of, plan_runner_of, runner_of, serves_responder, store_of
 
     wsgi = getattr(worker, "wsgi", None)
     if wsgi is not None and serves_responder(wsgi):
         plan_runner_of(wsgi).stop(timeout=1.0)  # nothing of its own to finish
         runner_of(wsgi).stop(timeout=5.0)
         notifier_of(wsgi).stop(timeout=5.0)
+        from responder.state.base import StoreError
+
+        with contextlib.suppress(StoreError):  # unreachable: those counts are lost
+            store_of(wsgi).close()
 
 
 def child_exit(server: Any, worker: Any) -> None:

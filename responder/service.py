@@ -89,8 +89,10 @@ class Service:
     def _note_resolved(self, alerts: Sequence[Alert], now: float) -> None:
         """A transition waiting for approval whose alerts resolved says so; a person decides."""
         keys = {a.key for a in alerts if a.status == "resolved"}
+        if not keys:
+            return
         running = self.store.state().in_progress
-        if not keys or running is None or not keys & running.cause.keys:
+        if running is None or not keys & running.cause.keys:
             return
         marked = approvals.resolved(running, now)
         if marked is not None:
@@ -195,7 +197,15 @@ class Service:
             self.metrics.transition(
                 decision.transition_kind, decision.from_region, decision.to_region, "blocked"
             )
+        if handled.transition is not None:
+            self.runner.wake()
+        if self.notifier is not None and (handled.transition is not None or kind == "blocked"):
+            self.notifier.wake()  # only these queue notices
         level = logging.WARNING if kind == "blocked" else logging.INFO
+        if kind != "blocked" and handled.record is not None and handled.record.count > 1:
+            level = logging.DEBUG  # a repeat: its decision was logged; the history counts it
+        if not log.isEnabledFor(level):
+            return
         log.log(
             level,
             kv(
@@ -211,10 +221,6 @@ class Service:
                 reason=handled.record.reason if handled.record else decision.reason,
             ),
         )
-        if handled.transition is not None:
-            self.runner.wake()
-        if self.notifier is not None:
-            self.notifier.wake()
 
     def status(self) -> Json:
         """The /api/v1/status document: the store's status plus configuration facts."""

@@ -79,8 +79,9 @@ from responder.state.dynamodb_chain import (
     Write,
 )
 from responder.state.dynamodb_items import Item, n, s
-from responder.state.dynamodb_repeats import count_or_claim
+from responder.state.dynamodb_repeats import add_repeats, count_or_claim
 from responder.state.outbox import Announce, Notice, announced
+from responder.state.repeats import Handle, RepeatTally
 
 INIT_COMMAND = "ddb-responder init-state --config PATH"
 RECENT_LIMIT = 100
@@ -130,6 +131,7 @@ class DynamoDBStore(ChainedTable, StateStore):
         self._primary = primary
         self._clock = clock
         self._client = client if client is not None else client_for(state)
+        self._tally = RepeatTally(self._write_repeats)
 
     # -- calls ---------------------------------------------------------------
 
@@ -290,6 +292,10 @@ class DynamoDBStore(ChainedTable, StateStore):
             transition_kind=transition_kind,
         )
         key = repeat_key(kind, reason, cause)
+        if key is not None and freeze is None:
+            counted = self._tally.count(key, at)
+            if counted is not None:
+                return counted
         # The freeze first: if the decision's own write then fails, the webhook answers 503
         # and Alertmanager's retry records it; a freeze is never lost.
         if freeze is not None:
@@ -307,10 +313,17 @@ class DynamoDBStore(ChainedTable, StateStore):
                 elif clears_block(repeated):
                     self._current()
                     self._update("REMOVE #last_blocked_at", condition="attribute_exists(pk)")
+                self._tally.remember(key, repeated.id, repeated)
                 return repeated
         notices = tuple(announced(announce, new))
         self._chained(lambda _: _decision_write(new, notices))
+        if key is not None:
+            self._tally.remember(key, new.id, new)
         return new
+
+    def _write_repeats(self, decision_id: Handle, times: int, at: float) -> DecisionRecord | None:
+        """The tally's write: times more repeats of the decision (None: pruned)."""
+        return add_repeats(self._call, self.table, str(decision_id), at, times)
 
     def _freeze(self, freeze: Freeze) -> None:
         freeze = replace(freeze, at=freeze.at or self._clock())
@@ -592,6 +605,7 @@ class DynamoDBStore(ChainedTable, StateStore):
                 return
 
     def history(self, limit: int = 50) -> Json:
+        self._tally.flush()
         current = self._current().get("t", {}).get("M")
         transitions = []
         if current is not None:  # the authoritative copy, archived or not yet
@@ -721,7 +735,15 @@ class DynamoDBStore(ChainedTable, StateStore):
         except _ConditionFailed:
             raise LeaseLost(f"notice {notice.id} is not claimed by {holder}") from None
 
+    def audit_log(self) -> chain.AuditLog:
+        self._tally.flush()
+        return super().audit_log()
+
+    def close(self) -> None:
+        self._tally.flush()
+
     def prune(self, before: float) -> int:
+        self._tally.flush()
         current = self._current().get("t", {}).get("M")
         keep = current["id"]["S"] if current is not None else None
         listed = [i for p in (DECISION, TRANSITION) for i in self._partition(p)]

@@ -48,7 +48,7 @@ def count_or_claim(
             if _claim(call, table, key, decision_id, at, "attribute_not_exists(pk)"):
                 return None
             continue  # another request claimed it first: count on its decision
-        counted = _count(call, table, index["decision_id"]["S"], at)
+        counted = add_repeats(call, table, index["decision_id"]["S"], at)
         if counted is not None:
             return counted
         claimed = items.opt_n(index, "at") or 0.0
@@ -74,11 +74,12 @@ def _claim(
     return True
 
 
-def _count(
+def add_repeats(
     call: Call, table: str, decision_id: str, at: float, times: int = 1
 ) -> DecisionRecord | None:
-    """times more notifications of the decision (one write however many: the seam for
-    counting a burst at once); None when it does not exist (yet, or any more)."""
+    """times more notifications of the decision, in one write however many (a burst is
+    counted at once: responder.state.repeats); None when it does not exist (yet, or any
+    more)."""
     try:
         answer = call(
             "update_item",

@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -49,6 +49,7 @@ from responder.state.base import (
     repeat_key,
 )
 from responder.state.outbox import Announce, Notice, announced
+from responder.state.repeats import Handle, RepeatTally
 from responder.state.writelock import WriterLock
 
 SCHEMA = """
@@ -124,6 +125,16 @@ RECENT_LIMIT = 100
 RECENT_WINDOW = 2 * 3600.0
 
 
+@dataclass(frozen=True)
+class _StoredState:
+    """What the state is made of, as read: the same until the file changes."""
+
+    meta: dict[str, Any]
+    last: TransitionRecord | None
+    completed_at: float | None
+    starts: tuple[float, ...]  # the newest RECENT_LIMIT, newest first
+
+
 class SqliteStore(StateStore):
     """StateStore on one SQLite file; primary is the active region of a new store."""
 
@@ -157,6 +168,7 @@ class SqliteStore(StateStore):
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"state store {self.path}: {exc}") from None
         self._local = threading.local()
+        self._tally = RepeatTally(self._write_repeats)
         with self._write() as db:
             for statement in SCHEMA.split(";"):
                 if statement.strip():
@@ -232,6 +244,7 @@ class SqliteStore(StateStore):
             # NORMAL, for decisions that changed nothing, survives a process crash and
             # skips the fsync, so a burst of duplicate webhooks does not queue on the disk.
             db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+            self._local.stored = None
             db.execute("BEGIN IMMEDIATE")
             try:
                 yield db
@@ -302,17 +315,29 @@ class SqliteStore(StateStore):
         )
 
     def _state(self, db: sqlite3.Connection) -> State:
+        return self._state_at(self._stored_state(db), self._clock())
+
+    def _stored_state(self, db: sqlite3.Connection) -> _StoredState:
         meta = db.execute("SELECT * FROM meta WHERE id = 1").fetchone()
         rows = db.execute("SELECT * FROM transitions ORDER BY seq DESC LIMIT 1").fetchall()
-        last = self._transition(db, rows[0]) if rows else None
-        running = last if last is not None and last.in_progress else None
         completed = db.execute(
             "SELECT MAX(finished_at) FROM transitions WHERE result = 'completed'"
         ).fetchone()[0]
         starts = db.execute(
-            "SELECT started_at FROM transitions WHERE started_at > ? ORDER BY seq DESC LIMIT ?",
-            (self._clock() - RECENT_WINDOW, RECENT_LIMIT),
+            "SELECT started_at FROM transitions ORDER BY seq DESC LIMIT ?", (RECENT_LIMIT,)
         ).fetchall()
+        return _StoredState(
+            dict(meta),
+            self._transition(db, rows[0]) if rows else None,
+            completed,
+            tuple(r[0] for r in starts),
+        )
+
+    @staticmethod
+    def _state_at(stored: _StoredState, now: float) -> State:
+        """The state as of now: the phase and the recent starts depend on the time."""
+        meta, last = stored.meta, stored.last
+        running = last if last is not None and last.in_progress else None
         frozen = None
         if meta["frozen_by"] is not None:
             frozen = Freeze(
@@ -332,22 +357,33 @@ class SqliteStore(StateStore):
                     last_transition=last,
                     last_blocked_at=meta["last_blocked_at"],
                     last_unfrozen_at=meta["unfrozen_at"],
-                    now=self._clock(),
+                    now=now,
                 )
             ),
             frozen=frozen,
             in_progress=running,
             last_transition=last,
-            last_completed_at=completed,
-            recent_starts=tuple(r[0] for r in starts),
+            last_completed_at=stored.completed_at,
+            recent_starts=tuple(s for s in stored.starts if s > now - RECENT_WINDOW),
             version=meta["version"],
         )
 
     # -- StateStore --------------------------------------------------------
 
     def state(self) -> State:
+        """Read again only when the file changed since this thread's connection last read it.
+
+        Every webhook reads the state; in a burst of repeats it has not changed. SQLite's
+        data_version tells another connection's commits; this connection's own writes
+        forget what it read (_transaction).
+        """
         with self._read() as db:
-            return self._state(db)
+            version = db.execute("PRAGMA data_version").fetchone()[0]
+            known = getattr(self._local, "stored", None)
+            if known is None or known[0] is not db or known[1] != version:
+                known = (db, version, self._stored_state(db))
+                self._local.stored = known
+            return self._state_at(known[2], self._clock())
 
     def begin_transition(
         self, new: NewTransition, expected_version: int, announce: Announce | None = None
@@ -398,6 +434,10 @@ class SqliteStore(StateStore):
     ) -> DecisionRecord:
         at = self._clock()
         key = repeat_key(kind, reason, cause)
+        if key is not None and freeze is None:
+            counted = self._tally.count(key, at)
+            if counted is not None:
+                return counted
         # A blocked decision is told (its notice in the same write): that write is durable.
         with self._write(durable=freeze is not None or kind == "blocked") as db:
             repeats = None
@@ -407,7 +447,8 @@ class SqliteStore(StateStore):
                     (key,),
                 ).fetchone()
             if repeats is not None:
-                record = self._repeat(db, repeats["seq"], at)
+                seq = repeats["seq"]
+                record = self._repeat(db, seq, at)
             else:
                 record = DecisionRecord(
                     id=f"d-{int(at)}-{secrets.token_hex(4)}",
@@ -434,6 +475,7 @@ class SqliteStore(StateStore):
                         key,
                     ),
                 )
+                seq = db.execute("SELECT last_insert_rowid()").fetchone()[0]
                 self._append(db, chain.decided(record), at)
             self._enqueue(db, announced(announce, record))
             if blocks_phase(record):
@@ -442,7 +484,16 @@ class SqliteStore(StateStore):
                 db.execute("UPDATE meta SET last_blocked_at = NULL WHERE id = 1")
             if freeze is not None:
                 self._freeze(db, freeze)
+        if key is not None:
+            self._tally.remember(key, seq, record)
         return record
+
+    def _write_repeats(self, seq: Handle, times: int, at: float) -> DecisionRecord | None:
+        """The tally's write: times more repeats of the decision at seq (None: pruned)."""
+        assert isinstance(seq, int)
+        with self._write(durable=False) as db:
+            known = db.execute("SELECT 1 FROM decisions WHERE seq = ?", (seq,)).fetchone()
+            return None if known is None else self._repeat(db, seq, at, times)
 
     def _repeat(
         self, db: sqlite3.Connection, seq: int, at: float, times: int = 1
@@ -673,6 +724,7 @@ class SqliteStore(StateStore):
             return self._state(db)
 
     def history(self, limit: int = 50) -> Json:
+        self._tally.flush()
         with self._read() as db:
             rows = db.execute(
                 "SELECT * FROM transitions ORDER BY seq DESC LIMIT ?", (limit,)
@@ -750,7 +802,11 @@ class SqliteStore(StateStore):
                 (lease.holder, lease.token),
             )
 
+    def close(self) -> None:
+        self._tally.flush()
+
     def prune(self, before: float) -> int:
+        self._tally.flush()
         old_decisions = "SELECT id FROM decisions WHERE at < ?"
         old = (
             "SELECT id FROM transitions WHERE result != 'in_progress' AND started_at < ?"
@@ -843,6 +899,7 @@ class SqliteStore(StateStore):
         )
 
     def audit_log(self) -> chain.AuditLog:
+        self._tally.flush()
         with self._read() as db:
             meta = db.execute("SELECT chain_seq, chain_hash FROM meta WHERE id = 1").fetchone()
             anchor = self._anchor(db)

@@ -6,6 +6,7 @@ import base64
 import binascii
 import hmac
 import json
+import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -18,6 +19,8 @@ SERVICE = "responder"
 AUTH = "responder.auth"
 # Alertmanager's payload nests 4 deep; nothing we accept needs more than a few.
 MAX_DEPTH = 32
+# A JSON escape of a UTF-16 surrogate, \uD800 to \uDFFF.
+SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
 class RequestProblem(Exception):
@@ -147,8 +150,30 @@ def read_json(limit: int, *, optional: bool = False) -> Any:
         raise RequestProblem(400, f"body nests deeper than {MAX_DEPTH} levels") from None
     except ValueError as exc:
         raise RequestProblem(400, f"body is not valid JSON: {exc}") from None
-    _check_tree(data)
+    if _may_be_bad(raw, data):
+        _check_tree(data)
     return data
+
+
+def _may_be_bad(raw: bytes, data: Any) -> bool:
+    """False when data surely nests at most MAX_DEPTH deep and has no lone surrogate.
+
+    A lone surrogate can only come from a \\uD800-\\uDFFF escape (the UTF-8 decoder
+    refuses an encoded one); the walk that names the field is for the bodies that might.
+    """
+    if SURROGATE_ESCAPE.search(raw) is not None:
+        return True
+    if raw.count(b"[") + raw.count(b"{") <= MAX_DEPTH:
+        return False
+    deepest, pending = 0, [(data, 0)]
+    while pending:
+        value, depth = pending.pop()
+        deepest = max(deepest, depth)
+        if isinstance(value, dict):
+            pending.extend((item, depth + 1) for item in value.values())
+        elif isinstance(value, list):
+            pending.extend((item, depth + 1) for item in value)
+    return deepest > MAX_DEPTH
 
 
 def _check_tree(data: Any) -> None:

@@ -53,6 +53,7 @@ def race(spec: str, go: Path, threads: int) -> None:
         worker.start()
     for worker in workers:
         worker.join()
+    store.close()  # as a worker exits: the repeats it counted in memory are written
     print(json.dumps(results), flush=True)
 
 

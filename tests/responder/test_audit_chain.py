@@ -28,6 +28,7 @@ from responder.state.base import (
 from responder.state.chain import Head
 from responder.state.dynamodb import client_for
 from responder.state.dynamodb_chain import AUDIT, sort_key
+from sandbox.net import wait_until
 from tests.responder.fakes import EAST, WEST
 from tests.responder.stores import Backend, Clock
 
@@ -333,6 +334,35 @@ def test_repeats_coalesce_into_one_decision(store: StateStore, clock: Clock) -> 
     # Repeats are tallies: no audit event each (the decisions, and the genesis).
     assert [e.type for e in store.audit_events()].count("decision") == 5
     assert verify(store.audit_log()).ok
+
+
+def test_a_burst_of_repeats_costs_one_write_and_loses_no_count(
+    store: StateStore, backend: Backend, clock: Clock
+) -> None:
+    """Repeats that change nothing are counted in memory and written together."""
+    other = backend.open(clock)  # another worker or replica, reading what was written
+    first = store.record_decision("duplicate", "transition t-1 in progress", firing())
+    for times in range(2, 8):
+        clock.now += 1
+        again = store.record_decision("duplicate", "transition t-1 in progress", firing())
+        assert (again.id, again.count, again.last_at) == (first.id, times, clock.now)
+
+    def written() -> int:
+        (decision,) = other.history()["decisions"]
+        return int(decision["count"])
+
+    assert written() < 7  # not one write per repeat
+    wait_until(lambda: written() == 7, 10, 0.05, "the counts written within a second")
+    # A repeat that changes the phase is written at once, as a new decision is.
+    store.record_decision("blocked", "no healthy region", firing("f2"), transition_kind="failover")
+    store.record_decision("blocked", "no healthy region", firing("f2"), transition_kind="failover")
+    counts = {d["reason"]: d["count"] for d in other.history()["decisions"]}
+    assert counts == {"no healthy region": 2, "transition t-1 in progress": 7}
+    # Closing writes what is still in memory.
+    store.record_decision("duplicate", "transition t-1 in progress", firing())
+    store.close()
+    counts = {d["reason"]: d["count"] for d in other.history()["decisions"]}
+    assert counts["transition t-1 in progress"] == 8
 
 
 def test_a_repeat_keeps_the_phase_blocked_after_a_transition(
