@@ -40,6 +40,7 @@ FAST_EXPORTER = REPO / "examples" / "fast-profile.yml"
 DOWN_RULES = "dynamodb.yml"
 DOWN_RECORD = "ddb:region_down_vantages:ratio"
 DOWN_ALERT = "DynamoDBRegionDown"
+VANTAGES_DOWN = "vantages_down"  # responder.evidence reads it
 EXPORTER_JOB = "ddb_exporter"
 WINDOW = re.compile(r">= bool ([0-9.]+)\)")
 # The fast profile, as Prometheus spells it; the exporter's half is examples/fast-profile.yml.
@@ -194,6 +195,9 @@ def render_fast_rules(shipped: Path, window: float) -> str:
                     f"at least {old:g} s",
                     f"at least {window:g} s",
                     DOWN_ALERT,
+                )
+                notes[VANTAGES_DOWN] = _replace_once(
+                    notes[VANTAGES_DOWN], f'>= {old:g}"', f'>= {window:g}"', DOWN_ALERT
                 )
     header = GENERATED.format(source=f"rules/{shipped.name}", what=f"a {window:g} s window")
     return header + _dump(data)
