@@ -8,6 +8,7 @@ its reconciler runner once it has loaded the app.
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import shutil
 import ssl
@@ -78,6 +79,9 @@ def post_worker_init(worker: Any) -> None:
         runner_of(worker.wsgi).start()
         plan_runner_of(worker.wsgi).start()
         notifier_of(worker.wsgi).start()
+    # What the worker built lives as long as it does: out of the collector's full passes,
+    # whose pauses otherwise land on whichever webhook is being answered.
+    gc.freeze()
 
 
 def worker_exit(server: Any, worker: Any) -> None:
