@@ -31,6 +31,7 @@ from typing import Any
 import yaml
 
 from bench import Figures
+from bench._machine import Load
 from ddb_failover import heartbeat
 from sandbox.net import free_port, wait_until
 from sandbox.regions import SANDBOX_CREDENTIALS, Region
@@ -213,6 +214,7 @@ def webhook_ack() -> Figures:
         name: Region(name, [TABLE], CANARY["key"], CANARY["value"], directory / "regions")
         for name in ("us-east-1", "eu-west-1")
     }
+    load = Load()
     try:
         for region in regions.values():
             region.start()
@@ -226,6 +228,7 @@ def webhook_ack() -> Figures:
         with (
             _gunicorn(directory, config, app, "bare") as bare,
             _gunicorn(directory, config, None, "responder") as responder,
+            load,
         ):
             _round(bare, body)  # warm both: first requests import lazily
             _round(responder, _payload_unrelated())
@@ -240,7 +243,7 @@ def webhook_ack() -> Figures:
     finally:
         for region in regions.values():
             region.close()
-    figures = _figures(samples, alone)
+    figures = {**_figures(samples, alone), **load.figures()}
     figures["failover_delivery_ms"] = round(first, 2)
     repeats = ROUNDS * DELIVERIES + len(alone["responder"])
     figures["repeats_sent"], figures["repeats_counted"] = repeats, counted
