@@ -143,7 +143,9 @@ def read_json(limit: int, *, optional: bool = False) -> Any:
     if not raw and optional:
         return None
     try:
-        data = json.loads(raw)
+        # UTF-8 only (RFC 8259), not json's guess at UTF-16 or UTF-32: the scan for
+        # surrogate escapes in _may_be_bad reads the bytes as ASCII.
+        data = json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
         raise RequestProblem(400, "body is not UTF-8 text") from None
     except RecursionError:

@@ -209,6 +209,30 @@ def test_a_lone_surrogate_in_a_label_is_refused(app: Flask) -> None:
     assert answer.get_json()["field"] == "alerts[0].labels.region"
 
 
+@pytest.mark.parametrize(
+    ("encoding", "error"),
+    [
+        ("utf-16", "body is not UTF-8 text"),
+        ("utf-32", "body is not UTF-8 text"),
+        ("utf-16-le", "body is not valid JSON"),  # its NULs are UTF-8, its syntax is not
+        ("utf-8-sig", "body is not valid JSON: Unexpected UTF-8 BOM"),
+    ],
+)
+def test_a_body_not_in_plain_utf8_is_refused_whatever_it_hides(
+    app: Flask, encoding: str, error: str
+) -> None:
+    # JSON between systems is UTF-8 (RFC 8259); in UTF-16 a \ud800 escape is not ASCII bytes.
+    body = payload()
+    body["alerts"][0]["labels"]["region"] = "us-east-1\ud800"
+    raw = json.dumps(body).encode(encoding)
+    client = app.test_client()
+    before = client.get("/api/v1/history", headers=auth(VIEWER)).get_json()
+    answer = client.post("/webhook", data=raw, content_type="application/json", headers=auth())
+    assert answer.status_code == 400
+    assert answer.get_json()["error"].startswith(error)
+    assert client.get("/api/v1/history", headers=auth(VIEWER)).get_json() == before
+
+
 @pytest.mark.parametrize("limit", ["²", "٣", "1e3", "-1", "0", "501", " 5", "x"])
 def test_odd_digits_in_limit_are_400(app: Flask, limit: str) -> None:
     answer = app.test_client().get(f"/api/v1/history?limit={limit}", headers=auth(VIEWER))
