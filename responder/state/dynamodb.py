@@ -81,7 +81,7 @@ from responder.state.dynamodb_chain import (
 from responder.state.dynamodb_items import Item, n, s
 from responder.state.dynamodb_repeats import add_repeats, count_or_claim
 from responder.state.outbox import Announce, Notice, announced
-from responder.state.repeats import Handle, RepeatTally
+from responder.state.repeats import Handle, RepeatTally, anew
 
 INIT_COMMAND = "ddb-responder init-state --config PATH"
 RECENT_LIMIT = 100
@@ -131,7 +131,7 @@ class DynamoDBStore(ChainedTable, StateStore):
         self._primary = primary
         self._clock = clock
         self._client = client if client is not None else client_for(state)
-        self._tally = RepeatTally(self._write_repeats)
+        self._tally = RepeatTally(self._write_repeats, anew(self.record_decision))
 
     # -- calls ---------------------------------------------------------------
 
@@ -321,8 +321,11 @@ class DynamoDBStore(ChainedTable, StateStore):
             self._tally.remember(key, new.id, new)
         return new
 
-    def _write_repeats(self, decision_id: Handle, times: int, at: float) -> DecisionRecord | None:
-        """The tally's write: times more repeats of the decision (None: pruned)."""
+    def _write_repeats(
+        self, key: str, decision_id: Handle, times: int, at: float
+    ) -> DecisionRecord | None:
+        """The tally's write: times more repeats of key's decision (None: pruned). Decision
+        ids are unique, so the id alone names key's decision."""
         return add_repeats(self._call, self.table, str(decision_id), at, times)
 
     def _freeze(self, freeze: Freeze) -> None:

@@ -49,7 +49,7 @@ from responder.state.base import (
     repeat_key,
 )
 from responder.state.outbox import Announce, Notice, announced
-from responder.state.repeats import Handle, RepeatTally
+from responder.state.repeats import Handle, RepeatTally, anew
 from responder.state.writelock import WriterLock
 
 SCHEMA = """
@@ -168,7 +168,7 @@ class SqliteStore(StateStore):
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"state store {self.path}: {exc}") from None
         self._local = threading.local()
-        self._tally = RepeatTally(self._write_repeats)
+        self._tally = RepeatTally(self._write_repeats, anew(self.record_decision))
         with self._write() as db:
             for statement in SCHEMA.split(";"):
                 if statement.strip():
@@ -488,11 +488,13 @@ class SqliteStore(StateStore):
             self._tally.remember(key, seq, record)
         return record
 
-    def _write_repeats(self, seq: Handle, times: int, at: float) -> DecisionRecord | None:
-        """The tally's write: times more repeats of the decision at seq (None: pruned)."""
+    def _write_repeats(self, key: str, seq: Handle, times: int, at: float) -> DecisionRecord | None:
+        """The tally's write: times more repeats of key's decision at seq (None: not there)."""
         assert isinstance(seq, int)
         with self._write(durable=False) as db:
-            known = db.execute("SELECT 1 FROM decisions WHERE seq = ?", (seq,)).fetchone()
+            known = db.execute(
+                "SELECT 1 FROM decisions WHERE seq = ? AND repeat_key = ?", (seq, key)
+            ).fetchone()
             return None if known is None else self._repeat(db, seq, at, times)
 
     def _repeat(
@@ -503,7 +505,10 @@ class SqliteStore(StateStore):
         The seam for batching repeats (issue 16): times > 1 costs the same one write.
         """
         db.execute(
-            "UPDATE decisions SET count = count + ?, last_at = ? WHERE seq = ?", (times, at, seq)
+            # Workers' tallies write out of order: the last seen stays the latest.
+            "UPDATE decisions SET count = count + ?, last_at = MAX(COALESCE(last_at, at), ?)"
+            " WHERE seq = ?",
+            (times, at, seq),
         )
         row = db.execute("SELECT * FROM decisions WHERE seq = ?", (seq,)).fetchone()
         return self._decision(row)

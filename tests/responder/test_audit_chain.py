@@ -365,6 +365,23 @@ def test_a_burst_of_repeats_costs_one_write_and_loses_no_count(
     assert counts["transition t-1 in progress"] == 8
 
 
+def test_repeats_of_a_pruned_decision_are_recorded_anew_not_lost(
+    store: StateStore, backend: Backend, clock: Clock
+) -> None:
+    reason = "region us-east-1 is not active (active is eu-west-1)"
+    other = backend.open(clock)  # another worker, which has counted the decision too
+    first = store.record_decision("ignored", reason, firing())
+    assert other.record_decision("ignored", reason, firing()).count == 2
+    clock.now += 10 * 86400
+    assert store.prune(clock.now - 1) >= 1  # the alert repeats for longer than retention
+    for _ in range(3):  # the other worker counts them on the decision it knew
+        other.record_decision("ignored", reason, firing())
+    other.close()
+    (again,) = [d for d in store.history()["decisions"] if d["reason"] == reason]
+    assert again["id"] != first.id and again["count"] == 3
+    assert verify(store.audit_log()).ok
+
+
 def test_a_repeat_keeps_the_phase_blocked_after_a_transition(
     store: StateStore, clock: Clock
 ) -> None:
