@@ -158,6 +158,7 @@ def unfreeze() -> Response:
     svc = service()
     svc.store.unfreeze(by, reason)
     log.warning(kv(event="unfrozen", by=by, reason=reason))
+    svc.runner.wake()  # a transition stopped at a step boundary goes on now, not next poll
     return _answer(svc.status())
 
 

@@ -264,6 +264,28 @@ def test_runner_is_woken_by_a_new_transition(tmp_path: Path, start_regions: Regi
     assert (tmp_path / "wp.env").read_text() == "DYNAMODB_REGION=eu-west-1\n"
 
 
+def test_unfreeze_wakes_the_runner_for_a_transition_it_stopped(tmp_path: Path) -> None:
+    from responder.app import store_of
+    from responder.state.base import Cause, NewTransition
+    from sandbox.net import wait_until
+
+    config = config_at(write_config(tmp_path, actions=[env_action(tmp_path)]))
+    app = create_app(config, poll_seconds=600)  # only wake() can resume it within seconds
+    client, store, runner = app.test_client(), store_of(app), runner_of(app)
+    runner.start()  # idle: its first round finds nothing to do and rests 600 s
+    try:
+        wait_until(lambda: runner.running, 5, message="runner thread started")
+        assert client.post("/api/v1/freeze", json={"reason": "x"}, headers=auth(OPERATOR))
+        new = NewTransition("failover", "us-east-1", "eu-west-1", Cause(), None, False)
+        assert store.begin_transition(new, store.state().version) is not None
+        assert store.state().phase == "frozen"
+        thawed = client.post("/api/v1/unfreeze", json={"reason": "go"}, headers=auth(OPERATOR))
+        assert thawed.status_code == 200
+        wait_until(lambda: store.state().active_region == "eu-west-1", 5, message="resumed at once")
+    finally:
+        runner.stop()
+
+
 def test_a_failover_has_a_report_for_viewers(online: Flask) -> None:
     """The webhook's alert, its arrival and the readiness it used reach the report."""
     down = alert()
