@@ -10,18 +10,30 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from responder.alerts import format_time
 from responder.operations import Change
 from responder.state.base import Approval, ApprovalState, Operation, Refused, TransitionRecord
 
 RESPONDER = "responder"  # who decides when the timeout does
 
 
-def waiting(record: TransitionRecord) -> Approval:
-    """The approval record is waiting on; Refused when there is none to give."""
+def waiting(record: TransitionRecord, now: float | None = None) -> Approval:
+    """The approval record is waiting on; Refused when there is none to give.
+
+    With now (a person's answer): also Refused once the deadline has passed, when
+    on_timeout decides, or once an abort was asked for.
+    """
     approval = record.approval
     if approval is None or not approval.waiting:
         state = approval.state if approval else "not needed"
         raise Refused(f"transition {record.id} is not waiting for approval ({state})")
+    if now is not None and record.abort is not None:
+        raise Refused(f"transition {record.id} is being aborted: nothing to approve")
+    if now is not None and now >= approval.deadline_at:
+        raise Refused(
+            f"transition {record.id} waited past its approval deadline "
+            f"({format_time(approval.deadline_at)}): on_timeout {approval.on_timeout} decides"
+        )
     return approval
 
 
@@ -29,7 +41,7 @@ def approve(
     record: TransitionRecord, by: str, reason: str, now: float, problem: str | None
 ) -> Change:
     """Yes: the transition acts; blocked instead when its target is no longer ready."""
-    approval = waiting(record)
+    approval = waiting(record, now)
     if approval.requested_by is not None and approval.requested_by == by:
         raise Refused(
             f"transition {record.id} was requested by {by}: another operator's token must "
@@ -49,7 +61,7 @@ def approve(
 
 def decline(record: TransitionRecord, by: str, reason: str, now: float) -> Change:
     """No: the transition ends declined, having changed nothing."""
-    approval = waiting(record)
+    approval = waiting(record, now)
     if not reason.strip():
         raise Refused("decline needs a reason: it is kept in the history")
     decided = replace(approval, state="declined", decided_by=by, decided_at=now, reason=reason)

@@ -105,7 +105,7 @@ class Service:
         now = self.clock()
 
         def change(record: TransitionRecord) -> operations.Change:
-            approvals.waiting(record)
+            approvals.waiting(record, now)
             decided = approvals.approve(record, by, reason, now, self.problem(record))
             assert decided.approval is not None
             if decided.approval.state != "approved":

@@ -61,8 +61,12 @@ class Announcer:
         receivers = self._receivers(event)
         if not receivers:
             return []
-        retries = sum(1 for o in record.operations if o.op == "retry")
-        identity = f"{record.id}:{event}" + (f":{retries}" if event == "stalled" else "")
+        identity = f"{record.id}:{event}"
+        if event == "stalled":  # each stall once: its step, which way, and the retries so far
+            retries = sum(1 for o in record.operations if o.op == "retry")
+            step = record.attempts
+            where = f"{step.action}:{int(step.rollback)}" if step is not None else "-"
+            identity += f":{where}:{retries}"
         what = "dry run " if record.dry_run else ""
         summary = (
             f"ddb-failover: {what}{record.kind} {record.from_region} -> {record.to_region} "

@@ -4,8 +4,9 @@ Every gunicorn worker (and replica) runs one; a claim in the store makes one of 
 deliver a given notice, and a crashed holder's claim expires. A notice is marked
 delivered only after its receiver answered 2xx, so a crash can repeat a delivery but
 never lose one; receivers that dedupe get the notice's id as Idempotency-Key.
-Temporary failures (429, 5xx, timeouts) are retried with capped backoff until
-give_up_after_seconds; permanent ones fail at once. Nothing here touches a transition.
+Temporary failures (429, 5xx, timeouts, and anything unforeseen such as a garbled
+answer) are retried with capped backoff until give_up_after_seconds; permanent ones
+fail at once. Nothing here touches a transition.
 """
 
 from __future__ import annotations
@@ -70,9 +71,13 @@ class Notifier(Loop):
             now = self._clock()
             ready = [r for r in queued.due(now) if (queued.subject, r) not in waiting]
             if ready and queued.claim_until <= now:
-                notice = self.store.claim_notice(queued.id, self.holder, now + CLAIM_SECONDS, now)
+                # Long enough for every receiver's connect and read to time out in turn.
+                until = now + CLAIM_SECONDS + 2 * self.notify.timeout_seconds * len(ready)
+                notice = self.store.claim_notice(queued.id, self.holder, until, now)
                 if notice is not None:
-                    for name in ready:
+                    # As claimed, not as listed: another sender may have delivered some since.
+                    fresh = [r for r in notice.due(now) if (notice.subject, r) not in waiting]
+                    for name in fresh:
                         notice = notice.with_delivery(name, self._deliver(notice, name))
                         tried += 1
                     self.store.update_notice(notice, self.holder)
@@ -93,16 +98,18 @@ class Notifier(Loop):
             self._senders[receiver.type](
                 notice, receiver, self._secrets[name], self.notify.timeout_seconds
             )
-        except TemporaryError as exc:
-            error = self._redact(str(exc))
+        except PermanentError as exc:
+            return self._ended(notice, name, "failed", attempts, self._redact(str(exc)))
+        except Exception as exc:  # temporary, or unforeseen (a garbled answer): retried
+            temporary = isinstance(exc, TemporaryError)
+            error = self._redact(str(exc) if temporary else f"{name}: {type(exc).__name__}")
             if now - notice.at > self.notify.give_up_after_seconds:
                 return self._ended(notice, name, "failed", attempts, error)
             self._count(name, notice.event, "retried")
-            wait = backoff(attempts, BACKOFF, self._rand(), exc.retry_after)
+            retry_after = exc.retry_after if isinstance(exc, TemporaryError) else None
+            wait = backoff(attempts, BACKOFF, self._rand(), retry_after)
             log.warning(kv(event="notice_retry", notice=notice.id, receiver=name, error=error))
             return Delivery("pending", attempts, now + wait, error)
-        except PermanentError as exc:
-            return self._ended(notice, name, "failed", attempts, self._redact(str(exc)))
         return self._ended(notice, name, "delivered", attempts, None)
 
     def _ended(

@@ -723,7 +723,10 @@ class DynamoDBStore(ChainedTable, StateStore):
         except _ConditionFailed:
             return None
         notice = items.notice(answer["Attributes"])
-        return notice if notice.due(now) else None
+        if not notice.due(now):  # listed as due, retried since: let it wait its own time
+            self.update_notice(notice, holder)
+            return None
+        return notice
 
     def update_notice(self, notice: Notice, holder: str) -> None:
         try:

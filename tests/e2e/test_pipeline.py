@@ -191,7 +191,7 @@ def test_a_long_load_balancer_api_outage_stalls_then_converges_by_itself(
     }
     assert transition["operations"] == []  # no one had to step in
     tid = transition["id"]
-    wanted = [f"{tid}:started", f"{tid}:stalled:0", f"{tid}:completed"]
+    wanted = [f"{tid}:started", f"{tid}:stalled:wordpress-glb:0:0", f"{tid}:completed"]
     wait_until(
         lambda: all(
             [k for k in told if k.startswith(tid)] == wanted for told in stack.told().values()

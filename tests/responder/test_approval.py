@@ -209,6 +209,28 @@ def test_the_timeout_decides_as_configured(
     assert done.approval.decided_by == "responder"
 
 
+@pytest.mark.parametrize("answer", ["approve", "decline"])
+def test_an_answer_after_the_deadline_leaves_it_to_on_timeout(
+    site: Callable[..., Site], answer: str
+) -> None:
+    s = site(approval="failover", on_timeout="abort")
+    transition_id = waiting_failover(s)
+    s.clock.now += 601  # the reconciler has not run since: the deadline passed unseen
+    late = s.post(answer, {"transition_id": transition_id, "reason": "late"})
+    assert late.status_code == 409 and "approval deadline" in late.get_json()["error"]
+    done = s.run()
+    assert done is not None and done.result == "declined" and s.world == {"www": {"region": EAST}}
+    assert done.approval is not None and done.approval.decided_by == "responder"
+
+
+def test_an_aborted_transition_cannot_be_approved(site: Callable[..., Site]) -> None:
+    s = site(approval="failover")
+    transition_id = waiting_failover(s)
+    assert s.post("abort", {"transition_id": transition_id, "reason": "no"}).status_code == 202
+    late = s.post("approve", {"transition_id": transition_id, "reason": "go"})
+    assert late.status_code == 409 and "being aborted" in late.get_json()["error"]
+
+
 def test_resolved_alerts_do_not_cancel_but_are_shown(site: Callable[..., Site]) -> None:
     s = site(approval="failover")
     transition_id = waiting_failover(s)

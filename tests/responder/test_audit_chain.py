@@ -382,6 +382,18 @@ def test_repeats_of_a_pruned_decision_are_recorded_anew_not_lost(
     assert verify(store.audit_log()).ok
 
 
+def test_a_repeat_stamped_by_a_clock_a_little_behind_is_not_tampering(
+    store: StateStore, backend: Backend, clock: Clock
+) -> None:
+    other = backend.open(clock)  # a replica whose clock is 10 ms behind
+    store.record_decision("ignored", "alerts resolved", firing())
+    clock.now -= 0.01
+    other.record_decision("ignored", "alerts resolved", firing())
+    other.close()
+    result = verify(store.audit_log())
+    assert result.ok, result.problems
+
+
 def test_a_repeat_keeps_the_phase_blocked_after_a_transition(
     store: StateStore, clock: Clock
 ) -> None:

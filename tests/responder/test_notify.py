@@ -191,7 +191,7 @@ def test_a_stall_is_told_once_until_an_operator_retries(site: Callable[..., Site
         s.clock.now += 3
     s.deliver()
     assert s.client.get("/api/v1/status").get_json()["phase"] == "stalled"
-    assert s.counted().get(f"{transition_id}:stalled:0") == 2
+    assert s.counted().get(f"{transition_id}:stalled:lb:0:0") == 2
     lb.failures = [PermanentError("HTTP 401")]
     for _ in range(3):
         runner.run_now()
@@ -201,7 +201,7 @@ def test_a_stall_is_told_once_until_an_operator_retries(site: Callable[..., Site
     runner.run_now()
     s.deliver()
     stalls = sorted(k for k in s.counted() if ":stalled:" in k)
-    assert stalls == [f"{transition_id}:stalled:0", f"{transition_id}:stalled:1"]
+    assert stalls == [f"{transition_id}:stalled:lb:0:0", f"{transition_id}:stalled:lb:0:1"]
     assert all(v == 2 for v in s.counted().values())
 
 
@@ -263,3 +263,61 @@ def test_a_receiver_hears_a_transitions_events_in_order(site: Callable[..., Site
     s.deliver()
     tid = decision["transition_id"]
     assert [m["idempotency_key"] for m in s.messages()] == [f"{tid}:started", f"{tid}:completed"]
+
+
+class Listed:
+    """A store whose outbox list is the one a slower sender read before another's round."""
+
+    def __init__(self, store: Any, listed: list[Any]) -> None:
+        self._store, self._listed = store, listed
+
+    def notices(self, now: float) -> list[Any]:
+        return self._listed
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+
+def test_a_sender_working_from_an_old_list_sends_only_what_is_still_due(
+    site: Callable[..., Site],
+) -> None:
+    import copy
+    import urllib.request
+
+    s = site()
+    fault = json.dumps({"status": 503, "count": 1}).encode()
+    request = urllib.request.Request(f"{s.sinks['chat']}/_sandbox/faults", fault, method="POST")
+    urllib.request.urlopen(request, timeout=5).close()
+    (decision,) = s.webhook(payload(alert(starts_at=STARTS)))
+    slow = copy.copy(s.notifier)  # another worker's sender
+    slow.holder = "worker-2"
+    slow.store = Listed(s.notifier.store, list(s.notifier.store.notices(s.clock.now)))
+    s.deliver()  # pagerduty delivered, chat answered 503: retried a little later
+    s.clock.now += 70
+    assert slow.run_once() == 1  # its list says both are due; only chat still is
+    tid = decision["transition_id"]
+    assert s.counted() == {f"{tid}:started": 2}
+
+
+def test_an_unforeseen_failure_is_retried_with_backoff_not_resent(
+    site: Callable[..., Site],
+) -> None:
+    import http.client
+
+    s = site()
+    real = dict(s.notifier._senders)
+
+    def garbled(*args: Any) -> None:
+        raise http.client.BadStatusLine("garbage")
+
+    s.notifier._senders = {**real, "slack": garbled}
+    (decision,) = s.webhook(payload(alert(starts_at=STARTS)))
+    assert s.deliver() == 2
+    assert s.deliver() == 0  # chat waits its backoff; pagerduty is done
+    (notice,) = [n for n in s.notifier.store.notices(s.clock.now + 3600) if ":started" in n.id]
+    chat = notice.deliveries["chat"]
+    assert (chat.state, chat.attempts, chat.error) == ("pending", 1, "chat: BadStatusLine")
+    s.notifier._senders = real
+    s.clock.now += 120
+    assert s.deliver() == 1
+    assert s.counted() == {f"{decision['transition_id']}:started": 2}
