@@ -16,6 +16,11 @@ def set_redactor(redact: Callable[[str], str]) -> None:
     _redact = redact
 
 
+def redact(text: str) -> str:
+    """text with the process's secrets replaced (what set_redactor installed)."""
+    return _redact(text)
+
+
 def _quote(value: Any) -> str:
     text = str(value)
     if text == "" or any(c in text for c in ' "=\n\t'):

@@ -305,9 +305,15 @@ class Reconciler:
         if not record.rolling_back:
             done = record.done_steps()
             return next((a for a in self.actions if a.name not in done), None)
-        # Back out what this transition changed: applied steps and the one it was stuck on.
+        # Back out what this transition changed: applied steps, steps an attempt that failed
+        # may have changed before the one that found nothing left to do, and the one it
+        # was stuck on.
         abort = record.abort
-        changed = {s.action for s in record.done_steps().values() if s.result == "applied"}
+        changed = {
+            s.action
+            for s in record.done_steps().values()
+            if s.result == "applied" or (s.result == "unchanged" and s.failures)
+        }
         if abort is not None and abort.action is not None:
             changed.add(abort.action)
         done = record.done_steps(rollback=True)

@@ -8,6 +8,7 @@ import signal
 import subprocess
 from collections.abc import Mapping, Sequence
 
+from ddb_failover.logs import redact
 from responder.actions.base import Transition
 from responder.errors import PermanentError, TemporaryError
 
@@ -31,8 +32,9 @@ def transition_env(transition: Transition) -> dict[str, str]:
 
 
 def tail(data: bytes, limit: int = STDERR_TAIL_CHARS) -> str:
-    """The last limit characters of a command's output, decoded leniently and trimmed."""
-    text = data.decode("utf-8", errors="replace").strip()
+    """The last limit characters of a command's output, decoded leniently and trimmed;
+    redacted first, so a cut through a secret cannot leave part of it."""
+    text = redact(data.decode("utf-8", errors="replace").strip())
     return text if len(text) <= limit else "..." + text[-limit:]
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from ddb_failover.logs import redact
 from responder.actions import _files
 from responder.errors import ActionError, TemporaryError
 
@@ -96,7 +97,7 @@ class Inspection:
 def problem_of(exc: ActionError) -> Problem:
     """The problem an action's error stands for: its kind, else unreachable or error."""
     kind = exc.kind or (UNREACHABLE if isinstance(exc, TemporaryError) else ERROR)
-    message = str(exc)
+    message = redact(str(exc))  # before the cut, which could leave part of a secret
     if len(message) > _MESSAGE_CHARS:
         message = message[:_MESSAGE_CHARS] + "..."
     return Problem(kind, message)

@@ -79,7 +79,7 @@ def _post(url: str, body: Json, idempotency_key: str, timeout: float) -> None:
         method="POST",
     )
     # The URL may carry a credential (a Slack webhook's path): errors name the host only.
-    where = urllib.parse.urlsplit(url).netloc
+    where = urllib.parse.urlsplit(url).netloc.rpartition("@")[2]  # never user:password@
     try:
         with urllib.request.urlopen(request, timeout=timeout) as answer:
             answer.read()

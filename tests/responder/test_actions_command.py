@@ -147,3 +147,20 @@ def test_inspect_finds_a_missing_program_without_running_anything(tmp_path: Path
     assert [(p.kind, p.message) for p in seen.problems] == [
         ("not_executable", "notify: 'ddb-no-such-program' is not found on PATH")
     ]
+
+
+@pytest.mark.parametrize("cut", range(1, 18))
+def test_a_secret_cut_by_the_stderr_tail_leaves_no_part_of_it(cut: int) -> None:
+    from ddb_failover import logs
+    from responder.actions._subprocess import STDERR_TAIL_CHARS, tail
+
+    secret = "dop_v1_0123456789"
+    logs.set_redactor(lambda text: text.replace(secret, "[redacted]"))
+    try:
+        # The last STDERR_TAIL_CHARS characters begin `cut` characters into the secret.
+        stderr = ("x" * 50 + secret + "y" * (STDERR_TAIL_CHARS - len(secret) + cut)).encode()
+        shown = tail(stderr)
+    finally:
+        logs.set_redactor(str)
+    assert not any(secret[i:] in shown for i in range(len(secret) - 3))
+    assert not any(secret[:i] in shown for i in range(4, len(secret) + 1))

@@ -290,6 +290,29 @@ def test_abort_without_rollback_stops_where_it_is(store: SqliteStore, clock: Clo
     assert store.action_results()["www"]["region"] == WEST
 
 
+def test_rollback_includes_a_step_a_failed_attempt_may_have_changed(
+    store: SqliteStore, clock: Clock
+) -> None:
+    world: dict[str, Any] = {}
+    landed = [lambda: world.update(www={"region": WEST})]  # the write landed, the answer did not
+    dns = MemoryAction(
+        "www",
+        world,
+        failures=[TemporaryError("read timed out")],
+        on_apply=lambda: landed.pop()() if landed else None,
+    )
+    broken = MemoryAction("lb", world, failures=[PermanentError("verify failed")])
+    begin(store)
+    rec = reconciler(store, [dns, broken], Recorder())
+    assert drive(rec, clock) is None  # www retried and found unchanged; lb halted
+    (www,) = [s for s in store.state().in_progress.steps if s.action == "www"]  # type: ignore[union-attr]
+    assert www.result == "unchanged" and www.failures
+    operations.apply(store, lambda r: operations.abort(r, "dave", "back out", True, clock.now))
+    done = drive(rec, clock)
+    assert done is not None and done.result == "aborted"
+    assert world["www"] == {"region": EAST}
+
+
 def test_abort_with_rollback_drives_applied_steps_back(store: SqliteStore, clock: Clock) -> None:
     world: dict[str, Any] = {"env": {"region": WEST}}
     dns = MemoryAction("www", world)
