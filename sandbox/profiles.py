@@ -30,6 +30,7 @@ from typing import Any
 import yaml
 
 from ddb_failover.config import ExporterConfig
+from responder.evidence import VANTAGES_DOWN
 
 REPO = Path(__file__).resolve().parents[1]
 PROMETHEUS_DIR = REPO / "prometheus"
@@ -40,7 +41,6 @@ FAST_EXPORTER = REPO / "examples" / "fast-profile.yml"
 DOWN_RULES = "dynamodb.yml"
 DOWN_RECORD = "ddb:region_down_vantages:ratio"
 DOWN_ALERT = "DynamoDBRegionDown"
-VANTAGES_DOWN = "vantages_down"  # responder.evidence reads it
 EXPORTER_JOB = "ddb_exporter"
 WINDOW = re.compile(r">= bool ([0-9.]+)\)")
 # The fast profile, as Prometheus spells it; the exporter's half is examples/fast-profile.yml.
