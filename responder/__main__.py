@@ -2,6 +2,6 @@
 
 import sys
 
-from responder.cli import main
+from responder.cli.main import main
 
 sys.exit(main())

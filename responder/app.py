@@ -19,17 +19,17 @@ from ddb_failover.logs import kv
 from responder.actions import registry as action_registry
 from responder.actions.base import Action
 from responder.actions.inspection import Limits
-from responder.handling import ReadinessFn, Telling
+from responder.decide.readiness import CachedReadiness, ReadinessChecker
+from responder.execute.reconciler import Reconciler, StepEvent
+from responder.execute.runner import Runner
+from responder.intake.handling import ReadinessFn, Telling
+from responder.intake.service import Service
 from responder.metrics import ResponderMetrics, multiprocess_dir
 from responder.notify.notices import Announcer
 from responder.notify.sender import Notifier
-from responder.plan_file import PlanFile, stale_after
-from responder.plan_runner import PlanRunner, PlanSource
-from responder.readiness import CachedReadiness, ReadinessChecker
-from responder.reconciler import Reconciler, StepEvent
-from responder.runner import Runner
+from responder.plan.plan_file import PlanFile, stale_after
+from responder.plan.plan_runner import PlanRunner, PlanSource
 from responder.secrets import Secrets
-from responder.service import Service
 from responder.state import open_store
 from responder.state.base import Json, StateStore, StoreUnavailable, TransitionRecord
 from responder.web import api, ops, pages, reports, webhook

@@ -7,7 +7,7 @@ registry. Counters sum over workers. State-derived gauges (active region,
 frozen, ...) use "mostrecent": the worker answering a scrape refreshes them
 from the store first, so its values are the newest whichever worker answers.
 The plan's gauges follow the same rule, refreshed from the replica's plan file
-(responder/plan_file.py), whichever worker evaluated it.
+(responder/plan/plan_file.py), whichever worker evaluated it.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from ddb_failover.config import NOTIFY_EVENTS
-from responder.plan import READINESS_ACTION
+from responder.plan.plan import READINESS_ACTION
 from responder.state.base import PHASES, Json, State, TransitionRecord
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"

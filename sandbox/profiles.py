@@ -30,7 +30,7 @@ from typing import Any
 import yaml
 
 from ddb_failover.config import ExporterConfig
-from responder.evidence import VANTAGES_DOWN
+from responder.decide.evidence import VANTAGES_DOWN
 
 REPO = Path(__file__).resolve().parents[1]
 PROMETHEUS_DIR = REPO / "prometheus"

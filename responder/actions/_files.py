@@ -11,7 +11,7 @@ import struct
 import tempfile
 from pathlib import Path
 
-from responder.errors import PermanentError, TemporaryError
+from responder.model.errors import PermanentError, TemporaryError
 
 # FS_IOC_GETFLAGS, _IOR('f', 1, long): the inode flags lsattr shows.
 _FS_IOC_GETFLAGS = (2 << 30) | (struct.calcsize("l") << 16) | (ord("f") << 8) | 1

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from responder.actions.do_client import DOClient
-from responder.errors import PermanentError
+from responder.model.errors import PermanentError
 
 # The load balancer's settings a PUT may carry back (the API's writable fields);
 # read-only ones (id, ip, status, created_at...) and the target are left out.

@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 
 from ddb_failover.logs import redact
 from responder.actions.base import Transition
-from responder.errors import PermanentError, TemporaryError
+from responder.model.errors import PermanentError, TemporaryError
 
 STDERR_TAIL_CHARS = 500
 # All a command inherits from the responder's environment, besides what its action lists

@@ -18,7 +18,7 @@ from botocore.exceptions import (
 )
 
 from responder.actions.inspection import CREDENTIALS, MISSING, RATE_LIMITED
-from responder.errors import PermanentError, TemporaryError
+from responder.model.errors import PermanentError, TemporaryError
 
 # (service, region, endpoint_url) -> a boto3 client; tests inject their own.
 AWSClientFactory = Callable[[str, str, str | None], Any]

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from responder.actions.inspection import Inspection, Limits, Problem, problem_of
-from responder.errors import ActionError, PermanentError
+from responder.model.errors import ActionError, PermanentError
 
 Json = Any
 Result = Literal["applied", "unchanged", "would_apply"]

@@ -20,7 +20,7 @@ from ddb_failover.config import CommandAction
 from responder.actions import _files, _subprocess
 from responder.actions.base import Action, Json, Transition
 from responder.actions.inspection import Limits, Problem, command_problems, writable_problems
-from responder.errors import PermanentError
+from responder.model.errors import PermanentError
 
 
 class Command(Action):

@@ -37,7 +37,7 @@ from ddb_failover.config import AppEnvAction
 from responder.actions.base import Action, Json, Transition
 from responder.actions.do_client import DOClient
 from responder.actions.inspection import INVALID_TARGET, MISSING, Limits, Problem, problem_of
-from responder.errors import PermanentError, TemporaryError
+from responder.model.errors import PermanentError, TemporaryError
 
 COMPONENT_KINDS = ("services", "workers", "jobs", "static_sites", "functions")
 RUNNING_PHASES = ("UNKNOWN", "PENDING_BUILD", "BUILDING", "PENDING_DEPLOY", "DEPLOYING")

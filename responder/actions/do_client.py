@@ -25,7 +25,7 @@ from azure.core.pipeline.policies import RetryPolicy, SansIOHTTPPolicy
 
 from ddb_failover.config import ConfigError, DigitalOcean
 from responder.actions.inspection import CREDENTIALS, MISSING, RATE_LIMITED
-from responder.errors import PermanentError, TemporaryError
+from responder.model.errors import PermanentError, TemporaryError
 
 PER_PAGE = 200
 MAX_PAGES = 50

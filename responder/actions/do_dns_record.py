@@ -16,7 +16,7 @@ from ddb_failover.config import DNSRecordAction
 from responder.actions.base import Action, Json, Transition
 from responder.actions.do_client import DOClient
 from responder.actions.inspection import INVALID_TARGET, MISSING, TTL, Limits, Problem
-from responder.errors import PermanentError
+from responder.model.errors import PermanentError
 
 
 def relative_name(record_name: str, domain: str) -> str:

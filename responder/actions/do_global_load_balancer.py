@@ -20,7 +20,7 @@ from responder.actions import _load_balancers as lbs
 from responder.actions.base import Action, Json, Transition
 from responder.actions.do_client import DOClient
 from responder.actions.inspection import INVALID_TARGET, Limits, Problem
-from responder.errors import PermanentError
+from responder.model.errors import PermanentError
 
 
 def first_region(priorities: dict[str, int]) -> str | None:

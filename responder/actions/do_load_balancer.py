@@ -26,7 +26,7 @@ from responder.actions import _load_balancers as lbs
 from responder.actions.base import Action, Json, Transition
 from responder.actions.do_client import DOClient
 from responder.actions.inspection import INVALID_TARGET, MISSING, Limits, Problem
-from responder.errors import PermanentError
+from responder.model.errors import PermanentError
 
 
 def target_state(target: LoadBalancerTarget) -> Json:

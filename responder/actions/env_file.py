@@ -17,7 +17,7 @@ from responder.actions.inspection import (
     command_problems,
     writable_problems,
 )
-from responder.errors import ActionError
+from responder.model.errors import ActionError
 
 
 def _assignment(variable: str) -> re.Pattern[str]:

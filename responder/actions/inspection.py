@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from ddb_failover.logs import redact
 from responder.actions import _files
-from responder.errors import ActionError, TemporaryError
+from responder.model.errors import ActionError, TemporaryError
 
 Json = Any
 Severity = Literal["error", "warning"]
@@ -47,7 +47,7 @@ _MESSAGE_CHARS = 500
 
 @dataclass(frozen=True)
 class Limits:
-    """What an inspection holds every action to (responder.plan)."""
+    """What an inspection holds every action to (responder.plan.plan)."""
 
     max_ttl_seconds: float = 300.0
 

@@ -18,7 +18,7 @@ from responder.actions.aws_client import translated
 from responder.actions.base import Action, Json, Transition
 from responder.actions.do_dns_record import valid_data
 from responder.actions.inspection import INVALID_TARGET, MISSING, TTL, Limits, Problem
-from responder.errors import TemporaryError
+from responder.model.errors import TemporaryError
 
 DEFAULT_SYNC_TIMEOUT_SECONDS = 120.0
 

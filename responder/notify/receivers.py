@@ -17,7 +17,7 @@ from typing import Any
 
 from ddb_failover.config import PagerDutyChangeReceiver, SlackReceiver
 from responder.actions.do_client import retry_after_seconds
-from responder.errors import PermanentError, TemporaryError
+from responder.model.errors import PermanentError, TemporaryError
 from responder.state.outbox import Notice
 
 Json = Any

@@ -18,10 +18,11 @@ from collections.abc import Callable, Mapping
 
 from ddb_failover.config import Notify, Retry
 from ddb_failover.logs import kv
-from responder.errors import PermanentError, TemporaryError
-from responder.loop import Loop
+from responder.model.backoff import backoff
+from responder.model.errors import PermanentError, TemporaryError
+from responder.model.holder import default_holder
+from responder.model.loop import Loop
 from responder.notify.receivers import SENDERS, Sender
-from responder.reconciler import backoff, default_holder
 from responder.state.base import StateStore, StoreUnavailable
 from responder.state.outbox import Delivery, Notice
 

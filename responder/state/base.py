@@ -13,7 +13,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from responder.alerts import format_time
+from responder.model.alerts import format_time
 from responder.state.outbox import Announce, Notice
 
 if TYPE_CHECKING:
@@ -377,7 +377,9 @@ class TransitionRecord:
     operations: tuple[Operation, ...] = ()
     revision: int = 0  # grows on every write; operator commands compare-and-set on it
     approval: Approval | None = None  # set when policy.approval asked a person first
-    evidence: Json = None  # what the decision saw (responder.evidence); None before it was kept
+    evidence: Json = (
+        None  # what the decision saw (responder.decide.evidence); None before it was kept
+    )
 
     @property
     def in_progress(self) -> bool:
@@ -501,7 +503,7 @@ class NewTransition:
     dry_run: bool
     deadline_at: float | None = None
     approval: Approval | None = None
-    evidence: Json = None  # what the decision saw: alerts, readiness (responder.evidence)
+    evidence: Json = None  # what the decision saw: alerts, readiness (responder.decide.evidence)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ item). An event holds the record's content as canonical JSON, and
 
 where prev is the previous event's hash: one chain per store, gapless by seq. Records
 that change (a transition begins, gains steps, finishes) are covered because every
-change is an event; responder.audit replays the events and compares every record with
+change is an event; responder.records.audit replays the events and compares every record with
 what they say. A decision's repeat count and last_at are tallies kept outside the
 chain, so a repeated notification costs one small write and no append (base.repeat_key).
 Pure: no I/O.
@@ -23,7 +23,7 @@ from collections.abc import Iterable, Set
 from dataclasses import dataclass
 from typing import Any
 
-from responder.alerts import format_time
+from responder.model.alerts import format_time
 from responder.state.base import (
     Approval,
     Attempts,

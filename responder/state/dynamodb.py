@@ -37,7 +37,7 @@ from botocore.config import Config as BotoConfig
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ddb_failover.config import Config, DynamoDBState
-from responder.alerts import format_time
+from responder.model.alerts import format_time
 from responder.state import chain, dynamodb_chain
 from responder.state import dynamodb_items as items
 from responder.state.base import (

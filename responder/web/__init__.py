@@ -1,1 +1,1 @@
-"""Thin Flask blueprints over responder.service: HTTP concerns only."""
+"""Thin Flask blueprints over responder.intake.service: HTTP concerns only."""

@@ -14,7 +14,7 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request
 
 from ddb_failover.logs import kv
-from responder.decision import OperatorRequest, UnknownRegion
+from responder.decide.decision import OperatorRequest, UnknownRegion
 from responder.state.base import Refused, TransitionRecord, UnknownTransition
 from responder.web.common import (
     RequestProblem,

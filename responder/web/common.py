@@ -12,8 +12,8 @@ from typing import Any
 
 from flask import Response, current_app, jsonify, request
 
+from responder.intake.service import Service
 from responder.secrets import Token
-from responder.service import Service
 
 SERVICE = "responder"
 AUTH = "responder.auth"

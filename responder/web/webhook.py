@@ -7,7 +7,7 @@ import logging
 from flask import Blueprint, Response, jsonify
 
 from ddb_failover.logs import kv
-from responder.alerts import PayloadError, parse_notification
+from responder.model.alerts import PayloadError, parse_notification
 from responder.web.common import RequestProblem, error, read_json, require, service
 
 log = logging.getLogger(__name__)

@@ -10,8 +10,8 @@ from typing import Any
 
 from ddb_failover.config import Config, parse
 from responder.actions.base import Action, Json, Transition
-from responder.alerts import Alert, parse_notification
-from responder.decision import Check, Readiness
+from responder.decide.decision import Check, Readiness
+from responder.model.alerts import Alert, parse_notification
 
 EAST, WEST = "us-east-1", "eu-west-1"
 TESTDATA = Path(__file__).parent / "testdata"

@@ -13,8 +13,8 @@ import time
 from pathlib import Path
 
 from ddb_failover.config import Retry
-from responder.handling import handle_alerts
-from responder.reconciler import Reconciler
+from responder.execute.reconciler import Reconciler
+from responder.intake.handling import handle_alerts
 from responder.state.base import StateStore
 from responder.state.sqlite import SqliteStore
 from sandbox.net import wait_until

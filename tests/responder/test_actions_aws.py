@@ -21,7 +21,7 @@ from responder.actions.base import Transition, reconcile
 from responder.actions.inspection import Limits
 from responder.actions.route53_record import Route53Record
 from responder.actions.ssm_parameter import SSMParameter
-from responder.errors import PermanentError, TemporaryError
+from responder.model.errors import PermanentError, TemporaryError
 from sandbox.net import free_port, port_open, wait_until
 
 EAST, WEST = "us-east-1", "eu-west-1"

@@ -12,7 +12,7 @@ import pytest
 from ddb_failover.config import CommandAction
 from responder.actions.base import Transition, reconcile
 from responder.actions.command import Command
-from responder.errors import PermanentError, TemporaryError
+from responder.model.errors import PermanentError, TemporaryError
 
 EAST, WEST = "us-east-1", "eu-west-1"
 VARIABLES = (

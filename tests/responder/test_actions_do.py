@@ -20,7 +20,7 @@ from responder.actions.do_client import DOClient, retry_after_seconds, status_er
 from responder.actions.do_dns_record import DNSRecord, normalise_data, relative_name
 from responder.actions.do_load_balancer import LoadBalancer
 from responder.actions.inspection import Limits
-from responder.errors import PermanentError, TemporaryError
+from responder.model.errors import PermanentError, TemporaryError
 from sandbox.net import free_port
 from tests.responder.dosandbox import EAST, SEED, TOKEN, WEST, Sandbox, transition
 

@@ -12,7 +12,7 @@ from ddb_failover.config import AppEnvAction
 from responder.actions.base import reconcile
 from responder.actions.do_app_env import AppEnv, failed_step
 from responder.actions.do_client import DOClient
-from responder.errors import PermanentError, TemporaryError
+from responder.model.errors import PermanentError, TemporaryError
 from tests.responder.dosandbox import EAST, TOKEN, WEST, Sandbox, transition
 
 APP_ID = "ac208c53-859f-5bcf-8813-cc5cc769f1ea"

@@ -11,7 +11,7 @@ from ddb_failover.config import GlobalLoadBalancerAction
 from responder.actions.base import reconcile
 from responder.actions.do_client import DOClient
 from responder.actions.do_global_load_balancer import GlobalLoadBalancer, first_region, put_first
-from responder.errors import PermanentError, TemporaryError
+from responder.model.errors import PermanentError, TemporaryError
 from tests.responder.dosandbox import (
     EAST,
     SEED,

@@ -13,7 +13,7 @@ import pytest
 from ddb_failover.config import EnvFileAction
 from responder.actions.base import Transition, reconcile
 from responder.actions.env_file import EnvFile, read_value, with_value
-from responder.errors import PermanentError, TemporaryError
+from responder.model.errors import PermanentError, TemporaryError
 from sandbox.net import wait_until
 
 TESTDATA = Path(__file__).parent / "testdata"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from responder.alerts import PayloadError, format_time, parse_notification, parse_time
+from responder.model.alerts import PayloadError, format_time, parse_notification, parse_time
 
 TESTDATA = Path(__file__).parent / "testdata"
 

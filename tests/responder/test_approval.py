@@ -12,7 +12,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from responder.app import create_app, runner_of
-from responder.decision import Check, Readiness
+from responder.decide.decision import Check, Readiness
 from tests.responder.fakes import EAST, WEST, MemoryAction
 from tests.responder.weblib import OPERATOR, alert, auth, config_at, payload, viewing, write_config
 

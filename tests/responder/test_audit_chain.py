@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from responder import render
-from responder.audit import parse_head, verify
+from responder.records import render
+from responder.records.audit import parse_head, verify
 from responder.state import chain
 from responder.state.base import (
     Attempts,

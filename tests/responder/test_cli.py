@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from responder.cli import main, parse_args
+from responder.cli.main import main, parse_args
 from sandbox.net import free_port
 from tests.conftest import RegionFactory
 from tests.responder.weblib import TOKEN, Responder, put_heartbeat, write_config

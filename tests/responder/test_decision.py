@@ -9,8 +9,7 @@ from typing import Any
 import pytest
 
 from ddb_failover.config import Policy
-from responder.alerts import Alert
-from responder.decision import (
+from responder.decide.decision import (
     Check,
     OperatorRequest,
     Readiness,
@@ -20,6 +19,7 @@ from responder.decision import (
     decide_operator,
     operator_candidates,
 )
+from responder.model.alerts import Alert
 from responder.state.base import Cause, Freeze, State, TransitionRecord
 
 EAST, WEST, SOUTH = "us-east-1", "eu-west-1", "ap-south-1"

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from responder.app import create_app, notifier_of, runner_of
-from responder.decision import Check, Readiness
-from responder.errors import PermanentError, TemporaryError
+from responder.decide.decision import Check, Readiness
+from responder.model.errors import PermanentError, TemporaryError
 from sandbox import chat, pagerduty
 from sandbox.watch import http_json
 from tests.responder.fakes import EAST, WEST, MemoryAction

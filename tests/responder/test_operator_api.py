@@ -11,7 +11,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from responder.app import create_app, runner_of
-from responder.errors import PermanentError
+from responder.model.errors import PermanentError
 from tests.responder.fakes import EAST, WEST, MemoryAction, always_ready
 from tests.responder.weblib import OPERATOR, auth, config_at, viewing, write_config
 

@@ -14,16 +14,16 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from responder import render
 from responder.actions.base import Action, Json, Transition
 from responder.actions.inspection import MISSING, READINESS, TTL, Limits, Problem
-from responder.decision import Check, Readiness
-from responder.errors import PermanentError, TemporaryError
+from responder.cli.remote import EXIT_NOT_READY, EXIT_OK, EXIT_UNKNOWN, plan_exit
+from responder.decide.decision import Check, Readiness
 from responder.metrics import ResponderMetrics
-from responder.plan import candidates, evaluate
-from responder.plan_file import PlanFile, judged, select, stale_after
-from responder.plan_runner import HostLock, PlanRunner, PlanSource
-from responder.remote import EXIT_NOT_READY, EXIT_OK, EXIT_UNKNOWN, plan_exit
+from responder.model.errors import PermanentError, TemporaryError
+from responder.plan.plan import candidates, evaluate
+from responder.plan.plan_file import PlanFile, judged, select, stale_after
+from responder.plan.plan_runner import HostLock, PlanRunner, PlanSource
+from responder.records import render
 from responder.state.base import StoreUnavailable
 from sandbox.net import wait_until
 from tests.responder.fakes import EAST, WEST, MemoryAction, always_ready, config

@@ -18,8 +18,8 @@ from ddb_failover import config as cfg
 from responder.actions import aws_client, registry
 from responder.actions.do_dns_record import relative_name
 from responder.actions.inspection import Limits
-from responder.plan import evaluate
-from responder.readiness import ReadinessChecker
+from responder.decide.readiness import ReadinessChecker
+from responder.plan.plan import evaluate
 from sandbox.regions import create_table
 from tests.config.test_examples import TOPOLOGIES
 from tests.responder.dosandbox import TOKEN, Sandbox

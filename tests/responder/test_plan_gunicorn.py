@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from responder.cli import main
-from responder.remote import EXIT_NOT_READY, EXIT_OK, EXIT_USAGE
+from responder.cli.main import main
+from responder.cli.remote import EXIT_NOT_READY, EXIT_OK, EXIT_USAGE
 from sandbox.net import wait_until
 from tests.conftest import RegionFactory
 from tests.responder.test_gunicorn import rendered

@@ -10,8 +10,8 @@ import pytest
 
 from ddb_failover import heartbeat
 from ddb_failover.config import Canary, Region
-from responder.decision import Check
-from responder.readiness import CachedReadiness, ReadinessChecker
+from responder.decide.decision import Check
+from responder.decide.readiness import CachedReadiness, ReadinessChecker
 from sandbox.net import free_port
 from sandbox.regions import Region as SandboxRegion
 from tests.conftest import CANARY_KEY, CANARY_VALUE

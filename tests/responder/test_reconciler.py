@@ -14,12 +14,14 @@ from typing import Any
 import pytest
 
 from ddb_failover.config import Retry
-from responder import operations
 from responder.actions.do_client import DOClient
 from responder.actions.do_dns_record import DNSRecord
-from responder.errors import PermanentError, TemporaryError
-from responder.reconciler import Reconciler, StepEvent, backoff, default_holder
-from responder.runner import Runner
+from responder.execute import operations
+from responder.execute.reconciler import Reconciler, StepEvent
+from responder.execute.runner import Runner
+from responder.model.backoff import backoff
+from responder.model.errors import PermanentError, TemporaryError
+from responder.model.holder import default_holder
 from responder.state.base import Cause, NewTransition, Refused, TransitionRecord
 from responder.state.sqlite import SqliteStore
 from sandbox.net import wait_until

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 from ddb_failover.config import Report
-from responder import report_markdown
-from responder.report import build
+from responder.records import report_markdown
+from responder.records.report import build
 from responder.state.base import (
     Approval,
     Attempts,

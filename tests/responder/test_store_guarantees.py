@@ -22,9 +22,9 @@ from pathlib import Path
 import pytest
 
 from ddb_failover.config import Retry
-from responder.audit import verify
-from responder.handling import handle_alerts
-from responder.reconciler import Reconciler
+from responder.execute.reconciler import Reconciler
+from responder.intake.handling import handle_alerts
+from responder.records.audit import verify
 from responder.state.base import (
     Approval,
     Attempts,

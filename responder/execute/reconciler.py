@@ -21,10 +21,7 @@ the transition completes as a dry-run record and the active region stays put.
 from __future__ import annotations
 
 import logging
-import os
 import random
-import secrets
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -33,9 +30,11 @@ from dataclasses import dataclass, replace
 
 from ddb_failover.config import Retry
 from ddb_failover.logs import kv
-from responder import approval as approvals
 from responder.actions.base import Action, StepOutcome, Transition, reconcile
-from responder.errors import PermanentError, TemporaryError
+from responder.execute import approval as approvals
+from responder.model.backoff import backoff
+from responder.model.errors import PermanentError, TemporaryError
+from responder.model.holder import default_holder
 from responder.notify.notices import Announcer
 from responder.state.base import (
     Attempts,
@@ -67,26 +66,6 @@ class StepEvent:
     final: bool  # False for a temporary failure that will be retried
     error: str | None = None
     rollback: bool = False
-
-
-def backoff(attempt: int, retry: Retry, rand: float, retry_after: float | None) -> float:
-    """Seconds to wait after failed attempt number attempt: exponential, half jittered, capped.
-
-    Retry-After is honoured up to the cap: a server asking for a day is asked again
-    at the cap, since a regional incident can end sooner than it predicts.
-    """
-    cap = retry.max_backoff_seconds
-    ceiling = min(cap, retry.initial_backoff_seconds * 2 ** (attempt - 1))
-    delay = ceiling / 2 + rand * ceiling / 2
-    return min(max(delay, retry_after or 0.0), cap)
-
-
-def default_holder() -> str:
-    """A lease holder id unique to this start: host, pid and a random part.
-
-    Two containers can share a host name and a pid; the random part keeps their ids apart.
-    """
-    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
 def direction(record: TransitionRecord) -> Transition:

@@ -25,11 +25,11 @@ from pathlib import Path
 
 from ddb_failover.config import Config, ConfigError
 from ddb_failover.logs import kv
-from responder import plan as plans
 from responder.actions.base import Action
 from responder.actions.inspection import Limits
-from responder.errors import ActionError
-from responder.plan_file import PlanFile
+from responder.model.errors import ActionError
+from responder.plan import plan as plans
+from responder.plan.plan_file import PlanFile
 from responder.state.base import StateStore, StoreUnavailable
 
 log = logging.getLogger(__name__)

@@ -1,7 +1,7 @@
 """A person's yes or no before a transition acts: approve, decline, and the timeout (pure).
 
 Each function checks the transition as it is now and returns the Change to write
-(responder.operations applies it, compare-and-set). Readiness is re-checked when
+(responder.execute.operations applies it, compare-and-set). Readiness is re-checked when
 the yes arrives, by the caller, and passed in as `problem`: a target that is no
 longer ready blocks the transition, as a decision would.
 """
@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from responder.alerts import format_time
-from responder.operations import Change
+from responder.execute.operations import Change
+from responder.model.alerts import format_time
 from responder.state.base import Approval, ApprovalState, Operation, Refused, TransitionRecord
 
 RESPONDER = "responder"  # who decides when the timeout does

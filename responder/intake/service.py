@@ -1,7 +1,7 @@
 """The glue behind the HTTP layer: notification in, decisions recorded, reconciler woken.
 
 The web blueprints parse and authenticate; this module decides (through
-responder.handling, which holds no state in memory), counts, logs, and wakes
+responder.intake.handling, which holds no state in memory), counts, logs, and wakes
 the runner when a transition was recorded. Errors from the store propagate as
 StoreUnavailable for the web layer to answer 503.
 """
@@ -15,18 +15,19 @@ from typing import Any
 
 from ddb_failover.config import Config
 from ddb_failover.logs import kv
-from responder import approval as approvals
-from responder import operations, report
 from responder.actions.base import Action
-from responder.alerts import Alert, Bounds, Notification
-from responder.decision import Check, Decision, OperatorRequest, UnknownRegion, alert_cause
-from responder.evidence import Seen
-from responder.handling import Handled, ReadinessFn, Telling, handle_alerts, handle_operator
+from responder.decide.decision import Check, Decision, OperatorRequest, UnknownRegion, alert_cause
+from responder.decide.evidence import Seen
+from responder.execute import approval as approvals
+from responder.execute import operations
+from responder.execute.runner import Runner
+from responder.intake.handling import Handled, ReadinessFn, Telling, handle_alerts, handle_operator
 from responder.metrics import ResponderMetrics
+from responder.model.alerts import Alert, Bounds, Notification
 from responder.notify.sender import Notifier
-from responder.plan_file import PlanFile, select
-from responder.plan_runner import PlanRunner
-from responder.runner import Runner
+from responder.plan.plan_file import PlanFile, select
+from responder.plan.plan_runner import PlanRunner
+from responder.records import report
 from responder.state.base import Json, State, StateStore, TransitionRecord
 
 log = logging.getLogger(__name__)
@@ -257,7 +258,7 @@ class Service:
         return self.store.state()
 
     def report(self, transition_id: str) -> Json:
-        """One transition's report (responder.report); UnknownTransition when there is none."""
+        """One transition's report (records.report); UnknownTransition when there is none."""
         record = self.store.transition(transition_id)
         return report.build(record, self.config.responder.report, self.clock())
 

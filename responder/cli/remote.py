@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ddb_failover.config import Config, ConfigError
-from responder import render, report_markdown
+from responder.records import render, report_markdown
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 # `plan`: the plan is not ready; the plan is not evaluated yet, or stale, so nobody can say.

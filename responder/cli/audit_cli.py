@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import TextIO
 
 from ddb_failover.config import Config
-from responder.alerts import PayloadError, format_time, parse_time
-from responder.audit import Verdict, parse_head, verify, walk
-from responder.remote import EXIT_FAILED, EXIT_OK, EXIT_USAGE, CliError
+from responder.cli.remote import EXIT_FAILED, EXIT_OK, EXIT_USAGE, CliError
+from responder.model.alerts import PayloadError, format_time, parse_time
+from responder.records.audit import Verdict, parse_head, verify, walk
 from responder.state import open_store
 from responder.state.base import StoreError
 from responder.state.chain import Event, Head, canonical

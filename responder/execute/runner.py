@@ -14,8 +14,8 @@ import time
 from collections.abc import Callable
 
 from ddb_failover.logs import kv
-from responder.loop import Loop
-from responder.reconciler import Reconciler
+from responder.execute.reconciler import Reconciler
+from responder.model.loop import Loop
 from responder.state.base import StateStore, StoreUnavailable, TransitionRecord
 
 log = logging.getLogger(__name__)

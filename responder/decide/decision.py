@@ -16,7 +16,13 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from ddb_failover.config import Policy
-from responder.alerts import FAILBACK_READY, LAST_WRITE_SUCCESS, REGION_DOWN, Alert, format_time
+from responder.model.alerts import (
+    FAILBACK_READY,
+    LAST_WRITE_SUCCESS,
+    REGION_DOWN,
+    Alert,
+    format_time,
+)
 from responder.state.base import Cause, State, TransitionKind
 
 HOUR = 3600.0

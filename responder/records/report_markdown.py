@@ -1,4 +1,4 @@
-"""A transition report (responder.report's JSON) as markdown that pastes into an incident doc.
+"""A transition report (records.report's JSON) as markdown that pastes into an incident doc.
 
 GitHub-flavoured tables, one heading per part, every cell on one line with its pipes
 escaped, JSON values as inline code. Pure.

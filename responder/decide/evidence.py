@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from responder.alerts import LAST_WRITE_SUCCESS, Alert, format_time
-from responder.decision import Decision
+from responder.decide.decision import Decision
+from responder.model.alerts import LAST_WRITE_SUCCESS, Alert, format_time
 from responder.state.base import Json
 
 MAX_ALERTS = 5

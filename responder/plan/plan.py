@@ -18,8 +18,8 @@ from typing import Any
 from ddb_failover.logs import kv
 from responder.actions.base import Action
 from responder.actions.inspection import ERROR, READINESS, Inspection, Limits, Problem
-from responder.alerts import format_time
-from responder.decision import Check, Readiness
+from responder.decide.decision import Check, Readiness
+from responder.model.alerts import format_time
 
 log = logging.getLogger(__name__)
 

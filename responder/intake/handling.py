@@ -12,8 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ddb_failover.config import Config, Policy
-from responder.alerts import Alert
-from responder.decision import (
+from responder.decide.decision import (
     Check,
     Decision,
     OperatorRequest,
@@ -24,7 +23,8 @@ from responder.decision import (
     needs_approval,
     operator_candidates,
 )
-from responder.evidence import Seen
+from responder.decide.evidence import Seen
+from responder.model.alerts import Alert
 from responder.notify.notices import Announcer
 from responder.state.base import (
     Approval,

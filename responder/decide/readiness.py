@@ -24,7 +24,7 @@ from botocore.exceptions import (
 
 from ddb_failover import heartbeat
 from ddb_failover.config import Canary, Config, Region
-from responder.decision import Check, Readiness
+from responder.decide.decision import Check, Readiness
 
 ReadinessFn = Callable[[Check], Readiness]
 

@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 from ddb_failover.config import CONFIG_ENV, Config, ConfigError, load
-from responder import audit_cli, remote
-from responder.remote import (
+from responder.cli import audit_cli, remote
+from responder.cli.remote import (
     DEFAULT_URL,
     EXIT_FAILED,
     EXIT_NOT_READY,
@@ -21,7 +21,7 @@ from responder.remote import (
 )
 from responder.secrets import Secrets
 
-GUNICORN_CONF = Path(__file__).with_name("gunicorn_conf.py")
+GUNICORN_CONF = Path(__file__).parents[1] / "gunicorn_conf.py"
 WAIT_SECONDS = 120.0
 
 COMMON_DEFAULTS = {

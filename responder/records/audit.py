@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from responder.alerts import format_time
+from responder.model.alerts import format_time
 from responder.state import chain
 from responder.state.base import DecisionRecord, Json, TransitionRecord
 from responder.state.chain import Anchor, AuditLog, Event, Head

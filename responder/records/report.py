@@ -1,9 +1,9 @@
 """A transition's report: what happened when, how long each part took, the evidence, the links.
 
 Built from the transition's record alone (steps, operator commands, and the evidence
-the decision kept: responder.evidence), so it can be rebuilt at any time and checked
+the decision kept: responder.decide.evidence), so it can be rebuilt at any time and checked
 against the audit chain. Pure: the record, the links and the time in; JSON out
-(rendered as markdown by responder.report_markdown, as HTML by the report page).
+(rendered as markdown by responder.records.report_markdown, as HTML by the report page).
 
 The timeline runs in causal order: the source's last successful write (the
 `last_write_success_timestamp` annotation: the outage's onset as the probes saw it),
@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from ddb_failover.config import Report as ReportConfig
-from responder.alerts import LAST_WRITE_SUCCESS, format_time
-from responder.evidence import VANTAGES_DOWN
+from responder.decide.evidence import VANTAGES_DOWN
+from responder.model.alerts import LAST_WRITE_SUCCESS, format_time
 from responder.state.base import Json, StepRecord, TransitionRecord
 
 # Margin around the transition in the dashboard link, so the onset and the end show.

@@ -1,0 +1,1 @@
+"""Where a notification comes in: the service behind the HTTP layer, the handling of a request."""
