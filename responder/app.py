@@ -30,8 +30,9 @@ from responder.notify.sender import Notifier
 from responder.plan.plan_file import PlanFile, stale_after
 from responder.plan.plan_runner import PlanRunner, PlanSource
 from responder.secrets import Secrets
-from responder.state import open_store
-from responder.state.base import Json, StateStore, StoreUnavailable, TransitionRecord
+from responder.state.backends import open_store
+from responder.state.records import Json, TransitionRecord
+from responder.state.store import StateStore, StoreUnavailable
 from responder.web import api, ops, pages, reports, webhook
 from responder.web.common import AUTH, SERVICE, Authenticator, RequestProblem, error
 

@@ -94,7 +94,7 @@ def worker_exit(server: Any, worker: Any) -> None:
         plan_runner_of(wsgi).stop(timeout=1.0)  # nothing of its own to finish
         runner_of(wsgi).stop(timeout=5.0)
         notifier_of(wsgi).stop(timeout=5.0)
-        from responder.state.base import StoreError
+        from responder.state.store import StoreError
 
         with contextlib.suppress(StoreError):  # unreachable: those counts are lost
             store_of(wsgi).close()

@@ -22,7 +22,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 
 from ddb_failover.config import NOTIFY_EVENTS
 from responder.plan.plan import READINESS_ACTION
-from responder.state.base import PHASES, Json, State, TransitionRecord
+from responder.state.records import PHASES, Json, State, TransitionRecord
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 TRANSITION_KINDS = ("failover", "failback", "manual")

@@ -20,9 +20,9 @@ from ddb_failover.config import Config
 from responder.cli.remote import EXIT_FAILED, EXIT_OK, EXIT_USAGE, CliError
 from responder.model.alerts import PayloadError, format_time, parse_time
 from responder.records.audit import Verdict, parse_head, verify, walk
-from responder.state import open_store
-from responder.state.base import StoreError
+from responder.state.backends import open_store
 from responder.state.chain import Event, Head, canonical
+from responder.state.store import StoreError
 
 _SPAN = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
 _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}

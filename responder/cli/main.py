@@ -204,8 +204,8 @@ def _tls_summary(config: Config) -> str:
 
 def init_state(args: argparse.Namespace) -> int:
     """Create the DynamoDB control table the config names; never done implicitly."""
-    from responder.state.base import StoreError
-    from responder.state.dynamodb import create_control_table
+    from responder.state.dynamodb.create_table import create_control_table
+    from responder.state.store import StoreError
 
     config = _config(args, required=True)
     assert config is not None

@@ -23,7 +23,7 @@ from responder.model.alerts import (
     Alert,
     format_time,
 )
-from responder.state.base import Cause, State, TransitionKind
+from responder.state.records import Cause, State, TransitionKind
 
 HOUR = 3600.0
 DecisionKind = Literal["failover", "failback", "manual", "ignored", "blocked", "duplicate"]

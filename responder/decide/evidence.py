@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from responder.decide.decision import Decision
 from responder.model.alerts import LAST_WRITE_SUCCESS, Alert, format_time
-from responder.state.base import Json
+from responder.state.records import Json
 
 MAX_ALERTS = 5
 MAX_PAIRS = 24

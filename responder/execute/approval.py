@@ -12,7 +12,8 @@ from dataclasses import replace
 
 from responder.execute.operations import Change
 from responder.model.alerts import format_time
-from responder.state.base import Approval, ApprovalState, Operation, Refused, TransitionRecord
+from responder.state.records import Approval, ApprovalState, Operation, TransitionRecord
+from responder.state.store import Refused
 
 RESPONDER = "responder"  # who decides when the timeout does
 

@@ -11,16 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from responder.state.base import (
-    Approval,
-    Attempts,
-    Operation,
-    Refused,
-    StateStore,
-    StepRecord,
-    TransitionRecord,
-)
 from responder.state.outbox import Notice
+from responder.state.records import Approval, Attempts, Operation, StepRecord, TransitionRecord
+from responder.state.store import Refused, StateStore
 
 # Losing the compare-and-set this often means the reconciler is busy changing the record.
 ATTEMPTS = 3

@@ -36,21 +36,19 @@ from responder.model.backoff import backoff
 from responder.model.errors import PermanentError, TemporaryError
 from responder.model.holder import default_holder
 from responder.notify.notices import Announcer
-from responder.state.base import (
+from responder.state.outbox import Notice
+from responder.state.phases import freeze_stops
+from responder.state.records import (
     Attempts,
     Lease,
-    LeaseLost,
     State,
-    StateStore,
     StepRecord,
     StepResult,
     TransitionRecord,
     TransitionResult,
-    UnknownTransition,
     add_failure,
-    freeze_stops,
 )
-from responder.state.outbox import Notice
+from responder.state.store import LeaseLost, StateStore, UnknownTransition
 
 log = logging.getLogger(__name__)
 

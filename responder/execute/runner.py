@@ -16,7 +16,8 @@ from collections.abc import Callable
 from ddb_failover.logs import kv
 from responder.execute.reconciler import Reconciler
 from responder.model.loop import Loop
-from responder.state.base import StateStore, StoreUnavailable, TransitionRecord
+from responder.state.records import TransitionRecord
+from responder.state.store import StateStore, StoreUnavailable
 
 log = logging.getLogger(__name__)
 # Pruning is cheap but not free: once an hour per process is plenty for a retention in days.

@@ -26,17 +26,17 @@ from responder.decide.decision import (
 from responder.decide.evidence import Seen
 from responder.model.alerts import Alert
 from responder.notify.notices import Announcer
-from responder.state.base import (
+from responder.state.outbox import Notice
+from responder.state.records import (
     Approval,
     DecisionRecord,
     Freeze,
     Json,
     NewTransition,
     State,
-    StateStore,
     TransitionRecord,
 )
-from responder.state.outbox import Notice
+from responder.state.store import StateStore
 
 ReadinessFn = Callable[[Check], Readiness]
 # Per action, current and desired state for a region, read live: what a person approves.

@@ -28,7 +28,8 @@ from responder.notify.sender import Notifier
 from responder.plan.plan_file import PlanFile, select
 from responder.plan.plan_runner import PlanRunner
 from responder.records import report
-from responder.state.base import Json, State, StateStore, TransitionRecord
+from responder.state.records import Json, State, TransitionRecord
+from responder.state.store import StateStore
 
 log = logging.getLogger(__name__)
 UNKNOWN_REGION = "unknown region"

@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from urllib.parse import urlencode
 
 from ddb_failover.config import Notify
-from responder.state.base import DecisionRecord, TransitionRecord
 from responder.state.outbox import Delivery, Notice
+from responder.state.records import DecisionRecord, TransitionRecord
 
 RUNBOOK = "https://github.com/ddb-failover/ddb-failover/blob/main/docs/runbook.md"
 DASHBOARD = "d/ddb-failover-overview"

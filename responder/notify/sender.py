@@ -23,8 +23,8 @@ from responder.model.errors import PermanentError, TemporaryError
 from responder.model.holder import default_holder
 from responder.model.loop import Loop
 from responder.notify.receivers import SENDERS, Sender
-from responder.state.base import StateStore, StoreUnavailable
 from responder.state.outbox import Delivery, Notice
+from responder.state.store import StateStore, StoreUnavailable
 
 log = logging.getLogger(__name__)
 BACKOFF = Retry(initial_backoff_seconds=1.0, max_backoff_seconds=60.0)

@@ -30,7 +30,7 @@ from responder.actions.inspection import Limits
 from responder.model.errors import ActionError
 from responder.plan import plan as plans
 from responder.plan.plan_file import PlanFile
-from responder.state.base import StateStore, StoreUnavailable
+from responder.state.store import StateStore, StoreUnavailable
 
 log = logging.getLogger(__name__)
 

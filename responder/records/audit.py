@@ -21,8 +21,8 @@ from typing import Any, Literal
 
 from responder.model.alerts import format_time
 from responder.state import chain
-from responder.state.base import DecisionRecord, Json, TransitionRecord
 from responder.state.chain import Anchor, AuditLog, Event, Head
+from responder.state.records import DecisionRecord, Json, TransitionRecord
 
 Kind = Literal["edited", "inserted", "removed"]
 

@@ -23,7 +23,7 @@ from datetime import datetime
 from ddb_failover.config import Report as ReportConfig
 from responder.decide.evidence import VANTAGES_DOWN
 from responder.model.alerts import LAST_WRITE_SUCCESS, format_time
-from responder.state.base import Json, StepRecord, TransitionRecord
+from responder.state.records import Json, StepRecord, TransitionRecord
 
 # Margin around the transition in the dashboard link, so the onset and the end show.
 GRAFANA_MARGIN_SECONDS = 300

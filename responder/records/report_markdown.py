@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 
-from responder.state.base import Json
+from responder.state.records import Json
 
 MAX_VALUE_CHARS = 300
 

@@ -11,7 +11,7 @@ where prev is the previous event's hash: one chain per store, gapless by seq. Re
 that change (a transition begins, gains steps, finishes) are covered because every
 change is an event; responder.records.audit replays the events and compares every record with
 what they say. A decision's repeat count and last_at are tallies kept outside the
-chain, so a repeated notification costs one small write and no append (base.repeat_key).
+chain, so a repeated notification costs one small write and no append (records.repeat_key).
 Pure: no I/O.
 """
 
@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from responder.model.alerts import format_time
-from responder.state.base import (
+from responder.state.records import (
     Approval,
     Attempts,
     DecisionRecord,

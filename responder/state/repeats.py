@@ -21,7 +21,8 @@ from dataclasses import dataclass, replace
 from typing import NamedTuple
 
 from ddb_failover.logs import kv
-from responder.state.base import DecisionRecord, clears_block
+from responder.state.phases import clears_block
+from responder.state.records import DecisionRecord
 
 log = logging.getLogger(__name__)
 FLUSH_SECONDS = 1.0

@@ -15,15 +15,9 @@ from flask import Blueprint, Response, jsonify, request
 
 from ddb_failover.logs import kv
 from responder.decide.decision import OperatorRequest, UnknownRegion
-from responder.state.base import Refused, TransitionRecord, UnknownTransition
-from responder.web.common import (
-    RequestProblem,
-    error,
-    operator,
-    read_json,
-    require,
-    service,
-)
+from responder.state.records import TransitionRecord
+from responder.state.store import Refused, UnknownTransition
+from responder.web.common import RequestProblem, error, operator, read_json, require, service
 
 log = logging.getLogger(__name__)
 bp = Blueprint("api", __name__, url_prefix="/api/v1")

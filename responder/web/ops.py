@@ -6,7 +6,7 @@ from flask import Blueprint, Response, jsonify
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from responder.metrics import APPROVAL_WINDOW
-from responder.state.base import StoreUnavailable
+from responder.state.store import StoreUnavailable
 from responder.web.common import require, service
 
 bp = Blueprint("ops", __name__)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, render_template
 
-from responder.state.base import StoreUnavailable
+from responder.state.store import StoreUnavailable
 from responder.web.common import RequestProblem, error, require, service
 
 bp = Blueprint(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify, render_template
 
-from responder.state.base import UnknownTransition
+from responder.state.store import UnknownTransition
 from responder.web.common import RequestProblem, require, service
 from responder.web.pages import refused_reader
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from responder.actions.do_client import DOClient
-from responder.state.base import StateStore
+from responder.state.store import StateStore
 from tests.responder.controlserver import ControlTableServer
 from tests.responder.dosandbox import TOKEN, Sandbox, fresh, serve
 from tests.responder.stores import BACKENDS, Backend, Clock, dynamodb_backend, sqlite_backend

@@ -15,8 +15,8 @@ from pathlib import Path
 from ddb_failover.config import Retry
 from responder.execute.reconciler import Reconciler
 from responder.intake.handling import handle_alerts
-from responder.state.base import StateStore
-from responder.state.sqlite import SqliteStore
+from responder.state.sqlite.store import SqliteStore
+from responder.state.store import StateStore
 from sandbox.net import wait_until
 from tests.responder.fakes import EAST, FileAction, always_ready, config, region_down_alerts
 
@@ -26,7 +26,7 @@ def open_spec(spec: str) -> StateStore:
     if not spec.startswith("dynamodb:"):
         return SqliteStore(Path(spec), EAST)
     from ddb_failover.config import DynamoDBState
-    from responder.state.dynamodb import DynamoDBStore
+    from responder.state.dynamodb.store import DynamoDBStore
 
     table, _, url = spec.removeprefix("dynamodb:").partition("@")
     state = DynamoDBState(backend="dynamodb", table=table, region="us-west-2", endpoint_url=url)

@@ -8,9 +8,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ddb_failover.config import Config, DynamoDBState
-from responder.state.base import StateStore
-from responder.state.dynamodb import DynamoDBStore, create_control_table
-from responder.state.sqlite import SqliteStore
+from responder.state.dynamodb.create_table import create_control_table
+from responder.state.dynamodb.store import DynamoDBStore
+from responder.state.sqlite.store import SqliteStore
+from responder.state.store import StateStore
 from tests.responder.controlserver import ControlTableServer
 from tests.responder.fakes import EAST, config
 

@@ -266,7 +266,7 @@ def test_runner_is_woken_by_a_new_transition(tmp_path: Path, start_regions: Regi
 
 def test_unfreeze_wakes_the_runner_for_a_transition_it_stopped(tmp_path: Path) -> None:
     from responder.app import store_of
-    from responder.state.base import Cause, NewTransition
+    from responder.state.records import Cause, NewTransition
     from sandbox.net import wait_until
 
     config = config_at(write_config(tmp_path, actions=[env_action(tmp_path)]))

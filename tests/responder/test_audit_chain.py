@@ -16,18 +16,11 @@ import pytest
 from responder.records import render
 from responder.records.audit import parse_head, verify
 from responder.state import chain
-from responder.state.base import (
-    Attempts,
-    Cause,
-    Freeze,
-    NewTransition,
-    Operation,
-    StateStore,
-    StepRecord,
-)
 from responder.state.chain import Head
-from responder.state.dynamodb import client_for
-from responder.state.dynamodb_chain import AUDIT, sort_key
+from responder.state.dynamodb.chained_table import AUDIT, sort_key
+from responder.state.dynamodb.client import client_for
+from responder.state.records import Attempts, Cause, Freeze, NewTransition, Operation, StepRecord
+from responder.state.store import StateStore
 from sandbox.net import wait_until
 from tests.responder.fakes import EAST, WEST
 from tests.responder.stores import Backend, Clock

@@ -20,7 +20,7 @@ from responder.decide.decision import (
     operator_candidates,
 )
 from responder.model.alerts import Alert
-from responder.state.base import Cause, Freeze, State, TransitionRecord
+from responder.state.records import Cause, Freeze, State, TransitionRecord
 
 EAST, WEST, SOUTH = "us-east-1", "eu-west-1", "ap-south-1"
 REGIONS = (EAST, WEST, SOUTH)

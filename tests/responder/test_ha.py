@@ -23,8 +23,9 @@ import yaml
 
 from ddb_failover.config import DynamoDBState, load
 from responder.actions.registry import STATE_DIR_ENV
-from responder.state.base import Lease
-from responder.state.dynamodb import DynamoDBStore, create_control_table
+from responder.state.dynamodb.create_table import create_control_table
+from responder.state.dynamodb.store import DynamoDBStore
+from responder.state.records import Lease
 from sandbox.net import wait_until
 from tests.conftest import RegionFactory
 from tests.responder.controlserver import ControlTableServer

@@ -10,7 +10,7 @@ import pytest
 from ddb_failover.config import Config, parse
 from responder.decide.decision import Check, OperatorRequest, Readiness, UnknownRegion
 from responder.intake.handling import handle_alerts, handle_operator
-from responder.state.sqlite import SqliteStore
+from responder.state.sqlite.store import SqliteStore
 from tests.responder.fakes import EAST, WEST, always_ready, config, region_down_alerts
 
 SOUTH = "ap-south-1"

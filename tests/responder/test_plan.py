@@ -24,7 +24,7 @@ from responder.plan.plan import candidates, evaluate
 from responder.plan.plan_file import PlanFile, judged, select, stale_after
 from responder.plan.plan_runner import HostLock, PlanRunner, PlanSource
 from responder.records import render
-from responder.state.base import StoreUnavailable
+from responder.state.store import StoreUnavailable
 from sandbox.net import wait_until
 from tests.responder.fakes import EAST, WEST, MemoryAction, always_ready, config
 

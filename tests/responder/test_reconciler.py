@@ -22,8 +22,9 @@ from responder.execute.runner import Runner
 from responder.model.backoff import backoff
 from responder.model.errors import PermanentError, TemporaryError
 from responder.model.holder import default_holder
-from responder.state.base import Cause, NewTransition, Refused, TransitionRecord
-from responder.state.sqlite import SqliteStore
+from responder.state.records import Cause, NewTransition, TransitionRecord
+from responder.state.sqlite.store import SqliteStore
+from responder.state.store import Refused
 from sandbox.net import wait_until
 from tests.responder.dosandbox import Sandbox
 from tests.responder.fakes import EAST, WEST, FileAction, MemoryAction

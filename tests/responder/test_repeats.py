@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from responder.state.base import Cause, DecisionRecord, StoreUnavailable
+from responder.state.records import Cause, DecisionRecord
 from responder.state.repeats import KNOWN_LIMIT, Handle, RepeatTally
+from responder.state.store import StoreUnavailable
 
 ALERT = {"fingerprint": "f1", "key": "f1@t", "status": "firing"}
 

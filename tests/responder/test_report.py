@@ -7,7 +7,7 @@ from dataclasses import replace
 from ddb_failover.config import Report
 from responder.records import report_markdown
 from responder.records.report import build
-from responder.state.base import (
+from responder.state.records import (
     Approval,
     Attempts,
     Cause,

@@ -12,10 +12,13 @@ import pytest
 import yaml
 
 from ddb_failover.config import Config, DynamoDBState
-from responder.state import open_store
-from responder.state.base import Cause, NewTransition, StoreError, StoreUnavailable
-from responder.state.dynamodb import DynamoDBStore, client_for, create_control_table
+from responder.state.backends import open_store
+from responder.state.dynamodb.client import client_for
+from responder.state.dynamodb.create_table import create_control_table
+from responder.state.dynamodb.store import DynamoDBStore
 from responder.state.outbox import Delivery, Notice
+from responder.state.records import Cause, NewTransition
+from responder.state.store import StoreError, StoreUnavailable
 from sandbox.net import free_port
 from tests.responder.controlserver import ControlTableServer
 from tests.responder.fakes import EAST, WEST, config

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from responder.state.base import StoreUnavailable
-from responder.state.sqlite import SqliteStore
+from responder.state.sqlite.store import SqliteStore
+from responder.state.store import StoreUnavailable
 from tests.responder.fakes import EAST
 
 

@@ -25,29 +25,20 @@ from ddb_failover.config import Retry
 from responder.execute.reconciler import Reconciler
 from responder.intake.handling import handle_alerts
 from responder.records.audit import verify
-from responder.state.base import (
+from responder.state.outbox import Delivery, Notice
+from responder.state.records import (
     Approval,
     Attempts,
     Cause,
     Freeze,
     Lease,
-    LeaseLost,
     NewTransition,
     Operation,
-    StateStore,
     StepRecord,
-    UnknownTransition,
 )
-from responder.state.outbox import Delivery, Notice
+from responder.state.store import LeaseLost, StateStore, UnknownTransition
 from sandbox.net import wait_until
-from tests.responder.fakes import (
-    EAST,
-    WEST,
-    MemoryAction,
-    always_ready,
-    config,
-    region_down_alerts,
-)
+from tests.responder.fakes import EAST, WEST, MemoryAction, always_ready, config, region_down_alerts
 from tests.responder.stores import Backend, Clock
 
 RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")

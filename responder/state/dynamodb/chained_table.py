@@ -26,10 +26,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from responder.state import chain
-from responder.state import dynamodb_items as items
-from responder.state.base import Cause, DecisionRecord, StoreUnavailable
-from responder.state.dynamodb_items import Item, n, s
+from responder.state.dynamodb import items
+from responder.state.dynamodb.items import Item, n, s
 from responder.state.outbox import Notice
+from responder.state.records import Cause, DecisionRecord
+from responder.state.store import StoreUnavailable
 
 AUDIT, DECISION, TRANSITION, REPEAT, OUTBOX = (
     "audit",

@@ -1,6 +1,6 @@
 """Repeats on the DynamoDB control table: a tally on the decision, found through an index item.
 
-("repeat", KEY) names the decision a repeat of KEY (base.repeat_key) counts on. The first
+("repeat", KEY) names the decision a repeat of KEY (records.repeat_key) counts on. The first
 notification claims the key with a conditional put before recording its decision, so a
 burst of the same notification (Alertmanager replicas, every responder replica) records
 one decision and counts the rest: each repeat is one small UpdateItem on the decision,
@@ -14,10 +14,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from responder.state import dynamodb_items as items
-from responder.state.base import DecisionRecord
-from responder.state.dynamodb_chain import DECISION, REPEAT, ConditionFailed
-from responder.state.dynamodb_items import n, s
+from responder.state.dynamodb import items
+from responder.state.dynamodb.chained_table import DECISION, REPEAT, ConditionFailed
+from responder.state.dynamodb.items import n, s
+from responder.state.records import DecisionRecord
 
 Call = Callable[..., Any]
 # A claim whose decision has not appeared after this long was left by a writer that died.

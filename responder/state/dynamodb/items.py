@@ -11,7 +11,8 @@ import re
 from typing import Any
 
 from responder.state import chain
-from responder.state.base import (
+from responder.state.outbox import Notice
+from responder.state.records import (
     Approval,
     Attempts,
     Cause,
@@ -25,7 +26,6 @@ from responder.state.base import (
     TransitionRecord,
     failures_from_store,
 )
-from responder.state.outbox import Notice
 
 Item = dict[str, Any]
 _NAME = re.compile(r"#(\w+)")
