@@ -47,7 +47,7 @@ import yaml
 from bench import Figures
 from bench._machine import Load
 from sandbox import profiles
-from sandbox.cli import send_chaos
+from sandbox.control import send_chaos
 from sandbox.demo import start_stack, wait_stack
 from sandbox.net import wait_until
 from sandbox.stack import stop_process

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import signal
 import sys
 import threading
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 from ddb_failover import logs
+from sandbox.control import send_chaos
 
 CHAOS_OPS = ("pause", "resume", "stop", "start", "slow", "fast", "restart")
 
@@ -85,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def up(args: argparse.Namespace) -> int:
     """Start the stack and wait for a signal."""
-    import sandbox.components  # noqa: F401  (registers the components)
+    import sandbox.components.catalog  # noqa: F401  (registers the components)
     from sandbox import control
     from sandbox.components import responder
     from sandbox.components.regions import chaos
@@ -122,26 +120,6 @@ def up(args: argparse.Namespace) -> int:
     finally:
         stack.close()
     return 0
-
-
-def send_chaos(directory: Path, request: dict[str, Any]) -> dict[str, Any]:
-    """Ask a running stack's supervisor to apply a chaos operation."""
-    try:
-        state = json.loads((directory / "stack.json").read_text())
-        url = state["supervisor"]["url"]
-    except (OSError, ValueError, KeyError):
-        raise RuntimeError(f"no running sandbox in {directory} (no usable stack.json)") from None
-    body = json.dumps(request).encode()
-    req = urllib.request.Request(
-        f"{url}/chaos", data=body, headers={"Content-Type": "application/json"}
-    )
-    try:
-        with urllib.request.urlopen(req, timeout=30) as response:
-            return dict(json.load(response))
-    except urllib.error.HTTPError as exc:
-        raise RuntimeError(json.load(exc).get("error", str(exc))) from None
-    except urllib.error.URLError as exc:
-        raise RuntimeError(f"sandbox supervisor at {url} unreachable: {exc.reason}") from None
 
 
 def chaos_command(args: argparse.Namespace) -> int:

@@ -1,11 +1,14 @@
-"""The supervisor's loopback control endpoint, through which `chaos` reaches regions."""
+"""The supervisor's loopback control endpoint, through which `chaos` reaches regions; its client."""
 
 from __future__ import annotations
 
 import json
 import threading
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from http.server import ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 from sandbox.jsonhttp import JsonHandler
@@ -32,3 +35,23 @@ def serve(handle: Handler, host: str = "127.0.0.1") -> tuple[ThreadingHTTPServer
     server = ThreadingHTTPServer((host, 0), Control)
     threading.Thread(target=server.serve_forever, name="sandbox-control", daemon=True).start()
     return server, f"http://{host}:{server.server_address[1]}"
+
+
+def send_chaos(directory: Path, request: dict[str, Any]) -> dict[str, Any]:
+    """Ask a running stack's supervisor to apply a chaos operation."""
+    try:
+        state = json.loads((directory / "stack.json").read_text())
+        url = state["supervisor"]["url"]
+    except (OSError, ValueError, KeyError):
+        raise RuntimeError(f"no running sandbox in {directory} (no usable stack.json)") from None
+    body = json.dumps(request).encode()
+    req = urllib.request.Request(
+        f"{url}/chaos", data=body, headers={"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=30) as response:
+            return dict(json.load(response))
+    except urllib.error.HTTPError as exc:
+        raise RuntimeError(json.load(exc).get("error", str(exc))) from None
+    except urllib.error.URLError as exc:
+        raise RuntimeError(f"sandbox supervisor at {url} unreachable: {exc.reason}") from None

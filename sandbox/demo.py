@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sandbox.cli import send_chaos
+from sandbox.control import send_chaos
 from sandbox.net import wait_until
 from sandbox.stack import stop_process
 from sandbox.watch import StackView, http_json, metric

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-import sandbox.components  # noqa: F401  (registers every component)
+import sandbox.components.catalog  # noqa: F401  (registers every component)
 from sandbox import profiles
 from sandbox.components.alertmanager import WEBHOOK_TOKEN_SECRET
 from sandbox.components.regions import chaos

@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-import sandbox.components  # noqa: F401  (registers every component)
+import sandbox.components.catalog  # noqa: F401  (registers every component)
 from sandbox import profiles
 from sandbox.components.regions import chaos
 from sandbox.net import wait_until

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from sandbox.cli import send_chaos
+from sandbox.control import send_chaos
 from sandbox.demo import start_stack, wait_stack
 from sandbox.net import wait_until
 from sandbox.stack import stop_process
