@@ -33,6 +33,8 @@ COMPONENTS = (
     "pagerduty",
     "chat",
     "do_api",
+    "blackbox",
+    "glb",
 )
 
 
