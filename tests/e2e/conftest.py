@@ -294,6 +294,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2EStack]:
         view = wait_stack(directory, proc)
         e2e = E2EStack(view.dir, view.urls, view.token)
         e2e.wait_quiet(timeout=120)
+        # The watch judges every plan it reads: start it once there is a first one.
+        wait_until(
+            lambda: not http_json(f"{view.urls['responder']}/api/v1/plan", view.token)["stale"],
+            60,
+            interval=0.5,
+            message="the first plan evaluation",
+        )
         watch = PlanWatch(view.urls["responder"], view.token)
         e2e.plan_watch.append(watch)
         watch.start()
