@@ -106,7 +106,7 @@ def user_outage() -> Figures:
         values = [run[stage] for run in runs]
         figures[f"{name}_p50{unit}"] = round(percentile(values, 0.5), 2)
         figures[f"{name}_p95{unit}"] = round(percentile(values, 0.95), 2)
-        figures[f"{name}_trials"] = " ".join(f"{v:g}" for v in values)
+        figures[f"{name}_trials"] = " ".join(f"{round(v, 2):g}" for v in values)
     bound = figures["rto_last_step_verified_p95_s"] + SLACK_OVER_RTO
     figures["goals"] = {
         f"user outage p95 <= RTO p95 + {SLACK_OVER_RTO:g} s ({bound:.2f} s)": (

@@ -36,13 +36,13 @@ class User(threading.Thread):
         super().__init__(name="user", daemon=True)
         self.url = url
         self.requests: list[Request] = []
-        self._stop = threading.Event()
+        self._stopping = threading.Event()
 
     def run(self) -> None:
-        while not self._stop.is_set():
+        while not self._stopping.is_set():
             started = time.time()
             self.requests.append(Request(started, *self._ask()))
-            self._stop.wait(max(0.0, started + PERIOD - time.time()))
+            self._stopping.wait(max(0.0, started + PERIOD - time.time()))
 
     def _ask(self) -> tuple[bool, str | None]:
         request = urllib.request.Request(self.url, headers={"Host": SITE_HOST})
@@ -56,7 +56,7 @@ class User(threading.Thread):
             return False, None
 
     def stop(self) -> None:
-        self._stop.set()
+        self._stopping.set()
         self.join(REQUEST_TIMEOUT + 1)
 
 

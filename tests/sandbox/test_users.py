@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from sandbox.users import SUCCESSES_IN_A_ROW, Request, outage
+import threading
+import time
+from http.server import BaseHTTPRequestHandler
+
+from sandbox.components.sites import SITE_HOST
+from sandbox.net import wait_until
+from sandbox.users import PERIOD, SUCCESSES_IN_A_ROW, Request, User, outage
+from tests.alerting.loopback import LoopbackServer
 
 
 def requests(pattern: str, start: float = 100.0, region: str = "eu-west-1") -> list[Request]:
@@ -31,3 +38,36 @@ def test_failures_before_since_do_not_count() -> None:
     seen = outage(requests("--++++" + "-" + "+" * SUCCESSES_IN_A_ROW), since=100.2)
     assert seen is not None
     assert (seen.first_failure, seen.failed) == (100.6, 1)
+
+
+def test_a_user_sees_the_outage_of_a_real_server() -> None:
+    failing = threading.Event()
+
+    class Site(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            assert self.headers["Host"] == SITE_HOST
+            self.send_response(503 if failing.is_set() else 200)
+            self.send_header("X-Site-Region", "us-east-1")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    with LoopbackServer(Site) as server:
+        user = User(f"{server.url}/")
+        user.start()
+        try:
+            wait_until(lambda: len(user.requests) >= 3, 5, message="served")
+            since = time.time()
+            failing.set()
+            wait_until(lambda: sum(not r.ok for r in user.requests) >= 3, 5, message="failing")
+            failing.clear()
+            seen = wait_until(lambda: outage(user.requests, since), 5, message="served again")
+        finally:
+            user.stop()
+    assert not user.is_alive()
+    assert seen.failed >= 3 and seen.region == "us-east-1"
+    assert 0.2 <= seen.seconds < 3
+    gaps = [b.at - a.at for a, b in zip(user.requests, user.requests[1:], strict=False)]
+    assert min(gaps) >= PERIOD - 0.01  # one request every 100 ms, no faster
