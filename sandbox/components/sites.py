@@ -104,6 +104,10 @@ def start_sites(stack: Stack) -> None:
         stack.extras["sites"][region] = (argv, f"http://127.0.0.1:{port}")
         _start_site(stack, region)
     stack.published["site_host"] = SITE_HOST
+    # regions[].site: the responder checks each region's site before it moves traffic there.
+    for entry in stack.config_data.get("regions", []):
+        url = stack.extras["sites"][entry["name"]][1]
+        entry["site"] = {"health_url": f"{url}{HEALTH_PATH}", "host": SITE_HOST}
 
 
 def chaos(stack: Stack, request: dict[str, Any]) -> dict[str, Any]:

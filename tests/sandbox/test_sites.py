@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 
+from ddb_failover import config
 from responder.actions import _load_balancers as lbs
 from sandbox.components.blackbox import MODULE, SHIPPED, binary
 from sandbox.components.sites import SITE_HOST
@@ -142,6 +143,12 @@ def test_stack_json_names_each_site_the_glb_and_the_prober(running: Running) -> 
         assert components[name]["url"].startswith("http://127.0.0.1:"), name
         assert components[name]["pid"], name
     assert running.state["site_host"] == SITE_HOST
+    # The generated configuration tells the responder where each region's site answers.
+    loaded = config.load(running.dir / "ddb-failover.yml")
+    for region in loaded.regions:
+        assert region.site is not None
+        assert region.site.health_url == f"{components[f'site:{region.name}']['url']}/healthz"
+        assert (region.site.host, region.site.expect_status) == (SITE_HOST, 200)
 
 
 def test_front_page_renders_the_newest_post_from_the_env_files_region(running: Running) -> None:
