@@ -30,6 +30,7 @@ from sandbox.components.sites import SITE_HOST
 from sandbox.net import wait_until
 from sandbox.regions import dynamodb_client
 from sandbox.site import ENV_FILE, newest_post, read_region
+from tests.conftest import sandbox_chaos
 
 PRIMARY, SECONDARY = "us-east-1", "eu-west-1"
 SLUGS = {PRIMARY: "nyc3", SECONDARY: "ams3"}  # the seed's DigitalOcean regions
@@ -69,13 +70,7 @@ class Running:
         return str(self.state["components"][name]["url"])
 
     def chaos(self, region: str, op: str) -> None:
-        result = subprocess.run(
-            [sys.executable, "-m", "sandbox", "chaos", "--dir", str(self.dir), region, op],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert result.returncode == 0, result.stderr
+        sandbox_chaos(self.dir, region, op)
         self.state = json.loads((self.dir / "stack.json").read_text())
 
     def reload(self) -> subprocess.CompletedProcess[str]:
