@@ -27,7 +27,7 @@ from bench import Figures
 from bench._machine import Load
 from bench.rto import DWELL, _quiet, _stack, _unix, percentile
 from sandbox import profiles
-from sandbox.cli import send_chaos
+from sandbox.control import send_chaos
 from sandbox.net import wait_until
 from sandbox.users import SUCCESSES_IN_A_ROW, User, outage
 from sandbox.watch import StackView

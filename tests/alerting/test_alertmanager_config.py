@@ -33,9 +33,10 @@ ROUTES = [
     ("alertname=FailoverAwaitingApproval severity=critical transition=t-1", "pagerduty"),
     ("alertname=FailoverSplitState severity=critical action=www region=us-east-1", "pagerduty"),
     ("alertname=FailoverStateStoreDown severity=critical instance=r1", "pagerduty"),
-    # Users get errors: a page. A standby region's dead site is a ticket.
+    # Users get errors: the responder fails over and a person is paged. A standby region's
+    # dead site is a ticket.
     ("alertname=WordPressSiteDownInActiveRegion severity=critical region=us-east-1",
-     "pagerduty"),
+     "responder,pagerduty"),
     ("alertname=WordPressSiteDown severity=warning region=eu-west-1", "null"),
     # Warnings reach no one (Alertmanager UI and Grafana only).
     ("alertname=DynamoDBRegionDegraded severity=warning region=us-east-1 table=posts", "null"),
