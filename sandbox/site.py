@@ -264,11 +264,17 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--endpoint", action="append", required=True, help="REGION=URL")
     reload = sub.add_parser("reload", help="SIGHUP every site of a running stack and confirm")
     reload.add_argument("--dir", required=True, type=Path)
+    reload.add_argument(
+        "--timeout-seconds",
+        type=float,
+        default=RELOAD_TIMEOUT_SECONDS,
+        help="how long each site may take to follow",
+    )
     args = parser.parse_args(argv)
     if args.command == "serve":
         return serve(args)
     try:
-        lagging = reload_sites(args.dir)
+        lagging = reload_sites(args.dir, args.timeout_seconds)
     except (OSError, ValueError) as exc:
         print(f"sandbox.site reload: no running stack in {args.dir}: {exc}", file=sys.stderr)
         return 1

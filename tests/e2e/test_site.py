@@ -85,7 +85,7 @@ def test_a_dead_standby_site_is_named_by_the_plan_alerted_and_never_given_traffi
             wait_until(
                 lambda: [
                     p for p in stack.pages()[pages_before:]
-                    if p["payload"].get("class") == "FailoverBlocked"
+                    if p["event"]["payload"].get("class") == "FailoverBlocked"
                 ],
                 60,
                 interval=0.5,

@@ -73,9 +73,9 @@ class Running:
         sandbox_chaos(self.dir, region, op)
         self.state = json.loads((self.dir / "stack.json").read_text())
 
-    def reload(self) -> subprocess.CompletedProcess[str]:
+    def reload(self, *options: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "sandbox.site", "reload", "--dir", str(self.dir)],
+            [sys.executable, "-m", "sandbox.site", "reload", "--dir", str(self.dir), *options],
             capture_output=True,
             text=True,
             timeout=30,
@@ -242,7 +242,7 @@ def test_reload_fails_naming_a_site_that_does_not_follow(running: Running) -> No
     env.write_text(f"DYNAMODB_REGION={SECONDARY}\n")
     subprocess.run(["kill", "-STOP", str(pid)], check=True)  # a hung PHP-FPM
     try:
-        result = running.reload()
+        result = running.reload("--timeout-seconds", "0.5")
     finally:
         subprocess.run(["kill", "-CONT", str(pid)], check=True)
         env.write_text(f"DYNAMODB_REGION={PRIMARY}\n")
