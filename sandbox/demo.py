@@ -198,6 +198,9 @@ def _users_view(timeline: Timeline, user: User, since: float, phase: str) -> Non
     if seen is None:
         failing = next((r for r in user.requests if r.at >= since and not r.ok), None)
         if failing is None:
+            last = user.requests[-1].region if user.requests else None
+            if not timeline.quiet and last is not None:
+                print(f"  users served throughout, now from {last}", flush=True)
             return
         try:  # the last step is verified; users are served once the sites answer again
             seen = wait_until(lambda: outage(user.requests, since), 30, message="users served")
