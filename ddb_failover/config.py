@@ -57,9 +57,24 @@ class Canary(Strict):
     value: str = Field(min_length=1)
 
 
+HostName = Annotated[
+    str, _matching(r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:\d{1,5})?$", "a host name")
+]
+
+
+class Site(Strict):
+    """Where a region's WordPress answers its health check (readiness and plan check it)."""
+
+    health_url: HttpUrl
+    host: HostName | None = None  # the Host header, when health_url names an address
+    expect_status: int = Field(default=200, ge=100, le=599)
+    timeout_seconds: float = Field(default=2.0, gt=0, le=30)
+
+
 class Region(Strict):
     name: RegionName
     endpoint_url: str | None = None
+    site: Site | None = None
 
     @field_validator("endpoint_url")
     @classmethod

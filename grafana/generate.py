@@ -25,6 +25,8 @@ DEGRADED_RATIO = 0.5  # DynamoDBRegionDegraded: ..._vantages:ratio_2m > 0.5
 SLOW_P95_SECONDS = 1  # ddb:region_slow_vantages:ratio_2m: p95 > bool 1
 LAG_RPO_SECONDS = 60  # DynamoDBReplicationLagHigh: ddb:replication_lag_seconds:min > 60
 PLAN_STALE_SECONDS = 900  # FailoverPlanNotReady: time() - ..._evaluated_timestamp_seconds > 900
+SITE_DOWN_FOR = "30s"  # WordPressSiteDown: wordpress:site_up:max == 0 for 30s
+SITE_PROBE_TIMEOUT_SECONDS = 3  # blackbox/blackbox.yml: module wordpress_health's timeout
 
 PROBES = 'table=~"$table", vantage=~"$vantage"'  # the variables' filter on exporter series
 RED, GREEN, BLUE, ORANGE = "red", "green", "blue", "orange"
@@ -573,6 +575,61 @@ def plan_section() -> list[list[Cell]]:
     return [[(now, 8, 5), (age, 4, 5), (timeline, 12, 5)]]
 
 
+def site_section() -> list[list[Cell]]:
+    """WordPress in every region, as blackbox_exporter's health checks see it."""
+    now = stat(
+        "WordPress now",
+        "Per region: up when some probe target of the region (its load balancer) answered "
+        "the last health check with 200 (wordpress:site_up:max, job wordpress). DOWN for "
+        f"{SITE_DOWN_FOR[:-1]} s fires WordPressSiteDown, and WordPressSiteDownInActiveRegion "
+        "(a page) in the region users are served from.",
+        [target("wordpress:site_up:max", "{{region}}", instant=True)],
+        "none",
+        "value_and_name",
+        steps=((None, RED), (1, GREEN)),
+        mappings=value_map(**{"0": ("DOWN", RED), "1": ("up", GREEN)}),
+        no_value="not probed: is blackbox_exporter up?",
+    )
+    over_time = panel(
+        "state-timeline",
+        "WordPress health checks",
+        "Each region's site over time: up (200 from the health path with the site's Host "
+        "header) or DOWN (refused, timed out, or another status). A region whose site is "
+        "down cannot take traffic: the responder refuses a failover to it.",
+        [target("wordpress:site_up:max", "{{region}}")],
+        "none",
+        steps=((None, RED), (1, GREEN)),
+        mappings=value_map(**{"0": ("DOWN", RED), "1": ("up", GREEN)}),
+        options={"showValue": "never", "mergeValues": True, "rowHeight": 0.8},
+    )
+    status = timeseries(
+        "Health check status code",
+        "The HTTP status each region's health path answered (0: no answer at all, a refused "
+        "connection or a timeout). Only 200 counts as up; 503 usually means the site cannot "
+        "read its DynamoDB table, or its load balancer has no healthy droplet.",
+        [
+            target(
+                'max by (region) (probe_http_status_code{job="wordpress"})',
+                "{{region}}",
+            )
+        ],
+        "none",
+        minimum=0,
+        decimals=0,
+    )
+    duration = timeseries(
+        "Health check duration",
+        "How long each region's health check took, connection to last byte, as the prober "
+        f"saw it. At {SITE_PROBE_TIMEOUT_SECONDS} s (the red line, the module's timeout) the "
+        "check gives up and counts as failed.",
+        [target('max by (region) (probe_duration_seconds{job="wordpress"})', "{{region}}")],
+        "s",
+        threshold=SITE_PROBE_TIMEOUT_SECONDS,
+        minimum=0,
+    )
+    return [[(now, 6, 6), (over_time, 18, 6)], [(status, 12, 7), (duration, 12, 7)]]
+
+
 def variable(name: str, label: str, query: str, description: str) -> Json:
     """A multi-value query variable whose All matches every value."""
     return {
@@ -621,8 +678,8 @@ def overview() -> Json:
     return {
         "uid": "ddb-failover-overview",
         "title": "ddb-failover overview",
-        "description": "DynamoDB region health, replication lag, the active region, and the "
-        "responder's failovers and failbacks.",
+        "description": "DynamoDB region health, replication lag, the active region, the "
+        "responder's failovers and failbacks, and WordPress in every region.",
         "tags": ["ddb-failover"],
         "id": None,
         "editable": False,
@@ -707,6 +764,7 @@ def overview() -> Json:
                 (row("Replication"), replication_section()),
                 (row("Responder"), responder_section()),
                 (row("Failover plan"), plan_section()),
+                (row("WordPress sites"), site_section()),
             ]
         ),
     }

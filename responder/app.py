@@ -100,6 +100,7 @@ def create_app(
         [a.name for a in actions],
         multiprocess_dir(),
         [r.name for r in config.responder.notify.receivers],
+        sites=any(region.site is not None for region in config.regions),
     )
     # The plan reads readiness uncached, with its own checker, unless one is injected.
     plan_readiness = readiness or ReadinessChecker.from_config(config).check

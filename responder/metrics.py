@@ -21,7 +21,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from ddb_failover.config import NOTIFY_EVENTS
-from responder.plan.plan import READINESS_ACTION
+from responder.plan.plan import READINESS_ACTION, SITE_ACTION
 from responder.state.records import PHASES, Json, State, TransitionRecord
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -60,6 +60,7 @@ class ResponderMetrics:
         actions: Sequence[str],
         multiproc_dir: str | None = None,
         receivers: Sequence[str] = (),
+        sites: bool = False,
     ) -> None:
         self.registry = registry
         self.multiproc_dir = multiproc_dir
@@ -174,6 +175,8 @@ class ResponderMetrics:
             registry=registry,
         )
         self.actions = tuple(actions)
+        # The plan's own checks, before the actions: readiness, and site when configured.
+        self.plan_checks = (READINESS_ACTION, SITE_ACTION) if sites else (READINESS_ACTION,)
         self._precreate(actions)
         for receiver in receivers:
             for event in NOTIFY_EVENTS:
@@ -259,7 +262,7 @@ class ResponderMetrics:
         }
         active = active_region or plan.get("active_region")
         for region in self.regions:
-            for action in (READINESS_ACTION, *self.actions):
+            for action in (*self.plan_checks, *self.actions):
                 value = ready.get((region, action))
                 known = isinstance(value, bool) and region != active
                 gauge = self.plan_ready.labels(region, action)

@@ -13,7 +13,7 @@ from typing import Any
 from ddb_failover import logs
 from sandbox.control import send_chaos
 
-CHAOS_OPS = ("pause", "resume", "stop", "start", "slow", "fast", "restart")
+CHAOS_OPS = ("pause", "resume", "stop", "start", "slow", "fast", "restart", "site-down", "site-up")
 
 
 def _csv(value: str) -> list[str]:
@@ -70,7 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     chaos = sub.add_parser(
-        "chaos", help="break or mend one region of a running stack, or restart the responder"
+        "chaos",
+        help="break or mend one region (its DynamoDB, or with site-down|site-up its WordPress) "
+        "of a running stack, or restart the responder",
     )
     chaos.add_argument("--dir", required=True, type=Path)
     chaos.add_argument("region", help="a region's name, or `responder` (op restart)")
@@ -85,7 +87,7 @@ def up(args: argparse.Namespace) -> int:
     """Start the stack and wait for a signal."""
     import sandbox.components.catalog  # noqa: F401  (registers the components)
     from sandbox import control
-    from sandbox.components import responder
+    from sandbox.components import responder, sites
     from sandbox.components.regions import chaos
     from sandbox.stack import Stack, plan, start
 
@@ -103,6 +105,8 @@ def up(args: argparse.Namespace) -> int:
         lambda request: (
             responder.restart(stack, request)
             if request.get("region") == "responder"
+            else sites.chaos(stack, request)
+            if request.get("op") in sites.SITE_OPS
             else chaos(stack, request)
         )
     )

@@ -20,6 +20,7 @@ from typing import Any
 from sandbox.control import send_chaos
 from sandbox.net import wait_until
 from sandbox.stack import stop_process
+from sandbox.users import User, outage
 from sandbox.watch import StackView, http_json, metric
 
 FAILBACK_WINDOW = "1m"
@@ -33,6 +34,8 @@ COMPONENTS = (
     "pagerduty",
     "chat",
     "do_api",
+    "blackbox",
+    "glb",
 )
 
 
@@ -46,13 +49,18 @@ class Timeline:
         self.seen: set[str] = set()
 
     def add(self, event: str, once_key: str | None = None, **details: Any) -> None:
-        """Record and print an event; with once_key, only the first time."""
+        """Record and print an event now; with once_key, only the first time."""
+        self.add_at(time.monotonic() - self.onset, event, once_key, **details)
+
+    def add_at(self, at: float, event: str, once_key: str | None = None, **details: Any) -> None:
+        """Record and print an event that happened at seconds since onset."""
         key = once_key or event
         if key in self.seen:
             return
         self.seen.add(key)
-        t = round(time.monotonic() - self.onset, 2)
+        t = round(at, 2)
         self.events.append({"t": t, "event": event, **details})
+        self.events.sort(key=lambda e: float(e["t"]))  # users' events come in late
         if self.quiet:
             return
         extra = "  ".join(
@@ -183,27 +191,73 @@ def _poll(tick: Callable[[], bool], deadline: float) -> None:
     print(f"  (gave up waiting after {deadline:.0f}s)", flush=True)
 
 
+def _users_view(timeline: Timeline, user: User, since: float, phase: str) -> None:
+    """The user's side of a phase: when their requests failed, when they were served again."""
+    wall_onset = time.time() - (time.monotonic() - timeline.onset)
+    seen = outage(user.requests, since)
+    if seen is None:
+        failing = next((r for r in user.requests if r.at >= since and not r.ok), None)
+        if failing is None:
+            last = user.requests[-1].region if user.requests else None
+            if not timeline.quiet and last is not None:
+                print(f"  users served throughout, now from {last}", flush=True)
+            return
+        try:  # the last step is verified; users are served once the sites answer again
+            seen = wait_until(lambda: outage(user.requests, since), 30, message="users served")
+        except TimeoutError:
+            timeline.add_at(failing.at - wall_onset, "users_failing", f"{phase}:users")
+            return
+    timeline.add_at(seen.first_failure - wall_onset, "users_failing", f"{phase}:users_failing")
+    at = seen.back - wall_onset
+    timeline.add_at(
+        at,
+        "users_served",
+        f"{phase}:users_served",
+        region=seen.region,
+        outage_s=round(seen.seconds, 1),
+        failed_requests=seen.failed,
+    )
+    if not timeline.quiet:
+        print(f"  users served from {seen.region} again at +{at:.1f} s", flush=True)
+
+
 def run_scenario(view: StackView, quiet: bool = False) -> Timeline:
-    """Pause the primary until failover, then resume it and wait for failback."""
+    """Pause the primary until failover, then resume it and wait for failback.
+
+    A user asks the Global Load Balancer's front for the front page every 100 ms all
+    along; the timeline says when their requests failed and when they were served again.
+    """
     status = view.status()
     primary = status.get("primary_region") or status["active_region"]
     if not quiet:
         print(f"\nScenario: black-hole {primary} (SIGSTOP), wait for failover, then failback.")
         print(f"The failback window is shortened to {FAILBACK_WINDOW} for the demo (default 5m).\n")
-    timeline = Timeline(quiet)
-    send_chaos(view.dir, {"region": primary, "op": "pause"})
-    timeline.add("onset", region=primary, chaos="pause")
-    _watch(view, timeline, primary, "failover")
-    if timeline.has("failover_completed"):
-        send_chaos(view.dir, {"region": primary, "op": "resume"})
-        timeline.add("recovery", region=primary, chaos="resume")
-        _watch(view, timeline, primary, "failback")
+    user = User(f"{view.urls['glb']}/")
+    user.start()
+    try:
+        timeline = Timeline(quiet)
+        send_chaos(view.dir, {"region": primary, "op": "pause"})
+        since = time.time()
+        timeline.add("onset", region=primary, chaos="pause")
+        _watch(view, timeline, primary, "failover")
+        _users_view(timeline, user, since, "failover")
+        if timeline.has("failover_completed"):
+            send_chaos(view.dir, {"region": primary, "op": "resume"})
+            since = time.time()
+            timeline.add("recovery", region=primary, chaos="resume")
+            _watch(view, timeline, primary, "failback")
+            _users_view(timeline, user, since, "failback")
+    finally:
+        user.stop()
     return timeline
 
 
 def _print_urls(view: StackView) -> None:
     print("\nddb-failover sandbox is up:")
-    for name in ("responder", "prometheus", "alertmanager", "exporter", "do_api", "pagerduty"):
+    for name in (
+        *("responder", "prometheus", "alertmanager", "exporter", "do_api", "pagerduty"),
+        *("glb", "blackbox"),
+    ):
         print(f"  {name:<13} {view.urls[name]}")
     print(f"  files         {view.dir}")
     print(

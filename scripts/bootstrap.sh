@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Idempotent set-up for a fresh Debian machine: Debian packages the suite runs
-# for real (Prometheus, Alertmanager, Chromium), then the project's virtualenv.
+# for real (Prometheus, Alertmanager, blackbox_exporter, Chromium), then the project's virtualenv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}
 VENV=${VENV:-.venv}
-APT_PACKAGES=(prometheus prometheus-alertmanager chromium docker-compose)
-APT_BINARIES=(prometheus prometheus-alertmanager chromium docker-compose)
+APT_PACKAGES=(prometheus prometheus-alertmanager prometheus-blackbox-exporter chromium docker-compose)
+APT_BINARIES=(prometheus prometheus-alertmanager prometheus-blackbox-exporter chromium docker-compose)
 
 need_apt=()
 for i in "${!APT_PACKAGES[@]}"; do

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
@@ -25,6 +26,17 @@ os.environ.update(
 )
 
 RegionFactory = Callable[..., dict[str, Region]]
+
+
+def sandbox_chaos(directory: Path, region: str, op: str) -> None:
+    """`python -m sandbox chaos --dir DIR REGION OP` as a user types it; it must succeed."""
+    result = subprocess.run(
+        [sys.executable, "-m", "sandbox", "chaos", "--dir", str(directory), region, op],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
 
 
 @pytest.fixture

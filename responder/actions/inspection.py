@@ -29,6 +29,7 @@ NOT_EXECUTABLE = "not_executable"  # a command the action runs cannot be run
 RATE_LIMITED = "rate_limited"  # the API answered 429
 UNREACHABLE = "unreachable"  # no usable answer now: timeout, refused connection, 5xx
 READINESS = "readiness"  # the region itself: canary unreadable, or data at risk over the RPO
+SITE = "site"  # the region's WordPress does not answer its health check as configured
 ERROR = "error"  # any other failure; the message says which
 KINDS = (
     CREDENTIALS,
@@ -40,6 +41,7 @@ KINDS = (
     RATE_LIMITED,
     UNREACHABLE,
     READINESS,
+    SITE,
     ERROR,
 )
 _MESSAGE_CHARS = 500

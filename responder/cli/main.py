@@ -192,7 +192,19 @@ def check_config(args: argparse.Namespace) -> int:
     print(f"tokens:  alertmanager (webhook_token){', ' + tokens if tokens else ''}")
     print(f"public:  {', '.join(responder.auth.public) or 'nothing'}")
     print(f"tls:     {_tls_summary(config)}")
+    for warning in config_warnings(config):
+        print(f"warning: {warning}")
     return EXIT_OK
+
+
+def config_warnings(config: Config) -> list[str]:
+    """What is valid but leaves a failover blind: each region without a site to check."""
+    return [
+        f"regions.{index}.site: not set: the responder cannot tell whether WordPress answers "
+        f"in {region.name}, and would move traffic there on DynamoDB's readiness alone"
+        for index, region in enumerate(config.regions)
+        if region.site is None
+    ]
 
 
 def _tls_summary(config: Config) -> str:

@@ -20,12 +20,15 @@ from responder.model.alerts import (
     FAILBACK_READY,
     LAST_WRITE_SUCCESS,
     REGION_DOWN,
+    SITE_DOWN_ACTIVE,
     Alert,
     format_time,
 )
 from responder.state.records import Cause, State, TransitionKind
 
 HOUR = 3600.0
+# The active region is down: its DynamoDB, or its WordPress. Both fail over.
+DOWN_ALERTS = (REGION_DOWN, SITE_DOWN_ACTIVE)
 DecisionKind = Literal["failover", "failback", "manual", "ignored", "blocked", "duplicate"]
 
 
@@ -43,6 +46,37 @@ class Check:
 
 
 @dataclass(frozen=True)
+class SiteAnswer:
+    """What a region's WordPress answered its health check (regions[].site), read live."""
+
+    url: str
+    expect_status: int
+    status: int | None  # None: no HTTP answer at all
+    error: str = ""  # why there was no answer: timeout, connection refused, ...
+
+    @property
+    def ok(self) -> bool:
+        """True when the site answered the expected status."""
+        return self.status == self.expect_status
+
+    def describe(self) -> str:
+        """The answer in words, for reasons and plan problems."""
+        if self.status is None:
+            return f"site {self.url} did not answer ({self.error or 'no answer'})"
+        return f"site {self.url} answered {self.status} (expected {self.expect_status})"
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON form for decision responses and evidence."""
+        return {
+            "url": self.url,
+            "expect_status": self.expect_status,
+            "status": self.status,
+            "error": self.error,
+            "ok": self.ok,
+        }
+
+
+@dataclass(frozen=True)
 class Readiness:
     """The live readiness of one target region, measured at decision time."""
 
@@ -50,9 +84,10 @@ class Readiness:
     canary_ok: bool
     data_at_risk_seconds: float | None  # None: no heartbeat from the source seen
     detail: str = ""  # why the canary read failed, when it did
+    site: SiteAnswer | None = None  # None: no site configured for the region
 
-    def problem(self, rpo_seconds: float) -> str | None:
-        """Why this region must not take traffic, or None when it is ready."""
+    def dynamodb_problem(self, rpo_seconds: float) -> str | None:
+        """Why this region's DynamoDB must not take traffic, or None."""
         if not self.canary_ok:
             return f"{self.region}: canary read failed ({self.detail or 'unknown error'})"
         if self.data_at_risk_seconds is None:
@@ -64,6 +99,19 @@ class Readiness:
             )
         return None
 
+    def site_problem(self) -> str | None:
+        """Why this region's WordPress must not take traffic, or None (also with no site)."""
+        if self.site is None or self.site.ok:
+            return None
+        return f"{self.region}: {self.site.describe()}"
+
+    def problem(self, rpo_seconds: float) -> str | None:
+        """Why this region must not take traffic (DynamoDB, then its site), or None."""
+        found = [p for p in (self.dynamodb_problem(rpo_seconds), self.site_problem()) if p]
+        if len(found) < 2:
+            return found[0] if found else None
+        return f"{found[0]}; {found[1].removeprefix(f'{self.region}: ')}"
+
     def to_json(self) -> dict[str, Any]:
         """JSON form for decision responses."""
         return {
@@ -71,6 +119,7 @@ class Readiness:
             "canary_ok": self.canary_ok,
             "data_at_risk_seconds": self.data_at_risk_seconds,
             "detail": self.detail,
+            "site": self.site.to_json() if self.site is not None else None,
         }
 
 
@@ -100,6 +149,7 @@ class Decision:
     readiness: tuple[Readiness, ...] = ()
     source_last_healthy: float | None = None  # readiness is measured up to here
     automatic: bool = True  # from alerts; False for an operator's request
+    dwell_overridden: str | None = None  # why a failover went ahead within the minimum dwell
 
     @property
     def is_transition(self) -> bool:
@@ -119,6 +169,7 @@ class Decision:
             "freeze": self.freeze,
             "cause": self.cause.to_json(),
             "readiness": [r.to_json() for r in self.readiness],
+            "dwell_overridden": self.dwell_overridden,
         }
 
 
@@ -176,7 +227,7 @@ def _intent(
     alerts: Sequence[Alert], state: State, policy: Policy, regions: Sequence[str], now: float
 ) -> _Intent | Decision:
     """What the alerts ask for, or the final decision when they ask for nothing."""
-    ours = [a for a in alerts if a.alertname in (REGION_DOWN, FAILBACK_READY)]
+    ours = [a for a in alerts if a.alertname in (*DOWN_ALERTS, FAILBACK_READY)]
     if not ours:
         names = sorted({a.alertname for a in alerts})
         reason = f"no failover alert (got {', '.join(names) or 'none'})"
@@ -185,7 +236,7 @@ def _intent(
     if not firing:
         return Decision("ignored", "alerts resolved", alert_cause(ours))
     active = state.active_region
-    down = [a for a in firing if a.alertname == REGION_DOWN]
+    down = [a for a in firing if a.alertname in DOWN_ALERTS]
     down_active = [a for a in down if a.region == active]
     if down_active:
         known_down = {a.region for a in down}
@@ -263,15 +314,9 @@ def _gates(intent: _Intent, state: State, policy: Policy, now: float) -> Decisio
         return _stopped(intent, "blocked", f"frozen by {state.frozen.by}: {state.frozen.reason}")
     if intent.force:
         return None
-    if state.last_completed_at is not None:
-        since = now - state.last_completed_at
-        if since < policy.min_dwell_seconds:
-            return _stopped(
-                intent,
-                "blocked",
-                f"dwell: last transition completed {since:.0f}s ago, "
-                f"minimum is {policy.min_dwell_seconds:g}s",
-            )
+    within = _within_dwell(state, policy, now)
+    if within is not None and not _escapes_dwell(intent):
+        return _stopped(intent, "blocked", f"dwell: {within}")
     started = sum(1 for t in state.recent_starts if now - t < HOUR)
     if started >= policy.max_transitions_per_hour:
         # Automatic flapping needs a human: freeze (not in dry run, which changes nothing).
@@ -284,6 +329,34 @@ def _gates(intent: _Intent, state: State, policy: Policy, now: float) -> Decisio
             freeze=freeze,
         )
     return None
+
+
+def _within_dwell(state: State, policy: Policy, now: float) -> str | None:
+    """How the last transition is within the minimum dwell, or None when it is not."""
+    if state.last_completed_at is None:
+        return None
+    since = now - state.last_completed_at
+    if since >= policy.min_dwell_seconds:
+        return None
+    return f"last transition completed {since:.0f}s ago, minimum is {policy.min_dwell_seconds:g}s"
+
+
+def _escapes_dwell(intent: _Intent) -> bool:
+    """Dwell stops flapping, not escapes: an automatic failover away from a down active region.
+
+    Failbacks and operators' moves away from a healthy region still wait; the hourly cap,
+    and the freeze that follows it, still stop a real flap.
+    """
+    return intent.automatic and intent.kind == "failover"
+
+
+def _dwell_overridden(intent: _Intent, state: State, policy: Policy, now: float) -> str | None:
+    """Why intent goes ahead within the minimum dwell, when it does."""
+    within = _within_dwell(state, policy, now)
+    if within is None or intent.force or not _escapes_dwell(intent):
+        return None
+    alerts = sorted({a["alertname"] for a in intent.cause.alerts})
+    return f"dwell overridden: {intent.source} is down ({', '.join(alerts)}); {within}"
 
 
 def needs_approval(decision: Decision, policy: Policy) -> bool:
@@ -303,7 +376,12 @@ def _checks(intent: _Intent) -> tuple[Check, ...]:
     return tuple(Check(t, intent.source, intent.source_last_healthy) for t in intent.targets)
 
 
-def _choose(intent: _Intent, policy: Policy, readiness: Mapping[str, Readiness]) -> Decision:
+def _choose(
+    intent: _Intent,
+    policy: Policy,
+    readiness: Mapping[str, Readiness],
+    dwell_overridden: str | None = None,
+) -> Decision:
     """The first target in priority order that is ready, else blocked."""
     seen: list[Readiness] = []
     problems: list[str] = []
@@ -315,9 +393,10 @@ def _choose(intent: _Intent, policy: Policy, readiness: Mapping[str, Readiness])
         seen.append(found)
         problem = found.problem(policy.rpo_seconds)
         if problem is None:
+            note = f" ({dwell_overridden})" if dwell_overridden else ""
             return Decision(
                 intent.kind,
-                f"{intent.kind} from {intent.source} to {target}",
+                f"{intent.kind} from {intent.source} to {target}{note}",
                 intent.cause,
                 region=intent.source if intent.kind == "failover" else None,
                 from_region=intent.source,
@@ -327,6 +406,7 @@ def _choose(intent: _Intent, policy: Policy, readiness: Mapping[str, Readiness])
                 readiness=tuple(seen),
                 source_last_healthy=intent.source_last_healthy,
                 automatic=intent.automatic,
+                dwell_overridden=dwell_overridden,
             )
         problems.append(problem)
     detail = "; ".join(problems) if problems else "every other region is down"
@@ -359,7 +439,7 @@ def decide(
     stop = _gates(intent, state, policy, now)
     if stop is not None:
         return stop
-    return _choose(intent, policy, readiness)
+    return _choose(intent, policy, readiness, _dwell_overridden(intent, state, policy, now))
 
 
 def _operator_intent(

@@ -67,6 +67,7 @@ class Seen:
             "alerts": [alert(a) for a in behind[:MAX_ALERTS]],
             "alerts_total": len(behind),
             "reason": decision.reason,
+            "dwell_overridden": decision.dwell_overridden,
             "rpo_seconds": float(rpo_seconds),
             "readiness": [r.to_json() for r in decision.readiness],
         }

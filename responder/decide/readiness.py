@@ -1,7 +1,9 @@
-"""Live readiness of a target region at decision time: its canary, and the data at risk.
+"""Live readiness of a target region at decision time: its canary, the data at risk, its site.
 
 Data at risk = max(0, source_last_healthy - newest source heartbeat seen in the target):
-writes the source made after that heartbeat may not have reached the target.
+writes the source made after that heartbeat may not have reached the target. With
+regions[].site configured, the target's WordPress is asked its health URL beside the
+canary read (responder.decide.site), and only a site that answers makes it ready.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import boto3
@@ -24,7 +26,8 @@ from botocore.exceptions import (
 
 from ddb_failover import heartbeat
 from ddb_failover.config import Canary, Config, Region
-from responder.decide.decision import Check, Readiness
+from responder.decide import site
+from responder.decide.decision import Check, Readiness, SiteAnswer
 
 ReadinessFn = Callable[[Check], Readiness]
 
@@ -36,6 +39,7 @@ class Reading:
     canary_ok: bool
     detail: str  # "ok", or why the read failed
     heartbeat_at: float | None  # oldest over tables of the newest source heartbeat; None if absent
+    site: SiteAnswer | None = None  # the target's WordPress; None when none is configured
 
 
 def evaluate(target: str, reading: Reading, source_last_healthy: float) -> Readiness:
@@ -43,7 +47,8 @@ def evaluate(target: str, reading: Reading, source_last_healthy: float) -> Readi
     risk = None
     if reading.heartbeat_at is not None:
         risk = max(0.0, source_last_healthy - reading.heartbeat_at)
-    return Readiness(target, reading.canary_ok, risk, "" if reading.canary_ok else reading.detail)
+    detail = "" if reading.canary_ok else reading.detail
+    return Readiness(target, reading.canary_ok, risk, detail, reading.site)
 
 
 def _reason(exc: Exception) -> str:
@@ -115,6 +120,14 @@ class ReadinessChecker:
         return item
 
     def read(self, target: str, source: str) -> Reading:
+        """Read target's canary and source's newest heartbeat there, and ask its site."""
+        reading = self._read_tables(target, source)
+        spec = self._regions.get(target)
+        if spec is None or spec.site is None:
+            return reading
+        return replace(reading, site=site.probe(spec.site))
+
+    def _read_tables(self, target: str, source: str) -> Reading:
         """Read target's canary and source's newest heartbeat there, in every table."""
         if target not in self._regions:
             return Reading(False, "unknown region", None)

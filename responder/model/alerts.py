@@ -10,6 +10,8 @@ from typing import Any, Literal
 
 REGION_DOWN = "DynamoDBRegionDown"
 FAILBACK_READY = "DynamoDBFailbackReady"
+# WordPress has not answered in the active region: users get errors, fail over like RegionDown.
+SITE_DOWN_ACTIVE = "WordPressSiteDownInActiveRegion"
 # Annotation on DynamoDBRegionDown: Unix seconds of the source's last successful write.
 LAST_WRITE_SUCCESS = "last_write_success_timestamp"
 

@@ -2,7 +2,9 @@
 
 evaluate() asks every action to inspect() a move to each candidate region (every
 region but the active one: each secondary, and the primary for failback) and runs
-the same live readiness check a decision runs, as the action "readiness". It only
+the same live readiness check a decision runs, as the action "readiness" (its
+DynamoDB) and, with regions[].site configured, the action "site" (its WordPress,
+problem kind `site`). It only
 reads, through what it is given; where the result goes is the caller's business.
 The evaluation is advisory: a decision re-checks readiness live when it is made.
 """
@@ -17,13 +19,14 @@ from typing import Any
 
 from ddb_failover.logs import kv
 from responder.actions.base import Action
-from responder.actions.inspection import ERROR, READINESS, Inspection, Limits, Problem
+from responder.actions.inspection import ERROR, READINESS, SITE, Inspection, Limits, Problem
 from responder.decide.decision import Check, Readiness
 from responder.model.alerts import format_time
 
 log = logging.getLogger(__name__)
 
 READINESS_ACTION = "readiness"
+SITE_ACTION = "site"
 ReadinessFn = Callable[[Check], Readiness]
 
 
@@ -87,9 +90,21 @@ def readiness_inspection(readiness: Readiness, rpo_seconds: float) -> Inspection
         "data_at_risk_seconds": readiness.data_at_risk_seconds,
     }
     desired = {"canary_ok": True, "data_at_risk_seconds_at_most": rpo_seconds}
-    problem = readiness.problem(rpo_seconds)
+    problem = readiness.dynamodb_problem(rpo_seconds)
     problems = (Problem(READINESS, problem),) if problem else ()
     return Inspection(READINESS_ACTION, READINESS_ACTION, current, desired, False, problems)
+
+
+def site_inspection(readiness: Readiness) -> Inspection | None:
+    """The region's WordPress, as the action "site": the decision's own GET; None with no site."""
+    answer = readiness.site
+    if answer is None:
+        return None
+    current = {"status": answer.status, "error": answer.error or None}
+    problem = readiness.site_problem()
+    problems = (Problem(SITE, problem),) if problem else ()
+    desired = {"status": answer.expect_status}
+    return Inspection(SITE_ACTION, SITE_ACTION, current, desired, False, problems)
 
 
 def since_last_alive(
@@ -152,6 +167,9 @@ def evaluate(
     planned = []
     for region in candidates(active, regions):
         inspections = [readiness_inspection(found[region], rpo_seconds)]
+        site = site_inspection(found[region])
+        if site is not None:
+            inspections.append(site)
         inspections.extend(_inspect(action, region, limits) for action in actions)
         kind = "failback" if region == regions[0] else "failover"
         planned.append(RegionPlan(region, kind, tuple(inspections)))

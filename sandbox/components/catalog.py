@@ -2,6 +2,7 @@
 
 from sandbox.components import (
     alertmanager,
+    blackbox,
     chat,
     do_api,
     exporter,
@@ -9,10 +10,12 @@ from sandbox.components import (
     prometheus,
     regions,
     responder,
+    sites,
 )
 
 __all__ = [
     "alertmanager",
+    "blackbox",
     "chat",
     "do_api",
     "exporter",
@@ -20,4 +23,5 @@ __all__ = [
     "prometheus",
     "regions",
     "responder",
+    "sites",
 ]

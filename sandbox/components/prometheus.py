@@ -2,10 +2,11 @@
 
 The stack option profile picks the files: prometheus/prometheus.yml (shipped,
 the default) or prometheus/fast/prometheus.yml (sandbox/profiles.py).
-render_config() changes only scrape targets, Alertmanager targets and the
-rule files' paths. The rules themselves are used as shipped, with one opt-in
-exception for demos: the failback window (the `for:` of DynamoDBFailbackReady)
-from the stack option failback_window. The option extra_rules adds rule files
+render_config() changes only scrape targets (and the job `wordpress`'s
+blackbox_exporter address), Alertmanager targets and the rule files' paths.
+The rules themselves are used as shipped, with one opt-in exception for demos:
+the failback window (the `for:` of DynamoDBFailbackReady) from the stack option
+failback_window. The option extra_rules adds rule files
 (benchmarks run a baseline rule beside the shipped ones).
 """
 
@@ -22,6 +23,7 @@ import yaml
 
 from sandbox import profiles
 from sandbox.components.alertmanager import service_url
+from sandbox.components.sites import health_urls
 from sandbox.net import free_port
 from sandbox.stack import Stack, component
 
@@ -30,6 +32,20 @@ SHIPPED_FAILBACK_WINDOW = "5m"
 # Prometheus waits this long before re-sending a firing alert, including to an
 # Alertmanager it has just discovered (default 1m): too slow for tests.
 RESEND_DELAY = "2s"
+PROBE_JOB = "wordpress"
+
+
+def render_probe_job(job: dict[str, Any], probes: Mapping[str, str], prober: str | None) -> None:
+    """The job `wordpress` probing each region's URL through the prober (none: no targets)."""
+    if prober is None:
+        job["static_configs"] = []
+        return
+    job["static_configs"] = [
+        {"targets": [url], "labels": {"region": region}} for region, url in probes.items()
+    ]
+    for relabel in job.get("relabel_configs", []):
+        if relabel.get("target_label") == "__address__":
+            relabel["replacement"] = prober
 
 
 def render_config(
@@ -38,8 +54,14 @@ def render_config(
     rule_files: Sequence[Path],
     targets: Mapping[str, Sequence[str]],
     alertmanagers: Sequence[str],
+    probes: Mapping[str, str] | None = None,
+    prober: str | None = None,
 ) -> dict[str, Any]:
-    """The shipped config with only targets and the rule files' paths replaced."""
+    """The shipped config with only targets and the rule files' paths replaced.
+
+    probes (region -> site health URL) and prober (blackbox_exporter's host:port) are the
+    job `wordpress`'s targets; without a prober it probes nothing.
+    """
     config = copy.deepcopy(dict(shipped))
     config["rule_files"] = [str(path) for path in rule_files]
     for manager in config.get("alerting", {}).get("alertmanagers", []):
@@ -52,6 +74,8 @@ def render_config(
     for name, addresses in targets.items():
         for static in jobs[name].get("static_configs", []):
             static["targets"] = list(addresses)
+    if PROBE_JOB in jobs:
+        render_probe_job(jobs[PROBE_JOB], probes or {}, prober)
     return config
 
 
@@ -89,7 +113,10 @@ def _ready(url: str) -> bool:
 
 @component("prometheus", needs=("config", "alertmanager"))
 def start_prometheus(stack: Stack) -> None:
-    """Run Prometheus scraping the sandbox's exporter and responder, alerting its Alertmanager."""
+    """Run Prometheus scraping the sandbox's exporter and responder, alerting its Alertmanager.
+
+    When the stack runs blackbox_exporter, the job `wordpress` probes each running site.
+    """
     home = stack.dir / "prometheus"
     (home / "data").mkdir(parents=True, exist_ok=True)
     profile = profiles.load(stack.options.get("profile") or "shipped")
@@ -111,6 +138,10 @@ def start_prometheus(stack: Stack) -> None:
             "alertmanager": alertmanagers,
         },
         alertmanagers=alertmanagers,
+        probes=health_urls(stack),
+        prober=_address(stack.components["blackbox"].url)
+        if "blackbox" in stack.components
+        else None,
     )
     config_file = home / "prometheus.yml"
     config_file.write_text(yaml.safe_dump(config, sort_keys=False))

@@ -24,11 +24,11 @@ from botocore.config import Config as BotoConfig
 from sandbox.components.chat import URL_SECRET
 from sandbox.components.pagerduty import ROUTING_KEY_SECRET
 from sandbox.components.regions import region_names
+from sandbox.components.sites import ensure_env_file, reload_command
 from sandbox.net import free_port
 from sandbox.regions import SANDBOX_CREDENTIALS, Region
 from sandbox.stack import Stack, component
 
-ENV_FILE = "wordpress/dynamodb.env"
 ZONE = "example.test."
 ORIGIN_RECORD = f"origin.{ZONE}"
 SSM_PARAMETER = "/wordpress/dynamodb-region"
@@ -96,8 +96,14 @@ def _actions(stack: Stack, aws: dict[str, Any]) -> list[dict[str, Any]]:
         "region": primary,
         "endpoint_url": aws["url"],
     }
-    env = {"name": "wp-env", "type": "env_file", "path": str(stack.dir / ENV_FILE)}
-    return [*actions, origin, parameter, {**env, "variable": "DYNAMODB_REGION"}, *_extra(stack)]
+    env = {
+        "name": "wp-env",
+        "type": "env_file",
+        "path": str(ensure_env_file(stack)),
+        "variable": "DYNAMODB_REGION",
+        "reload_command": reload_command(stack),  # the sites re-read it (sandbox/site.py)
+    }
+    return [*actions, origin, parameter, env, *_extra(stack)]
 
 
 def _extra(stack: Stack) -> list[dict[str, Any]]:
@@ -114,10 +120,6 @@ def _extra(stack: Stack) -> list[dict[str, Any]]:
 def _configure(stack: Stack) -> None:
     port = free_port()
     stack.extras["responder_port"] = port
-    env_file = stack.dir / ENV_FILE
-    env_file.parent.mkdir(parents=True, exist_ok=True)
-    if not env_file.exists():  # WordPress's env file exists before any failover
-        env_file.write_text(f"DYNAMODB_REGION={region_names(stack)[0]}\n")
     (stack.dir / "state").mkdir(exist_ok=True)
     aws = _start_aws_services(stack)
     section: dict[str, Any] = {

@@ -33,6 +33,11 @@ ROUTES = [
     ("alertname=FailoverAwaitingApproval severity=critical transition=t-1", "pagerduty"),
     ("alertname=FailoverSplitState severity=critical action=www region=us-east-1", "pagerduty"),
     ("alertname=FailoverStateStoreDown severity=critical instance=r1", "pagerduty"),
+    # Users get errors: the responder fails over and a person is paged. A standby region's
+    # dead site is a ticket.
+    ("alertname=WordPressSiteDownInActiveRegion severity=critical region=us-east-1",
+     "responder,pagerduty"),
+    ("alertname=WordPressSiteDown severity=warning region=eu-west-1", "null"),
     # Warnings reach no one (Alertmanager UI and Grafana only).
     ("alertname=DynamoDBRegionDegraded severity=warning region=us-east-1 table=posts", "null"),
     # A plan that would not pass is a ticket: never the pager, never the responder's webhook.
@@ -89,6 +94,14 @@ def test_regiondown_inhibits_the_regions_other_alerts() -> None:
     [rule] = shipped()["inhibit_rules"]
     assert rule["source_matchers"] == ['alertname="DynamoDBRegionDown"']
     assert rule["equal"] == ["region"]
+    [targets] = rule["target_matchers"]
+    inhibited = set(targets.removeprefix('alertname=~"').removesuffix('"').split("|"))
+    assert inhibited == {
+        "DynamoDBRegionDegraded",
+        "DynamoDBReplicationLagHigh",
+        "WordPressSiteDown",
+        "WordPressSiteDownInActiveRegion",
+    }
 
 
 def test_loopback_rendering_changes_only_urls_and_paths(tmp_path: Path) -> None:

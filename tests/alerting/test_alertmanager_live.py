@@ -95,6 +95,8 @@ def test_outage_acts_pages_once_and_resolves(setup: Setup) -> None:
         alert("DynamoDBRegionDegraded", "warning", region="us-east-1", table="posts"),
         alert("DynamoDBReplicationLagHigh", "critical", region="us-east-1",
               source_region="eu-west-1", table="posts"),
+        # WordPress cannot read a dead table: its page would be the same outage's.
+        alert("WordPressSiteDownInActiveRegion", "critical", region="us-east-1"),
     ]  # fmt: skip
     unrelated = [
         alert("DynamoDBReplicationLagHigh", "critical", region="eu-west-1",
@@ -124,6 +126,10 @@ def test_outage_acts_pages_once_and_resolves(setup: Setup) -> None:
     )
     inhibited = {a["labels"]["region"]: bool(a["status"]["inhibitedBy"]) for a in lag}
     assert inhibited == {"us-east-1": True, "eu-west-1": False}
+    [site] = get_json(
+        f"{setup.alertmanager}/api/v2/alerts?filter=alertname%3D%22WordPressSiteDownInActiveRegion%22"
+    )
+    assert site["status"]["inhibitedBy"]
 
     def pages() -> list[dict[str, Any]]:
         return [r["event"] for r in get_json(f"{setup.pagerduty}/events")["events"]]

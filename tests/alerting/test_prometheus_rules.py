@@ -32,6 +32,8 @@ CONTRACT_ALERTS = {
     "FailoverStateStoreDown",
     "FailoverAwaitingApproval",
     "FailoverPlanNotReady",
+    "WordPressSiteDown",
+    "WordPressSiteDownInActiveRegion",
 }
 
 
@@ -50,7 +52,7 @@ def alert_rules() -> list[dict[str, Any]]:
 def test_shipped_config_and_rules_pass_promtool_check_config() -> None:
     result = promtool("check", "config", str(PROMETHEUS_DIR / "prometheus.yml"))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "2 rule files found" in result.stdout
+    assert "3 rule files found" in result.stdout
 
 
 def test_shipped_rules_pass_promtool_check_rules() -> None:
@@ -126,6 +128,11 @@ def test_loopback_rendering_changes_only_targets_and_rule_path(tmp_path: Path) -
             "alertmanager": ["127.0.0.1:4"],
         },
         alertmanagers=["127.0.0.1:4"],
+        probes={
+            "us-east-1": "http://127.0.0.1:5/healthz",
+            "eu-west-1": "http://127.0.0.1:6/healthz",
+        },
+        prober="127.0.0.1:7",
     )
     path = tmp_path / "prometheus.yml"
     path.write_text(yaml.safe_dump(rendered))
@@ -134,6 +141,13 @@ def test_loopback_rendering_changes_only_targets_and_rule_path(tmp_path: Path) -
     assert rendered["rule_files"] == [str(p) for p in sorted((PROMETHEUS_DIR / "rules").glob("*"))]
     jobs = {job["job_name"]: job for job in rendered["scrape_configs"]}
     assert jobs["ddb_exporter"]["static_configs"] == [{"targets": ["127.0.0.1:2"]}]
+    # One target per region, labelled, scraped through the blackbox_exporter.
+    assert jobs["wordpress"]["static_configs"] == [
+        {"targets": ["http://127.0.0.1:5/healthz"], "labels": {"region": "us-east-1"}},
+        {"targets": ["http://127.0.0.1:6/healthz"], "labels": {"region": "eu-west-1"}},
+    ]
+    [address] = [r for r in jobs["wordpress"]["relabel_configs"] if "replacement" in r]
+    assert address == {"target_label": "__address__", "replacement": "127.0.0.1:7"}
     assert rendered["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] == [
         "127.0.0.1:4"
     ]
@@ -143,11 +157,26 @@ def test_loopback_rendering_changes_only_targets_and_rule_path(tmp_path: Path) -
         config.pop("rule_files")
         for job in config["scrape_configs"]:
             job.pop("static_configs")
+            for relabel in job.get("relabel_configs", []):
+                if relabel.get("target_label") == "__address__":
+                    relabel.pop("replacement")
         config["alerting"]["alertmanagers"][0].pop("static_configs")
         return config
 
     assert strip(rendered) == strip(shipped)
     assert shipped["scrape_configs"][1]["static_configs"] == [{"targets": ["exporter:9745"]}]
+
+
+def test_without_a_prober_the_wordpress_job_probes_nothing(tmp_path: Path) -> None:
+    rendered = prometheus_component.render_config(
+        shipped_config(), rule_files=[], targets={}, alertmanagers=[]
+    )
+    [job] = [j for j in rendered["scrape_configs"] if j["job_name"] == "wordpress"]
+    assert job["static_configs"] == []
+    path = tmp_path / "prometheus.yml"
+    path.write_text(yaml.safe_dump(rendered))
+    result = promtool("check", "config", str(path))
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_rendering_rejects_an_unknown_job() -> None:

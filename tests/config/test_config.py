@@ -21,6 +21,14 @@ BAD = {
     "bad-duplicate-region.yml": ["regions: us-east-1 listed more than once"],
     "bad-missing-canary.yml": ["canary: required key is missing"],
     "bad-endpoint-url.yml": ["regions.0.endpoint_url: must start with http:// or https://"],
+    "bad-site.yml": [
+        "regions.0.site.health_url: 'lb-us-east-1/healthz' is not an http:// or https:// URL",
+        "regions.0.site.host: 'www example.com' is not a host name",
+        "regions.0.site.expect_status: Input should be less than or equal to 599",
+        "regions.1.site.health_url: required key is missing",
+        "regions.1.site.timeout_seconds: Input should be greater than 0",
+        "regions.2.site.expect: unknown key",
+    ],
     "bad-timeout-over-interval.yml": [
         "exporter: timeout_seconds (3) must not exceed interval_seconds (1)"
     ],
@@ -151,6 +159,21 @@ def test_defaults_applied() -> None:
     assert loaded.responder.plan.interval_seconds == 60
     assert loaded.responder.plan.max_ttl_seconds == 300
     assert loaded.exporter.vantage  # the host name
+
+
+def test_site_defaults_and_regions_without_one() -> None:
+    loaded = config.load(TESTDATA / "good-site.yml")
+    first, second, third = (region.site for region in loaded.regions)
+    assert first == config.Site(
+        health_url="http://203.0.113.10/healthz",
+        host="www.example.com",
+        expect_status=204,
+        timeout_seconds=1.5,
+    )
+    assert second is not None
+    assert (second.host, second.expect_status, second.timeout_seconds) == (None, 200, 2.0)
+    assert third is None
+    assert config.load(TESTDATA / "good-minimal.yml").regions[0].site is None
 
 
 def test_action_names_default_to_type_and_stay_unique() -> None:

@@ -20,7 +20,10 @@ from tests.deploy.conftest import COMPOSE_FILE, REPO, compose
 DEMO = REPO / "docker" / "demo"
 SECRETS_DIR = "/run/secrets/"
 CONFIG_IN_CONTAINER = "/etc/ddb-failover/ddb-failover.yml"
-SERVICES = {"exporter", "responder", "prometheus", "alertmanager", "grafana", "sandbox"}
+SERVICES = {
+    *("exporter", "responder", "prometheus", "alertmanager", "grafana", "sandbox"),
+    "blackbox-exporter",
+}
 PROMETHEUS = yaml.safe_load((REPO / "prometheus" / "prometheus.yml").read_text())
 ALERTMANAGER = yaml.safe_load((REPO / "alertmanager" / "alertmanager.yml").read_text())
 
@@ -146,6 +149,11 @@ def test_prometheus_scrapes_and_alerts_the_compose_services(compose_model: dict[
         "prometheus": ("localhost", 9090),
     }
     for job in PROMETHEUS["scrape_configs"]:
+        if job["job_name"] == "wordpress":  # the sites are probed through blackbox-exporter
+            (prober,) = [r["replacement"] for r in job["relabel_configs"] if "replacement" in r]
+            assert host_port(prober) == ("blackbox-exporter", 9115)
+            assert "--web.listen-address=0.0.0.0:9115" in services["blackbox-exporter"]["command"]
+            continue
         (static,) = job["static_configs"]
         assert [host_port(t) for t in static["targets"]] == [expected[job["job_name"]]]
     (manager,) = PROMETHEUS["alerting"]["alertmanagers"]

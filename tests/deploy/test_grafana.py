@@ -315,3 +315,29 @@ def test_dashboard_links_to_the_runbook_the_alerts_use() -> None:
             for rule in group["rules"]:
                 if "alert" in rule:
                     assert rule["annotations"]["runbook_url"].startswith(link["url"] + "#")
+
+
+def test_wordpress_row_shows_what_the_site_alerts_watch() -> None:
+    dashboard = load(OVERVIEW)
+    rows = [p["title"] for p in dashboard["panels"] if p["type"] == "row"]
+    assert rows[-1] == "WordPress sites"
+    panels = by_title(dashboard)
+    (rule,) = [
+        r
+        for g in yaml.safe_load((RULES / "wordpress.yml").read_text())["groups"]
+        for r in g["rules"]
+        if r.get("alert") == "WordPressSiteDown"
+    ]
+    # The panels show the series the alert is on, and quote its window.
+    record = rule["expr"].split(" ==")[0]
+    for title in ("WordPress now", "WordPress health checks"):
+        (query,) = panels[title]["targets"]
+        assert query["expr"] == record == "wordpress:site_up:max", title
+    assert (
+        f"{rule['for'].removesuffix('s')} s fires WordPressSiteDown"
+        in (panels["WordPress now"]["description"])
+    )
+    # The duration panel's red line is the probe module's timeout.
+    blackbox = yaml.safe_load((REPO / "blackbox" / "blackbox.yml").read_text())
+    timeout = blackbox["modules"]["wordpress_health"]["timeout"]
+    assert red_threshold(panels["Health check duration"]) == float(timeout.removesuffix("s"))

@@ -29,6 +29,7 @@ from botocore.exceptions import (
 from ddb_failover.config import ConfigError, parse
 from sandbox.net import free_port, port_open, wait_until
 from sandbox.regions import dynamodb_client
+from tests.conftest import sandbox_chaos
 
 REPO = Path(__file__).resolve().parents[2]
 SERVICE = REPO / "docker" / "sandbox_service.py"
@@ -135,13 +136,7 @@ def canary(running: Running, region: str, timeout: float = 2.0) -> dict[str, Any
 
 
 def chaos(running: Running, region: str, op: str) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "sandbox", "chaos", "--dir", str(running.directory), region, op],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr
+    sandbox_chaos(running.directory, region, op)
 
 
 def do_api(running: Running, path: str, token: str) -> tuple[int, Any]:

@@ -10,7 +10,8 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
 
@@ -19,8 +20,10 @@ from sandbox.demo import start_stack, wait_stack
 from sandbox.net import wait_until
 from sandbox.stack import stop_process
 from sandbox.watch import StackView, http_json, metric
+from tests.responder.weblib import rfc_unix
 
 PRIMARY, SECONDARY = "us-east-1", "eu-west-1"
+View = TypeVar("View", bound=StackView)
 CONFIG = "ddb-failover.yml"
 FAILBACK_WINDOW_SECONDS = 30
 # The bound the e2e tests hold detection to, with the sandbox's 2 s probe
@@ -56,6 +59,28 @@ class PlanWatch:
             except OSError:
                 continue  # a busy moment; the next sample counts
             self.samples.append((time.time(), plan))
+
+
+def small_stack(
+    directory: Path,
+    proc: subprocess.Popen[bytes],
+    needed: tuple[str, ...],
+    view: type[View],
+    what: str,
+) -> View:
+    """Wait until the components in needed of a stack started with --only are up."""
+
+    def up() -> View | None:
+        if proc.poll() is not None:
+            raise RuntimeError((directory / "sandbox-up.log").read_text()[-3000:])
+        if not (directory / "stack.json").exists():
+            return None
+        loaded = StackView.load(directory)
+        if not all(name in loaded.urls for name in needed):
+            return None
+        return view(loaded.dir, loaded.urls, loaded.token)
+
+    return wait_until(up, 180, 0.5, what)
 
 
 @dataclass
@@ -120,23 +145,37 @@ class E2EStack(StackView):
                 began = None
         return began is not None and at >= began
 
-    def down_between(self, region: str, start: float, end: float) -> bool:
-        """True if region was paused or stopped at any moment from start to end."""
+    def down_between(
+        self,
+        region: str,
+        start: float,
+        end: float,
+        breaks: tuple[str, ...] = ("pause", "stop"),
+        mends: tuple[str, ...] = ("resume", "start"),
+    ) -> bool:
+        """True if region was broken (by default: its DynamoDB paused or stopped) at any
+        moment from start to end; breaks=("site-down",), mends=("site-up",) for its site."""
         down = False
         for moment, name, op in self.chaos_log:
             if name != region:
                 continue
             if moment > end:
                 break
-            if op in ("pause", "stop"):
+            if op in breaks:
                 down = True
                 if moment >= start:
                     return True
-            elif op in ("resume", "start"):
+            elif op in mends:
                 if down and moment >= start:
                     return True
                 down = False
         return down
+
+    def site_down_between(self, region: str, start: float, end: float) -> bool:
+        """True if region's WordPress could not answer: its site stopped, or its table down."""
+        return self.down_between(region, start, end) or self.down_between(
+            region, start, end, ("site-down",), ("site-up",)
+        )
 
     def faulted_between(
         self, action: dict[str, Any], problem: dict[str, Any], start: float, end: float
@@ -180,6 +219,19 @@ class E2EStack(StackView):
     def alertmanager_replicas(self) -> list[str]:
         """Every Alertmanager replica's URL, from stack.json."""
         return list(json.loads((self.dir / "stack.json").read_text())["alertmanager_replicas"])
+
+    def blocked_decisions(self, since: float, timeout: float) -> list[dict[str, Any]]:
+        """Wait for a blocked decision made (or repeated) since that Unix time; those, newest
+        first."""
+
+        def blocked() -> list[dict[str, Any]]:
+            return [
+                d
+                for d in self.history()["decisions"]
+                if d["kind"] == "blocked" and rfc_unix(d["last_at"]) >= since
+            ]
+
+        return list(wait_until(blocked, timeout, interval=0.5, message="a blocked decision"))
 
     def pages(self) -> list[dict[str, Any]]:
         """Alert events (pages) the PagerDuty sink accepted."""
@@ -294,6 +346,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2EStack]:
         view = wait_stack(directory, proc)
         e2e = E2EStack(view.dir, view.urls, view.token)
         e2e.wait_quiet(timeout=120)
+        # The watch judges every plan it reads: start it once there is a first one.
+        wait_until(
+            lambda: not http_json(f"{view.urls['responder']}/api/v1/plan", view.token)["stale"],
+            60,
+            interval=0.5,
+            message="the first plan evaluation",
+        )
         watch = PlanWatch(view.urls["responder"], view.token)
         e2e.plan_watch.append(watch)
         watch.start()

@@ -15,7 +15,7 @@ from sandbox.demo import start_stack
 from sandbox.net import wait_until
 from sandbox.stack import stop_process
 from sandbox.watch import StackView, http_json
-from tests.e2e.conftest import PRIMARY, SECONDARY
+from tests.e2e.conftest import PRIMARY, SECONDARY, small_stack
 from tests.responder.weblib import alert, http, payload
 
 pytestmark = pytest.mark.e2e
@@ -61,18 +61,7 @@ def approvals(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Approvals]:
         directory, "--only", ",".join(NEEDED), "--approval", "failover", "--min-dwell-seconds", "0"
     )
     try:
-
-        def up() -> Approvals | None:
-            if proc.poll() is not None:
-                raise RuntimeError((directory / "sandbox-up.log").read_text()[-3000:])
-            if not (directory / "stack.json").exists():
-                return None
-            view = StackView.load(directory)
-            if not all(name in view.urls for name in NEEDED):
-                return None
-            return Approvals(view.dir, view.urls, view.token)
-
-        yield wait_until(up, 180, 0.5, "the approval stack")
+        yield small_stack(directory, proc, NEEDED, Approvals, "the approval stack")
     finally:
         stop_process(proc, grace=60)
 

@@ -98,15 +98,11 @@ def test_both_regions_down_is_blocked_and_pages(stack: E2EStack) -> None:
     writes_before = len(stack.do_writes())
     before = len(transitions(stack))
     pages_before = len(stack.pages())
+    onset = time.time()
     stack.chaos(PRIMARY, "pause")
     stack.chaos(SECONDARY, "pause")
     try:
-        blocked = wait_until(
-            lambda: [d for d in stack.history()["decisions"] if d["kind"] == "blocked"],
-            FAILOVER_BOUND_SECONDS + 20,
-            interval=0.5,
-            message="a blocked decision",
-        )
+        blocked = stack.blocked_decisions(onset, FAILOVER_BOUND_SECONDS + 20)
         assert blocked[0]["region"] == PRIMARY
         wait_until(
             lambda: [
@@ -312,9 +308,25 @@ def test_status_page_shows_the_active_region_in_chromium(stack: E2EStack) -> Non
 
 
 def test_failback_after_the_window_restores_the_primary(stack: E2EStack) -> None:
+    """The primary's DynamoDB recovers before its WordPress: no failback until the site
+    answers, and then the whole window (DynamoDBFailbackReady waits for the site too)."""
     before = transitions(stack)
     assert stack.status()["active_region"] == SECONDARY
-    stack.chaos(PRIMARY, "resume")
+    stack.chaos(PRIMARY, "site-down")
+    try:
+        stack.chaos(PRIMARY, "resume")
+        # Time enough for a failback that did not wait: the window and a probe, and more.
+        held = time.monotonic() + FAILBACK_WINDOW_SECONDS + 10
+        while time.monotonic() < held:
+            assert len(transitions(stack)) == len(before), "failed back to a dead site"
+            assert not stack.alerts("DynamoDBFailbackReady")
+            time.sleep(1)  # sampling the world while it must not change, not a synchronisation
+        plan = http_json(f"{stack.urls['responder']}/api/v1/plan", stack.token)
+        (site,) = [a for a in plan["regions"][PRIMARY]["actions"] if a["action"] == "site"]
+        assert [p["kind"] for p in site["problems"]] == ["site"], site
+        assert "connection refused" in site["problems"][0]["message"]
+    finally:
+        stack.chaos(PRIMARY, "site-up")
     recovery = time.monotonic()
 
     transition = next_transition(stack, before, FAILBACK_WINDOW_SECONDS + 90)
@@ -504,6 +516,8 @@ def test_the_plan_stayed_ready_except_for_what_the_tests_broke(stack: E2EStack) 
                     name = entry["action"]
                     if name == "readiness":
                         ok = stack.down_between(region, at - catch_up, end)
+                    elif name == "site":  # the site reads its own region's table
+                        ok = stack.site_down_between(region, at - interval, end)
                     else:
                         ok = stack.faulted_between(actions[name], problem, at, end)
                     if ok:
@@ -513,7 +527,11 @@ def test_the_plan_stayed_ready_except_for_what_the_tests_broke(stack: E2EStack) 
     assert false_alarms == []
     # The plan saw what the tests broke for long: the regions down, the 90 s of 503s. The
     # operators' 401s last a few seconds, maybe between two evaluations.
-    seen_for_long = {("readiness", "readiness"), ("wordpress-glb", "unreachable")}
+    seen_for_long = {
+        ("readiness", "readiness"),
+        ("site", "site"),
+        ("wordpress-glb", "unreachable"),
+    }
     briefly = {("www", "credentials"), ("wordpress-glb", "credentials")}
     assert seen_for_long <= explained <= seen_for_long | briefly
     # At the end the plan is the way out of the primary again, and ready.

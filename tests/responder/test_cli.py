@@ -30,6 +30,27 @@ def test_check_config_prints_a_summary(token_env: None, capsys: pytest.CaptureFi
     assert "regions: us-east-1, eu-west-1 (primary us-east-1)" in out
     assert "failback=manual" in out and "dry_run=true" in out
     assert "  wp-env (env_file)" in out and "  command (command)" in out
+    # No regions[].site: valid, but the responder cannot see WordPress; it says so.
+    assert (
+        "warning: regions.1.site: not set: the responder cannot tell whether WordPress answers "
+        "in eu-west-1, and would move traffic there on DynamoDB's readiness alone"
+    ) in out
+
+
+def test_check_config_is_quiet_with_a_site_for_every_region(
+    token_env: None, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    text = (TESTDATA / "web_good.yml").read_text()
+    sites = (
+        "regions:\n"
+        "  - {name: us-east-1, site: {health_url: 'http://lb-us/healthz'}}\n"
+        "  - {name: eu-west-1, site: {health_url: 'http://lb-eu/healthz', host: www.example.com}}"
+    )
+    path = tmp_path / "with-sites.yml"
+    path.write_text(text.replace("regions: [{name: us-east-1}, {name: eu-west-1}]", sites))
+    assert main(["check-config", "--config", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "config OK" in out and "warning" not in out
 
 
 @pytest.mark.parametrize(

@@ -13,6 +13,7 @@ from responder.decide.decision import (
     Check,
     OperatorRequest,
     Readiness,
+    SiteAnswer,
     UnknownRegion,
     candidates,
     decide,
@@ -27,6 +28,7 @@ REGIONS = (EAST, WEST, SOUTH)
 NOW = 1_800_000_000.0
 STARTS = datetime(2027, 1, 15, 8, 0, 0, tzinfo=UTC)
 DOWN, READY = "DynamoDBRegionDown", "DynamoDBFailbackReady"
+SITE_DOWN = "WordPressSiteDownInActiveRegion"
 
 
 def alert(
@@ -96,6 +98,16 @@ def dead(region: str) -> Readiness:
     return Readiness(region, False, None, "timeout")
 
 
+def site(region: str, status: int | None = 200, error: str = "") -> SiteAnswer:
+    return SiteAnswer(f"http://lb-{region}/healthz", 200, status, error)
+
+
+def dead_site(region: str, status: int | None = None) -> Readiness:
+    """DynamoDB ready, WordPress not: refused, or answering status."""
+    answer = site(region, status, "" if status else "connection refused")
+    return Readiness(region, True, 2.0, "", answer)
+
+
 ALL_READY = {r: ok(r) for r in REGIONS}
 
 
@@ -151,11 +163,69 @@ CASES = {
     "frozen blocks": Case(
         (alert(),), "blocked", "frozen by alice: maintenance", st=state(frozen=True)
     ),
-    "dwell blocks": Case(
+    "dwell never holds traffic in a down active region": Case(
+        (alert(),),
+        "failover",
+        "failover from us-east-1 to eu-west-1 (dwell overridden: us-east-1 is down "
+        "(DynamoDBRegionDown); last transition completed 100s ago, minimum is 300s)",
+        WEST,
+        st=state(last=transition(finished_at=NOW - 100)),
+    ),
+    "dwell overridden only with a ready target": Case(
         (alert(),),
         "blocked",
-        "dwell: last transition completed 100s ago, minimum is 300s",
+        "no healthy region: eu-west-1: canary read failed (timeout); ap-south-1: canary",
         st=state(last=transition(finished_at=NOW - 100)),
+        readiness={WEST: dead(WEST), SOUTH: dead(SOUTH)},
+    ),
+    "the cap still stops a flap within the dwell, and freezes": Case(
+        (alert(),),
+        "blocked",
+        "cap: 5 transitions in the last hour, maximum is 5; frozen",
+        st=state(
+            last=transition(finished_at=NOW - 60),
+            recent=(NOW - 90, NOW - 400, NOW - 900, NOW - 1500, NOW - 2000),
+        ),
+        policy={"max_transitions_per_hour": 5},
+        freeze=True,
+    ),
+    "a dead site in the active region fails over like a dead table": Case(
+        (alert(SITE_DOWN),), "failover", "failover from us-east-1 to eu-west-1", WEST
+    ),
+    "a dead site in the active region overrides dwell too": Case(
+        (alert(SITE_DOWN),),
+        "failover",
+        "(dwell overridden: us-east-1 is down (WordPressSiteDownInActiveRegion); last "
+        "transition completed 20s ago",
+        WEST,
+        st=state(last=transition(finished_at=NOW - 20)),
+    ),
+    "a dead site in a standby region is not a failover": Case(
+        (alert(SITE_DOWN, region=WEST),),
+        "ignored",
+        "region eu-west-1 is not active (active is us-east-1)",
+    ),
+    "a target whose site is dead is skipped": Case(
+        (alert(),),
+        "failover",
+        "to ap-south-1",
+        SOUTH,
+        readiness={WEST: dead_site(WEST), SOUTH: ok(SOUTH)},
+    ),
+    "every target's site dead: blocked, naming each answer": Case(
+        (alert(),),
+        "blocked",
+        "no healthy region: eu-west-1: site http://lb-eu-west-1/healthz did not answer "
+        "(connection refused); ap-south-1: site http://lb-ap-south-1/healthz answered 503 "
+        "(expected 200)",
+        readiness={WEST: dead_site(WEST), SOUTH: dead_site(SOUTH, 503)},
+    ),
+    "a site that answers counts as ready": Case(
+        (alert(),),
+        "failover",
+        "to eu-west-1",
+        WEST,
+        readiness={WEST: Readiness(WEST, True, 2.0, "", site(WEST)), SOUTH: ok(SOUTH)},
     ),
     "dwell elapsed": Case(
         (alert(),),
@@ -243,6 +313,13 @@ CASES = {
         "dwell",
         st=state(WEST, last=transition(finished_at=NOW - 10)),
     ),
+    "failback waits for the primary's site": Case(
+        (alert(READY),),
+        "blocked",
+        "us-east-1: site http://lb-us-east-1/healthz answered 502 (expected 200)",
+        st=state(WEST),
+        readiness={EAST: dead_site(EAST, 502)},
+    ),
     "failback target not ready": Case(
         (alert(READY),),
         "blocked",
@@ -283,7 +360,7 @@ def test_candidates_only_when_readiness_can_matter(case: Case) -> None:
 
 
 def _not_down(alerts: tuple[Alert, ...]) -> set[str]:
-    down = {a.region for a in alerts if a.alertname == DOWN and a.status == "firing"}
+    down = {a.region for a in alerts if a.alertname in (DOWN, SITE_DOWN) and a.status == "firing"}
     return set(REGIONS) - down
 
 
@@ -426,3 +503,64 @@ def test_operator_can_repair_a_failed_transition_to_the_active_region() -> None:
     assert checks == (Check(EAST, EAST, NOW),)
     decision = decide_operator(op(EAST), failed, Policy(), REGIONS, {EAST: ok(EAST)}, NOW)
     assert (decision.kind, decision.to_region) == ("manual", EAST)
+
+
+def test_moves_away_from_down_regions_override_dwell_until_the_cap_freezes() -> None:
+    """A real flap: each region dies a minute after traffic arrives. Dwell lets each move
+    through (the active region is down), and the record says so; the hourly cap stops
+    the sixth and freezes."""
+    policy = Policy(min_dwell_seconds=300, max_transitions_per_hour=5)
+    active, recent, finished = EAST, (), NOW - 3600.0
+    for move in range(6):
+        now = NOW + 60 * move
+        last = replace(transition(finished_at=finished), from_region=EAST, to_region=active)
+        current = replace(
+            state(active, last=last, recent=recent), active_region=active, desired_region=active
+        )
+        down = alert(region=active, fingerprint=f"f{move}")
+        decision = decide((down,), current, policy, REGIONS, ALL_READY, now)
+        if move == 5:
+            assert decision.kind == "blocked" and decision.freeze
+            assert "cap: 5 transitions in the last hour, maximum is 5; frozen" in decision.reason
+            return
+        assert decision.kind == "failover", decision.reason
+        assert (decision.dwell_overridden is None) == (move == 0)  # the first is past any dwell
+        if move:
+            assert decision.dwell_overridden == (
+                f"dwell overridden: {active} is down (DynamoDBRegionDown); last transition "
+                "completed 60s ago, minimum is 300s"
+            )
+            assert decision.to_json()["dwell_overridden"] == decision.dwell_overridden
+        assert decision.to_region is not None
+        active, recent, finished = decision.to_region, (*recent, now), now
+
+
+def test_operators_and_failbacks_still_wait_for_dwell() -> None:
+    within = state(WEST, last=transition(finished_at=NOW - 100))
+    failback = decide((alert(READY),), within, Policy(), REGIONS, ALL_READY, NOW)
+    assert (failback.kind, failback.dwell_overridden) == ("blocked", None)
+    assert failback.reason == "dwell: last transition completed 100s ago, minimum is 300s"
+    request = OperatorRequest(SOUTH, "alice", "drill")
+    manual = decide_operator(request, within, Policy(), REGIONS, ALL_READY, NOW)
+    assert manual.kind == "blocked" and "dwell" in manual.reason
+
+
+def test_readiness_names_both_problems_and_shows_the_site() -> None:
+    both = Readiness(WEST, False, None, "timeout", site(WEST, None, "timeout"))
+    assert both.problem(60) == (
+        "eu-west-1: canary read failed (timeout); site http://lb-eu-west-1/healthz did not "
+        "answer (timeout)"
+    )
+    assert both.dynamodb_problem(60) == "eu-west-1: canary read failed (timeout)"
+    assert (
+        both.site_problem()
+        == "eu-west-1: site http://lb-eu-west-1/healthz did not answer (timeout)"
+    )
+    assert ok(WEST).site_problem() is None and ok(WEST).to_json()["site"] is None
+    assert dead_site(SOUTH, 503).to_json()["site"] == {
+        "url": "http://lb-ap-south-1/healthz",
+        "expect_status": 200,
+        "status": 503,
+        "error": "",
+        "ok": False,
+    }

@@ -15,9 +15,9 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
 from responder.actions.base import Action, Json, Transition
-from responder.actions.inspection import MISSING, READINESS, TTL, Limits, Problem
+from responder.actions.inspection import MISSING, READINESS, SITE, TTL, Limits, Problem
 from responder.cli.remote import EXIT_NOT_READY, EXIT_OK, EXIT_UNKNOWN, plan_exit
-from responder.decide.decision import Check, Readiness
+from responder.decide.decision import Check, Readiness, SiteAnswer
 from responder.metrics import ResponderMetrics
 from responder.model.errors import PermanentError, TemporaryError
 from responder.plan.plan import candidates, evaluate
@@ -107,6 +107,27 @@ def test_readiness_is_the_decisions_verdict() -> None:
     assert [p.kind for p in inspection.problems] == [READINESS]
     assert inspection.problems[0].message == Readiness(WEST, True, None).problem(60.0)
     assert inspection.current == {"canary_ok": True, "data_at_risk_seconds": None}
+
+
+def test_a_dead_site_is_named_as_kind_site_beside_readiness() -> None:
+    def sites(check: Check) -> Readiness:
+        status = 200 if check.target == SOUTH else None
+        answer = SiteAnswer(f"http://lb-{check.target}/healthz", 200, status, "timeout")
+        return Readiness(check.target, True, 0.5, "", answer)
+
+    plan = evaluate([], REGIONS, EAST, sites, 60.0, Limits())
+    west, south = plan.regions
+    assert [i.action for i in west.inspections] == ["readiness", "site"]
+    readiness, site = west.inspections
+    assert readiness.problems == ()  # its DynamoDB is fine: only the site is not
+    assert [(p.kind, p.message) for p in site.problems] == [
+        (SITE, f"{WEST}: site http://lb-{WEST}/healthz did not answer (timeout)")
+    ]
+    assert (site.current, site.desired) == ({"status": None, "error": "timeout"}, {"status": 200})
+    assert not west.ready and south.ready
+    # Without a site configured there is no "site" line at all.
+    plain = evaluate([], REGIONS, EAST, lagging, 60.0, Limits())
+    assert all(i.action != "site" for r in plain.regions for i in r.inspections)
 
 
 def behind(
@@ -330,6 +351,15 @@ def test_metrics_from_the_plan_nan_for_the_active_region_and_before_any_evaluati
     # After a failover, before the next evaluation: the new active region is not a candidate.
     metrics.refresh_plan(document_with({WEST: {"readiness": True, "dns": False}}), WEST)
     assert math.isnan(series(registry)['responder_plan_ready{action="dns",region="eu-west-1"}'])
+
+
+def test_site_check_series_only_where_sites_are_configured() -> None:
+    document = document_with({WEST: {"readiness": True, "site": False, "dns": True}})
+    with_sites, without = CollectorRegistry(), CollectorRegistry()
+    ResponderMetrics(with_sites, (EAST, WEST), ["dns"], sites=True).refresh_plan(document, EAST)
+    ResponderMetrics(without, (EAST, WEST), ["dns"]).refresh_plan(document, EAST)
+    assert series(with_sites)['responder_plan_ready{action="site",region="eu-west-1"}'] == 0
+    assert not any('action="site"' in name for name in series(without))
 
 
 def test_exit_codes() -> None:

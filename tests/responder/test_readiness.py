@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
 
 from ddb_failover import heartbeat
-from ddb_failover.config import Canary, Region
-from responder.decide.decision import Check
+from ddb_failover.config import Canary, Region, Site
+from responder.decide.decision import Check, SiteAnswer
 from responder.decide.readiness import CachedReadiness, ReadinessChecker
 from sandbox.net import free_port
 from sandbox.regions import Region as SandboxRegion
+from tests.alerting.loopback import LoopbackServer
 from tests.conftest import CANARY_KEY, CANARY_VALUE
 
 EAST, WEST = "us-east-1", "eu-west-1"
@@ -150,3 +152,108 @@ def test_cached_readiness_shares_one_reading(
     assert time.monotonic() - started < 0.1
     now[0] = 1.5  # past the TTL: a fresh, failing read
     assert cached.check(Check(WEST, EAST, T0)).detail == "timeout"
+
+
+class FakeSite:
+    """A WordPress health endpoint on loopback that records the Host it was asked for."""
+
+    def __init__(self) -> None:
+        self.status = 200
+        self.hang = 0.0
+        self.hosts: list[str] = []
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                owner.hosts.append(self.headers.get("Host", ""))
+                time.sleep(owner.hang)
+                self.send_response(owner.status)
+                if owner.status == 301:
+                    self.send_header("Location", "/wp-login.php")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self.server = LoopbackServer(Handler)
+
+
+@pytest.fixture
+def fake_site() -> Iterator[FakeSite]:
+    site = FakeSite()
+    with site.server:
+        yield site
+
+
+def site_checker(regions: dict[str, Any], url: str, **site: Any) -> ReadinessChecker:
+    return ReadinessChecker(
+        [
+            Region(name=EAST, endpoint_url=regions[EAST].url),
+            Region(
+                name=WEST,
+                endpoint_url=regions[WEST].url,
+                site=Site(health_url=url, timeout_seconds=TIMEOUT, **site),
+            ),
+        ],
+        TABLES,
+        Canary(key=CANARY_KEY, value=CANARY_VALUE),
+        TIMEOUT,
+    )
+
+
+def test_a_site_that_answers_makes_the_region_ready(
+    regions: dict[str, Any], fake_site: FakeSite
+) -> None:
+    for table in TABLES:
+        put_heartbeat(regions[WEST], EAST, T0, table)
+    ready = site_checker(regions, f"{fake_site.server.url}/healthz", host="www.example.test")
+    readiness = ready.check(Check(WEST, EAST, T0))
+    assert readiness.problem(60) is None
+    assert readiness.site == SiteAnswer(f"{fake_site.server.url}/healthz", 200, 200)
+    assert fake_site.hosts == ["www.example.test"]
+    # A region without a site is read as before: DynamoDB alone.
+    assert ready.check(Check(EAST, WEST, T0)).site is None
+
+
+@pytest.mark.parametrize(
+    ("status", "answered"),
+    [(503, "answered 503 (expected 200)"), (301, "answered 301 (expected 200)")],
+    ids=["unhealthy", "a redirect is not followed"],
+)
+def test_a_site_that_answers_otherwise_is_not_ready(
+    regions: dict[str, Any], fake_site: FakeSite, status: int, answered: str
+) -> None:
+    fake_site.status = status
+    url = f"{fake_site.server.url}/healthz"
+    readiness = site_checker(regions, url).check(Check(WEST, EAST, T0))
+    assert readiness.canary_ok  # DynamoDB is fine: the site alone makes it not ready
+    assert readiness.site_problem() == f"{WEST}: site {url} {answered}"
+    assert fake_site.hosts == [fake_site.server.url.removeprefix("http://")]  # no host: the URL's
+
+
+def test_an_expected_status_other_than_200(regions: dict[str, Any], fake_site: FakeSite) -> None:
+    fake_site.status = 204
+    url = f"{fake_site.server.url}/healthz"
+    readiness = site_checker(regions, url, expect_status=204).check(Check(WEST, EAST, T0))
+    assert readiness.site is not None and readiness.site.ok
+
+
+def test_a_dead_or_hung_site_is_not_ready_within_its_timeout(
+    regions: dict[str, Any], fake_site: FakeSite
+) -> None:
+    refused = f"http://127.0.0.1:{free_port()}/healthz"
+    readiness = site_checker(regions, refused).check(Check(WEST, EAST, T0))
+    assert readiness.site_problem() == f"{WEST}: site {refused} did not answer (connection refused)"
+    fake_site.hang = TIMEOUT * 2
+    started = time.monotonic()
+    readiness = site_checker(regions, f"{fake_site.server.url}/").check(Check(WEST, EAST, T0))
+    assert readiness.site is not None and readiness.site.error == "timeout"
+    assert time.monotonic() - started < TIMEOUT * 2
+
+
+def test_a_sites_credentials_never_show(regions: dict[str, Any], fake_site: FakeSite) -> None:
+    url = fake_site.server.url.replace("http://", "http://monitor:s3cret@") + "/healthz"
+    readiness = site_checker(regions, url).check(Check(WEST, EAST, T0))
+    assert readiness.site is not None and readiness.site.ok
+    assert "s3cret" not in str(readiness.to_json()) and "monitor" not in readiness.site.url
