@@ -8,7 +8,8 @@ import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -278,6 +279,28 @@ class E2EStack(StackView):
             if line.startswith("DYNAMODB_REGION="):
                 return line.split("=", 1)[1].strip('"')
         return None
+
+
+@contextmanager
+def small_stack(
+    factory: pytest.TempPathFactory, needed: Sequence[str], *options: str
+) -> Iterator[StackView]:
+    """A stack of the needed components only (and what they need), up; stopped at the end."""
+    directory = factory.mktemp("small-stack")
+    proc = start_stack(directory, "--only", ",".join(needed), *options)
+    try:
+
+        def up() -> StackView | None:
+            if proc.poll() is not None:
+                raise RuntimeError((directory / "sandbox-up.log").read_text()[-3000:])
+            if not (directory / "stack.json").exists():
+                return None
+            view = StackView.load(directory)
+            return view if all(name in view.urls for name in needed) else None
+
+        yield wait_until(up, 180, 0.5, f"a stack of {', '.join(needed)}")
+    finally:
+        stop_process(proc, grace=60)
 
 
 @pytest.fixture(scope="session")
