@@ -6,9 +6,12 @@ injected clock. tests/e2e/test_budget.py does the same with the real sandbox and
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 from responder.actions.base import Action, Json
 from responder.actions.do_budget import Budget, current_caller, spend
-from responder.actions.inspection import RATELIMIT, Limits
+from responder.actions.inspection import KINDS, RATELIMIT, Limits
 from responder.plan.budget import BudgetReport, reserve
 from responder.plan.plan import Plan, evaluate
 from tests.responder.fakes import EAST, WEST, MemoryAction, always_ready
@@ -163,3 +166,9 @@ def test_without_digitalocean_actions_there_is_no_budget_entry() -> None:
     planned = plan([MemoryAction("env", {})], Token(5000))
     assert planned.digitalocean is None
     assert planned.to_json()["digitalocean"] is None
+
+
+def test_every_problem_kind_has_its_runbook_section() -> None:
+    runbook = (Path(__file__).resolve().parents[2] / "docs" / "runbook.md").read_text()
+    sections = set(re.findall(r"^### (\w+)$", runbook, re.M))
+    assert set(KINDS) - sections == set()
