@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import time
@@ -18,6 +19,8 @@ from ddb_failover.config import Config, DynamoDBState, load
 from ddb_failover.logs import kv
 from responder.actions import registry as action_registry
 from responder.actions.base import Action
+from responder.actions.do_budget import Budget
+from responder.actions.do_client import DOClient
 from responder.actions.inspection import Limits
 from responder.decide.readiness import CachedReadiness, ReadinessChecker
 from responder.execute.reconciler import Reconciler, StepEvent
@@ -93,7 +96,8 @@ def create_app(
     if store is None:
         store = open_store(config, clock)
     injected = list(actions) if actions is not None else None
-    actions = list(actions) if actions is not None else action_registry.build(config)
+    budget = Budget()  # what DigitalOcean's answers say of the token's rate limit
+    actions = list(actions) if actions is not None else _build_actions(config, budget)
     metrics = ResponderMetrics(
         registry if registry is not None else CollectorRegistry(),
         config.region_names,
@@ -102,6 +106,7 @@ def create_app(
         [r.name for r in config.responder.notify.receivers],
         sites=any(region.site is not None for region in config.regions),
     )
+    budget.listen(metrics.digitalocean_ratelimit)
     # The plan reads readiness uncached, with its own checker, unless one is injected.
     plan_readiness = readiness or ReadinessChecker.from_config(config).check
     if readiness is None:
@@ -148,7 +153,7 @@ def create_app(
         clock=clock,
     )
     plan_file, plan_runner = _plan(
-        config, store, injected, plan_readiness, plan_dir, clock, secrets.redact
+        config, store, injected, plan_readiness, plan_dir, clock, secrets.redact, budget
     )
     service = Service(
         config,
@@ -217,11 +222,13 @@ def _plan(
     plan_dir: Path | None,
     clock: Callable[[], float],
     redact: Callable[[str], str],
+    budget: Budget,
 ) -> tuple[PlanFile, PlanRunner]:
     """The plan file every worker reads, and this worker's evaluation loop.
 
     The evaluator builds its own actions (its own clients), so it never shares a
-    connection with the reconciler's thread; injected actions are shared.
+    connection with the reconciler's thread; injected actions are shared. Both tell
+    the process's one budget what DigitalOcean's answers said.
     """
     interval = config.responder.plan.interval_seconds
     directory = plan_dir or plan_dir_for(config)
@@ -230,9 +237,16 @@ def _plan(
         config,
         store,
         readiness,
-        (lambda: injected) if injected is not None else (lambda: action_registry.build(config)),
+        (lambda: injected) if injected is not None else (lambda: _build_actions(config, budget)),
+        budget,
     )
     return plan_file, PlanRunner(source, plan_file, interval)
+
+
+def _build_actions(config: Config, budget: Budget) -> list[Action]:
+    """The configured actions, their DigitalOcean client telling budget what each answer said."""
+    do_client = functools.partial(DOClient.from_config, budget=budget)
+    return action_registry.build(config, do_client_factory=do_client)
 
 
 def _store_unavailable(exc: StoreUnavailable) -> Response:

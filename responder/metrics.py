@@ -7,7 +7,9 @@ registry. Counters sum over workers. State-derived gauges (active region,
 frozen, ...) use "mostrecent": the worker answering a scrape refreshes them
 from the store first, so its values are the newest whichever worker answers.
 The plan's gauges follow the same rule, refreshed from the replica's plan file
-(responder/plan/plan_file.py), whichever worker evaluated it.
+(responder/plan/plan_file.py), whichever worker evaluated it. DigitalOcean's rate limit
+gauges are "mostrecent" too, set by whichever worker saw a DigitalOcean answer last (0 before
+any).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from ddb_failover.config import NOTIFY_EVENTS
+from responder.actions.do_budget import RateLimit
 from responder.plan.plan import READINESS_ACTION, SITE_ACTION
 from responder.state.records import PHASES, Json, State, TransitionRecord
 
@@ -150,6 +153,16 @@ class ResponderMetrics:
             "responder_plan_evaluation_duration_seconds",
             "How long the last plan evaluation on this replica took.",
         )
+        self.do_ratelimit_remaining = self._latest(
+            "responder_digitalocean_ratelimit_remaining",
+            "Requests the DigitalOcean token has left this hour, as its newest answer said "
+            "(ratelimit-remaining; 0 before any answer).",
+        )
+        self.do_ratelimit_limit = self._latest(
+            "responder_digitalocean_ratelimit_limit",
+            "Requests an hour the DigitalOcean token may make, as its newest answer said "
+            "(ratelimit-limit; 0 before any answer).",
+        )
         self.transitions = Counter(
             "responder_transitions",
             "Transitions by kind, regions and result (blocked: wanted but not started).",
@@ -269,6 +282,11 @@ class ResponderMetrics:
                 gauge.set((1.0 if value else 0.0) if known else math.nan)
         self.plan_evaluated.set(plan.get("evaluated_at_unix") or 0)
         self.plan_duration.set(plan.get("duration_seconds") or 0)
+
+    def digitalocean_ratelimit(self, seen: RateLimit) -> None:
+        """Set DigitalOcean's rate limit gauges from an answer's headers (a Budget listener)."""
+        self.do_ratelimit_remaining.set(seen.remaining)
+        self.do_ratelimit_limit.set(seen.limit)
 
     def transition(self, kind: str, source: str | None, target: str | None, result: str) -> None:
         """Count a transition outcome: completed, failed, or blocked."""

@@ -71,6 +71,14 @@ class Action(ABC):
         changes = current != desired
         return Inspection(self.name, self.type, current, desired, changes, tuple(problems))
 
+    def digitalocean_calls(self) -> int:
+        """The DigitalOcean API calls one attempt of a move to a region makes, at most.
+
+        The plan keeps a failover's and a failback's worth of them in reserve
+        (responder.actions.do_budget); actions that do not call DigitalOcean make none.
+        """
+        return 0
+
     def examine(self, region: str, desired: Json, limits: Limits, problems: list[Problem]) -> Json:
         """Read the object (once) and return current(); append what stands in region's way.
 

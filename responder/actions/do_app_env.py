@@ -29,6 +29,7 @@ switching regions needs no rebuild. The plan's inspection reports the same refus
 from __future__ import annotations
 
 import copy
+import math
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -170,6 +171,16 @@ class AppEnv(Action):
             "value": self._value(app["spec"]),
             "deployed": self._deployed(app.get("active_deployment")),
         }
+
+    def digitalocean_calls(self) -> int:
+        """Read; read again, PUT the spec and find its deployment; poll it; read back.
+
+        The polls are bounded by the step's timeout: one every poll_interval_seconds.
+        """
+        timeout = self.config.timeout_seconds
+        waiting = timeout - min(VERIFY_RESERVE_SECONDS, timeout / 4)
+        polls = math.ceil(waiting / self.config.poll_interval_seconds) + 1
+        return 5 + polls
 
     def desired(self, region: str) -> Json:
         """The region's value (its name unless configured), in the spec and deployed."""

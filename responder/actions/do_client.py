@@ -9,6 +9,10 @@ because the operator chose api_url; the default is https), and no azure-core
 request logging. Many pydo
 operations hand back a 404 body instead of raising, so every call goes through
 call(), which looks at the HTTP status of each response.
+
+Every answer's ratelimit-* headers go to the process's Budget, and every request names
+its caller (do_budget.calling_as: a transition's lease holder and fencing token, or the
+plan); a plan read that would eat into the reserve is refused before it is sent.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from azure.core.pipeline import PipelineRequest, PipelineResponse
 from azure.core.pipeline.policies import RetryPolicy, SansIOHTTPPolicy
 
 from ddb_failover.config import ConfigError, DigitalOcean
+from responder.actions.do_budget import Budget, current_caller, spend
 from responder.actions.inspection import CREDENTIALS, MISSING, RATE_LIMITED
 from responder.model.errors import PermanentError, TemporaryError
 
@@ -42,6 +47,21 @@ class _BearerToken(SansIOHTTPPolicy):
 
     def on_request(self, request: PipelineRequest) -> None:
         request.http_request.headers["Authorization"] = self._header
+
+
+class _Budgeting(SansIOHTTPPolicy):
+    """Names the caller on each request; hands each answer's ratelimit-* headers to budget."""
+
+    def __init__(self, budget: Budget) -> None:
+        self._budget = budget
+
+    def on_request(self, request: PipelineRequest) -> None:
+        caller = current_caller()
+        if caller is not None:
+            request.http_request.headers.update(caller.headers())
+
+    def on_response(self, request: PipelineRequest, response: PipelineResponse) -> None:
+        self._budget.observe(response.http_response.headers)
 
 
 def retry_after_seconds(headers: Mapping[str, str], now: float | None = None) -> float | None:
@@ -92,10 +112,13 @@ def _with_status(pipeline_response: PipelineResponse, body: Any, _headers: Any) 
 class DOClient:
     """A pydo client with no retries, bounded timeouts and checked responses."""
 
-    def __init__(self, api_url: str, token: str, timeout_seconds: float) -> None:
+    def __init__(
+        self, api_url: str, token: str, timeout_seconds: float, budget: Budget | None = None
+    ) -> None:
         if not api_url.startswith(("https://", "http://")):
             raise ConfigError(f"digitalocean.api_url {api_url!r} must start with https://")
         self.api_url = api_url
+        self.budget = budget if budget is not None else Budget()
         self.pydo = pydo.Client(
             token,
             endpoint=api_url.rstrip("/"),
@@ -103,17 +126,23 @@ class DOClient:
             retry_policy=RetryPolicy.no_retries(),
             # azure-core logs every request's headers at INFO; our own log lines say what matters.
             http_logging_policy=SansIOHTTPPolicy(),
+            custom_hook_policy=_Budgeting(self.budget),
             connection_timeout=timeout_seconds,
             read_timeout=timeout_seconds,
         )
 
     @classmethod
-    def from_config(cls, config: DigitalOcean) -> DOClient:
+    def from_config(cls, config: DigitalOcean, budget: Budget | None = None) -> DOClient:
         """Build from the digitalocean config section; ConfigError when the token is unreadable."""
-        return cls(config.api_url, config.token.read(), config.timeout_seconds)
+        return cls(config.api_url, config.token.read(), config.timeout_seconds, budget)
 
     def call(self, what: str, operation: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """Run one pydo operation; its body on 2xx, else Temporary/PermanentError."""
+        """Run one pydo operation; its body on 2xx, else Temporary/PermanentError.
+
+        BudgetKept, before anything is sent, when the caller keeps a reserve this call would
+        eat into.
+        """
+        spend(self.budget, what)
         try:
             status, headers, body = operation(*args, cls=_with_status, **kwargs)
         except HttpResponseError as exc:

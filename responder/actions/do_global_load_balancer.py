@@ -65,6 +65,10 @@ class GlobalLoadBalancer(Action):
         """{"first_region": slug or None}, as the priorities are now."""
         return {"first_region": first_region(self._get()[1])}
 
+    def digitalocean_calls(self) -> int:
+        """Read, read again and PUT, read back."""
+        return 4
+
     def desired(self, region: str) -> Json:
         """The DigitalOcean region configured for region, first."""
         return {"first_region": self.config.values[region]}

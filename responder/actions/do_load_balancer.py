@@ -50,6 +50,11 @@ class LoadBalancer(Action):
         """{"tag": T} or {"droplet_ids": [...]}, as the load balancer is set now."""
         return lbs.target(lbs.get(self.client, self.name, self.config.load_balancer_id))
 
+    def digitalocean_calls(self) -> int:
+        """Read, read again (and list the tag's droplets: one page) and PUT, read back."""
+        tagged = any(target.tag is not None for target in self.config.values.values())
+        return 5 if tagged else 4
+
     def desired(self, region: str) -> Json:
         """The region's target."""
         return target_state(self.config.values[region])

@@ -27,6 +27,7 @@ TTL = "ttl"  # a DNS TTL above plan.max_ttl_seconds (a warning)
 NOT_WRITABLE = "not_writable"  # a file the action writes cannot be written
 NOT_EXECUTABLE = "not_executable"  # a command the action runs cannot be run
 RATE_LIMITED = "rate_limited"  # the API answered 429
+RATELIMIT = "ratelimit"  # DigitalOcean's API budget is low: under 3 times a failover's reserve
 UNREACHABLE = "unreachable"  # no usable answer now: timeout, refused connection, 5xx
 READINESS = "readiness"  # the region itself: canary unreadable, or data at risk over the RPO
 SITE = "site"  # the region's WordPress does not answer its health check as configured
@@ -39,6 +40,7 @@ KINDS = (
     NOT_WRITABLE,
     NOT_EXECUTABLE,
     RATE_LIMITED,
+    RATELIMIT,
     UNREACHABLE,
     READINESS,
     SITE,

@@ -31,6 +31,7 @@ from dataclasses import dataclass, replace
 from ddb_failover.config import Retry
 from ddb_failover.logs import kv
 from responder.actions.base import Action, StepOutcome, Transition, reconcile
+from responder.actions.do_budget import Caller, calling_as
 from responder.execute import approval as approvals
 from responder.model.backoff import backoff
 from responder.model.errors import PermanentError, TemporaryError
@@ -378,10 +379,13 @@ class Reconciler:
         if stray is not None and stray.is_alive():
             raise _StillRunning(f"{action.name}: the previous attempt has not returned yet")
         box: dict[str, object] = {}
+        # Its DigitalOcean calls name the holder and fencing token, and may spend the reserve.
+        caller = Caller(self.holder, fence=self._lease.token if self._lease else None)
 
         def run() -> None:
             try:
-                box["outcome"] = reconcile(action, transition)
+                with calling_as(caller):
+                    box["outcome"] = reconcile(action, transition)
             except BaseException as exc:
                 box["error"] = exc
 

@@ -7,6 +7,7 @@ DynamoDB) and, with regions[].site configured, the action "site" (its WordPress,
 problem kind `site`). It only
 reads, through what it is given; where the result goes is the caller's business.
 The evaluation is advisory: a decision re-checks readiness live when it is made.
+Its DigitalOcean reads keep a failover's reserve of the API budget (responder.plan.budget).
 """
 
 from __future__ import annotations
@@ -19,9 +20,11 @@ from typing import Any
 
 from ddb_failover.logs import kv
 from responder.actions.base import Action
+from responder.actions.do_budget import Budget, Caller, calling_as
 from responder.actions.inspection import ERROR, READINESS, SITE, Inspection, Limits, Problem
 from responder.decide.decision import Check, Readiness
 from responder.model.alerts import format_time
+from responder.plan import budget as budgets
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +63,7 @@ class Plan:
     duration_seconds: float
     active_region: str
     regions: tuple[RegionPlan, ...]
+    digitalocean: budgets.BudgetReport | None = None  # None: no DigitalOcean action
 
     @property
     def ready(self) -> bool:
@@ -75,6 +79,7 @@ class Plan:
             "active_region": self.active_region,
             "ready": self.ready,
             "regions": {r.region: r.to_json() for r in self.regions},
+            "digitalocean": self.digitalocean.to_json() if self.digitalocean else None,
         }
 
 
@@ -155,22 +160,42 @@ def evaluate(
     limits: Limits,
     clock: Callable[[], float] = time.time,
     timer: Callable[[], float] = time.monotonic,
+    budget: Budget | None = None,
+    evaluator: str = "",
 ) -> Plan:
-    """Inspect a move to every candidate region; reads only."""
+    """Inspect a move to every candidate region; reads only, keeping DigitalOcean's reserve.
+
+    budget is what DigitalOcean's answers said of the API budget (the actions' clients
+    tell it); evaluator names this evaluation in its DigitalOcean requests (plan:NAME).
+    """
     started, now = timer(), clock()
-    # Data at risk as if the active region failed now: its newest heartbeat seen there.
-    checks = {
-        region: readiness(Check(target=region, source=active, source_last_healthy=now))
-        for region in candidates(active, regions)
-    }
-    found = since_last_alive(checks, active, readiness, rpo_seconds, now)
-    planned = []
-    for region in candidates(active, regions):
-        inspections = [readiness_inspection(found[region], rpo_seconds)]
-        site = site_inspection(found[region])
-        if site is not None:
-            inspections.append(site)
-        inspections.extend(_inspect(action, region, limits) for action in actions)
-        kind = "failback" if region == regions[0] else "failover"
-        planned.append(RegionPlan(region, kind, tuple(inspections)))
-    return Plan(now, timer() - started, active, tuple(planned))
+    caller = Caller(f"plan:{evaluator}", reserve=budgets.reserve(actions))
+    with calling_as(caller):
+        # Data at risk as if the active region failed now: its newest heartbeat seen there.
+        checks = {
+            region: readiness(Check(target=region, source=active, source_last_healthy=now))
+            for region in candidates(active, regions)
+        }
+        found = since_last_alive(checks, active, readiness, rpo_seconds, now)
+        planned = []
+        for region in candidates(active, regions):
+            inspections = [readiness_inspection(found[region], rpo_seconds)]
+            site = site_inspection(found[region])
+            if site is not None:
+                inspections.append(site)
+            inspections.extend(_inspect(action, region, limits) for action in actions)
+            kind = "failback" if region == regions[0] else "failover"
+            planned.append(RegionPlan(region, kind, tuple(inspections)))
+    report = budgets.report(budget, caller) if caller.reserve else None
+    if report is not None and report.low:
+        planned = [_warned(p, report.problem(), actions) for p in planned]
+    return Plan(now, timer() - started, active, tuple(planned), report)
+
+
+def _warned(planned: RegionPlan, problem: Problem, actions: Sequence[Action]) -> RegionPlan:
+    """planned with problem on each DigitalOcean action's inspection."""
+    calling = {a.name for a in actions if a.digitalocean_calls()}
+    flagged = (
+        budgets.flagged(i, problem) if i.action in calling else i for i in planned.inspections
+    )
+    return replace(planned, inspections=tuple(flagged))

@@ -26,6 +26,7 @@ from pathlib import Path
 from ddb_failover.config import Config, ConfigError
 from ddb_failover.logs import kv
 from responder.actions.base import Action
+from responder.actions.do_budget import Budget
 from responder.actions.inspection import Limits
 from responder.model.errors import ActionError
 from responder.plan import plan as plans
@@ -93,6 +94,7 @@ class PlanSource:
     store: StateStore
     readiness: plans.ReadinessFn
     build_actions: Callable[[], Sequence[Action]]
+    budget: Budget | None = None  # what the actions' DigitalOcean answers said of the budget
     _actions: Sequence[Action] | None = field(default=None, repr=False)
 
     def active_region(self) -> str:
@@ -111,6 +113,8 @@ class PlanSource:
             self.readiness,
             settings.policy.rpo_seconds,
             Limits(max_ttl_seconds=settings.plan.max_ttl_seconds),
+            budget=self.budget,
+            evaluator=holder_name(),
         )
 
 

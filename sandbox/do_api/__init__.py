@@ -43,15 +43,25 @@ in progress; a deployment fault ends it in ``ERROR`` with the failed step's reas
 
 Control endpoints (no auth, JSON):
 
-- ``GET /_sandbox/requests[?since=SEQ]`` -> ``{"requests": [{"seq", "time", "method", "path",
-  "query", "operation", "status", "fault", "body"}]}``, oldest first (the last 10000 calls to
-  ``/v2``; body is the parsed JSON request body or null). ``DELETE`` clears it.
+- ``GET /_sandbox/requests[?since=SEQ]`` -> ``{"requests": [{"seq", "time", "started",
+  "ended", "holder", "fence", "method", "path", "query", "operation", "status", "fault",
+  "body"}]}``, in the order answered (the last 10000 calls to ``/v2``; ``started`` and
+  ``ended`` are UTC times to the microsecond, ``time`` is ``ended``; ``holder`` and ``fence``
+  are the ``X-DDB-Failover-Holder`` and ``X-DDB-Failover-Fence`` request headers, the lease
+  holder and its fencing token, or null; body is the parsed JSON request body or null).
+  ``DELETE`` clears it.
 - ``POST /_sandbox/faults`` adds a fault (201 ``{"fault": {...}}``), one of:
 
   - ``{"status": 401|403|422|429|500|503, "path_prefix": "/v2/..." (default "/v2/"),
     "method": "GET"|"POST"|"PUT"|"PATCH"|"DELETE" (default any), "retry_after": S (429 only,
     default 1), "message": M (default DigitalOcean's)}``: matching authorized calls get that
     status in DigitalOcean's error shape (429 with ``Retry-After`` and ``ratelimit-*``);
+  - ``{"delay_seconds": S (0 < S <= 600), "apply": "before"|"after"|"never" (default after),
+    "path_prefix": ..., "method": ...}``: matching authorized calls answer S seconds late.
+    ``before``: the change is made, then the delay, then the normal answer; ``after``: the
+    delay, then the change and the normal answer; ``never``: the delay, then 504
+    ``gateway_timeout`` and no change. A read just answers late (or 504 with ``never``). Other
+    calls are answered meanwhile; stopping the sandbox cuts delays short;
   - ``{"deployment": "ERROR", "phase": "BUILDING"|"DEPLOYING" (default DEPLOYING), "app_id":
     ID (default any app), "message": M}``: new deployments end in ``ERROR`` after that phase,
     the failed step carrying ``reason: {code, message}``;
@@ -59,10 +69,18 @@ Control endpoints (no auth, JSON):
   and lasts for ``"count": N`` matches, or ``"duration_seconds": S`` from now, or, with
   neither, until cleared. ``GET`` lists live faults (with ``count`` left or
   ``seconds_left``), ``DELETE`` drops them all.
+- ``GET /_sandbox/ratelimit`` -> ``{"per_hour", "per_minute", "used_last_hour",
+  "used_last_minute"}``; ``POST`` ``{"per_hour": N, "per_minute": M}`` (integers from 1; a field
+  left out is DigitalOcean's default) enforces those limits, the calls already counted still
+  counting; ``DELETE`` restores DigitalOcean's 5,000 an hour and 250 a minute and forgets the
+  calls counted. Every ``/v2`` answer carries ``ratelimit-limit``, ``ratelimit-remaining`` and
+  ``ratelimit-reset`` (:mod:`sandbox.do_api.ratelimit`); a call over a limit is answered 429
+  ``too_many_requests``, over the minute's with ``Retry-After``.
 - ``GET /_sandbox/violations`` -> ``{"violations": [{"time", "method", "path", "operation",
   "status", "problem"}]}``: responses of ours that failed the spec (empty when all is well).
 - ``GET /_sandbox/state`` dumps every object in API shapes; ``POST /_sandbox/state`` ``{}`` resets
-  to the startup seed, ``{"seed": {...}}`` to a new one; either clears faults and the request log.
+  to the startup seed, ``{"seed": {...}}`` to a new one; either clears faults and the request
+  log and restores the rate limits.
 
 The seed format and the default ddb-failover seed are in :mod:`sandbox.do_api.seed`.
 """

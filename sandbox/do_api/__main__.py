@@ -54,9 +54,13 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     spec.openapi()  # parse the spec before listening, so the first call is not slow
     log.info("msg=%s seconds=%.2f", '"OpenAPI description loaded"', time.monotonic() - started)
-    server = make_server(args.host, args.port, SandboxApp(seed, token), threaded=True)
+    app = SandboxApp(seed, token)
+    server = make_server(args.host, args.port, app, threaded=True)
     log.info("msg=listening url=http://%s:%d", args.host, server.server_port)
-    serve_until_stopped(server)
+    try:
+        serve_until_stopped(server)
+    finally:
+        app.stop()  # delayed calls end now; their threads are daemons, so none holds up exit
     return 0
 
 

@@ -16,7 +16,7 @@ from typing import Any
 from werkzeug.datastructures import Headers
 from werkzeug.wrappers import Request, Response
 
-from sandbox.do_api import faults, spec
+from sandbox.do_api import faults, ratelimit, spec
 from sandbox.do_api.errors import ApiError
 from sandbox.do_api.handlers import Call, handle
 from sandbox.do_api.seed import Seed
@@ -25,8 +25,12 @@ from sandbox.do_api.store import Store
 log = logging.getLogger("sandbox.do_api")
 
 JSON_TYPE = "application/json; charset=utf-8"
-RATE_LIMIT = 5000
 MAX_LOG = 10_000
+# Who sent a call, as a responder tells it, kept in the request log: the lease holder and its
+# fencing token, so that a checker can tell whether two holders ever wrote at once.
+HOLDER_HEADER = "X-DDB-Failover-Holder"
+FENCE_HEADER = "X-DDB-Failover-Fence"
+MAX_HEADER_KEPT = 200
 
 
 def _now() -> str:
@@ -39,13 +43,14 @@ class SandboxApp:
     def __init__(self, seed: Seed, token: str) -> None:
         self.seed = seed
         self.faults = faults.Faults()
+        self.ratelimit = ratelimit.RateLimiter()
         self.store = Store(seed, self.faults.take_deployment)
-        self._token = token.encode()
+        self._token = token
         self._lock = threading.Lock()
+        self._stopping = threading.Event()
         self._requests: collections.deque[dict[str, Any]] = collections.deque(maxlen=MAX_LOG)
         self._seq = 0
         self._violations: list[dict[str, Any]] = []
-        self._calls = 0
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         request = Request(environ)
@@ -59,6 +64,7 @@ class SandboxApp:
 
     def _api(self, request: Request) -> Response:
         started = time.monotonic()
+        started_at = _now()
         body_bytes = request.get_data(cache=True)
         call_request = spec.CallRequest(
             method=request.method,
@@ -76,21 +82,19 @@ class SandboxApp:
             route_error: spec.NoRoute | None = no_route
         else:
             route_error = None
-        if not self._authorized(request):
+        token = _bearer_token(request)
+        if not self._authorized(token):
+            budget = self.ratelimit.peek(token)
             response = self._error(401, "unauthorized", "Unable to authenticate you.")
+        elif not (budget := self.ratelimit.spend(token)).allowed:
+            response = self._error(429, "too_many_requests", "API Rate limit exceeded.")
         elif (fault := self.faults.take(request.path, request.method)) is not None:
-            response = self._fault(fault)
-        elif route_error is not None:
-            error_id = "not_found" if route_error.status == 404 else "method_not_allowed"
-            response = self._error(route_error.status, error_id, str(route_error))
+            response = self._faulted(fault, request, call_request, operation, route_error)
         else:
-            try:
-                response = self._answer(request, call_request, operation)
-            except Exception as error:  # a crash is the sandbox's bug: say so, keep serving
-                log.exception("msg=%s path=%s", '"sandbox crashed"', request.path)
-                response = self._violation(call_request, operation, 500, f"it crashed: {error!r}")
-        response = self._checked(call_request, operation, response)
-        self._record(request, operation, response.status_code, fault is not None)
+            response = self._normal(request, call_request, operation, route_error)
+        response = self._checked(call_request, operation, _budgeted(response, budget))
+        response = _budgeted(response, budget)  # again: a violation's 500 is a new answer
+        self._record(request, operation, response.status_code, fault is not None, started_at)
         log.info(
             "method=%s path=%s operation=%s status=%d duration_ms=%.1f",
             request.method,
@@ -101,13 +105,56 @@ class SandboxApp:
         )
         return response
 
-    def _authorized(self, request: Request) -> bool:
-        header = request.headers.get("Authorization", "")
-        scheme, _, token = header.partition(" ")
+    def _normal(
+        self,
+        request: Request,
+        call_request: spec.CallRequest,
+        operation: spec.Operation | None,
+        route_error: spec.NoRoute | None,
+    ) -> Response:
+        """The answer with no fault: a routing error, or the operation's."""
+        if route_error is not None:
+            error_id = "not_found" if route_error.status == 404 else "method_not_allowed"
+            return self._error(route_error.status, error_id, str(route_error))
+        try:
+            return self._answer(request, call_request, operation)
+        except Exception as error:  # a crash is the sandbox's bug: say so, keep serving
+            log.exception("msg=%s path=%s", '"sandbox crashed"', request.path)
+            return self._violation(call_request, operation, 500, f"it crashed: {error!r}")
+
+    def _faulted(
+        self,
+        fault: faults.Fault,
+        request: Request,
+        call_request: spec.CallRequest,
+        operation: spec.Operation | None,
+        route_error: spec.NoRoute | None,
+    ) -> Response:
+        """A fault's answer: an HTTP error, or the normal answer late (or 504 and no change)."""
+        if fault.delay_seconds is None:
+            return self._fault(fault)
+        if fault.apply == "before":
+            response = self._normal(request, call_request, operation, route_error)
+            self._delay(fault.delay_seconds)
+            return response
+        if not self._delay(fault.delay_seconds):
+            # Stopping: the sandbox goes away, and the delayed change with it.
+            return self._error(503, "service_unavailable", "The sandbox is stopping.")
+        if fault.apply == "never":
+            return self._error(504, *faults.TIMEOUT_BODY)
+        return self._normal(request, call_request, operation, route_error)
+
+    def _delay(self, seconds: float) -> bool:
+        """Wait seconds, on this request's thread only; False when the sandbox stops first."""
+        return not self._stopping.wait(seconds)
+
+    def stop(self) -> None:
+        """Cut every delay short, so that no delayed call holds up the sandbox's exit."""
+        self._stopping.set()
+
+    def _authorized(self, token: str) -> bool:
         # Constant-time: the sandbox should not teach timing leaks by example.
-        return scheme.lower() == "bearer" and hmac.compare_digest(
-            token.strip().encode(), self._token
-        )
+        return bool(token) and hmac.compare_digest(token.encode(), self._token.encode())
 
     def _answer(
         self, request: Request, call_request: spec.CallRequest, operation: spec.Operation | None
@@ -207,23 +254,27 @@ class SandboxApp:
             del response.headers["Content-Type"]
         else:
             response = Response(spec.json_bytes(payload), status=status, content_type=JSON_TYPE)
-        with self._lock:
-            self._calls += 1
-            remaining = RATE_LIMIT - self._calls % RATE_LIMIT
-        response.headers["ratelimit-limit"] = str(RATE_LIMIT)
-        response.headers["ratelimit-remaining"] = str(remaining)
-        response.headers["ratelimit-reset"] = str(int(time.time()) + 60)
         return response
 
     def _record(
-        self, request: Request, operation: spec.Operation | None, status: int, fault: bool
+        self,
+        request: Request,
+        operation: spec.Operation | None,
+        status: int,
+        fault: bool,
+        started: str,
     ) -> None:
+        ended = _now()
         with self._lock:
             self._seq += 1
             self._requests.append(
                 {
                     "seq": self._seq,
-                    "time": _now(),
+                    "time": ended,
+                    "started": started,
+                    "ended": ended,
+                    "holder": _header(request, HOLDER_HEADER),
+                    "fence": _header(request, FENCE_HEADER),
                     "method": request.method,
                     "path": request.path,
                     "query": request.args.to_dict(),
@@ -260,6 +311,14 @@ class SandboxApp:
             if route == ("DELETE", "/_sandbox/faults"):
                 self.faults.clear()
                 return _control_json(200, {"cleared": True})
+            if route == ("GET", "/_sandbox/ratelimit"):
+                return _control_json(200, self.ratelimit.view(self._token))
+            if route == ("POST", "/_sandbox/ratelimit"):
+                self.ratelimit.set(ratelimit.parse_limits(_control_body(request)))
+                return _control_json(200, self.ratelimit.view(self._token))
+            if route == ("DELETE", "/_sandbox/ratelimit"):
+                self.ratelimit.restore()
+                return _control_json(200, self.ratelimit.view(self._token))
             if route == ("GET", "/_sandbox/state"):
                 return _control_json(200, self.store.dump())
             if route == ("POST", "/_sandbox/state"):
@@ -281,9 +340,29 @@ class SandboxApp:
                 raise ValueError(f"invalid seed: {error}") from error
         self.store.reset(self.seed)
         self.faults.clear()
+        self.ratelimit.restore()
         with self._lock:
             self._requests.clear()
         return _control_json(200, self.store.dump())
+
+
+def _bearer_token(request: Request) -> str:
+    """The token of the request's bearer Authorization header; "" when it has none."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
+
+
+def _header(request: Request, name: str) -> str | None:
+    value = request.headers.get(name)
+    return None if value is None else value[:MAX_HEADER_KEPT]
+
+
+def _budgeted(response: Response, budget: ratelimit.Verdict) -> Response:
+    """response with the token's ratelimit-* headers, where a fault has not set its own."""
+    for name, value in budget.headers().items():
+        if name not in response.headers:
+            response.headers[name] = value
+    return response
 
 
 def _json_or_none(data: bytes) -> Any:

@@ -1,7 +1,11 @@
-"""Injected failures: HTTP errors on matching calls, and App Platform deployments that fail.
+"""Injected failures: HTTP errors or late answers on matching calls, and failing deployments.
 
 A fault lasts for its next `count` matches, for `duration_seconds` from when it was added,
 or, given neither, until it is cleared (DELETE /_sandbox/faults or a state reset).
+
+A delay fault answers `delay_seconds` late; its `apply` says what becomes of the call's change:
+made before the delay (`before`), after it (`after`), or never, the call then answering 504
+(`never`). With it a client's timeout can be made to fire after the write has landed.
 """
 
 from __future__ import annotations
@@ -30,17 +34,25 @@ DEPLOYMENT_FAILURES = {
         "Your deploy failed because your container did not pass its health checks.",
     ),
 }
+# What a delay fault's call answers when its change is never made: a gateway timed out.
+TIMEOUT_BODY = ("gateway_timeout", "The server did not answer in time.")
+APPLY = ("before", "after", "never")
+MAX_DELAY_SECONDS = 600
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
-_HTTP_FIELDS = {"status", "message", "retry_after", "path_prefix", "method"}
+_MATCH_FIELDS = {"path_prefix", "method"}
+_HTTP_FIELDS = {"status", "message", "retry_after"} | _MATCH_FIELDS
+_DELAY_FIELDS = {"delay_seconds", "apply"} | _MATCH_FIELDS
 _DEPLOYMENT_FIELDS = {"deployment", "phase", "message", "app_id"}
 _LIFETIME_FIELDS = {"count", "duration_seconds"}
 
 
 @dataclass(frozen=True)
 class Fault:
-    """One injected failure: an HTTP status (status) or a failing deployment (phase)."""
+    """One injected failure: an HTTP status, a late answer or a failing deployment."""
 
     status: int | None = None
+    delay_seconds: float | None = None
+    apply: str | None = None  # for a delay: when the call's change is made (APPLY)
     phase: str | None = None
     message: str | None = None
     count: int | None = None  # matches left; None: no limit by count
@@ -87,6 +99,18 @@ def _message(body: dict[str, Any]) -> str | None:
     return message
 
 
+def _call_fault(body: dict[str, Any], now: float, **what: Any) -> Fault:
+    """A fault on calls (an HTTP error or a delay): which calls and how long, from body."""
+    prefix = body.get("path_prefix", "/v2/")
+    if not isinstance(prefix, str) or not prefix.startswith("/"):
+        raise ValueError(f"path_prefix must be a path starting with '/', got {prefix!r}")
+    method = body.get("method")
+    if method is not None and method not in METHODS:
+        raise ValueError(f"method must be one of {list(METHODS)}, got {method!r}")
+    count, until = _lifetime(body, now)
+    return Fault(path_prefix=prefix, method=method, count=count, until=until, **what)
+
+
 def _http_fault(body: dict[str, Any], now: float) -> Fault:
     status = body.get("status")
     if status not in HTTP_STATUSES:
@@ -99,22 +123,23 @@ def _http_fault(body: dict[str, Any], now: float) -> Fault:
             raise ValueError(f"retry_after must be a non-negative integer, got {retry_after!r}")
     elif status == 429:
         retry_after = 1
-    prefix = body.get("path_prefix", "/v2/")
-    if not isinstance(prefix, str) or not prefix.startswith("/"):
-        raise ValueError(f"path_prefix must be a path starting with '/', got {prefix!r}")
-    method = body.get("method")
-    if method is not None and method not in METHODS:
-        raise ValueError(f"method must be one of {list(METHODS)}, got {method!r}")
-    count, until = _lifetime(body, now)
-    return Fault(
-        status=status,
-        message=_message(body),
-        count=count,
-        until=until,
-        retry_after=retry_after,
-        path_prefix=prefix,
-        method=method,
-    )
+    return _call_fault(body, now, status=status, message=_message(body), retry_after=retry_after)
+
+
+def _delay_fault(body: dict[str, Any], now: float) -> Fault:
+    delay = body["delay_seconds"]
+    if (
+        not isinstance(delay, int | float)
+        or isinstance(delay, bool)
+        or not 0 < delay <= MAX_DELAY_SECONDS
+    ):
+        raise ValueError(
+            f"delay_seconds must be a number above 0 and at most {MAX_DELAY_SECONDS}, got {delay!r}"
+        )
+    apply = body.get("apply", "after")
+    if apply not in APPLY:
+        raise ValueError(f"apply must be one of {list(APPLY)}, got {apply!r}")
+    return _call_fault(body, now, delay_seconds=float(delay), apply=apply)
 
 
 def _deployment_fault(body: dict[str, Any], now: float) -> Fault:
@@ -130,18 +155,30 @@ def _deployment_fault(body: dict[str, Any], now: float) -> Fault:
     return Fault(phase=phase, message=_message(body), count=count, until=until, app_id=app_id)
 
 
+# Each kind of fault: the field that names it -> (the fields it takes, its parser).
+_KINDS: dict[str, tuple[set[str], Callable[[dict[str, Any], float], Fault]]] = {
+    "status": (_HTTP_FIELDS, _http_fault),
+    "delay_seconds": (_DELAY_FIELDS, _delay_fault),
+    "deployment": (_DEPLOYMENT_FIELDS, _deployment_fault),
+}
+
+
 def parse_fault(body: Any, now: float | None = None) -> Fault:
     """A Fault from the control endpoint's JSON; ValueError naming the bad field."""
     if not isinstance(body, dict):
         raise ValueError("body must be a JSON object")
     now = time.monotonic() if now is None else now
-    if ("status" in body) == ("deployment" in body):
-        raise ValueError('set exactly one of "status" (an HTTP fault) or "deployment"')
-    allowed = _LIFETIME_FIELDS | (_HTTP_FIELDS if "status" in body else _DEPLOYMENT_FIELDS)
-    unknown = set(body) - allowed
+    kinds = [kind for kind in _KINDS if kind in body]
+    if len(kinds) != 1:
+        raise ValueError(
+            'set exactly one of "status" (an HTTP error), "delay_seconds" (a late answer) '
+            'or "deployment" (a failing deployment)'
+        )
+    fields, parse = _KINDS[kinds[0]]
+    unknown = set(body) - _LIFETIME_FIELDS - fields
     if unknown:
         raise ValueError(f"unknown field(s) {sorted(unknown)}")
-    return _http_fault(body, now) if "status" in body else _deployment_fault(body, now)
+    return parse(body, now)
 
 
 class Faults:
@@ -157,10 +194,10 @@ class Faults:
             self._pending.append(fault)
 
     def take(self, path: str, method: str) -> Fault | None:
-        """Consume one call's worth of the first live HTTP fault matching the call, if any."""
+        """Consume one call's worth of the first live HTTP or delay fault matching the call."""
         return self._take(
             lambda f: (
-                f.status is not None
+                f.phase is None
                 and path.startswith(f.path_prefix)
                 and f.method in (None, method.upper())
             )

@@ -8,9 +8,9 @@ import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
@@ -59,28 +59,6 @@ class PlanWatch:
             except OSError:
                 continue  # a busy moment; the next sample counts
             self.samples.append((time.time(), plan))
-
-
-def small_stack(
-    directory: Path,
-    proc: subprocess.Popen[bytes],
-    needed: tuple[str, ...],
-    view: type[View],
-    what: str,
-) -> View:
-    """Wait until the components in needed of a stack started with --only are up."""
-
-    def up() -> View | None:
-        if proc.poll() is not None:
-            raise RuntimeError((directory / "sandbox-up.log").read_text()[-3000:])
-        if not (directory / "stack.json").exists():
-            return None
-        loaded = StackView.load(directory)
-        if not all(name in loaded.urls for name in needed):
-            return None
-        return view(loaded.dir, loaded.urls, loaded.token)
-
-    return wait_until(up, 180, 0.5, what)
 
 
 @dataclass
@@ -330,6 +308,34 @@ class E2EStack(StackView):
             if line.startswith("DYNAMODB_REGION="):
                 return line.split("=", 1)[1].strip('"')
         return None
+
+
+@contextmanager
+def small_stack(
+    factory: pytest.TempPathFactory,
+    needed: Sequence[str],
+    *options: str,
+    only: Sequence[str] = (),
+) -> Iterator[StackView]:
+    """A stack of the needed components only (and what they need), up; stopped at the end.
+
+    only names what to start when that differs from what must be up (sites come with the glb).
+    """
+    directory = factory.mktemp("small-stack")
+    proc = start_stack(directory, "--only", ",".join(only or needed), *options)
+    try:
+
+        def up() -> StackView | None:
+            if proc.poll() is not None:
+                raise RuntimeError((directory / "sandbox-up.log").read_text()[-3000:])
+            if not (directory / "stack.json").exists():
+                return None
+            view = StackView.load(directory)
+            return view if all(name in view.urls for name in needed) else None
+
+        yield wait_until(up, 180, 0.5, f"a stack of {', '.join(needed)}")
+    finally:
+        stop_process(proc, grace=60)
 
 
 @pytest.fixture(scope="session")

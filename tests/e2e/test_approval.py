@@ -11,9 +11,7 @@ from typing import Any
 
 import pytest
 
-from sandbox.demo import start_stack
 from sandbox.net import wait_until
-from sandbox.stack import stop_process
 from sandbox.watch import StackView, http_json
 from tests.e2e.conftest import PRIMARY, SECONDARY, small_stack
 from tests.responder.weblib import alert, http, payload
@@ -56,14 +54,9 @@ class Approvals(StackView):
 
 @pytest.fixture(scope="module")
 def approvals(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Approvals]:
-    directory = tmp_path_factory.mktemp("approval-stack")
-    proc = start_stack(
-        directory, "--only", ",".join(NEEDED), "--approval", "failover", "--min-dwell-seconds", "0"
-    )
-    try:
-        yield small_stack(directory, proc, NEEDED, Approvals, "the approval stack")
-    finally:
-        stop_process(proc, grace=60)
+    options = ("--approval", "failover", "--min-dwell-seconds", "0")
+    with small_stack(tmp_path_factory, NEEDED, *options) as view:
+        yield Approvals(view.dir, view.urls, view.token)
 
 
 def test_a_failover_waits_for_a_yes_then_acts_and_tells_each_step(approvals: Approvals) -> None:

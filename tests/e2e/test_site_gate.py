@@ -17,9 +17,7 @@ from typing import Any
 import pytest
 
 from sandbox.components.sites import SITE_HOST
-from sandbox.demo import start_stack
 from sandbox.net import wait_until
-from sandbox.stack import stop_process
 from sandbox.watch import StackView, http_json
 from tests.conftest import sandbox_chaos
 from tests.e2e.conftest import small_stack
@@ -69,20 +67,16 @@ class Gate(StackView):
 
 @pytest.fixture(scope="module")
 def gate(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gate]:
-    directory = tmp_path_factory.mktemp("gate-stack")
     regions = ",".join((EAST, WEST, SOUTH))
-    proc = start_stack(
-        directory,
-        *("--regions", regions, "--only", "responder,exporter,glb"),
-        *("--min-dwell-seconds", str(DWELL_SECONDS), "--plan-interval-seconds", "2"),
-    )
-    try:
-        stack = small_stack(directory, proc, NEEDED, Gate, "the three-region stack")
+    options = ("--regions", regions, "--min-dwell-seconds", str(DWELL_SECONDS))
+    only = ("responder", "exporter", "glb")
+    with small_stack(
+        tmp_path_factory, NEEDED, *options, "--plan-interval-seconds", "2", only=only
+    ) as view:
+        stack = Gate(view.dir, view.urls, view.token)
         # Heartbeats replicated everywhere: every candidate ready, by the plan.
         wait_until(lambda: stack.plan()["ready"], 60, 0.5, "a ready plan")
         yield stack
-    finally:
-        stop_process(proc, grace=60)
 
 
 def test_every_candidate_site_dead_blocks_naming_each_answer(gate: Gate) -> None:

@@ -19,6 +19,7 @@ from responder.actions import aws_client, registry
 from responder.actions.do_dns_record import relative_name
 from responder.actions.inspection import Limits
 from responder.decide.readiness import ReadinessChecker
+from responder.plan.budget import reserve
 from responder.plan.plan import evaluate
 from sandbox.regions import create_table
 from tests.config.test_examples import TOPOLOGIES
@@ -31,6 +32,7 @@ DOC = REPO / "docs" / "plan.md"
 DO_REGION = "nyc3"
 FIRST_DROPLET_ID = 3164444
 TOKEN_ENV = "DDB_TEST_PLAN_DO_TOKEN"
+DO_HOURLY_LIMIT = 5000
 
 
 @pytest.fixture(scope="module")
@@ -166,12 +168,19 @@ def aws_calls(moto: Moto, since: int) -> dict[str, int]:
     return counts
 
 
-def documented() -> dict[str, tuple[int, int, int]]:
+def doc_table(heading: str) -> dict[str, tuple[int, ...]]:
+    """The numbers of each example's row in the table under heading in docs/plan.md."""
+    section = DOC.read_text().split(f"\n## {heading}\n", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| `(examples/[\w.-]+)` \|((?: [\d,]+ \|)+)$", section, re.M)
+    return {
+        name: tuple(int(n.replace(",", "")) for n in cells.split("|") if n.strip())
+        for name, cells in rows
+    }
+
+
+def documented() -> dict[str, tuple[int, ...]]:
     """docs/plan.md's table: example -> (DigitalOcean, AWS action, DynamoDB) calls."""
-    rows = re.findall(
-        r"^\| `(examples/[\w.-]+)` \| (\d+) \| (\d+) \| (\d+) \|", DOC.read_text(), re.M
-    )
-    return {name: (int(do), int(aws), int(reads)) for name, do, aws, reads in rows}
+    return doc_table("API calls per evaluation")
 
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=[p.name for p in EXAMPLES])
@@ -213,7 +222,15 @@ def test_calls_per_evaluation_are_what_docs_plan_md_says(
     per_candidate = (do_calls, sum(counts.values()), reads)
     expected = tuple(n // candidates for n in per_candidate)
     assert documented().get(f"examples/{example.name}") == expected
+    # The budget: the reserve, when the plan warns, and how long one token lasts.
+    keep = reserve(actions)
+    assert plan.digitalocean is not None and plan.digitalocean.calls == do_calls
+    hourly = do_calls * round(3600 / config.responder.plan.interval_seconds)
+    replicas = (DO_HOURLY_LIMIT - 3 * keep) // hourly
+    budget = (do_calls, keep, 3 * keep, hourly, replicas)
+    assert doc_table("DigitalOcean's API budget").get(f"examples/{example.name}") == budget
 
 
 def test_docs_plan_md_has_a_row_for_every_example_and_no_other() -> None:
     assert sorted(documented()) == [f"examples/{p.name}" for p in EXAMPLES]
+    assert sorted(doc_table("DigitalOcean's API budget")) == sorted(documented())

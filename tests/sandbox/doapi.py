@@ -37,10 +37,15 @@ class Server:
     log: Path
 
     def call(
-        self, method: str, path: str, body: Any = None, token: str | None = "default"
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        token: str | None = "default",
+        headers: dict[str, str] | None = None,
     ) -> tuple[int, dict[str, str], Any]:
         """A raw HTTP call: (status, headers, parsed JSON body or None)."""
-        headers = {"Content-Type": "application/json"}
+        headers = {"Content-Type": "application/json", **(headers or {})}
         if token is not None:
             headers["Authorization"] = f"Bearer {self.token if token == 'default' else token}"
         data = None if body is None else json.dumps(body).encode()

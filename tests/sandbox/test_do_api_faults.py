@@ -101,6 +101,15 @@ def test_a_fault_can_hit_one_method_only(server: Server) -> None:
         ({"deployment": "ERROR", "phase": "PENDING_BUILD"}, "phase must be one of"),
         ({"deployment": "ERROR", "retry_after": 1}, "unknown field(s) ['retry_after']"),
         ({"status": 403, "phase": "BUILDING"}, "unknown field(s) ['phase']"),
+        ({"delay_seconds": 0}, "delay_seconds must be a number above 0 and at most 600, got 0"),
+        ({"delay_seconds": 601}, "delay_seconds must be a number above 0 and at most 600"),
+        ({"delay_seconds": "5"}, "delay_seconds must be a number above 0"),
+        ({"delay_seconds": True}, "delay_seconds must be a number above 0"),
+        ({"delay_seconds": 1, "apply": "later"}, "apply must be one of ['before', 'after', "),
+        ({"delay_seconds": 1, "status": 503}, 'set exactly one of "status"'),
+        ({"delay_seconds": 1, "message": "x"}, "unknown field(s) ['message']"),
+        ({"status": 503, "apply": "never"}, "unknown field(s) ['apply']"),
+        ({"delay_seconds": 1, "method": "TRACE"}, "method must be one of"),
     ],
 )
 def test_faults_are_checked(server: Server, fault: dict[str, Any], message: str) -> None:
@@ -123,3 +132,17 @@ def test_faults_expire_on_the_injected_clock() -> None:
     now[0] = 110.0
     assert faults.take("/v2/droplets", "GET") is None
     assert faults.pending() == []
+
+
+def test_a_delay_fault_lists_its_delay_and_when_its_change_is_made(server: Server) -> None:
+    fault = {"delay_seconds": 2.5, "method": "PUT", "count": 2}
+    added = server.control("POST", "faults", fault)["fault"]
+    assert added == {
+        "delay_seconds": 2.5,
+        "apply": "after",
+        "method": "PUT",
+        "path_prefix": "/v2/",
+        "count": 2,
+    }
+    assert status_of(server, "GET") == 200  # a GET is not a PUT: no delay, the fault untouched
+    assert server.control("GET", "faults")["faults"] == [added]
