@@ -33,6 +33,12 @@ ROUTES = [
     ("alertname=FailoverAwaitingApproval severity=critical transition=t-1", "pagerduty"),
     ("alertname=FailoverSplitState severity=critical action=www region=us-east-1", "pagerduty"),
     ("alertname=FailoverStateStoreDown severity=critical instance=r1", "pagerduty"),
+    # A replica disabled or inaccessible pages (DynamoDB removes it after 20 hours); the
+    # responder cannot fix it. One being changed only warns.
+    ("alertname=DynamoDBReplicaNotActive severity=critical region=us-east-2 table=posts "
+     "status=REGION_DISABLED", "pagerduty"),
+    ("alertname=DynamoDBReplicaNotActive severity=warning region=us-east-2 table=posts "
+     "status=UPDATING", "null"),
     # Warnings reach no one (Alertmanager UI and Grafana only).
     ("alertname=DynamoDBRegionDegraded severity=warning region=us-east-1 table=posts", "null"),
     # A plan that would not pass is a ticket: never the pager, never the responder's webhook.
