@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -18,35 +18,14 @@ from ddb_failover import heartbeat
 from ddb_failover.config import Config
 from exporter.tables import Description, TableStates, parse
 from sandbox.net import wait_until
-from sandbox.quorum import StrongMembers, start_members
+from sandbox.quorum import StrongMembers
+from tests.conftest import STRONG_REGIONS, WITNESS
 from tests.exporter.exporterlib import CANARY, TABLE, config_for, scrape, value
 from tests.exporter.test_exporter_metrics_report import parsed
 
 pytestmark = pytest.mark.slow
-EAST, EAST2, WITNESS = "us-east-1", "us-east-2", "us-west-2"
+EAST, EAST2 = STRONG_REGIONS
 DESCRIBE_INTERVAL = 0.5
-
-
-@pytest.fixture(scope="module")
-def members(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StrongMembers]:
-    started = start_members([EAST, EAST2], WITNESS, [TABLE], CANARY, tmp_path_factory.mktemp("s"))
-    yield started
-    started.close()
-
-
-@pytest.fixture
-def strong(members: StrongMembers) -> Iterator[StrongMembers]:
-    """The shared members, mended after the test."""
-    yield members
-    for name, region in members.all.items():
-        region.resume()
-        if name in members.regions:
-            members.coordinator.set_status(name, "ACTIVE")
-    wait_until(
-        lambda: set(members.coordinator.available()) == set(members.all),
-        10,
-        message="every member back",
-    )
 
 
 def strong_config(members: StrongMembers, **exporter: Any) -> Config:
@@ -54,22 +33,21 @@ def strong_config(members: StrongMembers, **exporter: Any) -> Config:
     return config_for(list(members.regions.values()), **settings)
 
 
-def statuses(samples: dict[Any, float]) -> dict[tuple[str, str], float]:
+def labelled(samples: dict[Any, float], name: str, *keys: str) -> dict[tuple[str, ...], float]:
+    """The samples of metric name, by the values of the labels keys."""
     return {
-        (labels["region"], labels["status"]): found
-        for (name, frozen), found in samples.items()
-        if name == "dynamodb_replica_status"
-        for labels in [dict(frozen)]
+        tuple(dict(labels)[key] for key in keys): found
+        for (sample, labels), found in samples.items()
+        if sample == name
     }
 
 
-def info(samples: dict[Any, float]) -> dict[tuple[str, str], float]:
-    return {
-        (labels["consistency"], labels["witness_region"]): found
-        for (name, frozen), found in samples.items()
-        if name == "dynamodb_table_info"
-        for labels in [dict(frozen)]
-    }
+def statuses(samples: dict[Any, float]) -> dict[tuple[str, ...], float]:
+    return labelled(samples, "dynamodb_replica_status", "region", "status")
+
+
+def info(samples: dict[Any, float]) -> dict[tuple[str, ...], float]:
+    return labelled(samples, "dynamodb_table_info", "consistency", "witness_region")
 
 
 def test_strong_table_info_and_replica_statuses(

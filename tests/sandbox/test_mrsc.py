@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import re
 import urllib.request
-from collections.abc import Iterator
 from datetime import datetime
 from functools import partial
 from pathlib import Path
@@ -21,45 +20,11 @@ from botocore.exceptions import ClientError
 
 from sandbox.net import wait_until
 from sandbox.quorum import StrongMembers, check_members, replica_statuses, start_members
-from tests.conftest import CANARY_KEY, CANARY_VALUE
+from tests.conftest import CANARY_KEY, CANARY_VALUE, STRONG_REGIONS, WITNESS
 
 TABLE = "wordpress_posts"
-EAST, EAST2, WITNESS = "us-east-1", "us-east-2", "us-west-2"
+EAST, EAST2 = STRONG_REGIONS
 MODEL = botocore.session.get_session().get_service_model("dynamodb")
-
-
-@pytest.fixture(scope="module")
-def members(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StrongMembers]:
-    started = start_members(
-        [EAST, EAST2], WITNESS, [TABLE], {"key": CANARY_KEY, "value": CANARY_VALUE},
-        tmp_path_factory.mktemp("strong"),
-    )  # fmt: skip
-    yield started
-    started.close()
-
-
-@pytest.fixture
-def strong(members: StrongMembers) -> Iterator[StrongMembers]:
-    """The shared members, mended after the test whatever it did to them."""
-    yield members
-    for name, region in members.all.items():
-        if region.pid is None:
-            region.start()
-            if not region.witness:
-                members.coordinator.rejoin(name)
-        else:
-            region.resume()
-        members.replicator.resume_into(name)
-    for name in members.regions:
-        members.coordinator.set_status(name, "ACTIVE")
-    wait_until(
-        lambda: (
-            set(members.coordinator.available()) == set(members.all)
-            and all(members.coordinator.has_quorum(name) for name in members.regions)
-        ),
-        15,
-        message="every member back, every replica in its quorum",
-    )
 
 
 def key(value: str) -> dict[str, Any]:
