@@ -143,6 +143,8 @@ class ExporterConfig(Strict):
     interval_seconds: Seconds = 5.0
     timeout_seconds: Seconds = 2.0
     probes: tuple[Probe, ...] = ("read", "write", "replication")
+    # How often each table's DescribeTable is read (consistency mode, replica statuses).
+    describe_interval_seconds: Seconds = 300.0
 
     @model_validator(mode="after")
     def _timeout_fits_interval(self) -> ExporterConfig:

@@ -26,6 +26,15 @@ alert. The lag series appears once a first heartbeat from that source has
 been seen. Heartbeats are written once per interval, so the lag reads between
 the true replication delay and that delay plus one interval.
 
+A ``ReplicatedWriteConflictException`` from a write (a multi-Region strongly
+consistent table: another region was writing the heartbeat item) is retried once
+and is no failure either way: the region answered after consulting its peers.
+
+Beside the probes, never on their path, each table's DescribeTable is read every
+``exporter.describe_interval_seconds`` (exporter/tables.py):
+``dynamodb_table_info{consistency, witness_region}`` and
+``dynamodb_replica_status{region, status}``, 1 for the current values only.
+
 The scheduler owns the deadline: a probe with no answer within
 ``exporter.timeout_seconds`` is a ``timeout`` failure at that moment; a probe
 still hung a round later counts another timeout and is not launched twice.

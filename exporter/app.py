@@ -14,6 +14,7 @@ from exporter.metrics import ProbeMetrics
 from exporter.probes import PROBERS, Target
 from exporter.scheduler import Lane, Scheduler
 from exporter.server import MetricsServer
+from exporter.tables import Describer, TableStates
 
 
 def _version() -> str:
@@ -49,14 +50,18 @@ class Exporter:
             live = CollectorRegistry()
             ProcessCollector(registry=live)
             PlatformCollector(registry=live)
-        self.exposition = Exposition(self.metrics.render, live)
+        self.tables = TableStates(settings.vantage, self.registry)
+        self.exposition = Exposition(lambda: self.metrics.render() + self.tables.render(), live)
         session = make_session(credentials)
         gate = Gate()
         lanes_per_region = len(config.tables) * len(settings.probes)
         lanes: list[Lane] = []
+        clients = {}
         for region in config.regions:
-            client = make_client(session, region, settings.timeout_seconds, lanes_per_region)
+            # One more connection for the describer (exporter/tables.py).
+            client = make_client(session, region, settings.timeout_seconds, lanes_per_region + 1)
             gate.attach(client)
+            clients[region.name] = client
             peers = tuple(name for name in config.region_names if name != region.name)
             for table in config.tables:
                 target = Target(
@@ -77,6 +82,9 @@ class Exporter:
             on_round=self.exposition.refresh,
             gate=gate,
         )
+        self.describer = Describer(
+            self.tables, config.tables, clients, settings.describe_interval_seconds, gate
+        )
         self.server: MetricsServer | None = None
 
     def serve(self, listen: str | None = None) -> MetricsServer:
@@ -87,11 +95,13 @@ class Exporter:
         return self.server
 
     def start(self) -> None:
-        """Start probing in the background."""
+        """Start probing and describing the tables in the background."""
         self.scheduler.start()
+        self.describer.start()
 
     def close(self) -> None:
-        """Stop probing and serving."""
+        """Stop probing, describing and serving."""
+        self.describer.stop()
         self.scheduler.stop()
         if self.server is not None:
             self.server.shutdown()

@@ -7,13 +7,19 @@ written_at of each source region's heartbeat it found.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from ddb_failover import heartbeat
-from exporter.reasons import NOT_FOUND, THROTTLED, ProbeError
+from ddb_failover.logs import kv
+from exporter.reasons import NOT_FOUND, THROTTLED, WRITE_CONFLICT, ProbeError, error_code
+
+log = logging.getLogger("exporter.probes")
 
 
 @dataclass(frozen=True)
@@ -50,9 +56,22 @@ def probe_read(target: Target) -> Mapping[str, float]:
 
 
 def probe_write(target: Target) -> Mapping[str, float]:
-    """Write this region's heartbeat item."""
-    item = heartbeat.item(target.canary_key, target.region, target.clock(), target.vantage)
-    target.client.put_item(TableName=target.table, Item=item)
+    """Write this region's heartbeat item.
+
+    ReplicatedWriteConflictException (a multi-Region strongly consistent table: another
+    region was writing the same item) is no failure: the region answered, after
+    consulting its peers. It is safe to retry, and retried once so the heartbeat
+    usually lands; a second conflict still counts as success.
+    """
+    for attempt in range(2):
+        item = heartbeat.item(target.canary_key, target.region, target.clock(), target.vantage)
+        try:
+            target.client.put_item(TableName=target.table, Item=item)
+            return {}
+        except ClientError as exc:
+            if error_code(exc) != WRITE_CONFLICT:
+                raise
+            log.debug(kv(msg="write conflict", region=target.region, attempt=attempt + 1))
     return {}
 
 

@@ -44,6 +44,9 @@ _DENIED_CODES = frozenset(
     }
 )
 _NOT_FOUND_CODES = frozenset({"ResourceNotFoundException", "TableNotFoundException"})
+# A multi-Region strongly consistent table refused a write because another region was
+# writing the same item: retry-safe, and proof that the region answered (exporter/probes.py).
+WRITE_CONFLICT = "ReplicatedWriteConflictException"
 
 
 class ProbeError(Exception):

@@ -11,9 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ddb_failover import logs
-from sandbox.control import send_chaos
-
-CHAOS_OPS = ("pause", "resume", "stop", "start", "slow", "fast", "restart", "site-down", "site-up")
+from sandbox.control import CHAOS_OPS, send_chaos
 
 
 def _csv(value: str) -> list[str]:
@@ -31,6 +29,20 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--regions", type=_csv, help="region names, primary first")
     up.add_argument("--tables", type=_csv, help="table names")
     up.add_argument("--replication-delay-ms", type=int, default=500)
+    up.add_argument(
+        "--consistency",
+        choices=("eventual", "strong"),
+        default="eventual",
+        help="the tables' multi-Region consistency; strong needs three members",
+    )
+    up.add_argument(
+        "--witness", help="with --consistency strong and two regions: the witness's region"
+    )
+    up.add_argument(
+        "--describe-interval-seconds",
+        type=float,
+        help="exporter.describe_interval_seconds (default 10 in the sandbox)",
+    )
     up.add_argument(
         "--profile",
         choices=("shipped", "fast"),
@@ -77,7 +89,10 @@ def build_parser() -> argparse.ArgumentParser:
     chaos.add_argument("--dir", required=True, type=Path)
     chaos.add_argument("region", help="a region's name, or `responder` (op restart)")
     chaos.add_argument("op", choices=CHAOS_OPS)
-    chaos.add_argument("--delay-ms", type=int, help="latency to add, with slow")
+    chaos.add_argument("status", nargs="?", help="with replica-status: e.g. REGION_DISABLED")
+    chaos.add_argument(
+        "--delay-ms", type=int, help="latency to add (slow), or replication delay into the region"
+    )
 
     sub.add_parser("demo", help="start everything and show an outage, failover and failback")
     return parser
@@ -88,11 +103,12 @@ def up(args: argparse.Namespace) -> int:
     import sandbox.components.catalog  # noqa: F401  (registers the components)
     from sandbox import control
     from sandbox.components import responder, sites
-    from sandbox.components.regions import chaos
+    from sandbox.components.regions import chaos, check_options
     from sandbox.stack import Stack, plan, start
 
     try:
         order = plan(args.only)
+        check_options(vars(args))
     except ValueError as exc:
         print(f"sandbox up: {exc}", file=sys.stderr)
         return 2
@@ -129,11 +145,16 @@ def up(args: argparse.Namespace) -> int:
 def chaos_command(args: argparse.Namespace) -> int:
     """Break or mend one region."""
     request: dict[str, Any] = {"region": args.region, "op": args.op}
-    if args.op == "slow":
+    if args.op in ("slow", "replication-delay"):
         if args.delay_ms is None:
-            print("sandbox chaos: slow needs --delay-ms N", file=sys.stderr)
+            print(f"sandbox chaos: {args.op} needs --delay-ms N", file=sys.stderr)
             return 2
         request["delay_ms"] = args.delay_ms
+    if args.op == "replica-status":
+        if args.status is None:
+            print("sandbox chaos: replica-status needs a STATUS", file=sys.stderr)
+            return 2
+        request["status"] = args.status
     try:
         result = send_chaos(args.dir, request)
     except RuntimeError as exc:

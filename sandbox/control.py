@@ -15,6 +15,14 @@ from sandbox.jsonhttp import JsonHandler
 
 Handler = Callable[[dict[str, Any]], dict[str, Any]]
 
+# What `python -m sandbox chaos REGION OP` can do: to the region's process, to
+# replication into it, to what DescribeTable reports for it (STRONG tables only),
+# and `responder restart`.
+REGION_OPS = ("pause", "resume", "stop", "start", "slow", "fast")
+REPLICATION_OPS = ("replication-pause", "replication-resume", "replication-delay")
+REGION_CHAOS = (*REGION_OPS, *REPLICATION_OPS, "replica-status")
+CHAOS_OPS = (*REGION_CHAOS, "restart", "site-down", "site-up")
+
 
 def serve(handle: Handler, host: str = "127.0.0.1") -> tuple[ThreadingHTTPServer, str]:
     """Serve POST /chaos on a free port in a daemon thread; return the server and its URL."""

@@ -3,6 +3,10 @@
 Run as ``python -m sandbox.region_server --port P``. ``POST /_sandbox/delay?ms=N``
 sets the latency added before every request is answered; ``GET /_sandbox/delay``
 reads it. SIGSTOP on this process is a black hole, killing it a refused connection.
+
+With ``--strong-tables T,... --region R --coordinator URL`` those tables answer as
+region R of a multi-Region strongly consistent table (sandbox/mrsc_adapter.py);
+with ``--witness`` the server is that table's witness.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from werkzeug.serving import make_server
@@ -53,11 +57,21 @@ class LatencyMiddleware:
         return [json.dumps({"delay_ms": self.delay_ms}).encode()]
 
 
-def build_app() -> LatencyMiddleware:
-    """moto's multi-service WSGI app wrapped in the latency knob."""
+def build_app(
+    region: str = "",
+    strong_tables: Sequence[str] = (),
+    coordinator_url: str = "",
+    witness: bool = False,
+) -> LatencyMiddleware:
+    """moto's multi-service WSGI app, as a region of STRONG tables if asked, with the knob."""
     from moto.server import DomainDispatcherApplication, create_backend_app
 
-    return LatencyMiddleware(DomainDispatcherApplication(create_backend_app))
+    app: Callable[..., Iterable[bytes]] = DomainDispatcherApplication(create_backend_app)
+    if coordinator_url:
+        from sandbox.mrsc_adapter import StrongConsistency
+
+        app = StrongConsistency(app, region, strong_tables, coordinator_url, witness)
+    return LatencyMiddleware(app)
 
 
 def _exit_when_orphaned(server: Any) -> None:
@@ -73,8 +87,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sandbox.region_server")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--region", default="", help="this region's name (strong consistency)")
+    parser.add_argument(
+        "--strong-tables", default="", help="tables in STRONG mode, comma separated"
+    )
+    parser.add_argument("--coordinator", default="", help="the supervisor's quorum coordinator")
+    parser.add_argument("--witness", action="store_true", help="serve as the tables' witness")
     args = parser.parse_args(argv)
-    server = make_server(args.host, args.port, build_app(), threaded=True)
+    tables = [t for t in args.strong_tables.split(",") if t]
+    app = build_app(args.region, tables, args.coordinator, args.witness)
+    server = make_server(args.host, args.port, app, threaded=True)
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
     threading.Thread(target=_exit_when_orphaned, args=(server,), daemon=True).start()
     print(f"listening address={args.host}:{server.server_port}", file=sys.stderr, flush=True)

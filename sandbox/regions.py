@@ -46,7 +46,12 @@ def create_table(client: Any, table: str, key: str) -> None:
 
 
 class Region:
-    """One sandbox region's process: start, pause, resume, stop, slow, fast."""
+    """One sandbox region's process: start, pause, resume, stop, slow, fast.
+
+    With a coordinator_url its tables are in STRONG mode (sandbox/quorum.py): it
+    creates them without the canary, which arrives by replication, and with
+    witness=True it is the witness, which holds no table.
+    """
 
     def __init__(
         self,
@@ -57,14 +62,18 @@ class Region:
         workdir: Path,
         port: int | None = None,
         seed: bool = True,
+        coordinator_url: str = "",
+        witness: bool = False,
     ) -> None:
         self.name = name
-        self.tables = tuple(tables)
+        self.tables = () if witness else tuple(tables)
         self.canary_key = canary_key
         self.canary_value = canary_value
         self.workdir = Path(workdir)
         self.port = port or free_port()
-        self.seed = seed
+        self.seed = seed and not witness
+        self.coordinator_url = coordinator_url
+        self.witness = witness
         self.process: subprocess.Popen[bytes] | None = None
         self._paused = False
 
@@ -88,8 +97,13 @@ class Region:
             return
         self.workdir.mkdir(parents=True, exist_ok=True)
         log = open(self.workdir / f"region-{self.name}.log", "ab")  # noqa: SIM115
+        argv = [sys.executable, "-m", "sandbox.region_server", "--port", str(self.port)]
+        if self.coordinator_url:
+            argv += ["--region", self.name, "--coordinator", self.coordinator_url]
+            argv += ["--strong-tables", ",".join(self.tables)]
+            argv += ["--witness"] if self.witness else []
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "sandbox.region_server", "--port", str(self.port)],
+            argv,
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -110,14 +124,19 @@ class Region:
         return True
 
     def create_tables(self) -> None:
-        """Create every table and put the canary item in it."""
+        """Create every table and put the canary item in it (STRONG: the canary comes later)."""
         client = self.client(timeout=10.0)
         for table in self.tables:
             create_table(client, table, self.canary_key)
-            client.put_item(
-                TableName=table,
-                Item={self.canary_key: {"S": self.canary_value}, "purpose": {"S": "canary"}},
-            )
+            if not self.coordinator_url:
+                self.put_canary(table)
+
+    def put_canary(self, table: str) -> None:
+        """Write the canary item into table."""
+        self.client(timeout=10.0).put_item(
+            TableName=table,
+            Item={self.canary_key: {"S": self.canary_value}, "purpose": {"S": "canary"}},
+        )
 
     def pause(self) -> None:
         """Black-hole the region: the process is stopped, connections hang."""

@@ -11,11 +11,15 @@ from pathlib import Path
 
 import pytest
 
+from sandbox.net import wait_until
+from sandbox.quorum import StrongMembers, start_members
 from sandbox.regions import Region
 from sandbox.replicator import Replicator
 
 CANARY_KEY = "health_check_id"
 CANARY_VALUE = "ping"
+# STRONG tables' members: two replicas and a witness.
+STRONG_REGIONS, WITNESS = ("us-east-1", "us-east-2"), "us-west-2"
 
 # boto3 must never find real credentials or a real region in tests.
 os.environ.update(
@@ -78,6 +82,42 @@ def start_replicator() -> Iterator[Callable[..., Replicator]]:
     yield start
     for replicator in started:
         replicator.stop()
+
+
+@pytest.fixture(scope="module")
+def strong_members(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StrongMembers]:
+    """A STRONG table wordpress_posts on two replicas and a witness, shared by a module."""
+    started = start_members(
+        STRONG_REGIONS, WITNESS, ["wordpress_posts"], {"key": CANARY_KEY, "value": CANARY_VALUE},
+        tmp_path_factory.mktemp("strong"),
+    )  # fmt: skip
+    yield started
+    started.close()
+
+
+@pytest.fixture
+def strong(strong_members: StrongMembers) -> Iterator[StrongMembers]:
+    """The module's STRONG members, mended after the test whatever it did to them."""
+    yield strong_members
+    coordinator = strong_members.coordinator
+    for name, region in strong_members.all.items():
+        if region.pid is None:
+            region.start()
+            if not region.witness:
+                coordinator.rejoin(name)
+        else:
+            region.resume()
+        strong_members.replicator.resume_into(name)
+    for name in strong_members.regions:
+        coordinator.set_status(name, "ACTIVE")
+    wait_until(
+        lambda: (
+            set(coordinator.available()) == set(strong_members.all)
+            and all(coordinator.has_quorum(name) for name in strong_members.regions)
+        ),
+        15,
+        message="every member back, every replica in its quorum",
+    )
 
 
 @pytest.fixture

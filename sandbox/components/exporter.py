@@ -13,6 +13,9 @@ from sandbox.stack import Stack, component
 
 # Without a profile the sandbox probes faster than shipped, so demos move along.
 SANDBOX_TIMINGS = {"interval_seconds": 2.0, "timeout_seconds": 1.0}
+# Replica statuses change when a person (or `chaos replica-status`) changes them: the
+# sandbox reads them every 10 s rather than the shipped 300 s.
+SANDBOX_DESCRIBE_INTERVAL_SECONDS = 10.0
 
 
 def probe_timings(options: Mapping[str, Any]) -> dict[str, float]:
@@ -35,6 +38,9 @@ def _configure(stack: Stack) -> None:
         "listen": f"127.0.0.1:{port}",
         "vantage": "sandbox",
         **probe_timings(stack.options),
+        "describe_interval_seconds": float(
+            stack.options.get("describe_interval_seconds") or SANDBOX_DESCRIBE_INTERVAL_SECONDS
+        ),
     }
 
 

@@ -38,6 +38,12 @@ ROUTES = [
     ("alertname=WordPressSiteDownInActiveRegion severity=critical region=us-east-1",
      "responder,pagerduty"),
     ("alertname=WordPressSiteDown severity=warning region=eu-west-1", "null"),
+    # A replica disabled or inaccessible pages (DynamoDB removes it after 20 hours); the
+    # responder cannot fix it. One being changed only warns.
+    ("alertname=DynamoDBReplicaNotActive severity=critical region=us-east-2 table=posts "
+     "status=REGION_DISABLED", "pagerduty"),
+    ("alertname=DynamoDBReplicaNotActive severity=warning region=us-east-2 table=posts "
+     "status=UPDATING", "null"),
     # Warnings reach no one (Alertmanager UI and Grafana only).
     ("alertname=DynamoDBRegionDegraded severity=warning region=us-east-1 table=posts", "null"),
     # A plan that would not pass is a ticket: never the pager, never the responder's webhook.

@@ -34,6 +34,7 @@ CONTRACT_ALERTS = {
     "FailoverPlanNotReady",
     "WordPressSiteDown",
     "WordPressSiteDownInActiveRegion",
+    "DynamoDBReplicaNotActive",
 }
 
 

@@ -36,6 +36,9 @@ BAD = {
         "exporter.probes.1: Input should be 'read', 'write' or 'replication'"
     ],
     "bad-listen.yml": ["exporter.listen: must be HOST:PORT with a port from 0 to 65535"],
+    "bad-describe-interval.yml": [
+        "exporter.describe_interval_seconds: Input should be greater than 0"
+    ],
     "bad-report-url.yml": [
         "responder.report.grafana_url: 'grafana:3000' is not an http:// or https:// URL"
     ],
@@ -154,6 +157,7 @@ def test_defaults_applied() -> None:
     assert loaded.exporter.listen == "0.0.0.0:9745"
     assert loaded.responder.listen == "0.0.0.0:9746"
     assert loaded.exporter.probes == ("read", "write", "replication")
+    assert loaded.exporter.describe_interval_seconds == 300
     assert loaded.responder.state.backend == "sqlite"
     assert loaded.responder.policy.failback == "auto"
     assert loaded.responder.plan.interval_seconds == 60

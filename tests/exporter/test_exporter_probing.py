@@ -51,6 +51,16 @@ def test_healthy_regions_all_succeed(
                 assert value(samples, "dynamodb_probe_failures_total", reason=reason, **labels) == 0
     with urllib.request.urlopen(f"{url}/healthz", timeout=2) as response:
         assert (response.status, response.read()) == (200, b"ok\n")
+    # moto's tables are regional: DescribeTable names no mode (EVENTUAL) and no replica.
+    info = wait_until(
+        lambda: value(
+            scrape(url)[0], "dynamodb_table_info", consistency="EVENTUAL", witness_region=""
+        ),
+        10,
+        message="the table described at start",
+    )
+    assert info == 1
+    assert not [key for key in scrape(url)[0] if key[0] == "dynamodb_replica_status"]
 
 
 def test_paused_region_times_out_fast_and_recovers(

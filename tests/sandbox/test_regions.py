@@ -108,3 +108,41 @@ def test_restarted_region_is_refilled_from_a_peer(start_regions, start_replicato
     west_region.stop()
     west_region.start()
     wait_until(lambda: get(west_region.client(), "older-post"), 15, message="refill")
+
+
+def test_replication_into_a_paused_region_queues_until_resumed(
+    start_regions, start_replicator
+) -> None:
+    regions = start_regions()
+    east, west = regions["us-east-1"].client(), regions["eu-west-1"].client()
+    replicator = start_replicator(regions, [TABLE], delay_seconds=0.1)
+    replicator.pause_into("eu-west-1")
+    assert replicator.paused("eu-west-1")
+    put(east, "queued")
+    put(west, "outbound")  # replication out of the paused region goes on
+    wait_until(lambda: get(east, "outbound"), 10, message="outbound in us-east-1")
+    # "queued" was due before "outbound" arrived: only the pause holds it back.
+    assert get(west, "queued") is None
+    assert replicator.behind("eu-west-1")
+    replicator.resume_into("eu-west-1")
+    wait_until(lambda: get(west, "queued"), 10, message="queued write applied on resume")
+    wait_until(lambda: replicator.pending() == 0, 10, message="nothing left queued")
+
+
+def test_replication_delay_changes_while_running(start_regions, start_replicator) -> None:
+    regions = start_regions()
+    east, west = regions["us-east-1"].client(), regions["eu-west-1"].client()
+    replicator = start_replicator(regions, [TABLE], delay_seconds=0.1)
+    replicator.set_delay(1.5, "eu-west-1")
+    assert (replicator.delay_of("eu-west-1"), replicator.delay_of("us-east-1")) == (1.5, 0.1)
+    written = time.monotonic()
+    put(east, "slow-lane")
+    put(west, "fast-lane")
+    wait_until(lambda: get(east, "fast-lane"), 10, message="fast-lane in us-east-1")
+    assert time.monotonic() - written < 1.5
+    wait_until(lambda: get(west, "slow-lane"), 10, message="slow-lane in eu-west-1")
+    assert time.monotonic() - written >= 1.5
+    with pytest.raises(ValueError, match="must not be negative"):
+        replicator.set_delay(-1)
+    with pytest.raises(ValueError, match="unknown region 'ap-south-1'"):
+        replicator.pause_into("ap-south-1")
