@@ -1,9 +1,10 @@
-"""Secrets stay hidden in every spelling a writer gives them, and whatever a command is handed."""
+"""What leaves the process: secrets in every spelling, links only http(s), no store errors."""
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,15 @@ from responder.actions.registry import build
 from responder.app import create_app, runner_of
 from responder.secrets import REDACTED, Secrets, Token
 from tests.responder.fakes import always_ready
-from tests.responder.weblib import OPERATOR, VIEWER, auth, config_at, write_config
+from tests.responder.weblib import (
+    OPERATOR,
+    VIEWER,
+    alert,
+    auth,
+    config_at,
+    payload,
+    write_config,
+)
 
 QUOTED = "quote\"and'apostrophe<&>-secret-7f3a"
 DB_PASSWORD = "db-password-only-the-command-knows"
@@ -85,3 +94,25 @@ def test_what_pass_env_hands_a_command_is_redacted(
     ]
     for text in outgoing:
         assert DB_PASSWORD not in text
+
+
+def test_links_a_webhook_brings_reach_the_page_only_when_http_or_https(tmp_path: Path) -> None:
+    app = create_app(config_at(write_config(tmp_path)), readiness=always_ready, actions=[])
+    try:
+        client = app.test_client()
+        down = alert()
+        down["generatorURL"] = "javascript:alert(document.cookie)"
+        down["annotations"]["runbook_url"] = "data:text/html,<script>alert(1)</script>"
+        body = {**payload(down), "externalURL": "javascript:alert(2)"}
+        answer = client.post("/webhook", json=body, headers=auth())
+        transition = answer.get_json()["decisions"][0]["transition_id"]
+        page = client.get(f"/transitions/{transition}", headers=auth(VIEWER))
+        report = client.get(f"/api/v1/transitions/{transition}/report", headers=auth(VIEWER))
+    finally:
+        runner_of(app).stop()
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200 and "Runbook" in html
+    assert not re.search(r'href="(?!https?://|/)', html), "a link that is not http(s)"
+    links = report.get_json()["links"]
+    assert (links["alert_sources"], links["alertmanager"]) == ([], None)
+    assert links["runbook"].startswith("https://")
