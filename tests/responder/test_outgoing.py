@@ -4,15 +4,23 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
+import shutil
+import time
 from pathlib import Path
 
 import pytest
 from flask import Flask, render_template_string
+from flask.testing import FlaskClient
 
 from responder.actions.registry import build
 from responder.app import create_app, runner_of
 from responder.secrets import REDACTED, Secrets, Token
+from responder.state.records import State
+from responder.state.sqlite.store import SqliteStore
+from responder.web.ops import NOT_READY, STORE_MAX_AGE_SECONDS
+from sandbox.net import wait_until
 from tests.responder.fakes import always_ready
 from tests.responder.weblib import (
     OPERATOR,
@@ -26,6 +34,7 @@ from tests.responder.weblib import (
 
 QUOTED = "quote\"and'apostrophe<&>-secret-7f3a"
 DB_PASSWORD = "db-password-only-the-command-knows"
+SCRAPES = 50
 
 
 @pytest.mark.parametrize(
@@ -116,3 +125,59 @@ def test_links_a_webhook_brings_reach_the_page_only_when_http_or_https(tmp_path:
     links = report.get_json()["links"]
     assert (links["alert_sources"], links["alertmanager"]) == ([], None)
     assert links["runbook"].startswith("https://")
+
+
+def test_public_readyz_says_the_store_is_down_without_its_error(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = create_app(config_at(write_config(tmp_path)), readiness=always_ready, actions=[])
+    try:
+        client = app.test_client()
+        assert client.get("/readyz").get_json() == {"status": "ok"}
+        shutil.rmtree(tmp_path / "state")
+        (tmp_path / "state").write_text("not a directory: the store's path breaks")
+        with caplog.at_level(logging.WARNING):
+            ready = client.get("/readyz")
+    finally:
+        runner_of(app).stop()
+    assert ready.status_code == 503
+    assert ready.get_json() == {"status": "unavailable", "error": NOT_READY}
+    assert str(tmp_path) not in ready.get_data(as_text=True)
+    (logged,) = [r.getMessage() for r in caplog.records if "not_ready" in r.getMessage()]
+    assert str(tmp_path / "state") in logged  # the operator finds the error in the log
+
+
+class CountingStore(SqliteStore):
+    """The real SQLite store, counting the reads /metrics makes (one state() each)."""
+
+    reads = 0
+
+    def state(self) -> State:
+        self.reads += 1
+        return super().state()
+
+
+def test_metrics_read_the_store_at_most_once_per_bound(tmp_path: Path) -> None:
+    config = config_at(write_config(tmp_path))
+    store = CountingStore(tmp_path / "state" / "state.db", config.primary)
+    app = create_app(config, store=store, readiness=always_ready, actions=[])
+    client = app.test_client()
+    try:
+        started = time.monotonic()
+        for _ in range(SCRAPES):
+            assert client.get("/metrics").status_code == 200
+        elapsed = time.monotonic() - started
+        # One read, then at most one more per bound that passed while scraping.
+        assert store.reads <= 1 + math.ceil(elapsed / STORE_MAX_AGE_SECONDS), (store.reads, elapsed)
+        # Another worker's write (its own store handle on the same file) shows within the bound.
+        other = SqliteStore(tmp_path / "state" / "state.db", config.primary)
+        other.freeze("operator", "from another worker")
+        changed = time.monotonic()
+        wait_until(lambda: "responder_frozen 1.0" in _scrape(client), 5, 0.05, "frozen gauge")
+        assert time.monotonic() - changed <= STORE_MAX_AGE_SECONDS + 0.5
+    finally:
+        runner_of(app).stop()
+
+
+def _scrape(client: FlaskClient) -> str:
+    return client.get("/metrics").get_data(as_text=True)
