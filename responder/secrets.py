@@ -95,8 +95,17 @@ class Secrets:
         responder = config.responder
         webhook = _at("responder.webhook_token", responder.webhook_token.read_token)
         tokens = [Token(ALERTMANAGER, "alertmanager", webhook)]
+        # One value in two sources would be one token with two names and two roles.
+        keys = {webhook: "responder.webhook_token"}
         for index, named in enumerate(responder.auth.tokens):
-            value = _at(f"responder.auth.tokens.{index}.secret", named.secret.read_token)
+            key = f"responder.auth.tokens.{index}.secret"
+            value = _at(key, named.secret.read_token)
+            if value in keys:
+                raise ConfigError(
+                    f"{key}: {named.secret.source} holds the same token as {keys[value]}; "
+                    "each token needs a value of its own"
+                )
+            keys[value] = key
             tokens.append(Token(named.name, named.role, value))
         others = [os.environ.get(name, "") for name in AWS_SECRET_ENV]
         # What an action hands its command is the command's secret (a database password).
