@@ -44,13 +44,20 @@ class _BearerToken(SansIOHTTPPolicy):
         request.http_request.headers["Authorization"] = self._header
 
 
+def _ascii_digits(text: str) -> bool:
+    """Only 0-9: str.isdigit() also takes ² (a header's byte 0xB2) and ٣, which float()
+    refuses or reads as a number the sender never wrote."""
+    return text.isascii() and text.isdigit()
+
+
 def retry_after_seconds(headers: Mapping[str, str], now: float | None = None) -> float | None:
-    """Seconds to wait from Retry-After (delta or HTTP date), else DO's ratelimit-reset."""
+    """Seconds to wait from Retry-After (delta or HTTP date), else DO's ratelimit-reset;
+    None when neither is there or readable (the caller's own backoff applies)."""
     now = time.time() if now is None else now
     value = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
     if value:
         value = value.strip()
-        if value.isdigit():
+        if _ascii_digits(value):
             return float(value)
         try:
             when = email.utils.parsedate_to_datetime(value)
@@ -59,7 +66,7 @@ def retry_after_seconds(headers: Mapping[str, str], now: float | None = None) ->
         if when is not None:
             return max(0.0, when.timestamp() - now)
     reset = next((v for k, v in headers.items() if k.lower() == "ratelimit-reset"), None)
-    if reset and reset.strip().isdigit():
+    if reset and _ascii_digits(reset.strip()):
         return max(0.0, float(reset) - now)
     return None
 
