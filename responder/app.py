@@ -298,9 +298,12 @@ def preview(actions: Sequence[Action], region: str, limits: Limits) -> tuple[Jso
     Read live (the plan's read-only inspection), all actions at once, for at most
     PREVIEW_SECONDS: the webhook that records the transition waits for it.
     """
-    with ThreadPoolExecutor(max_workers=max(1, len(actions))) as pool:
-        futures = [pool.submit(action.inspect, region, limits) for action in actions]
-        wait(futures, timeout=PREVIEW_SECONDS)
+    pool = ThreadPoolExecutor(max_workers=max(1, len(actions)), thread_name_prefix="preview")
+    futures = [pool.submit(action.inspect, region, limits) for action in actions]
+    wait(futures, timeout=PREVIEW_SECONDS)
+    # Not a `with` block: leaving one waits for every inspection, however long it hangs.
+    # A late one finishes in its thread (each client has its own timeout) and is dropped.
+    pool.shutdown(wait=False, cancel_futures=True)
     late = {"kind": "unreachable", "severity": "error", "message": "no answer in time"}
     return tuple(
         f.result().to_json()
