@@ -408,12 +408,27 @@ Role = Literal["alertmanager", "operator", "viewer"]
 PublicEndpoint = Literal["metrics", "healthz", "readyz", "status", "history", "plan", "page"]
 
 
+# Names the history already gives to others: a token called so would pass for them.
+RESERVED_TOKEN_NAMES = {
+    "alertmanager": "webhook_token's holder is known by it",
+    "responder": "the history records the responder's own acts by it "
+    "(an automatic freeze, an approval's timeout)",
+}
+
+
 class NamedToken(Strict):
     """A bearer token and what it may do; its name is what the history records as `by`."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.@-]{1,64}$")
     role: Role
     secret: Secret
+
+    @field_validator("name")
+    @classmethod
+    def _not_reserved(cls, name: str) -> str:
+        if name in RESERVED_TOKEN_NAMES:
+            raise ValueError(f"{name!r} is reserved: {RESERVED_TOKEN_NAMES[name]}")
+        return name
 
 
 class Auth(Strict):
@@ -425,11 +440,9 @@ class Auth(Strict):
     @classmethod
     def _unique_names(cls, tokens: tuple[NamedToken, ...]) -> tuple[NamedToken, ...]:
         names = [t.name for t in tokens]
-        twice = sorted({n for n in names if names.count(n) > 1} | ({"alertmanager"} & set(names)))
+        twice = sorted({n for n in names if names.count(n) > 1})
         if twice:
-            raise ValueError(
-                f"token name {', '.join(twice)} is used twice (alertmanager is webhook_token's)"
-            )
+            raise ValueError(f"token name {', '.join(twice)} is used twice")
         return tokens
 
 
@@ -575,6 +588,7 @@ class Config(Strict):
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Config:
+        _one_secret_per_token(self.responder)
         names = self.region_names
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
@@ -593,6 +607,20 @@ class Config(Strict):
             if unknown:
                 raise ValueError(f"{where}: unknown region {', '.join(unknown)}")
         return self
+
+
+def _one_secret_per_token(responder: ResponderConfig) -> None:
+    """Two tokens from one source would be one token with two names and two roles."""
+    seen: dict[tuple[str | None, str | None], str] = {}
+    keys = ["responder.webhook_token"] + [
+        f"responder.auth.tokens.{i}.secret" for i in range(len(responder.auth.tokens))
+    ]
+    secrets = [responder.webhook_token] + [t.secret for t in responder.auth.tokens]
+    for key, secret in zip(keys, secrets, strict=True):
+        source = (secret.env, os.path.abspath(secret.file) if secret.file else None)
+        if source in seen:
+            raise ValueError(f"{key}: the same secret as {seen[source]}; each token needs its own")
+        seen[source] = key
 
 
 def _location(loc: tuple[int | str, ...], data: Any) -> str:

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from collections.abc import Callable
 from typing import Any
 
 _redact: Callable[[str], str] = str
+# What could end a log line or restyle a terminal: C0 and C1 controls (CR, LF, VT, FF,
+# NEL, ESC that starts an ANSI sequence, ...), DEL, and the Unicode line and paragraph
+# separators. Each is written as an escape, so a value cannot forge a line of its own.
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
 def set_redactor(redact: Callable[[str], str]) -> None:
@@ -21,10 +27,15 @@ def redact(text: str) -> str:
     return _redact(text)
 
 
+def _escape(match: re.Match[str]) -> str:
+    char, code = match.group(), ord(match.group())
+    return _NAMED.get(char) or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+
+
 def _quote(value: Any) -> str:
     text = str(value)
-    if text == "" or any(c in text for c in ' "=\n\t'):
-        return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+    if text == "" or any(c in text for c in ' "=') or _UNSAFE.search(text):
+        return '"' + _UNSAFE.sub(_escape, text.replace("\\", "\\\\").replace('"', '\\"')) + '"'
     return text
 
 
@@ -43,7 +54,12 @@ class LogfmtFormatter(logging.Formatter):
             logger=record.name,
         )
         message = record.getMessage()
-        line = f"{line} msg={_quote(message)}" if "=" not in message else f"{line} {message}"
+        # A message with "=" is logfmt already (kv's); control characters are escaped anyway.
+        line = (
+            f"{line} msg={_quote(message)}"
+            if "=" not in message
+            else f"{line} {_UNSAFE.sub(_escape, message)}"
+        )
         if record.exc_info:
             line += " exc=" + _quote(self.formatException(record.exc_info))
         return _redact(line)

@@ -8,6 +8,7 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
+from functools import partial
 from pathlib import Path
 
 from flask import Flask, Response
@@ -112,8 +113,16 @@ def create_app(
     if readiness is None:
         readiness = CachedReadiness(ReadinessChecker.from_config(config)).check
 
+    # What /metrics shows from the store, read at most once a second; at once after a step.
+    store_reads = ops.Cached(partial(ops.read_store, store), ops.STORE_MAX_AGE_SECONDS)
+
     def on_step(event: StepEvent) -> None:
         metrics.action_runs.labels(event.action, event.result).inc()
+        store_reads.expire()
+
+    def on_finished(record: TransitionRecord) -> None:
+        metrics.finished(record)
+        store_reads.expire()
 
     announcer = Announcer(config.responder.notify)
     limits = Limits(max_ttl_seconds=config.responder.plan.max_ttl_seconds)
@@ -130,7 +139,7 @@ def create_app(
         renew_seconds=_renew_seconds(config, lease_seconds),
         clock=clock,
         on_step=on_step,
-        on_finished=metrics.finished,
+        on_finished=on_finished,
         redact=secrets.redact,
         announcer=announcer,
         readiness=problem,
@@ -175,6 +184,7 @@ def create_app(
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions[SERVICE] = service
     app.extensions[AUTH] = Authenticator(secrets.tokens, config.responder.auth.public)
+    app.extensions[ops.STORE_READS] = store_reads
     for blueprint in (webhook.bp, api.bp, ops.bp, pages.bp, reports.bp):
         app.register_blueprint(blueprint)
     app.register_error_handler(RequestProblem, _problem)
@@ -303,9 +313,12 @@ def preview(actions: Sequence[Action], region: str, limits: Limits) -> tuple[Jso
     Read live (the plan's read-only inspection), all actions at once, for at most
     PREVIEW_SECONDS: the webhook that records the transition waits for it.
     """
-    with ThreadPoolExecutor(max_workers=max(1, len(actions))) as pool:
-        futures = [pool.submit(action.inspect, region, limits) for action in actions]
-        wait(futures, timeout=PREVIEW_SECONDS)
+    pool = ThreadPoolExecutor(max_workers=max(1, len(actions)), thread_name_prefix="preview")
+    futures = [pool.submit(action.inspect, region, limits) for action in actions]
+    wait(futures, timeout=PREVIEW_SECONDS)
+    # Not a `with` block: leaving one waits for every inspection, however long it hangs.
+    # A late one finishes in its thread (each client has its own timeout) and is dropped.
+    pool.shutdown(wait=False, cancel_futures=True)
     late = {"kind": "unreachable", "severity": "error", "message": "no answer in time"}
     return tuple(
         f.result().to_json()

@@ -135,7 +135,7 @@ class ResponderMetrics:
         )
         self.store_up = Gauge(
             "responder_state_store_up",
-            "1 if the state store answered the last scrape's read, else 0.",
+            "1 if the state store answered its last read for a scrape (at most 1 s old), else 0.",
             registry=registry,
             multiprocess_mode="mostrecent",
         )

@@ -2,9 +2,10 @@
 
 Text leaves the process through logs, HTTP answers (JSON, the page, metrics),
 the state store (step errors) and child processes. Children get a minimal
-environment (responder.actions._subprocess); everything else passes through
-redact(), which replaces any secret value, in its plain, JSON-escaped and
-HTML-escaped spellings, with a marker.
+environment (responder.actions._subprocess) and the variables their action passes
+on purpose, which count as secrets too; everything else passes through redact(),
+which replaces any secret value, in every spelling an answer gives it (plain,
+JSON, HTML, and the page's own: Jinja's escaping and its tojson), with a marker.
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
+
+from jinja2.utils import htmlsafe_json_dumps
+from markupsafe import escape
 
 from ddb_failover.config import Config, ConfigError
 
@@ -54,7 +58,17 @@ def _readable(path: Path) -> str:
 
 
 def _spellings(value: str) -> set[str]:
-    return {value, json.dumps(value)[1:-1], html.escape(value)}
+    """value as each writer of outgoing text spells it: Jinja writes a quote as &#34; or
+    &#39; where html.escape writes &quot; or &#x27;, and its tojson writes ' as \\u0027."""
+    as_json = json.dumps(value)[1:-1]
+    return {
+        value,
+        as_json,
+        html.escape(value),
+        str(escape(value)),
+        str(escape(as_json)),
+        str(htmlsafe_json_dumps(value))[1:-1],
+    }
 
 
 class Secrets:
@@ -81,10 +95,22 @@ class Secrets:
         responder = config.responder
         webhook = _at("responder.webhook_token", responder.webhook_token.read_token)
         tokens = [Token(ALERTMANAGER, "alertmanager", webhook)]
+        # One value in two sources would be one token with two names and two roles.
+        keys = {webhook: "responder.webhook_token"}
         for index, named in enumerate(responder.auth.tokens):
-            value = _at(f"responder.auth.tokens.{index}.secret", named.secret.read_token)
+            key = f"responder.auth.tokens.{index}.secret"
+            value = _at(key, named.secret.read_token)
+            if value in keys:
+                raise ConfigError(
+                    f"{key}: {named.secret.source} holds the same token as {keys[value]}; "
+                    "each token needs a value of its own"
+                )
+            keys[value] = key
             tokens.append(Token(named.name, named.role, value))
         others = [os.environ.get(name, "") for name in AWS_SECRET_ENV]
+        # What an action hands its command is the command's secret (a database password).
+        for action in responder.actions:
+            others += [os.environ.get(name, "") for name in getattr(action, "pass_env", ())]
         if any(a.type.startswith("do_") for a in responder.actions):
             others.append(_at("responder.digitalocean.token", responder.digitalocean.token.read))
         receivers = {}

@@ -51,11 +51,17 @@ class RateLimit:
         return self.remaining
 
 
+def ascii_digits(text: str) -> bool:
+    """Only 0-9: str.isdigit() also takes ² (a header's byte 0xB2) and ٣, which float()
+    refuses or reads as a number the sender never wrote."""
+    return text.isascii() and text.isdigit()
+
+
 def read_ratelimit(headers: Mapping[str, str], now: float) -> RateLimit | None:
     """The ratelimit-* headers of an answer; None unless all three are whole numbers."""
     named = {k.lower(): v.strip() for k, v in headers.items()}
     values = [named.get(f"ratelimit-{n}", "") for n in ("limit", "remaining", "reset")]
-    if not all(v.isascii() and v.isdigit() for v in values):
+    if not all(ascii_digits(v) for v in values):
         return None
     limit, remaining, reset = (int(v) for v in values)
     return RateLimit(limit, remaining, float(reset), now)

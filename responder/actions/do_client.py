@@ -28,7 +28,7 @@ from azure.core.pipeline import PipelineRequest, PipelineResponse
 from azure.core.pipeline.policies import RetryPolicy, SansIOHTTPPolicy
 
 from ddb_failover.config import ConfigError, DigitalOcean
-from responder.actions.do_budget import Budget, current_caller, spend
+from responder.actions.do_budget import Budget, ascii_digits, current_caller, spend
 from responder.actions.inspection import CREDENTIALS, MISSING, RATE_LIMITED
 from responder.model.errors import PermanentError, TemporaryError
 
@@ -65,12 +65,13 @@ class _Budgeting(SansIOHTTPPolicy):
 
 
 def retry_after_seconds(headers: Mapping[str, str], now: float | None = None) -> float | None:
-    """Seconds to wait from Retry-After (delta or HTTP date), else DO's ratelimit-reset."""
+    """Seconds to wait from Retry-After (delta or HTTP date), else DO's ratelimit-reset;
+    None when neither is there or readable (the caller's own backoff applies)."""
     now = time.time() if now is None else now
     value = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
     if value:
         value = value.strip()
-        if value.isdigit():
+        if ascii_digits(value):
             return float(value)
         try:
             when = email.utils.parsedate_to_datetime(value)
@@ -79,7 +80,7 @@ def retry_after_seconds(headers: Mapping[str, str], now: float | None = None) ->
         if when is not None:
             return max(0.0, when.timestamp() - now)
     reset = next((v for k, v in headers.items() if k.lower() == "ratelimit-reset"), None)
-    if reset and reset.strip().isdigit():
+    if reset and ascii_digits(reset.strip()):
         return max(0.0, float(reset) - now)
     return None
 

@@ -23,6 +23,7 @@ from datetime import datetime
 from ddb_failover.config import Report as ReportConfig
 from responder.decide.evidence import VANTAGES_DOWN
 from responder.model.alerts import LAST_WRITE_SUCCESS, format_time
+from responder.model.links import http_link
 from responder.state.records import Json, StepRecord, TransitionRecord
 
 # Margin around the transition in the dashboard link, so the onset and the end show.
@@ -213,18 +214,15 @@ def _step(step: StepRecord) -> Json:
 
 
 def _links(record: TransitionRecord, config: ReportConfig, first: float, last: float) -> Json:
+    """The links of the report; those the alerts brought only when http(s) (model.links)."""
     alerts = _alerts(record)
     sources = [
-        {"alertname": a.get("alertname"), "url": a["generator_url"]}
+        {"alertname": a.get("alertname"), "url": url}
         for a in alerts
-        if a.get("generator_url")
+        if (url := http_link(a.get("generator_url")))
     ]
     runbook = next(
-        (
-            a["annotations"]["runbook_url"]
-            for a in alerts
-            if a.get("annotations", {}).get("runbook_url")
-        ),
+        (url for a in alerts if (url := http_link(a.get("annotations", {}).get("runbook_url")))),
         config.runbook_url,
     )
     grafana = None
@@ -239,7 +237,7 @@ def _links(record: TransitionRecord, config: ReportConfig, first: float, last: f
         grafana = f"{config.grafana_url.rstrip('/')}/d/{config.dashboard_uid}/?{query}"
     return {
         "alert_sources": sources,
-        "alertmanager": (record.evidence or {}).get("alertmanager_url") or None,
+        "alertmanager": http_link((record.evidence or {}).get("alertmanager_url")),
         "grafana": grafana,
         "runbook": runbook,
     }

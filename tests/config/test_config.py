@@ -97,6 +97,20 @@ BAD = {
         "responder.plan.max_ttl_seconds: Input should be greater than or equal to 30"
     ],
     "bad-plan-unknown-key.yml": ["responder.plan.max_ttl: unknown key"],
+    "bad-token-name-reserved.yml": [
+        "responder.auth.tokens.1.name: 'responder' is reserved: the history records the "
+        "responder's own acts by it (an automatic freeze, an approval's timeout)",
+        "responder.auth.tokens.2.name: 'alertmanager' is reserved: webhook_token's holder "
+        "is known by it",
+    ],
+    "bad-token-same-secret.yml": [
+        "responder.auth.tokens.1.secret: the same secret as responder.auth.tokens.0.secret; "
+        "each token needs its own"
+    ],
+    "bad-token-webhook-secret.yml": [
+        "responder.auth.tokens.0.secret: the same secret as responder.webhook_token; "
+        "each token needs its own"
+    ],
     "bad-plan-type.yml": [
         "responder.plan.interval_seconds: Input should be a valid number, unable to parse string "
         "as a number",

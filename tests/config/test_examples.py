@@ -55,7 +55,8 @@ def test_one_example_per_topology() -> None:
 
 @pytest.mark.parametrize("name", sorted(TOPOLOGIES))
 def test_example_passes_check_config(name: str) -> None:
-    env = {**os.environ, **{name: "example-check-only-token" for name in SECRET_ENV}}
+    # A value of its own for each: two tokens with one value are refused.
+    env = {**os.environ, **{name: f"example-check-only-token-{name}" for name in SECRET_ENV}}
     done = subprocess.run(
         [sys.executable, "-m", "responder", "check-config", "--config", str(EXAMPLES / name)],
         capture_output=True,

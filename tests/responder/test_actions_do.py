@@ -69,6 +69,17 @@ def test_retry_after_reads_seconds_dates_and_ratelimit_reset() -> None:
     assert retry_after_seconds({}, now) is None
 
 
+@pytest.mark.parametrize("digits", ["²", "\xb2\xb3", "٣", "\uff11\uff12", "7²", "⑦"])
+def test_retry_after_in_other_digits_is_absent_not_a_crash(digits: str) -> None:
+    # http.client decodes header bytes as Latin-1: byte 0xB2 arrives as "²".
+    now = 1_700_000_000.0
+    assert retry_after_seconds({"Retry-After": digits}, now) is None
+    assert retry_after_seconds({"ratelimit-reset": digits}, now) is None
+    for status in (429, 503):
+        error = status_error("update lb", status, {"Retry-After": digits}, {})
+        assert isinstance(error, TemporaryError) and error.retry_after is None
+
+
 @pytest.mark.parametrize(
     ("status", "kind"),
     [

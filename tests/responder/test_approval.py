@@ -4,6 +4,8 @@ timeout, as configured) lets it act; readiness is checked again when the yes arr
 from __future__ import annotations
 
 import re
+import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -11,6 +13,8 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
+from responder import app as app_module
+from responder.actions.inspection import Inspection, Limits
 from responder.app import create_app, runner_of
 from responder.decide.decision import Check, Readiness
 from tests.responder.fakes import EAST, WEST, MemoryAction
@@ -247,3 +251,40 @@ def test_failover_policy_lets_failbacks_and_operators_through(site: Callable[...
     s = site(approval="failover")
     answer = s.post("failover", {"to": WEST, "reason": "drill"})
     assert answer.status_code == 202 and s.status()["phase"] == "failing_over"
+
+
+class SlowInspection(MemoryAction):
+    """An action whose live read hangs until the test lets it go (an API that stalls)."""
+
+    def __init__(self, name: str, world: dict[str, Any], release: threading.Event) -> None:
+        super().__init__(name, world)
+        self.release = release
+
+    def inspect(self, region: str, limits: Limits | None = None) -> Inspection:
+        self.release.wait(10)  # the webhook must not wait this long
+        return super().inspect(region, limits)
+
+
+def test_the_preview_cap_holds_when_an_inspection_hangs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cap = 0.5  # PREVIEW_SECONDS, shortened: the rule is the same, the test is quicker
+    monkeypatch.setattr(app_module, "PREVIEW_SECONDS", cap)
+    release = threading.Event()
+    world: dict[str, Any] = {"www": {"region": EAST}}
+    actions = [MemoryAction("www", world), SlowInspection("lb", world, release)]
+    config = config_at(write_config(tmp_path, policy={"approval": "failover"}))
+    made = create_app(config, actions=actions, readiness=lambda c: Readiness(c.target, True, 1.0))
+    try:
+        started = time.monotonic()
+        answer = made.test_client().post("/webhook", json=payload(), headers=auth())
+        took = time.monotonic() - started
+        assert answer.status_code == 202
+        assert took < cap + 2.0, f"the webhook waited {took:.1f} s for a hung inspection"
+        status = viewing(made).get("/api/v1/status").get_json()
+        preview = {p["action"]: p for p in status["last_transition"]["approval"]["preview"]}
+        assert preview["www"]["would_change"] is True
+        assert preview["lb"]["problems"][0]["message"] == "no answer in time"
+    finally:
+        release.set()
+        runner_of(made).stop()

@@ -79,6 +79,20 @@ def test_check_config_needs_the_webhook_token(
     assert "responder.webhook_token" in err and "DDB_TEST_WEBHOOK_TOKEN" in err
 
 
+def test_check_config_refuses_two_tokens_with_one_value(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = write_config(tmp_path)
+    # Two files, one value: the viewer's token would also be the operator's.
+    (tmp_path / "viewer-token").write_text((tmp_path / "operator-token").read_text())
+    assert main(["check-config", "--config", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert (
+        f"responder.auth.tokens.1.secret: secret file {tmp_path / 'viewer-token'} holds the "
+        "same token as responder.auth.tokens.0.secret; each token needs a value of its own"
+    ) in err
+
+
 def test_console_script_exit_code(token_env: None) -> None:
     bad = subprocess.run(
         [sys.executable, "-m", "responder", "check-config", "--config",

@@ -195,3 +195,37 @@ def test_markdown_pastes_as_tables_with_one_line_per_row() -> None:
     assert "| **total** |  |  | **41.000** |" in text
     assert "<https://grafana.example/d/ddb-failover-overview/?from=" in text
     assert "Vantage points that saw us-east-1 down: vm-a, vm-b (annotation vantages_down)" in text
+
+
+HOSTILE_LINKS = [
+    "javascript:alert(document.cookie)",
+    "JavaScript:alert(1)",
+    "data:text/html,<script>alert(1)</script>",
+    "vbscript:msgbox(1)",
+    "//evil.example/graph",  # scheme-relative: whatever the page was served over
+    "http:///no-host",
+    'http://x.test/" onmouseover="alert(1)',
+    "https://x.test/> [click](javascript:alert(1))",
+    " https://x.test/lead-space",
+]
+
+
+def test_links_an_alert_brings_are_rendered_only_when_http_or_https() -> None:
+    for url in HOSTILE_LINKS:
+        alert = {**down_alert(runbook_url=url), "generator_url": url}
+        evidence = {**(failover().evidence or {}), "alerts": [alert], "alertmanager_url": url}
+        report = build(failover(evidence=evidence), CONFIG, T0 + 100)
+        links = report["links"]
+        assert (links["alert_sources"], links["alertmanager"]) == ([], None), url
+        assert links["runbook"] == CONFIG.runbook_url  # the configured one instead
+        text = report_markdown.markdown(report)
+        assert f"<{url}>" not in text and "Alert source" not in text
+    for url in ("http://prometheus.test/graph?g0.expr=up", "HTTPS://runbook.example/x#y"):
+        alert = {**down_alert(runbook_url=url), "generator_url": url}
+        evidence = {**(failover().evidence or {}), "alerts": [alert], "alertmanager_url": url}
+        links = build(failover(evidence=evidence), CONFIG, T0 + 100)["links"]
+        assert (links["alert_sources"][0]["url"], links["alertmanager"], links["runbook"]) == (
+            url,
+            url,
+            url,
+        )
