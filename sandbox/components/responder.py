@@ -163,7 +163,7 @@ def _configure(stack: Stack) -> None:
     if do is not None:
         section["digitalocean"] = {**do["digitalocean"], "timeout_seconds": 5}
     section["notify"] = _notify(stack, f"http://127.0.0.1:{port}")
-    stack.config_data["responder"] = section
+    stack.config_data.setdefault("responder", {}).update(section)  # beside the tables' consistency
 
 
 def _notify(stack: Stack, responder_url: str) -> dict[str, Any]:
