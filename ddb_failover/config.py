@@ -629,7 +629,9 @@ class Config(Strict):
                 raise ValueError(f"{where}: no value for region {', '.join(missing)}")
             if unknown:
                 raise ValueError(f"{where}: unknown region {', '.join(unknown)}")
-        consistency.check(self)
+        responder = self.responder
+        default = TableConsistency(consistency=responder.consistency, witness=responder.witness)
+        consistency.check(names, self.tables, default, responder.tables)
         return self
 
 

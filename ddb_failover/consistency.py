@@ -12,11 +12,8 @@ configured region and never a failover target.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from ddb_failover.config import Config
+from collections.abc import Mapping, Sequence
+from typing import Protocol
 
 MEMBERS = 3
 STRONG = "strong"
@@ -24,16 +21,36 @@ EVENTUAL = "eventual"
 RPO_ZERO = "RPO 0 (strong consistency)"
 
 
-def check(config: Config) -> None:
+class Spec(Protocol):
+    """One table's settings (ddb_failover.config.TableConsistency)."""
+
+    @property
+    def consistency(self) -> str: ...
+
+    @property
+    def witness(self) -> str | None: ...
+
+
+class Configured(Protocol):
+    """What these functions read of ddb_failover.config.Config."""
+
+    @property
+    def tables(self) -> tuple[str, ...]: ...
+
+    def consistency_of(self, table: str) -> Spec: ...
+
+
+def check(
+    regions: Sequence[str], tables: Sequence[str], default: Spec, per_table: Mapping[str, Spec]
+) -> None:
     """ValueError naming the key when the consistency settings do not fit the regions."""
-    responder, regions = config.responder, config.region_names
-    unknown = sorted(set(responder.tables) - set(config.tables))
+    unknown = sorted(set(per_table) - set(tables))
     if unknown:
         raise ValueError(
-            f"responder.tables.{unknown[0]}: not a table of tables ({', '.join(config.tables)})"
+            f"responder.tables.{unknown[0]}: not a table of tables ({', '.join(tables)})"
         )
-    _check_members("responder", responder.consistency, responder.witness, regions)
-    for table, spec in responder.tables.items():
+    _check_members("responder", default.consistency, default.witness, regions)
+    for table, spec in per_table.items():
         _check_members(f"responder.tables.{table}", spec.consistency, spec.witness, regions)
 
 
@@ -58,12 +75,12 @@ def _check_members(where: str, mode: str, witness: str | None, regions: Sequence
         )
 
 
-def strong_tables(config: Config) -> tuple[str, ...]:
+def strong_tables(config: Configured) -> tuple[str, ...]:
     """The tables whose consistency is strong, in configured order."""
     return tuple(t for t in config.tables if config.consistency_of(t).consistency == STRONG)
 
 
-def witnesses(config: Config) -> dict[str, tuple[str, ...]]:
+def witnesses(config: Configured) -> dict[str, tuple[str, ...]]:
     """Each witness region and the tables it is the witness of."""
     found: dict[str, list[str]] = {}
     for table in config.tables:
@@ -81,7 +98,7 @@ def not_a_target(region: str, tables: Sequence[str]) -> str:
     )
 
 
-def describe(config: Config) -> dict[str, object]:
+def describe(config: Configured) -> dict[str, object]:
     """The plan's `consistency` block: each table's mode, the witnesses, and the RPO."""
     strong = strong_tables(config)
     return {
