@@ -43,8 +43,12 @@ def test_strong_target_is_ready_with_rpo_0_and_no_heartbeat(strong: StrongMember
     assert readiness.data_at_risk_seconds == 0.0
     assert readiness.problem(60) is None
     # The write probe is the target's own heartbeat, in every member once it returns.
-    written = strong.regions[EAST2].client().get_item(
-        TableName=TABLE, Key={CANARY_KEY: {"S": heartbeat.key_value(EAST)}}, ConsistentRead=True
+    written = (
+        strong.regions[EAST2]
+        .client()
+        .get_item(
+            TableName=TABLE, Key={CANARY_KEY: {"S": heartbeat.key_value(EAST)}}, ConsistentRead=True
+        )
     )
     assert heartbeat.written_at(written.get("Item")) == T0
 
