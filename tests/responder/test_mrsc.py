@@ -1,7 +1,7 @@
 """The responder over STRONG tables: the witness is refused, reports and the plan say RPO 0.
 
-The app is built from a config with responder.consistency strong and a witness; readiness
-is injected (its live side is tests/responder/test_readiness_strong.py).
+The app is built from a config with responder.consistency strong and a witness, on each
+state store; readiness is injected (its live side is tests/responder/test_readiness_strong.py).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from responder.app import create_app, plan_runner_of, runner_of
 from responder.decide.decision import Check, Readiness
 from responder.records import render, report_markdown
 from tests.responder.fakes import WEST, MemoryAction
+from tests.responder.stores import Backend
 from tests.responder.weblib import OPERATOR, auth, config_at, viewing, write_config
 
 WITNESS = "us-west-2"
@@ -35,10 +36,13 @@ def strong_ready(check: Check) -> Readiness:
 
 
 @pytest.fixture
-def app(tmp_path: Path) -> Iterator[Flask]:
+def app(tmp_path: Path, backend: Backend) -> Iterator[Flask]:
+    """The app on each state store in turn: the evidence is kept by both."""
     extra = {"consistency": "strong", "witness": WITNESS}
     config = config_at(write_config(tmp_path, extra=extra))
-    made = create_app(config, actions=[MemoryAction("www", {})], readiness=strong_ready)
+    made = create_app(
+        config, store=backend.open(), actions=[MemoryAction("www", {})], readiness=strong_ready
+    )
     yield made
     runner_of(made).stop()
 
