@@ -1,10 +1,11 @@
 """A STRONG (multi-Region strongly consistent) stack: failover with RPO 0, never to the witness.
 
 A small stack of its own: two replica regions and the witness us-west-2
-(`--consistency strong --witness us-west-2`), the exporter, the DigitalOcean API sandbox
-and the responder under gunicorn, its config as the sandbox generates it. The test plays
-Alertmanager, posting the DynamoDBRegionDown it would send, so each decision is seconds
-away; the readiness reads (canary, the write probe) are the responder's own, live.
+(`--consistency strong --witness us-west-2`), the exporter (its dynamodb_table_info
+says STRONG), the DigitalOcean API sandbox and the responder under gunicorn, its config
+as the sandbox generates it. The test plays Alertmanager, posting the DynamoDBRegionDown
+it would send, so each decision is seconds away; the readiness reads (canary, the write
+probe) are the responder's own, live.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 import pytest
 
 from sandbox.net import wait_until
-from sandbox.watch import http_json
+from sandbox.watch import http_json, metric
 from tests.e2e.conftest import PRIMARY, SECONDARY, E2EStack, small_stack
 from tests.responder.weblib import alert, http, payload
 
@@ -55,6 +56,13 @@ def drill(stack: E2EStack) -> None:
         lambda: (found := plan(stack))["ready"] and found, 90, 0.5, "a ready plan, RPO 0"
     )
     assert ready["consistency"]["rpo"] == RPO_ZERO
+    info = {"table": "wordpress_posts", "consistency": "STRONG", "witness_region": WITNESS}
+    wait_until(
+        lambda: metric(stack.urls["exporter"], "dynamodb_table_info", **info) == 1,
+        60,
+        0.5,
+        "the exporter's dynamodb_table_info saying STRONG",
+    )
     assert ready["consistency"]["witnesses"][WITNESS]["target"] is False
     assert list(ready["regions"]) == [SECONDARY]
     refused = stack.cli("failover", "--to", WITNESS, "--force", "--reason", "drill")
