@@ -203,6 +203,8 @@ def plan(document: Json) -> str:
         )
         for entry in actions:
             lines.extend(plan_action(entry))
+    for region, witness in ((document.get("consistency") or {}).get("witnesses") or {}).items():
+        lines += ["", f"witness {region}: never a target ({witness.get('why')})"]
     return "\n".join(lines)
 
 

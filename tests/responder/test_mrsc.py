@@ -97,6 +97,7 @@ def test_the_plan_lists_the_witness_and_says_rpo_0(app: Flask, client: FlaskClie
     assert readiness["problems"] == []
     text = render.plan({**plan, "age_seconds": 0.0, "stale": False, "evaluator": "test"})
     assert f"      canary readable, takes writes, {RPO_ZERO}" in text.splitlines()
+    assert text.splitlines()[-1] == f"witness {WITNESS}: never a target ({REFUSED})"
 
 
 def test_eventual_tables_have_no_witness_and_no_rpo_0(tmp_path: Path) -> None:
