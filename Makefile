@@ -2,6 +2,9 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
+# Test processes: the shared e2e stack and the unit tests run side by side (tests/conftest.py
+# groups them), which keeps the whole suite within 15 minutes on two cores.
+PYTEST_WORKERS ?= 3
 
 .PHONY: bootstrap demo test test-quick lint bench clean
 
@@ -17,7 +20,7 @@ lint: bootstrap
 	$(VENV)/bin/mypy
 
 test: lint
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 # Unit and config tests only: no Prometheus, Alertmanager or sandbox stack.
 test-quick: bootstrap
