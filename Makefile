@@ -6,7 +6,7 @@ PYTEST_ARGS ?=
 # groups them), which keeps the whole suite within 15 minutes on two cores.
 PYTEST_WORKERS ?= 3
 
-.PHONY: bootstrap demo test test-quick lint bench clean
+.PHONY: bootstrap demo test test-quick test-compose lint bench clean
 
 bootstrap:
 	@scripts/bootstrap.sh
@@ -25,6 +25,11 @@ test: lint
 # Unit and config tests only: no Prometheus, Alertmanager or sandbox stack.
 test-quick: bootstrap
 	$(PY) -m pytest -m "not e2e and not slow" $(PYTEST_ARGS)
+
+# docker-compose.yml and the Dockerfile as users run them, under podman (tests/compose).
+test-compose:
+	@scripts/bootstrap-compose.sh
+	DDB_COMPOSE_TESTS=1 $(PY) -m pytest tests/compose -x $(PYTEST_ARGS)
 
 bench: bootstrap
 	$(PY) -m bench
