@@ -1,12 +1,15 @@
 """`ddb-responder audit verify`: walk a store's audit chain and check every record against it.
 
-Pure: the store's AuditLog in, a Verdict out. Two checks:
+Pure: the store's AuditLog and the keys in, a Verdict out. The checks:
 
-1. The chain: each event's hash matches its content and follows the previous event's
-   (from the anchor), with no gap, and ends at the head the store records.
+1. The chain: each event's hash is its seal under the key it names (responder.records.
+   sealing: the key rules, and retention of prunes), follows the previous event's (from
+   the anchor), with no gap, and ends at the head the store records.
 2. The records: replaying the events gives every decision, transition and step as it
    must be; a record that differs was edited, one the chain never saw was inserted,
    one the chain has but the store lacks was removed.
+3. The live state: the active region, freeze and transition in progress the store holds
+   are what the chain's last events say (responder.records.live_state).
 
 Records older than the last prune's cutoff may be gone (retention) or not yet gone;
 records older than a chain begun on an existing store predate it: neither is a problem.

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from ddb_failover.config import AuditConfig, ConfigError
+from responder.cli.main import main
 from responder.model.alerts import format_time
 from responder.records.audit import Verdict, verify
 from responder.state import chain
@@ -27,6 +29,7 @@ from responder.state.store import StateStore
 from tests.responder.fakes import KEYS, WEST
 from tests.responder.stores import Backend, Clock
 from tests.responder.test_audit_chain import Tamper, firing, history_of_everything
+from tests.responder.weblib import write_config
 
 DAY = 86400.0
 OTHER = AuditKeys.of(b"k" * 40)  # a key the forger made up
@@ -431,3 +434,15 @@ def test_a_missing_empty_or_short_key_file_is_a_config_error_naming_the_key(
     path.write_bytes(b"x" * 32)
     with pytest.raises(ConfigError, match=r"^responder\.audit\.previous_key_files\.0: cannot read"):
         AuditKeys.from_config(AuditConfig(key_file=path, previous_key_files=(tmp_path / "gone",)))
+
+
+def test_the_cli_stops_on_a_missing_key_naming_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "no-such-key"
+    path = write_config(tmp_path, extra={"audit": {"key_file": str(missing)}})
+    expected = f"responder.audit.key_file: cannot read {missing}: No such file or directory"
+    for command in (["audit", "verify"], ["check-config"], ["audit", "export", "--since", "1h"]):
+        assert main([*command, "--config", str(path)]) == 2, command
+        assert expected in capsys.readouterr().err, command
+    assert not (tmp_path / "state" / "state.db").exists()  # nothing opened, nothing written
