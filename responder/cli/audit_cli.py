@@ -57,6 +57,13 @@ def add_commands(
         help="a head printed by an earlier verify: it must still be in the chain",
     )
     check.add_argument(
+        "--retain-days",
+        type=float,
+        metavar="DAYS",
+        help="every prune must have kept this much history (default: the config's"
+        " responder.history.retain_days)",
+    )
+    check.add_argument(
         "--file",
         type=Path,
         help="check an `audit export` file's own chain instead of the store (needs the key:"
@@ -87,7 +94,7 @@ def run(args: argparse.Namespace, config: Config | None) -> int:
         store = open_store(config)
         if args.audit_command == "verify":
             expect = _expected(args.expect)
-            retain = config.responder.history.retain_days
+            retain = args.retain_days or config.responder.history.retain_days
             return _report(verify(store.audit_log(), keys, expect, retain), args.json)
         since = parse_since(args.since, time.time())
         events = store.audit_events(since)

@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
-from ddb_failover.config import AuditConfig, ConfigError
+from ddb_failover.config import AuditConfig, ConfigError, SqliteState
 from responder.cli.main import main
 from responder.model.alerts import format_time
 from responder.records.audit import Verdict, verify
@@ -26,7 +27,7 @@ from responder.state.keys import AuditKey, AuditKeys
 from responder.state.records import NewTransition, StepRecord
 from responder.state.sqlite.file import insert_event
 from responder.state.store import StateStore
-from tests.responder.fakes import KEYS, WEST
+from tests.responder.fakes import KEYS, WEST, config
 from tests.responder.stores import Backend, Clock
 from tests.responder.test_audit_chain import Tamper, firing, history_of_everything
 from tests.responder.weblib import write_config
@@ -446,3 +447,26 @@ def test_the_cli_stops_on_a_missing_key_naming_it(
         assert main([*command, "--config", str(path)]) == 2, command
         assert expected in capsys.readouterr().err, command
     assert not (tmp_path / "state" / "state.db").exists()  # nothing opened, nothing written
+
+
+def test_audit_verify_reads_either_store_with_the_configured_key(
+    store: StateStore,
+    clock: Clock,
+    backend: Backend,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    history_of_everything(store, clock)
+    where = backend.table if backend.table is not None else SqliteState(path=backend.path)
+    base = config()
+    section = base.responder.model_copy(update={"state": where})
+    path = tmp_path / "ddb-failover.yml"
+    dumped = base.model_copy(update={"responder": section}).model_dump(mode="json")
+    path.write_text(yaml.safe_dump(dumped))
+    assert main(["audit", "verify", "--config", str(path)]) == 0
+    assert capsys.readouterr().out.startswith("audit chain OK: ")
+    Forger(backend).set_active_region("us-east-1")
+    assert main(["audit", "verify", "--config", str(path)]) == 1
+    assert capsys.readouterr().out.startswith(
+        "audit chain BROKEN: the live active_region was edited: the store holds us-east-1;"
+    )
