@@ -21,6 +21,7 @@ from responder.cli.remote import (
     CliError,
 )
 from responder.secrets import Secrets
+from responder.state.keys import AuditKeys
 
 GUNICORN_CONF = Path(__file__).parents[1] / "gunicorn_conf.py"
 WAIT_SECONDS = 120.0
@@ -166,6 +167,7 @@ def _serving_config(args: argparse.Namespace) -> Config:
     assert config is not None
     try:
         Secrets.from_config(config)
+        AuditKeys.from_config(config.responder.audit)
     except ConfigError as exc:
         raise CliError(str(exc), EXIT_USAGE) from None
     for warning in exposed_secrets(config):
@@ -182,6 +184,9 @@ def check_config(args: argparse.Namespace) -> int:
     print(f"regions: {', '.join(config.region_names)} (primary {config.primary})")
     print(f"listen:  {responder.listen}")
     print(f"state:   {responder.state.backend}")
+    keys = AuditKeys.from_config(responder.audit)
+    previous = f" (+{len(keys.previous)} previous)" if keys.previous else ""
+    print(f"audit:   key {keys.current.id}{previous}")
     policy = responder.policy
     print(
         f"policy:  failback={policy.failback} min_dwell={policy.min_dwell_seconds:g}s "
