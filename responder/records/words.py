@@ -94,9 +94,11 @@ def _lb(f: Facts, before: Json, after: Json) -> str:
 
 def _app_env(f: Facts, before: Json, after: Json) -> str:
     variable = f.get("variable", "DYNAMODB_REGION")
-    moved = _moved(plain(_field(before, "value")), plain(_field(after, "value")))
-    deployed = _field(after, "deployed") if isinstance(after, dict) else None
-    note = "" if deployed is None else f" (deployed {plain(deployed)})"
+    value = _field(after, "value")
+    moved = _moved(plain(_field(before, "value")), plain(value))
+    # The active deployment runs the spec's value once it is deployed: say so only if not.
+    differs = isinstance(after, dict) and "deployed" in after and after["deployed"] != value
+    note = f" (deployed: {plain(after['deployed'])})" if differs else ""
     return f"App env {variable}: {moved}{note}"
 
 
