@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -99,16 +99,17 @@ class Page:
 
 
 @pytest.fixture
-def page(tmp_path: Path) -> Iterator[Callable[..., Page]]:
-    made: list[Page] = []
+def page(tmp_path: Path, request: pytest.FixtureRequest) -> Callable[..., Page]:
+    """Pages, each in a directory of its own, their runners stopped at the end."""
 
     def make(**options: Any) -> Page:
-        made.append(Page(tmp_path, **options))
-        return made[-1]
+        directory = tmp_path / f"page-{len(list(tmp_path.iterdir()))}"
+        directory.mkdir()
+        made = Page(directory, **options)
+        request.addfinalizer(runner_of(made.app).stop)
+        return made
 
-    yield make
-    for p in made:
-        runner_of(p.app).stop()
+    return make
 
 
 def forms(html: str) -> list[str]:
