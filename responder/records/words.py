@@ -118,7 +118,25 @@ def _command(f: Facts, before: Json, after: Json) -> str:
     return f"Command last run for {_moved(plain(before), plain(after))}"
 
 
+def _readiness(f: Facts, before: Json, after: Json) -> str:
+    """The plan's own check of a region: before is what it read, after what it needs."""
+    canary = "canary readable" if _field(before, "canary_ok") else "canary NOT readable"
+    limit = _field(after, "data_at_risk_seconds_at_most")
+    rpo = f" (RPO {seconds(limit)})" if isinstance(limit, int | float) else ""
+    return f"{canary}, data at risk {seconds(_field(before, 'data_at_risk_seconds'))}{rpo}"
+
+
+def _site(f: Facts, before: Json, after: Json) -> str:
+    status, error = _field(before, "status"), _field(before, "error")
+    said = f"site answers HTTP {status}" if status is not None else "site does not answer"
+    expected = _field(after, "status")
+    wanted = f" (expects {expected})" if expected is not None and expected != status else ""
+    return said + (f": {error}" if error else "") + wanted
+
+
 WORDS: dict[str, Callable[[Facts, Json, Json], str]] = {
+    "readiness": _readiness,
+    "site": _site,
     "do_dns_record": _dns,
     "route53_record": _route53,
     "do_global_load_balancer": _glb,

@@ -55,11 +55,13 @@ class Words:
         self.kinds = {a.name: a.type for a in actions}
         self.facts = {a.name: words.facts(a.model_dump(mode="json")) for a in configured}
 
-    def change(self, action: str, before: Json, after: Json) -> str:
-        return words.change(self.kinds.get(action), self.facts.get(action, {}), before, after)
+    def change(self, action: str, before: Json, after: Json, kind: str | None = None) -> str:
+        """kind: the action's type when the entry says it (plan, preview); else configured."""
+        kind = kind or self.kinds.get(action) or action  # the plan's readiness and site
+        return words.change(kind, self.facts.get(action, {}), before, after)
 
-    def state(self, action: str, value: Json) -> str:
-        return words.state(self.kinds.get(action), self.facts.get(action, {}), value)
+    def state(self, action: str, value: Json, kind: str | None = None) -> str:
+        return self.change(action, value, value, kind)
 
 
 def _cards(plan: Json, status: Json) -> list[health.Card]:

@@ -85,6 +85,21 @@ from responder.web import present
             "Load balancer: tag blue → droplets 1, 2",
         ),
         ("command", {}, None, "eu-west-1", "Command last run for none → eu-west-1"),
+        (
+            "readiness",
+            {},
+            {"canary_ok": True, "data_at_risk_seconds": 1.0300323963165283},
+            {"canary_ok": True, "data_at_risk_seconds_at_most": 60.0},
+            "canary readable, data at risk 1.0 s (RPO 1 min)",
+        ),
+        (
+            "site",
+            {},
+            {"status": None, "error": "connection refused"},
+            {"status": 200},
+            "site does not answer: connection refused (expects 200)",
+        ),
+        ("site", {}, {"status": 200, "error": None}, {"status": 200}, "site answers HTTP 200"),
         # What this version does not know still reads as words, never as JSON.
         (
             "memory",
