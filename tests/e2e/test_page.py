@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -32,6 +33,7 @@ WIDTHS = {390: 2600, 1280: 2000, 1920: 1800}  # width: height of the shot
 ROOT = Path(__file__).resolve().parents[2]
 SHOTS = Path(os.environ.get("DDB_PAGE_SCREENSHOTS") or ROOT / "build" / "page-screenshots")
 GLB = "/v2/load_balancers"
+CHROMIUM_SECONDS = 240
 
 
 class PageStack(E2EStack):
@@ -78,16 +80,28 @@ def bearer(token: str) -> dict[str, str]:
 
 
 def chromium(*args: str, profile: Path) -> str:
+    """Headless Chromium's stdout; its whole process group is killed if it hangs.
+
+    Under a loaded machine one run takes 10 to 30 s; CHROMIUM_SECONDS is the honest bound.
+    """
     browser = shutil.which("chromium")
     assert browser, "Debian's chromium is installed by the bootstrap"
-    done = subprocess.run(
-        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-         "--disable-quic", "--disable-background-networking", "--disable-component-update",
-         "--disable-sync", "--hide-scrollbars", f"--user-data-dir={profile}", *args],
-        capture_output=True, text=True, timeout=90,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr[-2000:]
-    return done.stdout
+    command = [
+        browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+        "--disable-quic", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--hide-scrollbars", f"--user-data-dir={profile}", *args,
+    ]  # fmt: skip
+    proc = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+    try:
+        out, err = proc.communicate(timeout=CHROMIUM_SECONDS)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+    assert proc.returncode == 0, err[-2000:]
+    return out
 
 
 def shoot(stack: PageStack, state: str, role: str = "operator") -> str:
