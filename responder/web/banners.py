@@ -68,7 +68,9 @@ def _stalled(t: Json, phase: str) -> Banner | None:
     action = a["action"] if a else None
     if a:
         back = " (rollback)" if a.get("rollback") else ""
-        detail = f"Stopped at {action}{back} after {a['count']} attempt(s): {a['error']}."
+        detail = (
+            f"Stopped at {action}{back} after {a['count']} attempt(s): {a['error'].rstrip('.')}."
+        )
     else:
         detail = f"Past its deadline ({t.get('deadline_at')}); it keeps retrying."
     commands = ["ddb-responder retry"]
