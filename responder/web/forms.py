@@ -69,6 +69,11 @@ def _field(name: str, required: bool = True) -> str:
     return value[:REASON_MAX]
 
 
+def offered() -> tuple[str, ...]:
+    """The operations this responder can do from the page (repair comes with issue 21)."""
+    return tuple(op for op in OPERATIONS if op != "repair" or hasattr(service(), "repair"))
+
+
 def _repair(by: str, reason: str) -> object:
     repair: Callable[..., object] | None = getattr(service(), "repair", None)
     if repair is None:

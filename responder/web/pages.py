@@ -18,7 +18,7 @@ from responder.records import words
 from responder.state.store import StoreUnavailable, UnknownTransition
 from responder.web import banners, health, present, promql
 from responder.web.common import RequestProblem, error, require, service
-from responder.web.forms import csrf_token
+from responder.web.forms import csrf_token, offered
 
 bp = Blueprint(
     "pages",
@@ -161,6 +161,7 @@ def index() -> tuple[str, int] | Response:
         banners=shown,
         words=said,
         csrf=csrf_token(now),
+        offered=offered(),
         links=_links(report, now, status["phase"], shown),
         consistency=_consistency(plan, report),
         seconds=words.seconds,
