@@ -12,7 +12,7 @@ from __future__ import annotations
 import urllib.parse
 from typing import Any
 
-from flask import Blueprint, Response, render_template
+from flask import Blueprint, Response, render_template, request
 
 from responder.records import words
 from responder.state.store import StoreUnavailable, UnknownTransition
@@ -137,13 +137,15 @@ def index() -> tuple[str, int] | Response:
     refused = refused_reader()
     if refused is not None:
         return refused
+    # ?refresh=off holds the page still: to read it at length, or to screenshot it.
+    refresh = 0 if request.args.get("refresh") == "off" else REFRESH_SECONDS
     svc = service()
     try:
         status = svc.status()
         history = svc.store.history(RECENT)
         report = _report(status)
     except StoreUnavailable as exc:
-        page = render_template("status.html", error=str(exc), refresh=REFRESH_SECONDS)
+        page = render_template("status.html", error=str(exc), refresh=refresh)
         return page, 503
     plan = svc.plan()
     now = svc.clock()
@@ -166,7 +168,7 @@ def index() -> tuple[str, int] | Response:
         consistency=_consistency(plan, report),
         seconds=words.seconds,
         when=lambda value: present.when(value, now),
-        refresh=REFRESH_SECONDS,
+        refresh=refresh,
         error=None,
     )
     return page, 200

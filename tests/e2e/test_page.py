@@ -44,7 +44,9 @@ class PageStack(E2EStack):
 
     def page_url(self, role: str) -> str:
         base = self.urls["responder"]
-        return base.replace("http://", f"http://{role}:{self.secret(f'{role}-token')}@") + "/"
+        # Held still: a reload under a loaded machine's slow screenshot can hang Chromium.
+        credentials = f"http://{role}:{self.secret(f'{role}-token')}@"
+        return base.replace("http://", credentials) + "/?refresh=off"
 
     def html(self, role: str = "viewer") -> str:
         token = self.secret(f"{role}-token")

@@ -280,5 +280,8 @@ def test_the_page_is_small(page: Callable[..., Page]) -> None:
     p.plan(drift=[{"action": "lb", "current": None, "desired": {"region": EAST}}])
     html = p.html(p.operator)
     assert len(html.encode()) < 100 * 1024
+    assert 'http-equiv="refresh" content="5"' in html and 'data-refresh="5"' in html
+    still = p.viewer.get("/?refresh=off").get_data(as_text=True)
+    assert 'http-equiv="refresh"' not in still and 'data-refresh="0"' in still
     script = p.viewer.get("/static/page.js")
     assert script.status_code == 200 and "visibilitychange" in script.get_data(as_text=True)

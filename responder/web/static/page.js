@@ -2,7 +2,7 @@
 // is sent. Without it the page still reads, and <noscript>'s meta refresh reloads it.
 "use strict";
 (function () {
-  var seconds = Number(document.body.getAttribute("data-refresh")) || 5;
+  var seconds = Number(document.body.getAttribute("data-refresh"));
   var timer = null;
 
   function busy() {
@@ -16,7 +16,7 @@
 
   function schedule() {
     clearTimeout(timer);
-    if (document.hidden) return; // paused while the tab is hidden
+    if (!seconds || document.hidden) return; // held still (?refresh=off), or the tab is hidden
     timer = setTimeout(function () {
       if (busy()) schedule();
       else window.location.reload();
