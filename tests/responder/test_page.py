@@ -285,3 +285,27 @@ def test_the_page_is_small(page: Callable[..., Page]) -> None:
     assert 'http-equiv="refresh"' not in still and 'data-refresh="0"' in still
     script = p.viewer.get("/static/page.js")
     assert script.status_code == 200 and "visibilitychange" in script.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("kind", ["failback", "repair", "switchover", "practice"])
+def test_every_transition_kind_shows_as_a_timeline(page: Callable[..., Page], kind: str) -> None:
+    from responder.state.records import Cause, NewTransition, StepRecord
+
+    p = page()
+    store = store_of(p.app)
+    lease = store.acquire_lease("test", 60)
+    assert lease is not None
+    cause = Cause(operator="operator", reason="drill")
+    new = NewTransition(kind, EAST, WEST, cause, 0.25, False, evidence={"received_at": time.time()})  # type: ignore[arg-type]
+    record = store.begin_transition(new, store.state().version)
+    assert record is not None
+    started = time.time()
+    step = StepRecord("www", "applied", {"region": EAST}, {"region": WEST}, at=started + 0.3,
+                      started_at=started)  # fmt: skip
+    store.journal_step(record.id, step, lease.token)
+    store.finish_transition(record.id, "completed", lease.token)
+    html = p.html()
+    assert f"{kind.capitalize()} {EAST} &rarr; {WEST}:" in html
+    events = re.findall(r'<li data-event="([a-z_]+)"', html)
+    assert events == ["request_received", "decision", "step_started", "step_finished", "completed"]
+    assert "region us-east-1 → region eu-west-1" in html and '<span id="data-at-risk">0.2 s' in html
