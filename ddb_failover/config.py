@@ -473,6 +473,7 @@ class Report(Strict):
     grafana_url: HttpUrl | None = None  # Grafana's base URL; no dashboard link without it
     dashboard_uid: str = Field(default="ddb-failover-overview", pattern=r"^[A-Za-z0-9_-]{1,40}$")
     runbook_url: HttpUrl = RUNBOOK_URL  # for transitions no alert links a runbook to
+    alertmanager_url: HttpUrl | None = None  # the status page links to its silences
 
 
 class Limits(Strict):
@@ -554,6 +555,8 @@ class ResponderConfig(Strict):
     consistency: Consistency = "eventual"
     witness: RegionName | None = None
     tables: dict[str, TableConsistency] = {}
+    # Where the status page reads the exporter's series and the firing alerts (region cards).
+    prometheus_url: HttpUrl | None = None
     # The alertmanager role's token (POST /webhook only).
     webhook_token: Secret = Secret(env="DDB_FAILOVER_WEBHOOK_TOKEN")
     auth: Auth = Auth()
