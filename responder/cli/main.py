@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from ddb_failover.config import CONFIG_ENV, Config, ConfigError, load
+from ddb_failover.secret_files import exposed_secrets
 from responder.cli import audit_cli, remote
 from responder.cli.remote import (
     DEFAULT_URL,
@@ -169,6 +170,8 @@ def _serving_config(args: argparse.Namespace) -> Config:
         AuditKeys.from_config(config.responder.audit)
     except ConfigError as exc:
         raise CliError(str(exc), EXIT_USAGE) from None
+    for warning in exposed_secrets(config):
+        print(f"ddb-responder: warning: {warning}", file=sys.stderr)
     return config
 
 
