@@ -422,7 +422,7 @@ def test_an_unkeyed_chain_from_before_the_key_is_sealed_from_the_upgrade_on(
     ],
 )
 def test_a_missing_empty_or_short_key_file_is_a_config_error_naming_the_key(
-    tmp_path: Any, content: bytes | None, message: str
+    tmp_path: Path, content: bytes | None, message: str
 ) -> None:
     path = tmp_path / "audit-key"
     if content is not None:
