@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from ddb_failover.config import Secret
+from ddb_failover.config import Config, Secret
 
 # Files the AWS SDK reads on its own, named by these variables (not by the config).
 _SDK_FILE_VARIABLES = ("AWS_SHARED_CREDENTIALS_FILE",)
@@ -40,6 +40,9 @@ def secret_paths(config: BaseModel, environ: Mapping[str, str] | None = None) ->
     """Every secret file the config names, and the SDK's credentials file; in order, once."""
     environ = os.environ if environ is None else environ
     paths = [s.file for s in _secrets_in(config) if s.file is not None]
+    if isinstance(config, Config):  # the audit chain's keys: files, not Secrets
+        audit = config.responder.audit
+        paths += [p for p in (audit.key_file, *audit.previous_key_files) if p is not None]
     paths += [Path(environ[v]) for v in _SDK_FILE_VARIABLES if environ.get(v)]
     return list(dict.fromkeys(paths))
 

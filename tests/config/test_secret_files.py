@@ -27,6 +27,7 @@ def secret(path: Path, mode: int) -> Path:
 def responder_config(tmp_path: Path, token_file: Path) -> Path:
     data = yaml.safe_load((RESPONDER_TESTDATA / "web_good.yml").read_text())
     data["responder"]["webhook_token"] = {"file": str(token_file)}
+    data["responder"]["audit"] = {"key_file": str(secret(tmp_path / "audit-key", 0o600))}
     path = tmp_path / "ddb-failover.yml"
     path.write_text(yaml.safe_dump(data))
     return path
@@ -72,12 +73,15 @@ def test_every_secret_file_of_the_config_and_the_sdk_credentials(tmp_path: Path)
     config = load(responder_config(tmp_path, token))
     credentials = tmp_path / "aws-credentials"
     environ = {"AWS_SHARED_CREDENTIALS_FILE": str(credentials)}
-    assert secret_paths(config, environ) == [token, credentials]
-    assert secret_paths(config, {}) == [token]
+    key = tmp_path / "audit-key"
+    assert secret_paths(config, environ) == [token, key, credentials]
+    assert secret_paths(config, {}) == [token, key]
     assert exposed_secrets(config, environ) == []
     secret(credentials, 0o644)
+    key.chmod(0o640)
     assert [w.split(" is ")[0] for w in exposed_secrets(config, environ)] == [
-        f"secret file {credentials}"
+        f"secret file {key}",
+        f"secret file {credentials}",
     ]
 
 

@@ -422,7 +422,7 @@ def test_an_unkeyed_chain_from_before_the_key_is_sealed_from_the_upgrade_on(
     ],
 )
 def test_a_missing_empty_or_short_key_file_is_a_config_error_naming_the_key(
-    tmp_path: Any, content: bytes | None, message: str
+    tmp_path: Path, content: bytes | None, message: str
 ) -> None:
     path = tmp_path / "audit-key"
     if content is not None:
@@ -469,4 +469,29 @@ def test_audit_verify_reads_either_store_with_the_configured_key(
     assert main(["audit", "verify", "--config", str(path)]) == 1
     assert capsys.readouterr().out.startswith(
         "audit chain BROKEN: the live active_region was edited: the store holds us-east-1;"
+    )
+
+
+def test_an_inserted_event_with_its_record_is_named(
+    store: StateStore, clock: Clock, backend: Backend
+) -> None:
+    """A forger adds a decision and an event recording it, without the key, and renumbers."""
+    history_of_everything(store, clock)
+    forger = Forger(backend)
+    events = forger.events()
+    decided = event_of(store, "decision")
+    place = decided.seq + 1
+    body = json.loads(json.dumps(decided.body))
+    body["decision"]["id"] = "d-forged"
+    forged = chain.seal(
+        events[place - 2].head, decided.at + 0.5, chain.Pending("decision", "d-forged", body)
+    )
+    shifted = [
+        Event(e.seq + 1, e.at, e.type, e.subject, e.body, e.prev, e.hash, e.key_id)
+        for e in events[place - 1 :]
+    ]
+    forger.write([forged, *shifted])
+    Tamper(backend).copy_decision(decided.subject, "d-forged")
+    assert first(verify(store.audit_log(), KEYS)) == (
+        f"audit event #{place} was inserted: the events after it were renumbered"
     )

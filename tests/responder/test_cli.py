@@ -14,6 +14,7 @@ import yaml
 from responder.cli.main import main, parse_args
 from sandbox.net import free_port
 from tests.conftest import RegionFactory
+from tests.responder.fakes import KEYS
 from tests.responder.weblib import TOKEN, Responder, put_heartbeat, write_config
 
 TESTDATA = Path(__file__).parent / "testdata"
@@ -30,6 +31,8 @@ def test_check_config_prints_a_summary(token_env: None, capsys: pytest.CaptureFi
     out = capsys.readouterr().out
     assert "regions: us-east-1, eu-west-1 (primary us-east-1)" in out
     assert "failback=manual" in out and "dry_run=true" in out
+    assert f"audit:   key {KEYS.current.id}\n" in out  # its fingerprint, never the key
+    assert KEYS.current.secret.decode() not in out
     assert "  wp-env (env_file)" in out and "  command (command)" in out
     # No regions[].site: valid, but the responder cannot see WordPress; it says so.
     assert (

@@ -12,6 +12,9 @@ The notices a change queues travel the same way: listed on the current item with
 event (`chain_notices`), then put in the outbox before the event's copy, so a writer
 that dies in between leaves them for the next one.
 No transactions: multi-region strongly consistent tables do not have them.
+Events are sealed with the audit key (responder.state.keys); when the head was sealed with
+another key (a rotation, or a chain from before keys), a key_rotated event goes first, in
+a chained write of its own.
 """
 
 from __future__ import annotations
