@@ -11,10 +11,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+from responder.model.alerts import format_time
 from responder.state.outbox import Notice
 from responder.state.records import Approval, Attempts, Operation, StepRecord, TransitionRecord
-from responder.state.store import Refused, StateStore
+from responder.state.store import AttemptInFlight, Refused, StateStore
 
+NOTHING_APPLIED = "nothing was applied: nothing to roll back"
 # Losing the compare-and-set this often means the reconciler is busy changing the record.
 ATTEMPTS = 3
 
@@ -50,6 +52,12 @@ def skip(record: TransitionRecord, action: str, by: str, reason: str, now: float
     if attempts is None or attempts.action != action:
         stuck = f"the step in trouble is {attempts.action}" if attempts else "no step is failing"
         raise Refused(f"cannot skip {action}: {stuck}")
+    in_flight = record.in_flight
+    if in_flight is not None and in_flight.action == action:
+        raise AttemptInFlight(
+            f"cannot skip {action}: attempt {in_flight.attempt} in flight since "
+            f"{format_time(in_flight.started_at)}; skip it once it has returned"
+        )
     step = StepRecord(
         action,
         "skipped",
@@ -72,6 +80,12 @@ def abort(record: TransitionRecord, by: str, reason: str, rollback: bool, now: f
         raise Refused(f"transition {record.id} is already being aborted by {earlier.by}")
     if rollback and record.from_region is None:
         raise Refused(f"transition {record.id} has no source region to roll back to")
+    approval = record.approval
+    if approval is not None and approval.waiting:
+        # Nothing was applied: the transition ends at once, with nothing to roll back.
+        declined = replace(approval, state="declined", decided_by=by, decided_at=now, reason=reason)
+        operation = Operation("abort", by, f"{reason}; {NOTHING_APPLIED}", now)
+        return Change(operation, record.attempts, approval=declined)
     stuck = record.attempts.action if record.attempts else None
     operation = Operation("abort", by, reason, now, action=stuck, rollback=rollback)
     # A rollback starts fresh: its own steps, each retried like any other.

@@ -169,7 +169,13 @@ class Service:
         record = operations.apply(
             self.store, lambda r: operations.abort(r, by, reason, rollback, now), transition_id
         )
-        return self._commanded(record, "abort", by, reason, rollback=rollback)
+        record = self._commanded(record, "abort", by, reason, rollback=rollback)
+        if record.approval is not None and record.approval.state == "declined":
+            # It was waiting for approval: nothing to undo, so it ends now, not at a later pass
+            # (when another worker holds the lease, its runner ends it within a poll).
+            self.runner.run_now()
+            record = self.store.transition(record.id)
+        return record
 
     def _commanded(
         self, record: TransitionRecord, op: str, by: str, reason: str, **extra: object

@@ -12,6 +12,7 @@ from responder.state.records import (
     Attempts,
     Cause,
     DecisionRecord,
+    InFlight,
     Operation,
     StepRecord,
     TransitionRecord,
@@ -81,6 +82,7 @@ def transition(db: sqlite3.Connection, row: sqlite3.Row) -> TransitionRecord:
         revision=row["revision"],
         approval=Approval.from_store(loads(row["approval"])),
         evidence=loads(row["evidence"]),
+        in_flight=InFlight.from_store(loads(row["in_flight"])),
     )
 
 
