@@ -299,25 +299,17 @@ class Reconciler:
         return self._announcer.transition(record, event, now, detail)
 
     def _next_action(self, record: TransitionRecord) -> Action | None:
-        """The next action to run in the current direction, or None when all are done."""
-        if not record.rolling_back:
-            done = record.done_steps()
-            return next((a for a in self.actions if a.name not in done), None)
-        # Back out what this transition changed: applied steps, steps an attempt that failed
-        # may have changed before the one that found nothing left to do, and the one it
-        # was stuck on.
-        abort = record.abort
-        changed = {
-            s.action
-            for s in record.done_steps().values()
-            if s.result == "applied" or (s.result == "unchanged" and s.failures)
-        }
-        if abort is not None and abort.action is not None:
-            changed.add(abort.action)
-        done = record.done_steps(rollback=True)
-        return next(
-            (a for a in reversed(self.actions) if a.name in changed and a.name not in done), None
-        )
+        """The next action to run in the current direction, or None when all are done.
+
+        A rollback moves every configured action back to the source region, last first:
+        not only the steps the journal says applied. A crash between a change and its
+        journal write, a failed attempt that changed the object anyway, a stray that
+        returned late or a skipped step all leave objects the journal does not name; each
+        is read, compared, and changed only if it differs, like any step.
+        """
+        done = record.done_steps(rollback=record.rolling_back)
+        order = reversed(self.actions) if record.rolling_back else iter(self.actions)
+        return next((a for a in order if a.name not in done), None)
 
     def _step(self, action: Action, record: TransitionRecord, attempts: Attempts | None) -> bool:
         """One attempt of one step, journaled; True when it is done and the next may run."""

@@ -322,15 +322,27 @@ def test_rollback_includes_a_step_a_failed_attempt_may_have_changed(
     assert world["www"] == {"region": EAST}
 
 
-def test_abort_with_rollback_drives_applied_steps_back(store: SqliteStore, clock: Clock) -> None:
+def test_rollback_moves_every_action_back_whatever_the_journal_says(
+    store: SqliteStore, clock: Clock
+) -> None:
+    # env already WEST: the change landed before a crash, so the re-run journaled `unchanged`.
     world: dict[str, Any] = {"env": {"region": WEST}}
     dns = MemoryAction("www", world)
-    env = MemoryAction("env", world)  # already WEST: unchanged, so nothing to roll back
+    env = MemoryAction("env", world)
+    landed = [lambda: world.update(cmd={"region": WEST})]  # changed, then failed for good
+    cmd = MemoryAction(
+        "cmd",
+        world,
+        failures=[PermanentError("exit 1")],
+        on_apply=lambda: landed.pop()() if landed else None,
+    )
     broken = MemoryAction("lb", world, failures=[PermanentError("verify failed")])
     recorder = Recorder()
     begin(store)
-    rec = reconciler(store, [dns, env, broken], recorder)
+    rec = reconciler(store, [dns, env, cmd, broken], recorder)
     rec.run_once()
+    operations.apply(store, lambda r: operations.skip(r, "cmd", "erin", "later", clock.now))
+    drive(rec, clock)
     operations.apply(store, lambda r: operations.abort(r, "dave", "back out", True, clock.now))
     assert store.state().desired_region == EAST
     done = drive(rec, clock)
@@ -338,13 +350,13 @@ def test_abort_with_rollback_drives_applied_steps_back(store: SqliteStore, clock
     assert done.error == "aborted by dave and rolled back: back out"
     forward = [(s.action, s.result) for s in done.steps if not s.rollback]
     back = [(s.action, s.result, s.after) for s in done.steps if s.rollback]
-    assert forward == [("www", "applied"), ("env", "unchanged")]
-    # Newest first: the step it was stuck on, then what it had applied; env is left alone.
-    assert back == [("lb", "applied", {"region": EAST}), ("www", "applied", {"region": EAST})]
-    assert world == {"www": {"region": EAST}, "env": {"region": WEST}, "lb": {"region": EAST}}
+    assert forward == [("www", "applied"), ("env", "unchanged"), ("cmd", "skipped")]
+    # Every configured action, last first, each read and changed only if it differs.
+    assert back == [(name, "applied", {"region": EAST}) for name in ("lb", "cmd", "env", "www")]
+    assert world == {name: {"region": EAST} for name in ("www", "env", "cmd", "lb")}
     assert (store.state().active_region, store.state().phase) == (EAST, "steady")
     assert store.action_results()["www"]["region"] == EAST
-    assert [e.rollback for e in recorder.steps][-2:] == [True, True]
+    assert [e.rollback for e in recorder.steps][-4:] == [True] * 4
 
 
 def test_freeze_stops_at_the_next_step_and_unfreeze_resumes(
