@@ -8,12 +8,21 @@ The reconciler carries it out at its next step boundary.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from responder.model.alerts import format_time
 from responder.state.outbox import Notice
-from responder.state.records import Approval, Attempts, Operation, StepRecord, TransitionRecord
+from responder.state.records import (
+    Approval,
+    Attempts,
+    Cause,
+    NewTransition,
+    Operation,
+    State,
+    StepRecord,
+    TransitionRecord,
+)
 from responder.state.store import AttemptInFlight, Refused, StateStore
 
 NOTHING_APPLIED = "nothing was applied: nothing to roll back"
@@ -91,6 +100,38 @@ def abort(record: TransitionRecord, by: str, reason: str, rollback: bool, now: f
     # A rollback starts fresh: its own steps, each retried like any other.
     attempts = record.attempts if not rollback else None
     return Change(operation, attempts)
+
+
+def repair(
+    state: State,
+    by: str,
+    reason: str,
+    actions: Sequence[str],
+    now: float,
+    deadline_seconds: float,
+    dry_run: bool = False,
+) -> NewTransition:
+    """A repair: every action (or those named) reconciled to the ACTIVE region's state.
+
+    Never automatic: a person asks, after drift was reported. Refused while another
+    transition runs: it would fight that transition over the same objects.
+    """
+    if not reason.strip():
+        raise Refused("repair needs a reason: it is kept in the history")
+    running = state.in_progress
+    if running is not None:
+        raise Refused(f"cannot repair: transition {running.id} ({running.kind}) is in progress")
+    active = state.active_region
+    return NewTransition(
+        "repair",
+        active,
+        active,
+        Cause(operator=by, reason=reason),
+        None,
+        dry_run,
+        deadline_at=now + deadline_seconds,
+        evidence={"repair": {"actions": list(actions)}},
+    )
 
 
 def apply(

@@ -308,8 +308,11 @@ class Reconciler:
         is read, compared, and changed only if it differs, like any step.
         """
         done = record.done_steps(rollback=record.rolling_back)
+        scope = record.scope  # a repair of one action
         order = reversed(self.actions) if record.rolling_back else iter(self.actions)
-        return next((a for a in order if a.name not in done), None)
+        return next(
+            (a for a in order if a.name not in done and (scope is None or a.name in scope)), None
+        )
 
     def _step(self, action: Action, record: TransitionRecord, attempts: Attempts | None) -> bool:
         """One attempt of one step, journaled; True when it is done and the next may run."""

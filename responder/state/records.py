@@ -31,7 +31,7 @@ PHASES: tuple[Phase, ...] = (
     "frozen",
     "awaiting_approval",
 )
-TransitionKind = Literal["failover", "failback", "manual"]
+TransitionKind = Literal["failover", "failback", "manual", "repair"]
 # failed: only transitions recorded before permanent errors stalled instead of failing.
 # declined: a person (or the approval timeout) said no; blocked: the target was no longer
 # ready when the approval came.
@@ -408,6 +408,14 @@ class TransitionRecord:
     def abort(self) -> Operation | None:
         """The abort an operator asked for, if any."""
         return next((o for o in reversed(self.operations) if o.op == "abort"), None)
+
+    @property
+    def scope(self) -> frozenset[str] | None:
+        """The actions a repair is limited to (`repair --action`); None: every action."""
+        if self.kind != "repair" or not isinstance(self.evidence, dict):
+            return None
+        names = (self.evidence.get("repair") or {}).get("actions")
+        return frozenset(names) if names else None
 
     @property
     def rolling_back(self) -> bool:
