@@ -201,4 +201,6 @@ def test_repair_puts_back_only_what_it_is_asked_to_and_never_while_another_runs(
     ]
     (last, *_) = site.client.get("/api/v1/history").get_json()["transitions"]
     assert (last["kind"], last["cause"]["reason"]) == ("repair", "the rest")
+    report = site.client.get(f"/api/v1/transitions/{last['id']}/report")
+    assert report.status_code == 200 and report.get_json()["transition"]["kind"] == "repair"
     assert site.status()["active_region"] == EAST
