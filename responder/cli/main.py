@@ -124,6 +124,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help=f"how long to wait for the transition to end ({WAIT_SECONDS:g}; 0: do not wait)",
     )
+    repair = command(
+        "repair", "put drifted actions back in the active region's state (a person decides)"
+    )
+    repair.add_argument("--reason", required=True, help="why, for the history")
+    repair.add_argument("--action", metavar="NAME", help="only this action (default: all)")
     approve = command("approve", "say yes to the transition waiting for approval")
     approve.add_argument("id", metavar="ID", help="the transition's id (ddb-responder status)")
     approve.add_argument("--reason", default="", help="why, for the history")

@@ -27,7 +27,17 @@ TOKEN_ENV = "DDB_RESPONDER_TOKEN_FILE"
 TIMEOUT_SECONDS = 10.0
 POLL_SECONDS = 0.5
 # Commands that change something: they need the token, and say who asked.
-MUTATING = ("failover", "freeze", "unfreeze", "retry", "skip", "abort", "approve", "decline")
+MUTATING = (
+    "failover",
+    "freeze",
+    "unfreeze",
+    "retry",
+    "skip",
+    "abort",
+    "approve",
+    "decline",
+    "repair",
+)
 Json = Any
 
 
@@ -227,6 +237,8 @@ def run(args: argparse.Namespace, config: Config | None) -> int:
         body["transition_id"] = args.id
     if command == "abort":
         body["rollback"] = args.rollback
+    if command == "repair" and args.action:
+        body["action"] = args.action
     answer = client.ok(command, "POST", f"/api/v1/{command}", body, show=args.json)
     record = answer["transition"]
     if command != "abort" or args.wait <= 0:

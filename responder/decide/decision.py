@@ -194,7 +194,7 @@ class Decision:
 class _Intent:
     """A transition the alerts ask for, before the safety gates and readiness."""
 
-    kind: TransitionKind
+    kind: Literal["failover", "failback", "manual"]  # a decision never makes a repair
     source: str
     targets: tuple[str, ...]
     cause: Cause

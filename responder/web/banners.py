@@ -36,6 +36,7 @@ class Banner:
     transition_id: str | None = None
     action: str | None = None  # the step a skip would name
     lines: tuple[str, ...] = field(default=())
+    line_keys: tuple[str, ...] = ()  # what each line is about (drift: the action), for tools
 
     @property
     def section(self) -> str:
@@ -105,6 +106,7 @@ def _drift(plan: Json, describe: Describe) -> Banner | None:
         ("ddb-responder repair --reason ...",),
         ("repair",),
         lines=lines,
+        line_keys=tuple(str(d.get("action")) for d in drift),
     )
 
 

@@ -88,7 +88,9 @@ def metrics() -> Response:
     svc.metrics.refresh(values.state, values.actions)
     svc.metrics.approvals(values.recent)
     active = values.state.active_region if values.state else None
-    svc.metrics.refresh_plan(svc.plan(), active)
+    plan = svc.plan()
+    svc.metrics.refresh_plan(plan, active)
+    svc.metrics.drift.refresh(plan, values.state)
     return Response(svc.metrics.render(), mimetype=None, content_type=CONTENT_TYPE_LATEST)
 
 
