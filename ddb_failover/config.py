@@ -19,6 +19,8 @@ from pydantic import (
     model_validator,
 )
 
+from ddb_failover import consistency
+
 CONFIG_ENV = "DDB_FAILOVER_CONFIG"
 # A guessable bearer token is no token: anything shorter is a configuration error.
 MIN_TOKEN_CHARS = 16
@@ -471,6 +473,7 @@ class Report(Strict):
     grafana_url: HttpUrl | None = None  # Grafana's base URL; no dashboard link without it
     dashboard_uid: str = Field(default="ddb-failover-overview", pattern=r"^[A-Za-z0-9_-]{1,40}$")
     runbook_url: HttpUrl = RUNBOOK_URL  # for transitions no alert links a runbook to
+    alertmanager_url: HttpUrl | None = None  # the status page links to its silences
 
 
 class Limits(Strict):
@@ -535,8 +538,25 @@ class Notify(Strict):
         return receivers
 
 
+Consistency = Literal["eventual", "strong"]
+
+
+class TableConsistency(Strict):
+    """A table's MultiRegionConsistency, and its witness (a strong table's third member)."""
+
+    consistency: Consistency = "eventual"
+    witness: RegionName | None = None
+
+
 class ResponderConfig(Strict):
     listen: Listen = "0.0.0.0:9746"
+    # Every table's multi-Region consistency, unless tables.NAME says otherwise; strong
+    # tables have RPO 0 and exactly three members (ddb_failover.consistency).
+    consistency: Consistency = "eventual"
+    witness: RegionName | None = None
+    tables: dict[str, TableConsistency] = {}
+    # Where the status page reads the exporter's series and the firing alerts (region cards).
+    prometheus_url: HttpUrl | None = None
     # The alertmanager role's token (POST /webhook only).
     webhook_token: Secret = Secret(env="DDB_FAILOVER_WEBHOOK_TOKEN")
     auth: Auth = Auth()
@@ -587,6 +607,12 @@ class Config(Strict):
         """The primary region: first in priority order."""
         return self.regions[0].name
 
+    def consistency_of(self, table: str) -> TableConsistency:
+        """table's consistency and witness: its own entry, else the responder-level ones."""
+        responder = self.responder
+        default = TableConsistency(consistency=responder.consistency, witness=responder.witness)
+        return responder.tables.get(table, default)
+
     def region(self, name: str) -> Region:
         """The configured region called name; KeyError when unknown."""
         for region in self.regions:
@@ -614,6 +640,9 @@ class Config(Strict):
                 raise ValueError(f"{where}: no value for region {', '.join(missing)}")
             if unknown:
                 raise ValueError(f"{where}: unknown region {', '.join(unknown)}")
+        responder = self.responder
+        default = TableConsistency(consistency=responder.consistency, witness=responder.witness)
+        consistency.check(names, self.tables, default, responder.tables)
         return self
 
 

@@ -175,12 +175,21 @@ def _serving_config(args: argparse.Namespace) -> Config:
     return config
 
 
+def _table(config: Config, table: str) -> str:
+    """A table's name, with its consistency and witness when it is strongly consistent."""
+    spec = config.consistency_of(table)
+    if spec.consistency == "eventual":
+        return table
+    witness = f", witness {spec.witness}" if spec.witness else ""
+    return f"{table} (strong: RPO 0{witness})"
+
+
 def check_config(args: argparse.Namespace) -> int:
     """Validate the config and the secrets the responder needs; print a summary."""
     config = _serving_config(args)
     responder = config.responder
     print(f"config OK: {args.config or os.environ.get(CONFIG_ENV)}")
-    print(f"tables:  {', '.join(config.tables)}")
+    print(f"tables:  {', '.join(_table(config, t) for t in config.tables)}")
     print(f"regions: {', '.join(config.region_names)} (primary {config.primary})")
     print(f"listen:  {responder.listen}")
     print(f"state:   {responder.state.backend}")

@@ -182,7 +182,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     missing = available()
     if missing:
         pytest.fail(missing)
-    busy = [port for port in PUBLISHED if port_open("127.0.0.1", port)]
+    busy = [port for port in PUBLISHED if port_open(port)]
     if busy:
         pytest.fail(f"compose publishes ports {busy} on 127.0.0.1, which are in use")
     podman = Podman()
@@ -196,14 +196,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     own_secrets(directory)
     stack = Stack(podman, directory, f"ddbcompose{os.getpid()}")
     try:
-        stack.compose(
-            "--podman-build-args",
-            podman.build_args(),
-            "build",
-            "sandbox",
-            "responder",
-            timeout=1800,
-        )
+        for service in ("sandbox", "responder"):  # one at a time: parallel builds can hang
+            stack.compose(
+                "--podman-build-args", podman.build_args(), "build", service, timeout=1800
+            )
         stack.compose("up", "-d", *SERVICES)
         stack.containers = stack.find_containers()
         assert set(stack.containers) == set(SERVICES), stack.containers

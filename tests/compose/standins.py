@@ -33,28 +33,47 @@ _SLIM = [
 
 
 @dataclass(frozen=True)
+class Rootfs:
+    """A Debian root filesystem: its packages, and a hook run in it with chroot."""
+
+    packages: tuple[str, ...]
+    hook: str
+
+
+@dataclass(frozen=True)
 class Standin:
-    """How to make a stand-in: Debian packages, a hook run in the new root, image settings."""
+    """An image imported from a root filesystem with the upstream image's settings."""
 
     image: str  # the fully qualified name compose's short name resolves to
-    packages: tuple[str, ...]
-    hook: str  # shell run with chroot in the new root filesystem
+    rootfs: str  # a key of ROOTFS
     changes: tuple[str, ...]  # podman import --change instructions
 
 
 _NOBODY = "65534:65534"
-STANDINS = {
-    "python:3.11-slim": Standin(
-        "docker.io/library/python:3.11-slim",
+# One root filesystem for the three Prometheus images: one mmdebstrap run instead of three.
+ROOTFS = {
+    "python": Rootfs(
         ("python3", "python3-pip", "python3-venv", "ca-certificates", "passwd"),
         "ln -sf /usr/bin/python3 /usr/local/bin/python && ln -sf /usr/bin/pip3 /usr/local/bin/pip"
         " && rm -f /usr/lib/python3.*/EXTERNALLY-MANAGED",
+    ),
+    "prometheus": Rootfs(
+        ("prometheus", "prometheus-alertmanager", "prometheus-blackbox-exporter", "wget"),
+        "ln -sf /usr/bin/prometheus-alertmanager /bin/alertmanager"
+        " && ln -sf /usr/bin/prometheus-blackbox-exporter /bin/blackbox_exporter"
+        " && mkdir -p /prometheus /alertmanager /etc/prometheus /etc/alertmanager"
+        f" /etc/blackbox_exporter && chown {_NOBODY} /prometheus /alertmanager",
+    ),
+}
+STANDINS = {
+    "python:3.11-slim": Standin(
+        "docker.io/library/python:3.11-slim",
+        "python",
         ('CMD ["python3"]', "ENV LANG=C.UTF-8"),
     ),
     "prom/prometheus:v2.53.4": Standin(
         "docker.io/prom/prometheus:v2.53.4",
-        ("prometheus", "wget"),
-        f"mkdir -p /prometheus /etc/prometheus && chown {_NOBODY} /prometheus",
+        "prometheus",
         (
             'ENTRYPOINT ["/bin/prometheus"]',
             'CMD ["--config.file=/etc/prometheus/prometheus.yml",'
@@ -66,9 +85,7 @@ STANDINS = {
     ),
     "prom/alertmanager:v0.27.0": Standin(
         "docker.io/prom/alertmanager:v0.27.0",
-        ("prometheus-alertmanager", "wget"),
-        "ln -sf /usr/bin/prometheus-alertmanager /bin/alertmanager"
-        f" && mkdir -p /alertmanager /etc/alertmanager && chown {_NOBODY} /alertmanager",
+        "prometheus",
         (
             'ENTRYPOINT ["/bin/alertmanager"]',
             'CMD ["--config.file=/etc/alertmanager/alertmanager.yml",'
@@ -80,9 +97,7 @@ STANDINS = {
     ),
     "prom/blackbox-exporter:v0.23.0": Standin(
         "docker.io/prom/blackbox-exporter:v0.23.0",
-        ("prometheus-blackbox-exporter", "wget"),
-        "ln -sf /usr/bin/prometheus-blackbox-exporter /bin/blackbox_exporter"
-        " && mkdir -p /etc/blackbox_exporter",
+        "prometheus",
         (
             'ENTRYPOINT ["/bin/blackbox_exporter"]',
             'CMD ["--config.file=/etc/blackbox_exporter/config.yml"]',
@@ -106,27 +121,35 @@ def ensure(podman: Podman, name: str, pull_timeout: float = 60) -> str:
 
 
 def build(podman: Podman, standin: Standin) -> None:
-    """mmdebstrap a root filesystem with the packages, then import it under the image name."""
-    with tempfile.TemporaryDirectory(prefix="ddb-standin-") as tmp:
-        tarball = Path(tmp) / "rootfs.tar"
+    """Import the stand-in's root filesystem (made once, kept beside the store) as the image."""
+    tarball = podman.root / f"rootfs-{standin.rootfs}-{SUITE}.tar"
+    if not tarball.exists():
+        make_rootfs(ROOTFS[standin.rootfs], tarball)
+    changes = [*standin.changes, f"LABEL {STANDIN_LABEL}=debian-{SUITE}"]
+    podman.import_image(tarball, standin.image, changes)
+
+
+def make_rootfs(rootfs: Rootfs, tarball: Path) -> None:
+    """mmdebstrap a root filesystem with the packages into tarball (atomically)."""
+    with tempfile.TemporaryDirectory(prefix="ddb-standin-", dir=tarball.parent) as tmp:
+        partial = Path(tmp) / "rootfs.tar"
         subprocess.run(
             [
                 "mmdebstrap",
                 "--quiet",
                 "--variant=apt",
-                f"--include={','.join(standin.packages)}",
+                f"--include={','.join(rootfs.packages)}",
                 *_SLIM,
-                f'--customize-hook=chroot "$1" sh -c {_shell_quote(standin.hook)}',
+                f'--customize-hook=chroot "$1" sh -c {_shell_quote(rootfs.hook)}',
                 '--customize-hook=rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/*',
                 SUITE,
-                str(tarball),
+                str(partial),
             ],
             check=True,
             capture_output=True,
-            timeout=900,
+            timeout=1200,
         )
-        changes = [*standin.changes, f"LABEL {STANDIN_LABEL}=debian-{SUITE}"]
-        podman.import_image(tarball, standin.image, changes)
+        partial.rename(tarball)
 
 
 def _shell_quote(text: str) -> str:

@@ -34,7 +34,7 @@ FAILOVER_WITHIN = 180.0
 FAILBACK_WITHIN = 300.0
 # What the demo's sandbox answers DNS updates with while the fault is on: a transition in
 # progress, retried with backoff, until it is cleared.
-DNS_OUTAGE = {"status": 503, "path_prefix": "/v2/domains", "method": "PUT"}
+DNS_OUTAGE = {"status": 503, "path_prefix": "/v2/domains", "method": "PATCH"}
 
 
 def test_every_service_passes_its_healthcheck(stack: Stack) -> None:

@@ -305,3 +305,10 @@ def test_third_party_images_are_pinned(compose_model: dict[str, Any], image_serv
     image = compose_model["services"][image_service]["image"]
     name, _, tag = image.rpartition(":")
     assert name and tag and tag != "latest" and any(c.isdigit() for c in tag), image
+
+
+def test_the_shipped_prometheus_probes_no_placeholder_site() -> None:
+    # A placeholder that never answers would page and move traffic in every new deployment
+    # (and in the demo) 30 s after start: WordPressSiteDownInActiveRegion.
+    (job,) = [j for j in PROMETHEUS["scrape_configs"] if j["job_name"] == "wordpress"]
+    assert job["static_configs"] == []

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from responder.cli.main import main, parse_args
 from sandbox.net import free_port
@@ -38,6 +39,23 @@ def test_check_config_prints_a_summary(token_env: None, capsys: pytest.CaptureFi
         "warning: regions.1.site: not set: the responder cannot tell whether WordPress answers "
         "in eu-west-1, and would move traffic there on DynamoDB's readiness alone"
     ) in out
+
+
+def test_check_config_names_strongly_consistent_tables_and_their_witness(
+    token_env: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = yaml.safe_load((TESTDATA / "web_good.yml").read_text())
+    data["tables"] = ["wordpress_posts", "wordpress_sessions"]
+    data["responder"].update(
+        consistency="strong", witness="us-west-2", tables={"wordpress_sessions": {}}
+    )
+    path = tmp_path / "strong.yml"
+    path.write_text(yaml.safe_dump(data))
+    assert main(["check-config", "--config", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert (
+        "tables:  wordpress_posts (strong: RPO 0, witness us-west-2), wordpress_sessions\n" in out
+    )
 
 
 def test_check_config_is_quiet_with_a_site_for_every_region(
