@@ -244,6 +244,10 @@ def init_state(args: argparse.Namespace) -> int:
     config = _config(args, required=True)
     assert config is not None
     try:
+        AuditKeys.from_config(config.responder.audit)  # the genesis is sealed with it
+    except ConfigError as exc:
+        raise CliError(str(exc), EXIT_USAGE) from None
+    try:
         created = create_control_table(config)
     except StoreError as exc:
         raise CliError(f"init-state: {exc}") from None
