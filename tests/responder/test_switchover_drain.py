@@ -14,26 +14,14 @@ from responder.actions.base import Transition, reconcile
 from responder.actions.drain import Drain, Marker
 from sandbox.regions import Region as SandboxRegion
 from sandbox.replicator import Replicator
-from tests.conftest import CANARY_KEY, CANARY_VALUE
+from tests.conftest import CANARY_KEY
+from tests.responder import test_readiness
 
 EAST, WEST = "us-east-1", "eu-west-1"
-TABLES = ("wordpress_posts", "wordpress_users")
+TABLES = test_readiness.TABLES
+regions = test_readiness.regions  # two moto regions, for this module
 DELAY = 0.6  # replication delay: longer than a write and a read
 TRANSITION = Transition("t-1", "switchover", EAST, WEST)
-
-
-@pytest.fixture(scope="module")
-def regions(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, SandboxRegion]]:
-    workdir = tmp_path_factory.mktemp("drain-regions")
-    started: dict[str, SandboxRegion] = {}
-    try:
-        for name in (EAST, WEST):
-            started[name] = SandboxRegion(name, TABLES, CANARY_KEY, CANARY_VALUE, workdir)
-            started[name].start()
-        yield started
-    finally:
-        for region in started.values():
-            region.close()
 
 
 @pytest.fixture
