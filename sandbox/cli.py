@@ -76,6 +76,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--plan-interval-seconds", type=float, default=5.0, help="responder.plan.interval_seconds"
     )
     up.add_argument(
+        "--drain-timeout-seconds",
+        type=float,
+        default=30.0,
+        help="responder.switchover.drain_timeout_seconds",
+    )
+    up.add_argument(
         "--extra-actions",
         type=Path,
         help="a YAML list of responder actions to append to the generated ones",
