@@ -14,20 +14,18 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 
-from sandbox.components.sites import SITE_HOST
 from sandbox.regions import dynamodb_client
 from sandbox.site import ENV_FILE, read_env
 from sandbox.watch import StackView
 from tests.conftest import CANARY_KEY, sandbox_chaos
 from tests.e2e.conftest import PRIMARY, SECONDARY, small_stack
+from tests.sandbox import test_sites as sites
 
 pytestmark = pytest.mark.e2e
 NEEDED = ("responder", "exporter", f"site:{PRIMARY}", f"site:{SECONDARY}")
@@ -72,19 +70,11 @@ class Writer:
 
 
 def post(url: str, body: Any) -> tuple[int, dict[str, Any]]:
-    request = urllib.request.Request(
-        f"{url}/posts",
-        data=json.dumps(body).encode(),
-        headers={"Host": SITE_HOST, "Content-Type": "application/json"},
-        method="POST",
-    )
     try:
-        with urllib.request.urlopen(request, timeout=5) as response:
-            return response.status, json.load(response)
-    except urllib.error.HTTPError as error:
-        return error.code, json.load(error)
+        answer = sites.post(url, body)
     except OSError:
         return 0, {}
+    return answer.status, answer.json()
 
 
 class Planned(StackView):
