@@ -76,6 +76,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--plan-interval-seconds", type=float, default=5.0, help="responder.plan.interval_seconds"
     )
     up.add_argument(
+        "--max-transitions-per-hour",
+        type=int,
+        default=10,
+        help="responder.policy.max_transitions_per_hour",
+    )
+    up.add_argument(
         "--drain-timeout-seconds",
         type=float,
         default=30.0,

@@ -156,7 +156,7 @@ def _configure(stack: Stack) -> None:
         "policy": {
             "failback": "auto",
             "min_dwell_seconds": float(stack.options.get("min_dwell_seconds", 20)),
-            "max_transitions_per_hour": 10,
+            "max_transitions_per_hour": int(stack.options.get("max_transitions_per_hour", 10)),
             "rpo_seconds": 60,
             "readiness_timeout_seconds": 1.0,
             "transition_deadline_seconds": float(

@@ -1,10 +1,11 @@
 """Planned switchover on a real stack: WordPress (the sandbox's sites) takes writes until the
-fence makes it read-only, the drain waits for replication (5 s behind here), traffic moves,
-the fence opens; a paused replication times the drain out and nothing moves.
+fence makes it read-only, the drain waits for replication, traffic moves, the fence opens;
+a paused replication times the drain out and nothing moves.
 
 A writer posts to the site all along, as users would; each acknowledged write must be
-readable in the target the moment the target takes writes: the drain, not luck, put it
-there (without the drain the last writes are 5 s from arriving).
+readable in the target the moment the target takes writes. Just before the switchover,
+replication into the target falls 25 s behind: longer than the rest of the switchover
+takes, so the drain, not luck, is what puts the last writes there.
 """
 
 from __future__ import annotations
@@ -12,69 +13,27 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 
+from sandbox.control import send_chaos
+from sandbox.net import wait_until
 from sandbox.regions import dynamodb_client
 from sandbox.site import ENV_FILE, read_env
+from sandbox.users import Write, Writer, post
 from sandbox.watch import StackView
 from tests.conftest import CANARY_KEY, sandbox_chaos
 from tests.e2e.conftest import PRIMARY, SECONDARY, small_stack
-from tests.sandbox import test_sites as sites
 
 pytestmark = pytest.mark.e2e
 NEEDED = ("responder", "exporter", f"site:{PRIMARY}", f"site:{SECONDARY}")
 ONLY = ("responder", "exporter", "sites")
-REPLICATION_DELAY_SECONDS = 5.0
-DRAIN_TIMEOUT_SECONDS = 10.0
+REPLICATION_DELAY_SECONDS = 25.0  # into the target, from just before the switchover
+DRAIN_TIMEOUT_SECONDS = 40.0
 TABLE = "wordpress_posts"
-
-
-@dataclass
-class Write:
-    at: float
-    status: int
-    key: str
-    region: str | None
-
-
-@dataclass
-class Writer:
-    """Posts to a site every 20 ms, as WordPress's users would, and keeps every answer."""
-
-    url: str
-    writes: list[Write] = field(default_factory=list)
-    _stop: threading.Event = field(default_factory=threading.Event)
-
-    def run(self) -> None:
-        number = 0
-        while not self._stop.wait(0.02):
-            number += 1
-            key = f"switchover-{time.time_ns()}-{number}"
-            status, answer = post(self.url, {"id": key, "title": "a post"})
-            self.writes.append(Write(time.time(), status, key, answer.get("region")))
-
-    def __enter__(self) -> Writer:
-        self._thread = threading.Thread(target=self.run, name="writer", daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(10)
-
-
-def post(url: str, body: Any) -> tuple[int, dict[str, Any]]:
-    try:
-        answer = sites.post(url, body)
-    except OSError:
-        return 0, {}
-    return answer.status, answer.json()
 
 
 class Planned(StackView):
@@ -97,7 +56,6 @@ class Planned(StackView):
 @pytest.fixture(scope="module")
 def planned(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Planned]:
     options = (
-        *("--replication-delay-ms", str(int(REPLICATION_DELAY_SECONDS * 1000))),
         *("--drain-timeout-seconds", str(DRAIN_TIMEOUT_SECONDS)),
         *("--min-dwell-seconds", "0", "--plan-interval-seconds", "2"),
     )
@@ -126,13 +84,16 @@ def switchover(planned: Planned, to: str) -> tuple[int, dict[str, Any]]:
 
 
 def test_a_switchover_loses_no_acknowledged_write(planned: Planned) -> None:
-    site = planned.urls[f"site:{SECONDARY}"]
-    with Writer(site) as writer:
+    writer = Writer(planned.urls[f"site:{SECONDARY}"])
+    writer.start()
+    behind = {"region": SECONDARY, "op": "replication-delay"}
+    try:
+        send_chaos(planned.dir, {**behind, "delay_ms": int(REPLICATION_DELAY_SECONDS * 1000)})
         code, report = switchover(planned, SECONDARY)
         # Writes are open in the target: read every earlier acknowledged one there, now.
         open_again = wait_for_write(writer, SECONDARY)
         target = planned.region_client(SECONDARY)
-        before = [w for w in writer.writes if w.status == 201 and w.region == PRIMARY]
+        before = writer.stored(PRIMARY)
         missing = [
             w.key
             for w in before
@@ -141,6 +102,9 @@ def test_a_switchover_loses_no_acknowledged_write(planned: Planned) -> None:
                 TableName=TABLE, Key={CANARY_KEY: {"S": w.key}}, ConsistentRead=True
             )
         ]
+    finally:
+        writer.stop()
+        send_chaos(planned.dir, {**behind, "delay_ms": 500})
     assert code == 0, report
     assert report["transition"]["result"] == "completed"
     assert before and missing == [], f"{len(missing)} of {len(before)} writes not in the target"
@@ -157,13 +121,8 @@ def test_a_switchover_loses_no_acknowledged_write(planned: Planned) -> None:
 
 
 def wait_for_write(writer: Writer, region: str) -> Write:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        found = [w for w in writer.writes if w.status == 201 and w.region == region]
-        if found:
-            return found[0]
-        time.sleep(0.05)
-    raise AssertionError(f"no write reached {region} after the switchover")
+    found = wait_until(lambda: writer.stored(region)[:1], 30, 0.01, f"a write in {region}")
+    return found[0]
 
 
 def test_a_drain_that_cannot_complete_moves_nothing_and_unfences(planned: Planned) -> None:

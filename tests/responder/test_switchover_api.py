@@ -114,3 +114,16 @@ def test_approval_all_makes_it_wait_for_a_person(tmp_path: Path) -> None:
         assert site.world == {"ro": "0"}  # not even fenced
     finally:
         runner_of(site.app).stop()
+
+
+def test_a_fence_left_on_shows_in_the_plan(site: Site) -> None:
+    plan_runner_of(site.app).run_once()
+    [fence] = site.client.get("/api/v1/plan").get_json()["fences"]
+    assert (fence["action"], fence["current"], fence["desired"]) == ("fence:ro", "0", "0")
+    assert fence["left_on"] is False
+    site.world["ro"] = "1"  # left on: an abort without rollback, or a hand
+    runner = plan_runner_of(site.app)
+    runner._next_at = None  # the next evaluation is due now
+    runner.run_once()
+    [fence] = site.client.get("/api/v1/plan").get_json()["fences"]
+    assert (fence["current"], fence["left_on"]) == ("1", True)

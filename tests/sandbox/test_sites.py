@@ -30,6 +30,7 @@ from sandbox.components.sites import SITE_HOST
 from sandbox.net import wait_until
 from sandbox.regions import dynamodb_client
 from sandbox.site import ENV_FILE, newest_post, read_region
+from sandbox.users import post
 from tests.conftest import CANARY_KEY, sandbox_chaos
 
 PRIMARY, SECONDARY = "us-east-1", "eu-west-1"
@@ -385,37 +386,22 @@ def test_blackbox_probes_the_site_with_the_shipped_module(running: Running) -> N
     assert probe(SECONDARY)["probe_success"] == 1
 
 
-def post(url: str, body: Any) -> Answer:
-    request = urllib.request.Request(
-        f"{url}/posts",
-        data=json.dumps(body).encode(),
-        headers={"Host": SITE_HOST, "Content-Type": "application/json"},
-        method="POST",
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=5) as response:
-            return Answer(response.status, dict(response.headers), response.read().decode())
-    except urllib.error.HTTPError as error:
-        return Answer(error.code, dict(error.headers), error.read().decode())
-
-
 def test_writes_go_to_the_env_files_region_and_stop_while_read_only(running: Running) -> None:
     site = running.url(f"site:{SECONDARY}")
     key = f"post-{time.time_ns()}"
-    answer = post(site, {"id": key, "title": "written"})
-    assert (answer.status, answer.json()) == (201, {"id": key, "region": PRIMARY})
+    assert post(site, {"id": key, "title": "written"}) == (201, {"id": key, "region": PRIMARY})
     item = dynamodb_client(PRIMARY, running.url(f"region:{PRIMARY}")).get_item(
         TableName=TABLE, Key={CANARY_KEY: {"S": key}}, ConsistentRead=True
     )
     assert item["Item"]["post_title"] == {"S": "written"}
-    assert post(site, {"title": "no id"}).status == 400
+    assert post(site, {"title": "no id"})[0] == 400
     env = running.dir / ENV_FILE
     env.write_text(f"DYNAMODB_REGION={PRIMARY}\nWP_READ_ONLY=1\n")
     try:
         assert running.reload().returncode == 0  # it waits for the flag too
-        refused = post(site, {"id": f"{key}-2", "title": "fenced"})
-        assert refused.status == 503 and refused.json()["error"] == "read-only: writes are fenced"
+        status, refused = post(site, {"id": f"{key}-2", "title": "fenced"})
+        assert (status, refused["error"]) == (503, "read-only: writes are fenced")
     finally:
         env.write_text(f"DYNAMODB_REGION={PRIMARY}\nWP_READ_ONLY=0\n")
         assert running.reload().returncode == 0
-    assert post(site, {"id": f"{key}-3", "title": "open again"}).status == 201
+    assert post(site, {"id": f"{key}-3", "title": "open again"})[0] == 201
