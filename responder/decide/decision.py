@@ -507,6 +507,7 @@ class SwitchoverRequest(OperatorRequest):
     timed out, it opens no gate; plan_problem says why the target's plan is not ready."""
 
     plan_problem: str | None = None
+    kind: TransitionKind = "switchover"  # a fenced kind (responder.execute.switchover)
 
 
 def _switchover(
@@ -524,9 +525,9 @@ def _switchover(
             f"{request.to_region} is already active: nothing to switch over",
             cause,
             to_region=request.to_region,
-            transition_kind="switchover",
+            transition_kind=request.kind,
         )
-    intent = _Intent("switchover", state.active_region, (request.to_region,), cause, now, False)
+    intent = _Intent(request.kind, state.active_region, (request.to_region,), cause, now, False)
     if state.frozen is not None and state.in_progress is None:
         frozen = state.frozen
         reason = f"frozen by {frozen.by}: {frozen.reason} (a switchover waits for unfreeze)"
