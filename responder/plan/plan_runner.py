@@ -20,9 +20,10 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from ddb_failover import consistency
 from ddb_failover.config import Config, ConfigError
 from ddb_failover.logs import kv
 from responder.actions.base import Action
@@ -111,7 +112,7 @@ class PlanSource:
         if self._fences is None:
             self._fences = list(self.build_fences())
         settings = self.config.responder
-        return plans.evaluate(
+        plan = plans.evaluate(
             self._actions,
             self.config.region_names,
             active,
@@ -122,6 +123,7 @@ class PlanSource:
             evaluator=holder_name(),
             fences=self._fences,
         )
+        return replace(plan, consistency=consistency.describe(self.config))
 
 
 class PlanRunner:
