@@ -87,6 +87,18 @@ def build_parser() -> argparse.ArgumentParser:
         "a late DigitalOcean answer outlives the attempt that asked",
     )
     up.add_argument(
+        "--max-transitions-per-hour",
+        type=int,
+        default=10,
+        help="responder.policy.max_transitions_per_hour",
+    )
+    up.add_argument(
+        "--drain-timeout-seconds",
+        type=float,
+        default=30.0,
+        help="responder.switchover.drain_timeout_seconds",
+    )
+    up.add_argument(
         "--extra-actions",
         type=Path,
         help="a YAML list of responder actions to append to the generated ones",

@@ -38,6 +38,7 @@ from responder.actions.base import Action, StepOutcome, Transition, reconcile
 from responder.actions.do_budget import Caller, calling_as
 from responder.execute import approval as approvals
 from responder.execute.keeper import Keeper
+from responder.execute.switchover import Course
 from responder.model import fence
 from responder.model.backoff import backoff
 from responder.model.errors import PermanentError, TemporaryError
@@ -137,6 +138,7 @@ class Reconciler:
         announcer: Announcer | None = None,
         readiness: Callable[[TransitionRecord], str | None] | None = None,
         exit: Callable[[int], object] = os._exit,
+        course: Course | None = None,
     ) -> None:
         self.store = store
         self._redact = redact
@@ -145,6 +147,8 @@ class Reconciler:
         # times out into "proceed", as a person's yes is.
         self._readiness = readiness or (lambda record: None)
         self.actions = tuple(actions)
+        # Which actions each transition runs: a switchover's fence, drain and unfence too.
+        self.course = course or Course(self.actions)
         self.retry = retry
         self.holder = holder or default_holder()
         self.lease_seconds = lease_seconds
@@ -223,7 +227,7 @@ class Reconciler:
                     assert abort is not None
                     error = f"aborted by {abort.by} and rolled back: {abort.reason}"
                     return self._finish(record, "aborted", error)
-                return self._finish(record, "completed", None)
+                return self._finish(record, *self.course.ending(record))
             attempts = current_attempts(record)
             if attempts is not None and attempts.action == action.name:
                 if attempts.retry_at is None or attempts.retry_at > self._clock():
@@ -301,15 +305,16 @@ class Reconciler:
     def _next_action(self, record: TransitionRecord) -> Action | None:
         """The next action to run in the current direction, or None when all are done.
 
-        A rollback moves every configured action back to the source region, last first:
-        not only the steps the journal says applied. A crash between a change and its
-        journal write, a failed attempt that changed the object anyway, a stray that
-        returned late or a skipped step all leave objects the journal does not name; each
-        is read, compared, and changed only if it differs, like any step.
+        A rollback moves every action of the transition's course back to the source
+        region, last first: not only the steps the journal says applied. A crash between a
+        change and its journal write, a failed attempt that changed the object anyway, a
+        stray that returned late or a skipped step all leave objects the journal does not
+        name; each is read, compared, and changed only if it differs, like any step.
         """
+        steps = self.course.steps(record)
         done = record.done_steps(rollback=record.rolling_back)
         scope = record.scope  # a repair of one action
-        order = reversed(self.actions) if record.rolling_back else iter(self.actions)
+        order = reversed(steps) if record.rolling_back else iter(steps)
         return next(
             (a for a in order if a.name not in done and (scope is None or a.name in scope)), None
         )
@@ -436,6 +441,8 @@ class Reconciler:
         self, record: TransitionRecord, result: TransitionResult, error: str | None
     ) -> TransitionRecord:
         assert result != "in_progress"
+        left = self.course.note(record) if result == "aborted" else None
+        error = f"{error}; {left}" if error and left else error
         ended = replace(record, result=result, error=error, finished_at=self._clock())
         finished = self.store.finish_transition(
             record.id, result, self._renew(), error, self._notices("finished", ended)

@@ -26,6 +26,7 @@ from ddb_failover.consistency import RPO_ZERO
 from ddb_failover.logs import kv
 from responder.actions.base import Action
 from responder.actions.do_budget import Budget, Caller, calling_as
+from responder.actions.fence import Fence
 from responder.actions.inspection import ERROR, READINESS, SITE, Inspection, Limits, Problem
 from responder.decide.decision import Check, Readiness
 from responder.model.alerts import format_time
@@ -94,6 +95,7 @@ class Plan:
     # Each table's consistency, the witnesses and why they are no target (ddb_failover.consistency).
     consistency: dict[str, Any] | None = None
     drift: DriftCheck = DriftCheck()
+    fences: tuple[tuple[Inspection, bool], ...] = ()  # each switchover fence; True: left on
 
     @property
     def ready(self) -> bool:
@@ -114,7 +116,20 @@ class Plan:
             "drift": [d.to_json() for d in self.drift.drift],
             "drift_checked": list(self.drift.checked),
             "drift_unknown": list(self.drift.unknown),
+            "fences": [fence_json(i, left_on) for i, left_on in self.fences],
         }
+
+
+def fence_json(inspection: Inspection, left_on: bool) -> dict[str, Any]:
+    """A fence as the plan shows it: left_on when it holds the fenced value (between
+    switchovers that is drift: writes are refused)."""
+    return {
+        "action": inspection.action,
+        "current": inspection.current,
+        "desired": inspection.desired,
+        "left_on": left_on,
+        "problems": [p.to_json() for p in inspection.problems],
+    }
 
 
 def candidates(active: str, regions: Sequence[str]) -> tuple[str, ...]:
@@ -222,11 +237,13 @@ def evaluate(
     timer: Callable[[], float] = time.monotonic,
     budget: Budget | None = None,
     evaluator: str = "",
+    fences: Sequence[Fence] = (),
 ) -> Plan:
     """Inspect a move to every candidate region; reads only, keeping DigitalOcean's reserve.
 
     budget is what DigitalOcean's answers said of the API budget (the actions' clients
     tell it); evaluator names this evaluation in its DigitalOcean requests (plan:NAME).
+    fences: the switchover's fences as they must be now (open), read with the actions.
     """
     started, now = timer(), clock()
     caller = Caller(f"plan:{evaluator}", reserve=budgets.reserve(actions))
@@ -246,11 +263,15 @@ def evaluate(
             inspections.extend(_inspect(action, region, limits) for action in actions)
             kind = "failback" if region == regions[0] else "failover"
             planned.append(RegionPlan(region, kind, tuple(inspections)))
+        read = [(fence, _inspect(fence, active, limits)) for fence in fences]
+        fenced = tuple((i, i.current is not None and fence.left_on(i.current)) for fence, i in read)
     report = budgets.report(budget, caller) if caller.reserve else None
     if report is not None and report.low:
         planned = [_warned(p, report.problem(), actions) for p in planned]
     found_drift = drift(actions, active, planned)
-    return Plan(now, timer() - started, active, tuple(planned), report, drift=found_drift)
+    return Plan(
+        now, timer() - started, active, tuple(planned), report, drift=found_drift, fences=fenced
+    )
 
 
 def _warned(planned: RegionPlan, problem: Problem, actions: Sequence[Action]) -> RegionPlan:

@@ -45,6 +45,32 @@ def judged(document: dict[str, Any], now: float, stale_after_seconds: float) -> 
     return {**document, "age_seconds": round(age, 1), "stale": age > stale_after_seconds}
 
 
+def not_ready(document: dict[str, Any], region: str) -> str | None:
+    """Why the plan does not let a planned move to region go ahead; None when it does.
+
+    A stale plan (or none yet) does not: a switchover starts only on a fresh yes.
+    """
+    if document.get("stale", True):
+        return "the plan has no fresh evaluation (none yet, or stale): try again after the next"
+    entry = document.get("regions", {}).get(region)
+    if entry is None:
+        return f"the plan has no entry for {region}"
+    fences = document.get("fences") or []
+    if entry.get("ready") and not _errors(fences):
+        return None
+    errors = _errors(entry.get("actions", [])) + _errors(fences)
+    return f"the plan for {region} is not ready: {'; '.join(errors[:3]) or 'see the plan'}"
+
+
+def _errors(inspections: list[dict[str, Any]]) -> list[str]:
+    return [
+        str(problem.get("message"))
+        for inspection in inspections
+        for problem in inspection.get("problems", [])
+        if problem.get("severity") == "error"
+    ]
+
+
 def select(document: dict[str, Any], region: str) -> dict[str, Any]:
     """The document narrowed to one region, its "ready" recomputed (null when not planned)."""
     regions = {r: v for r, v in document.get("regions", {}).items() if r == region}

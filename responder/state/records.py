@@ -31,7 +31,9 @@ PHASES: tuple[Phase, ...] = (
     "frozen",
     "awaiting_approval",
 )
-TransitionKind = Literal["failover", "failback", "manual", "repair"]
+# What a decision can start; a repair only ever comes from an operator's repair command.
+DecidedKind = Literal["failover", "failback", "manual", "switchover"]
+TransitionKind = Literal[DecidedKind, "repair"]
 # failed: only transitions recorded before permanent errors stalled instead of failing.
 # declined: a person (or the approval timeout) said no; blocked: the target was no longer
 # ready when the approval came.

@@ -110,6 +110,19 @@ def _actions(stack: Stack, aws: dict[str, Any]) -> list[dict[str, Any]]:
     return [*generated, *_extra(stack)]
 
 
+def _read_only(stack: Stack) -> dict[str, Any]:
+    """The switchover's fence: WordPress read-only (WP_READ_ONLY in its env file)."""
+    return {
+        "name": "wp-read-only",
+        "type": "env_file",
+        "path": str(ensure_env_file(stack)),
+        "variable": "WP_READ_ONLY",
+        "reload_command": reload_command(stack),
+        "fenced": "1",
+        "open": "0",
+    }
+
+
 def _extra(stack: Stack) -> list[dict[str, Any]]:
     """The actions of --extra-actions FILE (a YAML list), to try more against the sandbox."""
     path = stack.options.get("extra_actions")
@@ -148,7 +161,7 @@ def _configure(stack: Stack) -> None:
         "policy": {
             "failback": "auto",
             "min_dwell_seconds": float(stack.options.get("min_dwell_seconds", 20)),
-            "max_transitions_per_hour": 10,
+            "max_transitions_per_hour": int(stack.options.get("max_transitions_per_hour", 10)),
             "rpo_seconds": 60,
             "readiness_timeout_seconds": 1.0,
             "transition_deadline_seconds": float(
@@ -163,6 +176,10 @@ def _configure(stack: Stack) -> None:
             )
         },
         "actions": _actions(stack, aws),
+        "switchover": {
+            "drain_timeout_seconds": float(stack.options.get("drain_timeout_seconds", 30)),
+            "fence": [_read_only(stack)],
+        },
     }
     do = stack.config_data.get("_sandbox", {}).get("do_api")
     if do is not None:
