@@ -44,11 +44,12 @@ if _settings.tls is not None:
         ca_certs = str(_settings.tls.client_ca_file)
         cert_reqs = ssl.CERT_REQUIRED
 workers = int(os.environ.get("DDB_RESPONDER_WORKERS") or os.environ.get("WEB_CONCURRENCY") or 2)
-# gthread: an idle connection waits in the worker's poller, not in a thread. A client that
-# sends its request slowly holds a thread while it does, so every worker keeps enough that
-# fifty such clients cannot starve Alertmanager (measured: docs/security.md). Threads also
-# keep the webhook answering while another request waits on the store's write lock.
-worker_class = "gthread"
+# gthread, with each request head read in the worker's poller (10 s deadline, 431 over
+# 64 KiB): an idle client or one that sends half its headers holds no thread. A client that
+# sends its body slowly still holds one, so every worker keeps enough that fifty such clients
+# cannot starve Alertmanager (measured: docs/security.md). Threads also keep the webhook
+# answering while another request waits on the store's write lock.
+worker_class = "responder.gunicorn_worker.HeadFirstWorker"
 threads = int(os.environ.get("DDB_RESPONDER_THREADS") or 64)
 timeout = 30
 graceful_timeout = 10
