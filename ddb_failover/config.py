@@ -404,6 +404,56 @@ Action = Annotated[
 ]
 
 
+class _FenceValues(Strict):
+    """What a fence action sets before the drain (fenced) and after the move (open)."""
+
+    fenced: str = Field(min_length=1)
+    open: str = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _two_values(self) -> _FenceValues:
+        if self.fenced == self.open:
+            raise ValueError(f"fenced and open are both {self.fenced!r}; a fence needs two values")
+        return self
+
+
+class EnvFileFence(EnvFileAction, _FenceValues):
+    """WordPress's read-only flag in an env file, for example."""
+
+
+class AppEnvFence(AppEnvAction, _FenceValues):
+    @model_validator(mode="after")
+    def _no_values(self) -> AppEnvFence:
+        if self.values is not None:
+            raise ValueError("values: a fence sets fenced and open, not a value per region")
+        return self
+
+
+class SSMParameterFence(SSMParameterAction, _FenceValues):
+    pass
+
+
+class CommandFence(CommandAction, _FenceValues):
+    """A maintenance-mode command; it reads DDB_FAILOVER_FENCE (fenced or open)."""
+
+
+FenceAction = Annotated[
+    EnvFileFence | AppEnvFence | SSMParameterFence | CommandFence, Field(discriminator="type")
+]
+
+
+class Switchover(Strict):
+    """A planned move: fence, drain replication into the target, move, unfence."""
+
+    drain_timeout_seconds: Seconds = 30.0
+    fence: tuple[FenceAction, ...] = ()
+
+    @field_validator("fence")
+    @classmethod
+    def _name_fences(cls, fence: tuple[Any, ...]) -> tuple[Any, ...]:
+        return _named(fence)
+
+
 Role = Literal["alertmanager", "operator", "viewer"]
 PublicEndpoint = Literal["metrics", "healthz", "readyz", "status", "history", "plan", "page"]
 
@@ -545,21 +595,22 @@ class ResponderConfig(Strict):
     plan: Plan = Plan()
     digitalocean: DigitalOcean = DigitalOcean()
     actions: tuple[Action, ...] = ()
+    switchover: Switchover = Switchover()
 
     @field_validator("actions")
     @classmethod
     def _name_actions(cls, actions: tuple[Any, ...]) -> tuple[Any, ...]:
-        named = []
-        seen: set[str] = set()
-        for index, action in enumerate(actions):
-            name = action.name or action.type
-            if name in seen:
-                name = f"{name}.{index}" if not action.name else name
-            if name in seen:
-                raise ValueError(f"action name {name!r} is used twice")
-            seen.add(name)
-            named.append(action.model_copy(update={"name": name}))
-        return tuple(named)
+        return _named(actions)
+
+    @model_validator(mode="after")
+    def _fence_names(self) -> ResponderConfig:
+        taken = {a.name for a in self.actions}
+        for index, fence in enumerate(self.switchover.fence):
+            if fence.name in taken:
+                raise ValueError(
+                    f"switchover.fence.{index}.name: {fence.name!r} is also an action's name"
+                )
+        return self
 
 
 class Config(Strict):
@@ -607,6 +658,21 @@ class Config(Strict):
             if unknown:
                 raise ValueError(f"{where}: unknown region {', '.join(unknown)}")
         return self
+
+
+def _named(actions: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Each action with its name: the one given, else its type (numbered when taken)."""
+    named = []
+    seen: set[str] = set()
+    for index, action in enumerate(actions):
+        name = action.name or action.type
+        if name in seen:
+            name = f"{name}.{index}" if not action.name else name
+        if name in seen:
+            raise ValueError(f"action name {name!r} is used twice")
+        seen.add(name)
+        named.append(action.model_copy(update={"name": name}))
+    return tuple(named)
 
 
 def _one_secret_per_token(responder: ResponderConfig) -> None:

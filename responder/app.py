@@ -18,14 +18,18 @@ from werkzeug.exceptions import HTTPException
 from ddb_failover import logs
 from ddb_failover.config import Config, DynamoDBState, load
 from ddb_failover.logs import kv
+from responder.actions import aws_client
 from responder.actions import registry as action_registry
 from responder.actions.base import Action
 from responder.actions.do_budget import Budget
 from responder.actions.do_client import DOClient
+from responder.actions.drain import Drain, Marker
+from responder.actions.fence import FenceValues
 from responder.actions.inspection import Limits
 from responder.decide.readiness import CachedReadiness, ReadinessChecker
 from responder.execute.reconciler import Reconciler, StepEvent
 from responder.execute.runner import Runner
+from responder.execute.switchover import Course, FencePart
 from responder.intake.handling import ReadinessFn, Telling
 from responder.intake.service import Service
 from responder.metrics import ResponderMetrics, multiprocess_dir
@@ -86,11 +90,15 @@ def create_app(
     lease_seconds: float | None = None,
     poll_seconds: float = 5.0,
     plan_dir: Path | None = None,
+    fences: Sequence[tuple[Action, FenceValues]] | None = None,
+    marker: Marker | None = None,
 ) -> Flask:
     """The responder app; its runners are started by the caller (gunicorn's post_worker_init).
 
     Every secret is read now, so a missing or weak one stops the start (ConfigError).
     plan_dir holds the replica's plan file and lock (default: beside the metrics).
+    fences and marker (a switchover's fence actions and drain marker) are built from the
+    configuration unless injected; with injected actions, no fence unless injected too.
     """
     secrets = Secrets.from_config(config)
     logs.set_redactor(secrets.redact)
@@ -143,6 +151,7 @@ def create_app(
         redact=secrets.redact,
         announcer=announcer,
         readiness=problem,
+        course=_course(config, actions, injected, fences, marker),
     )
     runner = Runner(
         store,
@@ -251,6 +260,30 @@ def _plan(
         budget,
     )
     return plan_file, PlanRunner(source, plan_file, interval)
+
+
+def _course(
+    config: Config,
+    actions: Sequence[Action],
+    injected: Sequence[Action] | None,
+    fences: Sequence[tuple[Action, FenceValues]] | None,
+    marker: Marker | None,
+) -> Course:
+    """What each transition runs: a switchover's fence, drain and unfence around the actions."""
+    if fences is None:
+        fences = [] if injected is not None else action_registry.build_fences(config)
+    settings = config.responder
+    if marker is None:
+        endpoints = {region.name: region.endpoint_url for region in config.regions}
+        factory = aws_client.client_factory(settings.policy.readiness_timeout_seconds)
+        marker = Marker(endpoints, config.tables, config.canary.key, factory)
+    wait = settings.switchover.drain_timeout_seconds
+
+    def drain(record: TransitionRecord) -> Action:
+        source = record.from_region or record.to_region
+        return Drain(marker, record.id, source, record.to_region, wait)
+
+    return Course(actions, [FencePart(action, values) for action, values in fences], drain)
 
 
 def _build_actions(config: Config, budget: Budget) -> list[Action]:

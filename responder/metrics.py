@@ -28,7 +28,7 @@ from responder.plan.plan import READINESS_ACTION, SITE_ACTION
 from responder.state.records import PHASES, Json, State, TransitionRecord
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
-TRANSITION_KINDS = ("failover", "failback", "manual")
+TRANSITION_KINDS = ("failover", "failback", "manual", "switchover")
 TRANSITION_RESULTS = ("completed", "blocked", "failed")
 ACTION_RESULTS = ("applied", "unchanged", "would_apply", "failed")
 # Transition results as the counter reports them: an abort is a transition that did not
@@ -44,7 +44,15 @@ COUNTED_RESULTS = {
 NOTIFY_RESULTS = ("delivered", "retried", "failed")
 # How many recent transitions the approval gauge keeps current (older ones stay 0).
 APPROVAL_WINDOW = 5
-DECISION_KINDS = ("failover", "failback", "manual", "ignored", "blocked", "duplicate")
+DECISION_KINDS = (
+    "failover",
+    "failback",
+    "manual",
+    "switchover",
+    "ignored",
+    "blocked",
+    "duplicate",
+)
 WEBHOOK_CODES = ("202", "400", "401", "403", "413", "415", "500", "503")
 
 

@@ -22,13 +22,16 @@ _REAP_SECONDS = 5.0
 
 def transition_env(transition: Transition) -> dict[str, str]:
     """The variables a command learns the transition from."""
-    return {
+    env = {
         "DDB_FAILOVER_TRANSITION_ID": transition.id,
         "DDB_FAILOVER_TRANSITION_KIND": transition.kind,
         "DDB_FAILOVER_FROM_REGION": transition.from_region or "",
         "DDB_FAILOVER_TO_REGION": transition.to_region,
         "DDB_FAILOVER_DRY_RUN": "1" if transition.dry_run else "0",
     }
+    if transition.fence is not None:
+        env["DDB_FAILOVER_FENCE"] = transition.fence
+    return env
 
 
 def tail(data: bytes, limit: int = STDERR_TAIL_CHARS) -> str:

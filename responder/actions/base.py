@@ -22,6 +22,7 @@ class Transition:
     from_region: str | None
     to_region: str
     dry_run: bool = False
+    fence: str | None = None  # a switchover's fence step: "fenced" or "open"
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from responder.actions.do_dns_record import DNSRecord
 from responder.actions.do_global_load_balancer import GlobalLoadBalancer
 from responder.actions.do_load_balancer import LoadBalancer
 from responder.actions.env_file import EnvFile
+from responder.actions.fence import FenceValues
 from responder.actions.route53_record import Route53Record
 from responder.actions.ssm_parameter import SSMParameter
 
@@ -108,16 +109,41 @@ def build(
     aws_client_factory: aws_client.AWSClientFactory | None = None,
 ) -> list[Action]:
     """The configured actions in order; makes no network calls."""
+    clients = _clients(config, state_dir, do_client_factory, aws_client_factory)
+    return [_made(action, clients) for action in config.responder.actions]
+
+
+def build_fences(
+    config: cfg.Config,
+    *,
+    state_dir: Path | None = None,
+    do_client_factory: DOClientFactory = DOClient.from_config,
+    aws_client_factory: aws_client.AWSClientFactory | None = None,
+) -> list[tuple[Action, FenceValues]]:
+    """The switchover's fence actions (responder.switchover.fence) with their two values."""
+    clients = _clients(config, state_dir, do_client_factory, aws_client_factory)
+    return [
+        (_made(fence, clients), FenceValues(fence.fenced, fence.open))
+        for fence in config.responder.switchover.fence
+    ]
+
+
+def _clients(
+    config: cfg.Config,
+    state_dir: Path | None,
+    do_client_factory: DOClientFactory,
+    aws_client_factory: aws_client.AWSClientFactory | None,
+) -> _Clients:
     settings = config.responder
-    clients = _Clients(
+    return _Clients(
         settings=settings,
         do_factory=do_client_factory,
         aws_factory=aws_client_factory or aws_client.client_factory(),
         state_dir=state_dir if state_dir is not None else state_dir_for(settings),
     )
-    built = []
-    for action in settings.actions:
-        made = BUILDERS[action.type](action, clients)
-        made.timeout_seconds = action.timeout_seconds
-        built.append(made)
-    return built
+
+
+def _made(action: Any, clients: _Clients) -> Action:
+    made = BUILDERS[action.type](action, clients)
+    made.timeout_seconds = action.timeout_seconds
+    return made

@@ -23,6 +23,8 @@ from responder.secrets import Secrets
 
 GUNICORN_CONF = Path(__file__).parents[1] / "gunicorn_conf.py"
 WAIT_SECONDS = 120.0
+# A switchover may wait for a person's approval first.
+SWITCHOVER_WAIT_SECONDS = 900.0
 
 COMMON_DEFAULTS = {
     "config": None,
@@ -98,6 +100,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--force",
         action="store_true",
         help="skip dwell and the hourly cap (readiness still applies)",
+    )
+    switchover = command(
+        "switchover", "a planned move: fence writes, drain replication, move, unfence"
+    )
+    switchover.add_argument("--to", required=True, metavar="REGION", help="the target region")
+    switchover.add_argument("--reason", required=True, help="why, for the history")
+    forced = "move even when the drain times out (the report gives the data at risk)"
+    switchover.add_argument("--force", action="store_true", help=forced)
+    waits = f"wait for the end ({SWITCHOVER_WAIT_SECONDS:g} s unless given); exit 0 if completed"
+    switchover.add_argument(
+        "--wait", type=float, nargs="?", const=SWITCHOVER_WAIT_SECONDS, default=0.0, help=waits
     )
     freeze = command("freeze", "stop automatic transitions, and any at its next step")
     freeze.add_argument("--reason", default="", help="why, for the status")

@@ -27,7 +27,17 @@ TOKEN_ENV = "DDB_RESPONDER_TOKEN_FILE"
 TIMEOUT_SECONDS = 10.0
 POLL_SECONDS = 0.5
 # Commands that change something: they need the token, and say who asked.
-MUTATING = ("failover", "freeze", "unfreeze", "retry", "skip", "abort", "approve", "decline")
+MUTATING = (
+    "failover",
+    "switchover",
+    "freeze",
+    "unfreeze",
+    "retry",
+    "skip",
+    "abort",
+    "approve",
+    "decline",
+)
 Json = Any
 
 
@@ -157,6 +167,20 @@ def _wait_finished(client: Client, transition_id: str, seconds: float) -> Json |
         time.sleep(POLL_SECONDS)  # polling a remote API: there is nothing to wait on locally
 
 
+def _switchover_waited(args: argparse.Namespace, client: Client, transition_id: str) -> int:
+    """Wait for the switchover to end; print its figures; 0 only when it completed."""
+    finished = _wait_finished(client, transition_id, args.wait)
+    if finished is None:
+        raise CliError(
+            f"switchover {transition_id} still in progress after {args.wait:g}s "
+            "(`ddb-responder status` shows why)"
+        )
+    path = f"/api/v1/transitions/{urllib.parse.quote(transition_id, safe='')}/report"
+    report = client.ok("report", "GET", path)
+    _print(args, report, render.switchover)
+    return EXIT_OK if finished["result"] == "completed" else EXIT_FAILED
+
+
 def plan_exit(document: Json, to_region: str | None) -> int:
     """0 ready, 3 not ready, 4 not evaluated yet or stale (nobody can say)."""
     if to_region is not None and to_region == document.get("active_region"):
@@ -208,10 +232,12 @@ def run(args: argparse.Namespace, config: Config | None) -> int:
         args.json = args.json or args.format == "json"
         return _print(args, answer, report_markdown.markdown)
     who = {"reason": args.reason}
-    if command == "failover":
+    if command in ("failover", "switchover"):
         body = {**who, "to": args.to, "force": args.force}
-        answer = client.ok(command, "POST", "/api/v1/failover", body, show=args.json)
+        answer = client.ok(command, "POST", f"/api/v1/{command}", body, show=args.json)
         t = answer["transition"]
+        if command == "switchover" and args.wait > 0:
+            return _switchover_waited(args, client, t["id"])
         return _print(
             args,
             answer,

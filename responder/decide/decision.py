@@ -29,7 +29,9 @@ from responder.state.records import Cause, State, TransitionKind
 HOUR = 3600.0
 # The active region is down: its DynamoDB, or its WordPress. Both fail over.
 DOWN_ALERTS = (REGION_DOWN, SITE_DOWN_ACTIVE)
-DecisionKind = Literal["failover", "failback", "manual", "ignored", "blocked", "duplicate"]
+DecisionKind = Literal[
+    "failover", "failback", "manual", "switchover", "ignored", "blocked", "duplicate"
+]
 
 
 class UnknownRegion(ValueError):
@@ -154,7 +156,7 @@ class Decision:
     @property
     def is_transition(self) -> bool:
         """True when a transition should be recorded and reconciled."""
-        return self.kind in ("failover", "failback", "manual")
+        return self.kind in ("failover", "failback", "manual", "switchover")
 
     def to_json(self) -> dict[str, Any]:
         """JSON form for the webhook's 202 answer."""
@@ -465,14 +467,24 @@ def _operator_intent(
     )
 
 
+def _operator(
+    request: OperatorRequest, state: State, policy: Policy, regions: Sequence[str], now: float
+) -> _Intent | Decision:
+    """What an operator's request asks for after the gates: an intent, or the decision."""
+    if isinstance(request, SwitchoverRequest):
+        return _switchover(request, state, policy, regions, now)
+    intent = _operator_intent(request, state, regions, now)
+    if isinstance(intent, Decision):
+        return intent
+    return _gates(intent, state, policy, now) or intent
+
+
 def operator_candidates(
     request: OperatorRequest, state: State, policy: Policy, regions: Sequence[str], now: float
 ) -> tuple[Check, ...]:
     """The readiness checks decide_operator() needs; UnknownRegion for a bad target."""
-    intent = _operator_intent(request, state, regions, now)
-    if isinstance(intent, Decision) or _gates(intent, state, policy, now) is not None:
-        return ()
-    return _checks(intent)
+    found = _operator(request, state, policy, regions, now)
+    return () if isinstance(found, Decision) else _checks(found)
 
 
 def decide_operator(
@@ -483,11 +495,45 @@ def decide_operator(
     readiness: Mapping[str, Readiness],
     now: float,
 ) -> Decision:
-    """Decide an operator's request with the same safety checks (frozen does not apply)."""
-    intent = _operator_intent(request, state, regions, now)
-    if isinstance(intent, Decision):
-        return intent
+    """Decide an operator's request with the same safety checks (frozen does not apply,
+    except to a switchover: a SwitchoverRequest)."""
+    found = _operator(request, state, policy, regions, now)
+    return found if isinstance(found, Decision) else _choose(found, policy, readiness)
+
+
+@dataclass(frozen=True)
+class SwitchoverRequest(OperatorRequest):
+    """A planned switchover (POST /api/v1/switchover): force only moves past a drain that
+    timed out, it opens no gate; plan_problem says why the target's plan is not ready."""
+
+    plan_problem: str | None = None
+
+
+def _switchover(
+    request: SwitchoverRequest, state: State, policy: Policy, regions: Sequence[str], now: float
+) -> _Intent | Decision:
+    """From the active region, through the freeze, every gate and the target's plan."""
+    if request.to_region not in regions:
+        raise UnknownRegion(
+            f"unknown region {request.to_region!r}; configured: {', '.join(regions)}"
+        )
+    cause = Cause(operator=request.by, reason=request.reason, force=request.force)
+    if request.to_region == state.active_region:
+        return Decision(
+            "ignored",
+            f"{request.to_region} is already active: nothing to switch over",
+            cause,
+            to_region=request.to_region,
+            transition_kind="switchover",
+        )
+    intent = _Intent("switchover", state.active_region, (request.to_region,), cause, now, False)
+    if state.frozen is not None and state.in_progress is None:
+        frozen = state.frozen
+        reason = f"frozen by {frozen.by}: {frozen.reason} (a switchover waits for unfreeze)"
+        return _stopped(intent, "blocked", reason)
     stop = _gates(intent, state, policy, now)
     if stop is not None:
         return stop
-    return _choose(intent, policy, readiness)
+    if request.plan_problem is not None:
+        return _stopped(intent, "blocked", request.plan_problem)
+    return intent

@@ -33,6 +33,7 @@ from ddb_failover.logs import kv
 from responder.actions.base import Action, StepOutcome, Transition, reconcile
 from responder.actions.do_budget import Caller, calling_as
 from responder.execute import approval as approvals
+from responder.execute.switchover import Course
 from responder.model.backoff import backoff
 from responder.model.errors import PermanentError, TemporaryError
 from responder.model.holder import default_holder
@@ -129,6 +130,7 @@ class Reconciler:
         redact: Callable[[str], str] = str,
         announcer: Announcer | None = None,
         readiness: Callable[[TransitionRecord], str | None] | None = None,
+        course: Course | None = None,
     ) -> None:
         self.store = store
         self._redact = redact
@@ -137,6 +139,8 @@ class Reconciler:
         # times out into "proceed", as a person's yes is.
         self._readiness = readiness or (lambda record: None)
         self.actions = tuple(actions)
+        # Which actions each transition runs: a switchover's fence, drain and unfence too.
+        self.course = course or Course(self.actions)
         self.retry = retry
         self.holder = holder or default_holder()
         self.lease_seconds = lease_seconds
@@ -223,7 +227,7 @@ class Reconciler:
                     assert abort is not None
                     error = f"aborted by {abort.by} and rolled back: {abort.reason}"
                     return self._finish(record, "aborted", error)
-                return self._finish(record, "completed", None)
+                return self._finish(record, *self.course.ending(record))
             attempts = current_attempts(record)
             if attempts is not None and attempts.action == action.name:
                 if attempts.retry_at is None or attempts.retry_at > self._clock():
@@ -280,9 +284,10 @@ class Reconciler:
 
     def _next_action(self, record: TransitionRecord) -> Action | None:
         """The next action to run in the current direction, or None when all are done."""
+        steps = self.course.steps(record)
         if not record.rolling_back:
             done = record.done_steps()
-            return next((a for a in self.actions if a.name not in done), None)
+            return next((a for a in steps if a.name not in done), None)
         # Back out what this transition changed: applied steps, steps an attempt that failed
         # may have changed before the one that found nothing left to do, and the one it
         # was stuck on.
@@ -295,9 +300,7 @@ class Reconciler:
         if abort is not None and abort.action is not None:
             changed.add(abort.action)
         done = record.done_steps(rollback=True)
-        return next(
-            (a for a in reversed(self.actions) if a.name in changed and a.name not in done), None
-        )
+        return next((a for a in reversed(steps) if a.name in changed and a.name not in done), None)
 
     def _step(self, action: Action, record: TransitionRecord, attempts: Attempts | None) -> bool:
         """One attempt of one step, journaled; True when it is done and the next may run."""
@@ -436,6 +439,8 @@ class Reconciler:
         self, record: TransitionRecord, result: TransitionResult, error: str | None
     ) -> TransitionRecord:
         assert result != "in_progress"
+        left = self.course.note(record) if result == "aborted" else None
+        error = f"{error}; {left}" if error and left else error
         ended = replace(record, result=result, error=error, finished_at=self._clock())
         finished = self.store.finish_transition(
             record.id, result, self._renew(), error, self._notices("finished", ended)

@@ -16,16 +16,29 @@ from typing import Any
 from ddb_failover.config import Config
 from ddb_failover.logs import kv
 from responder.actions.base import Action
-from responder.decide.decision import Check, Decision, OperatorRequest, UnknownRegion, alert_cause
+from responder.decide.decision import (
+    Check,
+    Decision,
+    OperatorRequest,
+    SwitchoverRequest,
+    UnknownRegion,
+    alert_cause,
+)
 from responder.decide.evidence import Seen
 from responder.execute import approval as approvals
 from responder.execute import operations
 from responder.execute.runner import Runner
-from responder.intake.handling import Handled, ReadinessFn, Telling, handle_alerts, handle_operator
+from responder.intake.handling import (
+    Handled,
+    ReadinessFn,
+    Telling,
+    handle_alerts,
+    handle_operator,
+)
 from responder.metrics import ResponderMetrics
 from responder.model.alerts import Alert, Bounds, Notification
 from responder.notify.sender import Notifier
-from responder.plan.plan_file import PlanFile, select
+from responder.plan.plan_file import PlanFile, not_ready, select
 from responder.plan.plan_runner import PlanRunner
 from responder.records import report
 from responder.state.records import Json, State, TransitionRecord
@@ -142,6 +155,15 @@ class Service:
         )
         self._account(handled)
         return handled
+
+    def switchover(self, to_region: str, by: str, reason: str, force: bool = False) -> Handled:
+        """Decide and record a planned switchover to to_region (fence, drain, move, unfence).
+
+        The same gates as any transition, the freeze included, and the target's plan must
+        be ready. force moves past a drain that timed out. UnknownRegion for a bad target.
+        """
+        problem = not_ready(self.plan_file.read(), to_region)
+        return self.handle_operator(SwitchoverRequest(to_region, by, reason, force, problem))
 
     def retry(self, by: str, reason: str, transition_id: str | None = None) -> TransitionRecord:
         """Run the failing step of the transition in progress again now; Refused if none."""

@@ -45,6 +45,27 @@ def judged(document: dict[str, Any], now: float, stale_after_seconds: float) -> 
     return {**document, "age_seconds": round(age, 1), "stale": age > stale_after_seconds}
 
 
+def not_ready(document: dict[str, Any], region: str) -> str | None:
+    """Why the plan does not let a planned move to region go ahead; None when it does.
+
+    A stale plan (or none yet) does not: a switchover starts only on a fresh yes.
+    """
+    if document.get("stale", True):
+        return "the plan has no fresh evaluation (none yet, or stale): try again after the next"
+    entry = document.get("regions", {}).get(region)
+    if entry is None:
+        return f"the plan has no entry for {region}"
+    if entry.get("ready"):
+        return None
+    errors = [
+        str(problem.get("message"))
+        for action in entry.get("actions", [])
+        for problem in action.get("problems", [])
+        if problem.get("severity") == "error"
+    ]
+    return f"the plan for {region} is not ready: {'; '.join(errors[:3]) or 'see the plan'}"
+
+
 def select(document: dict[str, Any], region: str) -> dict[str, Any]:
     """The document narrowed to one region, its "ready" recomputed (null when not planned)."""
     regions = {r: v for r, v in document.get("regions", {}).items() if r == region}

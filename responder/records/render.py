@@ -207,3 +207,24 @@ def repeats(decision: Json) -> str:
     """How often a decision's notification came, when more than once."""
     count = decision.get("count", 1)
     return f"  (repeated {count} times, last at {decision['last_at']})" if count > 1 else ""
+
+
+def _seconds(value: Json) -> str:
+    return "unknown" if value is None else f"{value:g}s"
+
+
+def switchover(report: Json) -> str:
+    """A switchover's end in a few lines: result, RPO, write unavailability, the drain."""
+    t = report["transition"]
+    planned = report.get("switchover") or {}
+    lines = [
+        transition_line(t),
+        f"  rpo_seconds: {_seconds(report.get('rpo_seconds'))}"
+        f"  write_unavailable_seconds: {_seconds(report.get('write_unavailable_seconds'))}"
+        f"  drain_seconds: {_seconds(report.get('drain_seconds'))}",
+    ]
+    for key in ("fence_started_at", "drained_at", "moved_at", "unfenced_at"):
+        if planned.get(key):
+            lines.append(f"  {key.removesuffix('_at').replace('_', ' ')}: {planned[key]}")
+    lines.extend(f"  note: {note}" for note in report.get("notes", []))
+    return "\n".join(lines)

@@ -22,6 +22,7 @@ from datetime import datetime
 
 from ddb_failover.config import Report as ReportConfig
 from responder.decide.evidence import VANTAGES_DOWN
+from responder.execute import switchover
 from responder.model.alerts import LAST_WRITE_SUCCESS, format_time
 from responder.model.links import http_link
 from responder.state.records import Json, StepRecord, TransitionRecord
@@ -243,6 +244,49 @@ def _links(record: TransitionRecord, config: ReportConfig, first: float, last: f
     }
 
 
+def _switchover(record: TransitionRecord, notes: list[str]) -> Json:
+    """A switchover's figures (rpo_seconds, write_unavailable_seconds, drain_seconds) and
+    its moments, with notes on what they mean; nothing for other kinds."""
+    found = switchover.figures(record)
+    if found is None:
+        return {}
+    if not found["fenced"]:
+        notes.append("no fence configured: writes went on in the source, RPO not known")
+    elif found["drained"] is False and found["moved_at"] is not None:
+        notes.append(
+            f"forced past a drain that timed out: rpo_seconds is the replication lag measured "
+            f"at the decision; {found['drain_error']}"
+        )
+    elif found["drained"] is False:
+        notes.append(f"nothing moved: {found['drain_error']}")
+    moments = {
+        key: _time(found[key])
+        for key in (
+            "fence_started_at",
+            "fenced_at",
+            "drain_started_at",
+            "drained_at",
+            "moved_at",
+            "unfenced_at",
+        )
+    }
+    figures = ("rpo_seconds", "write_unavailable_seconds", "drain_seconds")
+    return {
+        **{key: _rounded(found[key]) for key in figures},
+        "switchover": {
+            **moments,
+            "drained": found["drained"],
+            "drain_error": found["drain_error"],
+            "forced": found["forced"],
+            "fenced": found["fenced"],
+        },
+    }
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
+
+
 def build(record: TransitionRecord, config: ReportConfig, now: float) -> Json:
     """The report of one transition, as of now (one in progress ends at its newest entry)."""
     entries = timeline(record)
@@ -263,7 +307,9 @@ def build(record: TransitionRecord, config: ReportConfig, now: float) -> Json:
         )
     if record.in_progress:
         notes.append("in progress: the report ends at its newest entry")
+    planned = _switchover(record, notes)
     return {
+        **planned,
         "generated_at": format_time(now),
         "transition": {k: v for k, v in record.to_json().items() if k not in ("steps", "evidence")},
         "timeline": shown,

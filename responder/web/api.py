@@ -1,5 +1,5 @@
-"""The operator API: status, history, plan, failover, freeze, unfreeze, retry, skip, abort,
-approve and decline.
+"""The operator API: status, history, plan, failover, switchover, freeze, unfreeze, retry,
+skip, abort, approve and decline.
 
 Mutations need the token. A command that does not apply to the transition as it
 is now (nothing failing, another step in trouble, no transition) answers 409.
@@ -15,6 +15,7 @@ from flask import Blueprint, Response, jsonify, request
 
 from ddb_failover.logs import kv
 from responder.decide.decision import OperatorRequest, UnknownRegion
+from responder.intake.handling import Handled
 from responder.state.records import TransitionRecord
 from responder.state.store import Refused, UnknownTransition
 from responder.web.common import RequestProblem, error, operator, read_json, require, service
@@ -120,11 +121,30 @@ def failover() -> Response:
         reason=_string(data, "reason", ""),
         force=force,
     )
-    svc = service()
     try:
-        handled = svc.handle_operator(wanted)
+        handled = service().handle_operator(wanted)
     except UnknownRegion as exc:
         raise RequestProblem(400, str(exc), "to") from None
+    return _decided(handled)
+
+
+@bp.post("/switchover")
+def switchover() -> Response:
+    """A planned move (fence, drain, move, unfence) through the same safety checks and the
+    freeze: 202, 400 or 409."""
+    by = operator()
+    data = _body()
+    force = _flag(data, "force")
+    to_region, reason = _string(data, "to"), _string(data, "reason")
+    try:
+        handled = service().switchover(to_region, by, reason, force)
+    except UnknownRegion as exc:
+        raise RequestProblem(400, str(exc), "to") from None
+    return _decided(handled)
+
+
+def _decided(handled: Handled) -> Response:
+    """202 with the transition begun; 409 with the reason when none was."""
     body: dict[str, Any] = {"decision": handled.to_json(), "transition": None}
     if handled.transition is None:
         body["error"] = handled.record.reason if handled.record else handled.decision.reason
