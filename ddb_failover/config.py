@@ -19,6 +19,8 @@ from pydantic import (
     model_validator,
 )
 
+from ddb_failover.practice_config import Practice
+
 CONFIG_ENV = "DDB_FAILOVER_CONFIG"
 # A guessable bearer token is no token: anything shorter is a configuration error.
 MIN_TOKEN_CHARS = 16
@@ -596,6 +598,7 @@ class ResponderConfig(Strict):
     digitalocean: DigitalOcean = DigitalOcean()
     actions: tuple[Action, ...] = ()
     switchover: Switchover = Switchover()
+    practice: Practice = Practice()
 
     @field_validator("actions")
     @classmethod
@@ -657,6 +660,9 @@ class Config(Strict):
                 raise ValueError(f"{where}: no value for region {', '.join(missing)}")
             if unknown:
                 raise ValueError(f"{where}: unknown region {', '.join(unknown)}")
+        target = self.responder.practice.target
+        if target is not None and target not in names:
+            raise ValueError(f"responder.practice.target: unknown region {target!r}")
         return self
 
 

@@ -74,12 +74,19 @@ def on_starting(server: Any) -> None:
 
 def post_worker_init(worker: Any) -> None:
     """Start this worker's reconciler, plan and notification loops; the app exists only here."""
-    from responder.app import notifier_of, plan_runner_of, runner_of, serves_responder
+    from responder.app import (
+        notifier_of,
+        plan_runner_of,
+        practice_loop_of,
+        runner_of,
+        serves_responder,
+    )
 
     if serves_responder(worker.wsgi):  # the benchmark's bare baseline app has no runner
         runner_of(worker.wsgi).start()
         plan_runner_of(worker.wsgi).start()
         notifier_of(worker.wsgi).start()
+        practice_loop_of(worker.wsgi).start()
     # What the worker built lives as long as it does: out of the collector's full passes,
     # whose pauses otherwise land on whichever webhook is being answered.
     gc.freeze()
@@ -88,11 +95,19 @@ def post_worker_init(worker: Any) -> None:
 def worker_exit(server: Any, worker: Any) -> None:
     """Stop the loops so they release the lease, the plan lock and notice claims first;
     then close the store, which writes the repeat counts still in memory."""
-    from responder.app import notifier_of, plan_runner_of, runner_of, serves_responder, store_of
+    from responder.app import (
+        notifier_of,
+        plan_runner_of,
+        practice_loop_of,
+        runner_of,
+        serves_responder,
+        store_of,
+    )
 
     wsgi = getattr(worker, "wsgi", None)
     if wsgi is not None and serves_responder(wsgi):
         plan_runner_of(wsgi).stop(timeout=1.0)  # nothing of its own to finish
+        practice_loop_of(wsgi).stop(timeout=5.0)  # a round releases the lease
         runner_of(wsgi).stop(timeout=5.0)
         notifier_of(wsgi).stop(timeout=5.0)
         from responder.state.store import StoreError

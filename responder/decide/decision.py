@@ -30,7 +30,7 @@ HOUR = 3600.0
 # The active region is down: its DynamoDB, or its WordPress. Both fail over.
 DOWN_ALERTS = (REGION_DOWN, SITE_DOWN_ACTIVE)
 DecisionKind = Literal[
-    "failover", "failback", "manual", "switchover", "ignored", "blocked", "duplicate"
+    "failover", "failback", "manual", "switchover", "practice", "ignored", "blocked", "duplicate"
 ]
 
 
@@ -156,7 +156,7 @@ class Decision:
     @property
     def is_transition(self) -> bool:
         """True when a transition should be recorded and reconciled."""
-        return self.kind in ("failover", "failback", "manual", "switchover")
+        return self.kind in ("failover", "failback", "manual", "switchover", "practice")
 
     def to_json(self) -> dict[str, Any]:
         """JSON form for the webhook's 202 answer."""
@@ -507,6 +507,7 @@ class SwitchoverRequest(OperatorRequest):
     timed out, it opens no gate; plan_problem says why the target's plan is not ready."""
 
     plan_problem: str | None = None
+    kind: Literal["switchover", "practice"] = "switchover"  # a practice run's leg is one too
 
 
 def _switchover(
@@ -524,9 +525,9 @@ def _switchover(
             f"{request.to_region} is already active: nothing to switch over",
             cause,
             to_region=request.to_region,
-            transition_kind="switchover",
+            transition_kind=request.kind,
         )
-    intent = _Intent("switchover", state.active_region, (request.to_region,), cause, now, False)
+    intent = _Intent(request.kind, state.active_region, (request.to_region,), cause, now, False)
     if state.frozen is not None and state.in_progress is None:
         frozen = state.frozen
         reason = f"frozen by {frozen.by}: {frozen.reason} (a switchover waits for unfreeze)"

@@ -56,6 +56,7 @@ class Seen:
     received_at: float
     alerts: tuple[Alert, ...] = ()
     alertmanager_url: str = ""
+    practice: Json = None  # a practice run's leg: run, leg, home, target, hold (decide/practice)
 
     def evidence(self, decision: Decision, rpo_seconds: float) -> Json:
         """The evidence of the transition decision begins."""
@@ -70,4 +71,5 @@ class Seen:
             "dwell_overridden": decision.dwell_overridden,
             "rpo_seconds": float(rpo_seconds),
             "readiness": [r.to_json() for r in decision.readiness],
+            **({"practice": self.practice} if self.practice is not None else {}),
         }

@@ -31,7 +31,7 @@ PHASES: tuple[Phase, ...] = (
     "frozen",
     "awaiting_approval",
 )
-TransitionKind = Literal["failover", "failback", "manual", "switchover"]
+TransitionKind = Literal["failover", "failback", "manual", "switchover", "practice"]
 # failed: only transitions recorded before permanent errors stalled instead of failing.
 # declined: a person (or the approval timeout) said no; blocked: the target was no longer
 # ready when the approval came.
