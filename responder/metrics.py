@@ -183,6 +183,11 @@ class ResponderMetrics:
             "responder_practice_last_success_timestamp_seconds",
             "When the newest SUCCEEDED practice run ended (0: none in the history).",
         )
+        self.practice_max_age = self._latest(
+            "responder_practice_max_age_seconds",
+            "responder.practice.max_age_days in seconds while practice is enabled, else 0 "
+            "(FailoverPracticeOverdue compares the last success with it).",
+        )
         self.transitions = Counter(
             "responder_transitions",
             "Transitions by kind, regions and result (blocked: wanted but not started).",
@@ -303,8 +308,12 @@ class ResponderMetrics:
         self.plan_evaluated.set(plan.get("evaluated_at_unix") or 0)
         self.plan_duration.set(plan.get("duration_seconds") or 0)
 
-    def refresh_practice(self, outcomes: Sequence[str | None], last_success: float | None) -> None:
-        """Practice runs by outcome (runs under way have none yet) and the last success."""
+    def refresh_practice(
+        self, outcomes: Sequence[str | None], last_success: float | None, max_age: float
+    ) -> None:
+        """Practice runs by outcome (runs under way have none yet), the last success, and
+        the age past which FailoverPracticeOverdue fires (0: practice disabled)."""
+        self.practice_max_age.set(max_age)
         for outcome in OUTCOMES:
             self.practice_runs.labels(outcome).set(sum(1 for o in outcomes if o == outcome))
         self.practice_last_success.set(last_success or 0.0)

@@ -93,7 +93,10 @@ def metrics() -> Response:
     svc.metrics.refresh_plan(svc.plan(), active)
     if values.state is not None:  # the store answered: read the runs (cached as the rest)
         runs = current_app.extensions[PRACTICES].cached_runs()
-        svc.metrics.refresh_practice([r.outcome for r in runs], practice.last_success(runs))
+        setting = svc.config.responder.practice
+        max_age = setting.max_age_days * practice.DAY if setting.enabled else 0.0
+        outcomes = [r.outcome for r in runs]
+        svc.metrics.refresh_practice(outcomes, practice.last_success(runs), max_age)
     return Response(svc.metrics.render(), mimetype=None, content_type=CONTENT_TYPE_LATEST)
 
 

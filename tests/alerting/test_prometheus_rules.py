@@ -35,6 +35,7 @@ CONTRACT_ALERTS = {
     "WordPressSiteDown",
     "WordPressSiteDownInActiveRegion",
     "DynamoDBReplicaNotActive",
+    "FailoverPracticeOverdue",
 }
 
 
