@@ -47,7 +47,8 @@ class Refused(Exception):
 class Sources:
     """What a practice round reads outside the store."""
 
-    # Alertmanager matchers -> the active alerts matching any, as "name{region}" strings.
+    # Alertmanager matchers -> the active alerts matching any, as "name{region}" strings;
+    # OSError or ValueError when Alertmanager cannot tell.
     firing: Callable[[Sequence[str]], list[str]]
     # A PromQL expression -> True (a non-zero sample), False (none, or zero), None (error).
     check: Callable[[str], bool | None]
@@ -137,9 +138,11 @@ class Practices:
         state = store.state()
         home = state.active_region
         to = practice.target(self.config, config.region_names, home)
-        firing = (
-            self.sources.firing(self.config.blocking_alerts) if self.config.blocking_alerts else []
-        )
+        blocking = self.config.blocking_alerts
+        try:
+            firing = self.sources.firing(blocking) if blocking else []
+        except (OSError, ValueError) as exc:
+            firing = [f"(Alertmanager did not answer: {type(exc).__name__})"]
         plan = not_ready(self.service.plan_file.read(), to)
         problem = practice.blocked(firing, plan, home, to)
         run_id = uuid.uuid4().hex[:12]
@@ -217,7 +220,11 @@ class Practices:
             return None
         regions = [r for r in (run.home, run.target) if r]
         matchers = [f'{{alertname="{REGION_DOWN}",region="{r}"}}' for r in regions]
-        firing = self.sources.firing(matchers)
+        try:
+            firing = self.sources.firing(matchers)
+        except (OSError, ValueError) as exc:  # no answer: not an outage
+            log.warning(kv(event="practice_alertmanager_failed", error=str(exc)))
+            return None
         return f"{REGION_DOWN} firing: {', '.join(firing)}" if firing else None
 
     def _act(self, run: Run, move: Move, now: float) -> None:

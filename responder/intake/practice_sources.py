@@ -1,8 +1,9 @@
 """What a practice round asks outside the store: Alertmanager's active alerts, Prometheus.
 
-Both answer over HTTP with a short timeout; an error is logged, and counts as "cannot
-tell": a blocking-alert query that fails blocks the start (nothing moves on a guess), an
-outcome check that fails ends the hold early.
+Both answer over HTTP with a short timeout. Not knowing is never taken for good news: an
+Alertmanager that does not answer blocks a start (nothing moves on a guess), a Prometheus
+that does not answer fails an outcome check and ends the hold early. It never ends a run
+as a real outage would: only an alert that is there does.
 """
 
 from __future__ import annotations
@@ -51,18 +52,15 @@ def _get(url: str) -> Any:
 
 
 def alertmanager_firing(base: str, filters: Sequence[str]) -> list[str]:
-    """Active (not silenced, not inhibited) alerts matching any filter: `name{region}` each."""
+    """Active (not silenced, not inhibited) alerts matching any filter: `name{region}` each.
+
+    OSError or ValueError when Alertmanager does not answer, or not with JSON."""
     found: list[str] = []
     for text in filters:
         query = [("active", "true"), ("silenced", "false"), ("inhibited", "false")]
         query += [("filter", m) for m in matchers(text)]
         url = f"{base}/api/v2/alerts?{urllib.parse.urlencode(query)}"
-        try:
-            alerts = _get(url)
-        except (OSError, ValueError) as exc:
-            log.warning(kv(event="practice_alertmanager_failed", error=str(exc)))
-            found.append(f"(Alertmanager unreachable: {type(exc).__name__})")
-            continue
+        alerts = _get(url)  # OSError, ValueError: the caller decides what not knowing means
         for alert in alerts if isinstance(alerts, list) else []:
             labels = alert.get("labels", {}) if isinstance(alert, dict) else {}
             name = str(labels.get("alertname", "?"))

@@ -16,10 +16,19 @@ from flask.testing import FlaskClient
 
 from responder.actions.fence import FenceValues
 from responder.app import create_app, plan_runner_of, runner_of
+from responder.intake import practice_sources
 from responder.intake.practice import EXTENSION, Practices, Sources
 from tests.responder.fakes import EAST, WEST, MemoryAction, always_ready
 from tests.responder.test_switchover import FlagAction, MemoryMarker
-from tests.responder.weblib import OPERATOR, VIEWER, auth, config_at, viewing, write_config
+from tests.responder.weblib import (
+    OPERATOR,
+    VIEWER,
+    auth,
+    closed_url,
+    config_at,
+    viewing,
+    write_config,
+)
 
 
 class Clock:
@@ -181,3 +190,27 @@ def test_one_run_at_a_time(site: Site) -> None:
     assert site.run({"now": True}).status_code == 202
     again = site.run({"now": True})
     assert again.status_code == 409 and "already under way" in again.get_json()["error"]
+
+
+def test_an_alertmanager_that_does_not_answer_blocks_the_start_but_ends_no_run(
+    tmp_path: Path,
+) -> None:
+    site = Site(tmp_path, blocking_alerts=['severity="critical"'], alertmanager_url=closed_url())
+    try:
+        site.practices.sources = practice_sources.sources(site.practices.config)
+        answer = site.run({"now": True})
+        assert answer.status_code == 409
+        assert "Alertmanager did not answer" in answer.get_json()["error"]
+        assert "www" not in site.world
+    finally:
+        runner_of(site.app).stop()
+    (tmp_path / "2").mkdir()
+    other = Site(tmp_path / "2", alertmanager_url=closed_url())
+    try:
+        other.practices.sources = practice_sources.sources(other.practices.config)
+        assert other.run({"now": True}).status_code == 202
+        other.settle()
+        other.practices.tick()  # the outage query fails: not an outage, the hold goes on
+        assert other.status()["current"]["phase"] == "holding"
+    finally:
+        runner_of(other.app).stop()
