@@ -186,6 +186,7 @@ class _Intent:
     source_last_healthy: float
     automatic: bool
     force: bool = False
+    back: bool = False  # a practice run's way home: its hold, not dwell, says when
 
 
 def alert_cause(alerts: Sequence[Alert]) -> Cause:
@@ -347,9 +348,10 @@ def _escapes_dwell(intent: _Intent) -> bool:
     """Dwell stops flapping, not escapes: an automatic failover away from a down active region.
 
     Failbacks and operators' moves away from a healthy region still wait; the hourly cap,
-    and the freeze that follows it, still stop a real flap.
+    and the freeze that follows it, still stop a real flap. A practice run's leg home does
+    not wait: the run's hold says how long it stays, and its first leg waited for dwell.
     """
-    return intent.automatic and intent.kind == "failover"
+    return (intent.automatic and intent.kind == "failover") or intent.back
 
 
 def _dwell_overridden(intent: _Intent, state: State, policy: Policy, now: float) -> str | None:
@@ -508,6 +510,7 @@ class SwitchoverRequest(OperatorRequest):
 
     plan_problem: str | None = None
     kind: Literal["switchover", "practice"] = "switchover"  # a practice run's leg is one too
+    back: bool = False  # a practice run's leg home (dwell does not hold it)
 
 
 def _switchover(
@@ -527,7 +530,8 @@ def _switchover(
             to_region=request.to_region,
             transition_kind=request.kind,
         )
-    intent = _Intent(request.kind, state.active_region, (request.to_region,), cause, now, False)
+    source, targets = state.active_region, (request.to_region,)
+    intent = _Intent(request.kind, source, targets, cause, now, False, back=request.back)
     if state.frozen is not None and state.in_progress is None:
         frozen = state.frozen
         reason = f"frozen by {frozen.by}: {frozen.reason} (a switchover waits for unfreeze)"

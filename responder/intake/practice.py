@@ -35,6 +35,8 @@ log = logging.getLogger("ddb_failover.responder.practice")
 EXTENSION = "ddb_failover.practice"  # app.extensions: this process's Practices
 HISTORY = 500
 REGION_DOWN = "DynamoDBRegionDown"
+BACK_SUFFIX = ": back home"  # leg 2's reason ends so; a blocked leg 2 is no BLOCKED run
+BACK = "practice run {}" + BACK_SUFFIX
 LEASE_SECONDS = 10.0
 CACHE_SECONDS = 1.0
 
@@ -71,6 +73,7 @@ class Practices:
         self._checked_at: float | None = None
         self._failed: str | None = None
         self._cache: tuple[float, list[Run]] | None = None
+        self._back_tried_at = float("-inf")
 
     @property
     def config(self) -> Practice:
@@ -90,7 +93,9 @@ class Practices:
         markers = [
             Marker(at, str(d.get("kind")), str(d.get("reason") or ""))
             for d in history.get("decisions", [])
-            if d.get("transition_kind") == KIND and (at := _at(d.get("at"))) is not None
+            if d.get("transition_kind") == KIND
+            and (at := _at(d.get("at"))) is not None
+            and not str((d.get("cause") or {}).get("reason") or "").endswith(BACK_SUFFIX)
         ]
         markers = [m for m in markers if m.kind == "blocked" or m.reason.startswith(END_PREFIX)]
         return practice.runs(legs, markers, others, now)
@@ -198,6 +203,8 @@ class Practices:
                 self._begin("practice-schedule", self.config.hold_seconds, now)
             return self.config.check_interval_seconds
         move = practice.next_move(current, now, self._check(current, now), self._down(current))
+        if move.kind == "back" and now - self._back_tried_at < self.config.check_interval_seconds:
+            return 1.0  # the way home was refused (a freeze, a gate): ask again in a while
         self._act(current, move, now)
         if current.hold_until is not None and move.kind == "wait":
             return max(0.5, min(self.config.check_interval_seconds, current.hold_until - now))
@@ -241,11 +248,12 @@ class Practices:
             return
         assert run.home is not None and run.target is not None
         request = SwitchoverRequest(
-            run.home, run.by or "practice", f"practice run {run.id}: back home", kind=KIND
+            run.home, run.by or "practice", BACK.format(run.id), kind=KIND, back=True
         )
         more = {"outcome": move.outcome, "why": move.reason}
         evidence = practice.evidence(run.id, 2, run.home, run.target, run.hold_seconds, **more)
         handled = self._leg(request, evidence, now)
+        self._back_tried_at = now if handled.transition is None else float("-inf")
         log.info(kv(event="practice_back", run=run.id, outcome=move.outcome, why=move.reason,
                     began=handled.transition is not None))  # fmt: skip
         self.service.runner.wake()

@@ -42,14 +42,14 @@ class Clock:
 class Site:
     """A fenced app with a practice config; alerts and checks set by the test."""
 
-    def __init__(self, tmp_path: Path, **practice: Any) -> None:
+    def __init__(self, tmp_path: Path, policy: Any = None, **practice: Any) -> None:
         self.world: dict[str, Any] = {"ro": "0"}
         self.clock = Clock()
         self.firing: list[str] = []
         self.checks: dict[str, bool | None] = {}
         self.asked: list[Sequence[str]] = []
         extra = {"practice": {"hold_seconds": 60, **practice}}
-        config = config_at(write_config(tmp_path, extra=extra))
+        config = config_at(write_config(tmp_path, extra=extra, policy=policy))
         self.app = create_app(
             config,
             actions=[MemoryAction("www", self.world)],
@@ -214,3 +214,27 @@ def test_an_alertmanager_that_does_not_answer_blocks_the_start_but_ends_no_run(
         assert other.status()["current"]["phase"] == "holding"
     finally:
         runner_of(other.app).stop()
+
+
+def test_the_way_home_waits_for_the_hold_not_dwell_and_for_a_freeze(tmp_path: Path) -> None:
+    site = Site(tmp_path, policy={"min_dwell_seconds": 300})
+    try:
+        assert site.run({"now": True, "hold_seconds": 10}).status_code == 202
+        site.settle()
+        freeze = site.client.post("/api/v1/freeze", json={"reason": "x"}, headers=auth(OPERATOR))
+        assert freeze.status_code == 200, freeze.get_json()
+        site.clock.now += 10
+        site.practices.tick()  # the freeze refuses the way home: no BLOCKED run for it
+        (run,) = site.status()["runs"]
+        assert (run["phase"], run["outcome"]) == ("holding", None)
+        site.client.post("/api/v1/unfreeze", json={"reason": "x"}, headers=auth(OPERATOR))
+        site.practices.tick()  # asked again only after check_interval_seconds
+        assert site.status()["current"]["phase"] == "holding"
+        site.clock.now += 15
+        site.practices.tick()
+        site.settle()
+        (run,) = site.status()["runs"]
+        assert run["outcome"] == "SUCCEEDED"  # within the 300 s dwell
+        assert site.world["www"] == {"region": EAST}
+    finally:
+        runner_of(site.app).stop()
