@@ -153,7 +153,14 @@ class Practices:
         run_id = uuid.uuid4().hex[:12]
         cause = Cause(operator=by, reason=f"practice run {run_id}")
         if problem is not None:
-            store.record_decision("blocked", problem, cause, to_region=to, transition_kind=KIND)
+            store.record_decision(
+                "blocked",
+                problem,
+                cause,
+                to_region=to,
+                transition_kind=KIND,
+                announce=lambda made: self.service.telling.blocked(made, now),
+            )
             log.info(kv(event="practice_blocked", reason=problem))
             return {"run": None, "outcome": "BLOCKED", "reason": problem}
         request = SwitchoverRequest(

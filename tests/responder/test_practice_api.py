@@ -15,7 +15,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from responder.actions.fence import FenceValues
-from responder.app import create_app, plan_runner_of, runner_of
+from responder.app import create_app, plan_runner_of, runner_of, store_of
 from responder.intake import practice_sources
 from responder.intake.practice import EXTENSION, Practices, Sources
 from tests.responder.fakes import EAST, WEST, MemoryAction, always_ready
@@ -42,13 +42,18 @@ class Clock:
 class Site:
     """A fenced app with a practice config; alerts and checks set by the test."""
 
-    def __init__(self, tmp_path: Path, policy: Any = None, **practice: Any) -> None:
+    def __init__(
+        self, tmp_path: Path, policy: Any = None, notify: Any = None, **practice: Any
+    ) -> None:
         self.world: dict[str, Any] = {"ro": "0"}
         self.clock = Clock()
         self.firing: list[str] = []
         self.checks: dict[str, bool | None] = {}
         self.asked: list[Sequence[str]] = []
-        extra = {"practice": {"hold_seconds": 60, **practice}}
+        extra = {
+            "practice": {"hold_seconds": 60, **practice},
+            **({"notify": notify} if notify else {}),
+        }
         config = config_at(write_config(tmp_path, extra=extra, policy=policy))
         self.app = create_app(
             config,
@@ -236,5 +241,32 @@ def test_the_way_home_waits_for_the_hold_not_dwell_and_for_a_freeze(tmp_path: Pa
         (run,) = site.status()["runs"]
         assert run["outcome"] == "SUCCEEDED"  # within the 300 s dwell
         assert site.world["www"] == {"region": EAST}
+    finally:
+        runner_of(site.app).stop()
+
+
+def test_each_leg_and_a_blocked_start_are_notified(tmp_path: Path) -> None:
+    (tmp_path / "chat-url").write_text("http://127.0.0.1:9/hook\n")
+    chat = {"name": "chat", "type": "slack", "webhook_url": {"file": str(tmp_path / "chat-url")}}
+    site = Site(
+        tmp_path,
+        notify={"receivers": [chat]},
+        blocking_alerts=['severity="critical"'],
+        alertmanager_url="http://a:9",
+    )
+    try:
+        site.firing = ["HighErrorRate"]
+        assert site.run({"now": True}).status_code == 409
+        site.firing = []
+        assert site.run({"now": True, "hold_seconds": 10}).status_code == 202
+        site.settle()
+        site.clock.now += 10
+        site.practices.tick()
+        site.settle()
+        store = store_of(site.app)
+        told = [n.data["summary"] for n in store.notices(site.clock.now + 3600, limit=50)]
+        assert any("practice" in t and "was blocked: blocking alert active" in t for t in told)
+        assert any("leg 1 of 2" in t and "started" in t for t in told), told
+        assert any("leg 2 of 2: SUCCEEDED (held 10 s)" in t for t in told), told
     finally:
         runner_of(site.app).stop()
