@@ -28,7 +28,7 @@ from responder.model.alerts import PayloadError, parse_time
 from responder.model.holder import default_holder
 from responder.model.loop import Loop
 from responder.plan.plan_file import not_ready
-from responder.state.records import Cause, Json
+from responder.state.records import Cause, Json, State
 from responder.state.store import StoreUnavailable
 
 log = logging.getLogger("ddb_failover.responder.practice")
@@ -189,6 +189,8 @@ class Practices:
     def tick(self) -> float:
         """One round under the lease: the schedule, then the run under way; the next wait."""
         store = self.service.store
+        if not self._may_act(store.state(), self.service.clock()):
+            return self.config.check_interval_seconds
         lease = store.acquire_lease(self.holder, LEASE_SECONDS)
         if lease is None:
             return min(self.config.check_interval_seconds, 5.0)
@@ -196,6 +198,14 @@ class Practices:
             return self._tick()
         finally:
             store.release_lease(lease)
+
+    def _may_act(self, state: State, now: float) -> bool:
+        """Whether a round has anything to do: a run may be under way (the newest transition
+        is a leg), or one may be due. Saves the lease's write and the history's read."""
+        last = state.last_transition
+        if last is not None and last.kind == KIND:
+            return True
+        return self.config.enabled and practice.slot(self.config, now) is not None
 
     def _tick(self) -> float:
         now = self.service.clock()

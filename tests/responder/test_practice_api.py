@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -268,5 +269,33 @@ def test_each_leg_and_a_blocked_start_are_notified(tmp_path: Path) -> None:
         assert any("practice" in t and "was blocked: blocking alert active" in t for t in told)
         assert any("leg 1 of 2" in t and "started" in t for t in told), told
         assert any("leg 2 of 2: SUCCEEDED (held 10 s)" in t for t in told), told
+    finally:
+        runner_of(site.app).stop()
+
+
+def test_the_schedule_starts_one_run_in_its_slot(tmp_path: Path) -> None:
+    began = datetime.fromtimestamp(time.time() - 300, UTC).replace(second=0, microsecond=0)
+    weekday = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")[began.weekday()]
+    schedule = {"weekday": weekday, "time": began.strftime("%H:%M")}
+    site = Site(tmp_path, enabled=True, schedule=schedule)
+    try:
+        now = site.clock.now
+        site.clock.now = began.timestamp() - 60
+        site.practices.tick()
+        assert site.status()["runs"] == []
+        assert site.status()["next_start"] == began.strftime("%Y-%m-%dT%H:%M:00.000Z")
+        site.clock.now = now
+        site.practices.tick()
+        (run,) = site.status()["runs"]
+        assert run["outcome"] is None, run["reason"]
+        assert (run["by"], run["phase"]) == ("practice-schedule", "moving")
+        site.settle()
+        site.clock.now += 60
+        site.practices.tick()
+        site.settle()
+        assert site.status()["runs"][0]["outcome"] == "SUCCEEDED"
+        site.clock.now += 60
+        site.practices.tick()  # still in the slot: no second run
+        assert len(site.status()["runs"]) == 1
     finally:
         runner_of(site.app).stop()
