@@ -44,7 +44,7 @@ from responder.secrets import Secrets
 from responder.state.backends import open_store
 from responder.state.records import Json, TransitionRecord
 from responder.state.store import StateStore, StoreUnavailable
-from responder.web import api, ops, pages, reports, webhook
+from responder.web import api, forms, ops, pages, reports, webhook
 from responder.web.common import AUTH, SERVICE, Authenticator, RequestProblem, error
 
 DEFAULT_LEASE_SECONDS = 15.0
@@ -56,11 +56,11 @@ LOG_LEVEL_ENV = "DDB_RESPONDER_LOG_LEVEL"
 STORE_RETRY_AFTER = "5"
 # An approval's preview reads every action live; the webhook waits at most this long for it.
 PREVIEW_SECONDS = 5.0
-# The page has no script and loads only its own stylesheet.
+# The page loads only its own stylesheet and script (no inline ones); its forms post to it.
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
-        "default-src 'none'; style-src 'self'; img-src 'self'; base-uri 'none'; "
-        "form-action 'none'; frame-ancestors 'none'"
+        "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'; "
+        "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
     ),
     "X-Frame-Options": "DENY",
     "X-Content-Type-Options": "nosniff",
@@ -201,7 +201,7 @@ def create_app(
     app.extensions[PRACTICES] = Practices(
         service, practice_sources.sources(config.responder.practice), runner.reconciler.holder
     )
-    for blueprint in (webhook.bp, api.bp, ops.bp, pages.bp, reports.bp):
+    for blueprint in (webhook.bp, api.bp, ops.bp, pages.bp, reports.bp, forms.bp):
         app.register_blueprint(blueprint)
     app.register_error_handler(RequestProblem, _problem)
     app.register_error_handler(StoreUnavailable, _store_unavailable)

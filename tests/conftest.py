@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
+from _pytest.nodeid import NodeId
 
 from sandbox.net import wait_until
 from sandbox.quorum import StrongMembers, start_members
@@ -30,6 +31,34 @@ os.environ.update(
 )
 
 RegionFactory = Callable[..., dict[str, Region]]
+
+
+def _shared_stack(item: pytest.Item) -> str | None:
+    """The first session-scoped fixture of ours that item uses: one stack, one xdist worker."""
+    info = getattr(item, "_fixtureinfo", None)
+    for name in getattr(info, "names_closure", ()):
+        for definition in info.name2fixturedefs.get(name, ()):
+            if definition.scope == "session" and definition.baseid.startswith("tests"):
+                return f"session:{definition.baseid}::{name}"
+    return None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Group tests for `pytest -n N --dist loadgroup`, and run the shared stacks first.
+
+    A test that uses a session-scoped stack runs on the worker that holds that stack;
+    every other test stays with its module, whose module-scoped fixtures it shares. The
+    shared stacks are the longest groups, so they start first.
+    """
+    groups = {item: _shared_stack(item) or item.nodeid.split("::")[0] for item in items}
+    items.sort(key=lambda item: not groups[item].startswith("session:"))
+    if not config.getoption("loadgroup", False):  # set on xdist workers under --dist loadgroup
+        return
+    for item, group in groups.items():
+        # xdist's loadgroup reads a group from the node id's "@" suffix. Its own marker
+        # handling sets a private attribute that pytest 9.2 no longer reads, so the suffix
+        # is written here (xdist's scheduler, xdist/scheduler/loadgroup.py, splits it off).
+        item._id = NodeId.parse(f"{item.nodeid}@{group}")  # type: ignore[attr-defined]
 
 
 def sandbox_chaos(directory: Path, region: str, op: str) -> None:

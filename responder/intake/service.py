@@ -34,6 +34,7 @@ from responder.intake.handling import (
     Telling,
     handle_alerts,
     handle_operator,
+    refuse_witness,
 )
 from responder.metrics import ResponderMetrics
 from responder.model.alerts import Alert, Bounds, Notification
@@ -271,6 +272,7 @@ class Service:
         document = self.plan_file.read()
         if to_region is None:
             return document
+        refuse_witness(self.config, to_region)
         if to_region not in self.config.region_names:
             configured = ", ".join(self.config.region_names)
             raise UnknownRegion(f"unknown region {to_region!r}; configured: {configured}")

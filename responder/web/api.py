@@ -160,23 +160,30 @@ def _decided(handled: Handled) -> Response:
 def freeze() -> Response:
     """Stop automatic transitions until unfreeze; idempotent."""
     by = operator()
-    reason = _string(_body(), "reason", "")
-    svc = service()
-    svc.store.freeze(by, reason)
+    freeze_now(by, _string(_body(), "reason", ""))
+    return _answer(service().status())
+
+
+def freeze_now(by: str, reason: str) -> None:
+    """Freeze (the API's and the page's form): idempotent."""
+    service().store.freeze(by, reason)
     log.warning(kv(event="frozen", by=by, reason=reason))
-    return _answer(svc.status())
 
 
 @bp.post("/unfreeze")
 def unfreeze() -> Response:
     """Resume automatic transitions; idempotent."""
     by = operator()
-    reason = _string(_body(), "reason", "")
+    unfreeze_now(by, _string(_body(), "reason", ""))
+    return _answer(service().status())
+
+
+def unfreeze_now(by: str, reason: str) -> None:
+    """Unfreeze (the API's and the page's form): idempotent."""
     svc = service()
     svc.store.unfreeze(by, reason)
     log.warning(kv(event="unfrozen", by=by, reason=reason))
     svc.runner.wake()  # a transition stopped at a step boundary goes on now, not next poll
-    return _answer(svc.status())
 
 
 @bp.post("/retry")

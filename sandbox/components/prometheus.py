@@ -125,7 +125,7 @@ def start_prometheus(stack: Stack) -> None:
     window = stack.options.get("failback_window")
     if window and window != SHIPPED_FAILBACK_WINDOW:
         rule_files = render_rules(rule_files, home / "rules", str(window))
-    port = free_port()
+    port = stack.extras.get("prometheus_port") or free_port()  # the responder's page reads it
     url = f"http://127.0.0.1:{port}"
     alertmanagers = [_address(u) for u in stack.extras["alertmanager_urls"]]
     config = render_config(

@@ -140,6 +140,7 @@ def _configure(stack: Stack) -> None:
             ]
         },
         "state": {"backend": "sqlite", "path": str(stack.dir / "state" / "responder.db")},
+        "audit": {"key_file": str(stack.secret("audit-key"))},  # 0600, outside the store
         "policy": {
             "failback": "auto",
             "min_dwell_seconds": float(stack.options.get("min_dwell_seconds", 20)),
@@ -163,7 +164,12 @@ def _configure(stack: Stack) -> None:
     if do is not None:
         section["digitalocean"] = {**do["digitalocean"], "timeout_seconds": 5}
     section["notify"] = _notify(stack, f"http://127.0.0.1:{port}")
-    stack.config_data["responder"] = section
+    only = stack.options.get("only")
+    if only is None or "prometheus" in only:
+        # The page's region cards read Prometheus, which starts after the config is written.
+        stack.extras["prometheus_port"] = free_port()
+        section["prometheus_url"] = f"http://127.0.0.1:{stack.extras['prometheus_port']}"
+    stack.config_data.setdefault("responder", {}).update(section)  # beside the tables' consistency
 
 
 def _notify(stack: Stack, responder_url: str) -> dict[str, Any]:

@@ -18,19 +18,26 @@ from responder.intake.handling import handle_alerts
 from responder.state.sqlite.store import SqliteStore
 from responder.state.store import StateStore
 from sandbox.net import wait_until
-from tests.responder.fakes import EAST, FileAction, always_ready, config, region_down_alerts
+from tests.responder.fakes import (
+    EAST,
+    KEYS,
+    FileAction,
+    always_ready,
+    config,
+    region_down_alerts,
+)
 
 
 def open_spec(spec: str) -> StateStore:
     """A store from a command-line spec: a SQLite path, or dynamodb:TABLE@ENDPOINT_URL."""
     if not spec.startswith("dynamodb:"):
-        return SqliteStore(Path(spec), EAST)
+        return SqliteStore(Path(spec), EAST, keys=KEYS)
     from ddb_failover.config import DynamoDBState
     from responder.state.dynamodb.store import DynamoDBStore
 
     table, _, url = spec.removeprefix("dynamodb:").partition("@")
     state = DynamoDBState(backend="dynamodb", table=table, region="us-west-2", endpoint_url=url)
-    return DynamoDBStore(state, EAST)
+    return DynamoDBStore(state, EAST, keys=KEYS)
 
 
 def race(spec: str, go: Path, threads: int) -> None:
@@ -59,7 +66,7 @@ def race(spec: str, go: Path, threads: int) -> None:
 
 def crash(db: Path, workdir: Path) -> None:
     """Run the transition in progress; the second action blocks until we are killed."""
-    store = SqliteStore(db, EAST)
+    store = SqliteStore(db, EAST, keys=KEYS)
     actions = [FileAction("first", workdir), FileAction("second", workdir, block=True)]
     Reconciler(store, actions, Retry(), holder="doomed", lease_seconds=5.0).run_once()
 

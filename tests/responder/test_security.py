@@ -6,6 +6,7 @@ import base64
 import json
 import logging
 import os
+import re
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -164,13 +165,18 @@ def test_browser_hardening_headers(app: Flask) -> None:
         client.get("/metrics"),
     ):
         csp = response.headers["Content-Security-Policy"]
-        assert "default-src 'none'" in csp and "script-src" not in csp
+        # The page's one script and its forms are its own: nothing inline, nothing elsewhere.
+        assert "default-src 'none'" in csp and "script-src 'self';" in csp
+        assert "form-action 'self'" in csp
         assert "unsafe-inline" not in csp and "frame-ancestors 'none'" in csp
         assert response.headers["X-Frame-Options"] == "DENY"
         assert response.headers["X-Content-Type-Options"] == "nosniff"
         assert response.headers["Referrer-Policy"] == "no-referrer"
     page = client.get("/", headers=auth(VIEWER)).get_data(as_text=True)
-    assert "<script" not in page and "<style" not in page and " style=" not in page
+    scripts = re.findall(r"<script[^>]*>", page)
+    assert scripts == ['<script src="/static/page.js" defer>'], scripts
+    assert "<style" not in page and " style=" not in page
+    assert not re.search(r"\son[a-z]+=", page)  # no inline event handler either
     css = client.get("/static/status.css")
     assert css.status_code == 200 and ".active" in css.get_data(as_text=True)
 
