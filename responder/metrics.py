@@ -29,11 +29,12 @@ from prometheus_client.registry import Collector
 
 from ddb_failover.config import NOTIFY_EVENTS
 from responder.actions.do_budget import RateLimit
+from responder.decide.practice import OUTCOMES
 from responder.plan.plan import READINESS_ACTION, SITE_ACTION
 from responder.state.records import PHASES, Json, State, TransitionRecord
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
-TRANSITION_KINDS = ("failover", "failback", "manual", "switchover")
+TRANSITION_KINDS = ("failover", "failback", "manual", "switchover", "practice")
 TRANSITION_RESULTS = ("completed", "blocked", "failed")
 ACTION_RESULTS = ("applied", "unchanged", "would_apply", "failed")
 # Transition results as the counter reports them: an abort is a transition that did not
@@ -54,6 +55,7 @@ DECISION_KINDS = (
     "failback",
     "manual",
     "switchover",
+    "practice",
     "ignored",
     "blocked",
     "duplicate",
@@ -211,6 +213,21 @@ class ResponderMetrics:
             "Requests an hour the DigitalOcean token may make, as its newest answer said "
             "(ratelimit-limit; 0 before any answer).",
         )
+        self.practice_runs = self._latest(
+            "responder_practice_runs_total",
+            "Practice runs the history holds, by outcome (a gauge: it counts the runs within "
+            "history.retain_days, read from the store at each scrape).",
+            ["outcome"],
+        )
+        self.practice_last_success = self._latest(
+            "responder_practice_last_success_timestamp_seconds",
+            "When the newest SUCCEEDED practice run ended (0: none in the history).",
+        )
+        self.practice_max_age = self._latest(
+            "responder_practice_max_age_seconds",
+            "responder.practice.max_age_days in seconds while practice is enabled, else 0 "
+            "(FailoverPracticeOverdue compares the last success with it).",
+        )
         self.transitions = Counter(
             "responder_transitions",
             "Transitions by kind, regions and result (blocked: wanted but not started).",
@@ -330,6 +347,16 @@ class ResponderMetrics:
                 gauge.set((1.0 if value else 0.0) if known else math.nan)
         self.plan_evaluated.set(plan.get("evaluated_at_unix") or 0)
         self.plan_duration.set(plan.get("duration_seconds") or 0)
+
+    def refresh_practice(
+        self, outcomes: Sequence[str | None], last_success: float | None, max_age: float
+    ) -> None:
+        """Practice runs by outcome (runs under way have none yet), the last success, and
+        the age past which FailoverPracticeOverdue fires (0: practice disabled)."""
+        self.practice_max_age.set(max_age)
+        for outcome in OUTCOMES:
+            self.practice_runs.labels(outcome).set(sum(1 for o in outcomes if o == outcome))
+        self.practice_last_success.set(last_success or 0.0)
 
     def digitalocean_ratelimit(self, seen: RateLimit) -> None:
         """Set DigitalOcean's rate limit gauges from an answer's headers (a Budget listener)."""

@@ -27,6 +27,8 @@ GUNICORN_CONF = Path(__file__).parents[1] / "gunicorn_conf.py"
 WAIT_SECONDS = 120.0
 # A switchover may wait for a person's approval first.
 SWITCHOVER_WAIT_SECONDS = 900.0
+# A practice run: two switchovers and the hold (the config's 1800 s by default).
+PRACTICE_WAIT_SECONDS = 3600.0
 
 COMMON_DEFAULTS = {
     "config": None,
@@ -113,6 +115,18 @@ def build_parser() -> argparse.ArgumentParser:
     waits = f"wait for the end ({SWITCHOVER_WAIT_SECONDS:g} s unless given); exit 0 if completed"
     switchover.add_argument(
         "--wait", type=float, nargs="?", const=SWITCHOVER_WAIT_SECONDS, default=0.0, help=waits
+    )
+    practice = command("practice", "practice runs: a switchover there, a hold, and back")
+    practice.add_argument("what", choices=("run", "status"), help="start one, or show them")
+    practice.add_argument("--now", action="store_true", help="start outside the schedule too")
+    practice.add_argument("--hold", type=float, metavar="SECONDS", help="the hold (config's)")
+    practice.add_argument(
+        "--wait",
+        type=float,
+        nargs="?",
+        const=PRACTICE_WAIT_SECONDS,
+        default=0.0,
+        help=f"wait for the end ({PRACTICE_WAIT_SECONDS:g} s unless given); exit 0 if SUCCEEDED",
     )
     freeze = command("freeze", "stop automatic transitions, and any at its next step")
     freeze.add_argument("--reason", default="", help="why, for the status")

@@ -32,7 +32,7 @@ PHASES: tuple[Phase, ...] = (
     "awaiting_approval",
 )
 # What a decision can start; a repair only ever comes from an operator's repair command.
-DecidedKind = Literal["failover", "failback", "manual", "switchover"]
+DecidedKind = Literal["failover", "failback", "manual", "switchover", "practice"]
 TransitionKind = Literal[DecidedKind, "repair"]
 # failed: only transitions recorded before permanent errors stalled instead of failing.
 # declined: a person (or the approval timeout) said no; blocked: the target was no longer

@@ -36,6 +36,7 @@ CONTRACT_ALERTS = {
     "WordPressSiteDown",
     "WordPressSiteDownInActiveRegion",
     "DynamoDBReplicaNotActive",
+    "FailoverPracticeOverdue",
 }
 
 
