@@ -7,13 +7,14 @@ import json
 import threading
 import urllib.parse
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
 
 from responder.web import health, promql
 from responder.web.promql import Sample
+from tests.alerting.loopback import LoopbackServer
 
 EAST, WEST, WITNESS = "us-east-1", "eu-west-1", "us-west-2"
 
@@ -105,16 +106,12 @@ class FakePrometheus(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def prometheus() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), FakePrometheus)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
     FakePrometheus.asked.clear()
     FakePrometheus.hang.clear()
     FakePrometheus.release.clear()
-    yield f"http://127.0.0.1:{server.server_address[1]}/"
-    FakePrometheus.release.set()
-    server.shutdown()
-    server.server_close()
+    with LoopbackServer(FakePrometheus) as server:
+        yield server.url + "/"
+        FakePrometheus.release.set()
 
 
 def vector(*results: dict[str, Any]) -> bytes:
