@@ -150,6 +150,7 @@ def index() -> tuple[str, int] | Response:
     plan = svc.plan()
     now = svc.clock()
     said = Words(list(svc.actions), list(svc.config.responder.actions))
+    entries = present.timeline(report, now) if report else []
     shown = banners.banners(status, plan, said.state, _blocked_reason(history))
     page = render_template(
         "status.html",
@@ -157,8 +158,8 @@ def index() -> tuple[str, int] | Response:
         history=history,
         plan=plan,
         report=report,
-        timeline=present.timeline(report) if report else [],
-        total=present.total(report) if report else None,
+        timeline=entries,
+        total=present.total(entries),
         cards=_cards(plan, status),
         banners=shown,
         words=said,
