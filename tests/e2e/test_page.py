@@ -236,7 +236,8 @@ def drift(stack: PageStack) -> None:
     records = stack.do_get(f"/v2/domains/{www['domain']}/records?name={name}")["domain_records"]
     (record,) = [r for r in records if r["type"] == www.get("record_type", "A")]
     url = f"{stack.urls['do_api']}/v2/domains/{www['domain']}/records/{record['id']}"
-    status, answer = http("PATCH", url, {"data": "192.0.2.99"}, bearer(stack.secret("do-token")))
+    changed = {"type": record["type"], "data": "192.0.2.99"}
+    status, answer = http("PATCH", url, changed, bearer(stack.secret("do-token")))
     assert status == 200, answer
     plan = http_json(f"{stack.urls['responder']}/api/v1/plan", stack.token)
     if "drift" not in plan:
