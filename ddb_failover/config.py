@@ -19,6 +19,8 @@ from pydantic import (
     model_validator,
 )
 
+from ddb_failover import consistency
+
 CONFIG_ENV = "DDB_FAILOVER_CONFIG"
 # A guessable bearer token is no token: anything shorter is a configuration error.
 MIN_TOKEN_CHARS = 16
@@ -458,6 +460,13 @@ class History(Strict):
     retain_days: Annotated[float, Field(gt=0)] = 90.0
 
 
+class AuditConfig(Strict):
+    """The audit chain's HMAC key, kept outside the state store (responder.state.keys)."""
+
+    key_file: Path | None = None  # required to open the store; unset is an error there
+    previous_key_files: tuple[Path, ...] = ()  # keys rotated out: they verify older events
+
+
 class Report(Strict):
     """Links in transition reports (`ddb-responder report`, /transitions/<id>)."""
 
@@ -529,8 +538,23 @@ class Notify(Strict):
         return receivers
 
 
+Consistency = Literal["eventual", "strong"]
+
+
+class TableConsistency(Strict):
+    """A table's MultiRegionConsistency, and its witness (a strong table's third member)."""
+
+    consistency: Consistency = "eventual"
+    witness: RegionName | None = None
+
+
 class ResponderConfig(Strict):
     listen: Listen = "0.0.0.0:9746"
+    # Every table's multi-Region consistency, unless tables.NAME says otherwise; strong
+    # tables have RPO 0 and exactly three members (ddb_failover.consistency).
+    consistency: Consistency = "eventual"
+    witness: RegionName | None = None
+    tables: dict[str, TableConsistency] = {}
     # Where the status page reads the exporter's series and the firing alerts (region cards).
     prometheus_url: HttpUrl | None = None
     # The alertmanager role's token (POST /webhook only).
@@ -538,6 +562,7 @@ class ResponderConfig(Strict):
     auth: Auth = Auth()
     tls: TLS | None = None
     history: History = History()
+    audit: AuditConfig = AuditConfig()
     report: Report = Report()
     limits: Limits = Limits()
     notify: Notify = Notify()
@@ -582,6 +607,12 @@ class Config(Strict):
         """The primary region: first in priority order."""
         return self.regions[0].name
 
+    def consistency_of(self, table: str) -> TableConsistency:
+        """table's consistency and witness: its own entry, else the responder-level ones."""
+        responder = self.responder
+        default = TableConsistency(consistency=responder.consistency, witness=responder.witness)
+        return responder.tables.get(table, default)
+
     def region(self, name: str) -> Region:
         """The configured region called name; KeyError when unknown."""
         for region in self.regions:
@@ -609,6 +640,9 @@ class Config(Strict):
                 raise ValueError(f"{where}: no value for region {', '.join(missing)}")
             if unknown:
                 raise ValueError(f"{where}: unknown region {', '.join(unknown)}")
+        responder = self.responder
+        default = TableConsistency(consistency=responder.consistency, witness=responder.witness)
+        consistency.check(names, self.tables, default, responder.tables)
         return self
 
 

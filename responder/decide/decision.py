@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from ddb_failover.config import Policy
+from ddb_failover.consistency import EVENTUAL, STRONG
 from responder.model.alerts import (
     FAILBACK_READY,
     LAST_WRITE_SUCCESS,
@@ -85,11 +86,24 @@ class Readiness:
     data_at_risk_seconds: float | None  # None: no heartbeat from the source seen
     detail: str = ""  # why the canary read failed, when it did
     site: SiteAnswer | None = None  # None: no site configured for the region
+    # Every table is strongly consistent: RPO 0, no replication-lag gate (ddb_failover.consistency).
+    strong: bool = False
+    write_ok: bool | None = None  # the write probe of its strong tables; None: none was made
+    write_detail: str = ""  # why that write failed, when it did
+
+    @property
+    def write_failed(self) -> bool:
+        """True when a write probe was made and failed."""
+        return self.write_ok is False
 
     def dynamodb_problem(self, rpo_seconds: float) -> str | None:
         """Why this region's DynamoDB must not take traffic, or None."""
         if not self.canary_ok:
             return f"{self.region}: canary read failed ({self.detail or 'unknown error'})"
+        if self.write_failed:
+            return f"{self.region}: write probe failed ({self.write_detail or 'unknown error'})"
+        if self.strong:
+            return None  # every write is already in the other members: nothing at risk
         if self.data_at_risk_seconds is None:
             return f"{self.region}: replication lag unknown (no heartbeat from the source)"
         if self.data_at_risk_seconds > rpo_seconds:
@@ -120,6 +134,9 @@ class Readiness:
             "data_at_risk_seconds": self.data_at_risk_seconds,
             "detail": self.detail,
             "site": self.site.to_json() if self.site is not None else None,
+            "consistency": STRONG if self.strong else EVENTUAL,
+            "write_ok": self.write_ok,
+            "write_detail": self.write_detail,
         }
 
 
@@ -410,8 +427,27 @@ def _choose(
             )
         problems.append(problem)
     detail = "; ".join(problems) if problems else "every other region is down"
-    blocked = _stopped(intent, "blocked", f"no healthy region: {detail}")
+    blocked = _stopped(
+        intent, "blocked", _quorum_lost(intent, seen) or f"no healthy region: {detail}"
+    )
     return replace(blocked, readiness=tuple(seen))
+
+
+def _quorum_lost(intent: _Intent, seen: Sequence[Readiness]) -> str | None:
+    """The reason when writes fail in every replica region: the source down, each target's too.
+
+    A strongly consistent table writes only while two of its three members take part; when
+    no region can write, no failover can help, and a person must bring a member back.
+    """
+    if intent.kind != "failover" or not intent.automatic or not seen:
+        return None
+    if not all(r.write_failed for r in seen):
+        return None
+    targets = "; ".join(f"{r.region}: {r.write_detail or 'write failed'}" for r in seen)
+    return (
+        f"quorum lost: writes fail in every replica region ({intent.source} is down; {targets}); "
+        "a strongly consistent table needs two of its three members"
+    )
 
 
 def candidates(

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from ddb_failover.consistency import EVENTUAL, RPO_ZERO, STRONG
 from responder.decide.decision import Decision
 from responder.model.alerts import LAST_WRITE_SUCCESS, Alert, format_time
 from responder.state.records import Json
@@ -60,6 +61,8 @@ class Seen:
     def evidence(self, decision: Decision, rpo_seconds: float) -> Json:
         """The evidence of the transition decision begins."""
         wanted = set(decision.cause.fingerprints)
+        chosen = [r for r in decision.readiness if r.region == decision.to_region]
+        strong = bool(chosen) and chosen[-1].strong
         behind = [a for a in self.alerts if a.fingerprint in wanted]
         return {
             "received_at": float(self.received_at),
@@ -69,5 +72,7 @@ class Seen:
             "reason": decision.reason,
             "dwell_overridden": decision.dwell_overridden,
             "rpo_seconds": float(rpo_seconds),
+            "consistency": STRONG if strong else EVENTUAL,
+            "rpo": RPO_ZERO if strong else None,  # the words the report shows for it
             "readiness": [r.to_json() for r in decision.readiness],
         }

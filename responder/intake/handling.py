@@ -11,12 +11,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ddb_failover import consistency
 from ddb_failover.config import Config, Policy
 from responder.decide.decision import (
     Check,
     Decision,
     OperatorRequest,
     Readiness,
+    UnknownRegion,
     candidates,
     decide,
     decide_operator,
@@ -174,6 +176,13 @@ def _handle(
     return _record(store, lost, now, telling)
 
 
+def refuse_witness(config: Config, region: str) -> None:
+    """UnknownRegion naming region when it is a strong table's witness: never a target."""
+    witnesses = consistency.witnesses(config)
+    if region in witnesses:
+        raise UnknownRegion(consistency.not_a_target(region, witnesses[region]))
+
+
 def handle_alerts(
     alerts: Sequence[Alert],
     store: StateStore,
@@ -210,6 +219,7 @@ def handle_operator(
     seen: Seen | None = None,
 ) -> Handled:
     """Decide and record an operator's failover; UnknownRegion (ValueError) -> 400."""
+    refuse_witness(config, request.to_region)
     policy, regions = config.responder.policy, config.region_names
     return _handle(
         lambda state, ready: decide_operator(request, state, policy, regions, ready, now),

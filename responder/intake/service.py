@@ -21,7 +21,14 @@ from responder.decide.evidence import Seen
 from responder.execute import approval as approvals
 from responder.execute import operations
 from responder.execute.runner import Runner
-from responder.intake.handling import Handled, ReadinessFn, Telling, handle_alerts, handle_operator
+from responder.intake.handling import (
+    Handled,
+    ReadinessFn,
+    Telling,
+    handle_alerts,
+    handle_operator,
+    refuse_witness,
+)
 from responder.metrics import ResponderMetrics
 from responder.model.alerts import Alert, Bounds, Notification
 from responder.notify.sender import Notifier
@@ -249,6 +256,7 @@ class Service:
         document = self.plan_file.read()
         if to_region is None:
             return document
+        refuse_witness(self.config, to_region)
         if to_region not in self.config.region_names:
             configured = ", ".join(self.config.region_names)
             raise UnknownRegion(f"unknown region {to_region!r}; configured: {configured}")

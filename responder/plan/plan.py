@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from ddb_failover.consistency import RPO_ZERO
 from ddb_failover.logs import kv
 from responder.actions.base import Action
 from responder.actions.do_budget import Budget, Caller, calling_as
@@ -64,6 +65,8 @@ class Plan:
     active_region: str
     regions: tuple[RegionPlan, ...]
     digitalocean: budgets.BudgetReport | None = None  # None: no DigitalOcean action
+    # Each table's consistency, the witnesses and why they are no target (ddb_failover.consistency).
+    consistency: dict[str, Any] | None = None
 
     @property
     def ready(self) -> bool:
@@ -80,6 +83,7 @@ class Plan:
             "ready": self.ready,
             "regions": {r.region: r.to_json() for r in self.regions},
             "digitalocean": self.digitalocean.to_json() if self.digitalocean else None,
+            "consistency": self.consistency,
         }
 
 
@@ -90,11 +94,14 @@ def candidates(active: str, regions: Sequence[str]) -> tuple[str, ...]:
 
 def readiness_inspection(readiness: Readiness, rpo_seconds: float) -> Inspection:
     """The region itself, as the action "readiness": the decision's own check and verdict."""
-    current = {
+    current: dict[str, Any] = {
         "canary_ok": readiness.canary_ok,
         "data_at_risk_seconds": readiness.data_at_risk_seconds,
     }
-    desired = {"canary_ok": True, "data_at_risk_seconds_at_most": rpo_seconds}
+    desired: dict[str, Any] = {"canary_ok": True, "data_at_risk_seconds_at_most": rpo_seconds}
+    if readiness.strong:  # no lag gate: the region must take a write instead
+        current.update(write_ok=readiness.write_ok, rpo=RPO_ZERO)
+        desired = {"canary_ok": True, "write_ok": True, "rpo": RPO_ZERO}
     problem = readiness.dynamodb_problem(rpo_seconds)
     problems = (Problem(READINESS, problem),) if problem else ()
     return Inspection(READINESS_ACTION, READINESS_ACTION, current, desired, False, problems)

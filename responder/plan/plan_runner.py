@@ -20,9 +20,10 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from ddb_failover import consistency
 from ddb_failover.config import Config, ConfigError
 from ddb_failover.logs import kv
 from responder.actions.base import Action
@@ -106,7 +107,7 @@ class PlanSource:
         if self._actions is None:
             self._actions = list(self.build_actions())
         settings = self.config.responder
-        return plans.evaluate(
+        plan = plans.evaluate(
             self._actions,
             self.config.region_names,
             active,
@@ -116,6 +117,7 @@ class PlanSource:
             budget=self.budget,
             evaluator=holder_name(),
         )
+        return replace(plan, consistency=consistency.describe(self.config))
 
 
 class PlanRunner:

@@ -144,6 +144,9 @@ def _change_lines(entry: Json) -> list[str]:
         at_risk = "unknown" if risk is None else f"{risk:.1f} s"
         limit = (desired or {}).get("data_at_risk_seconds_at_most")
         rpo = f" (RPO {limit:g} s)" if isinstance(limit, int | float) else ""
+        if (current or {}).get("rpo"):  # a strongly consistent region: it must take a write
+            written = "takes writes" if current.get("write_ok") else "does NOT take writes"
+            return [f"{canary}, {written}, {current['rpo']}"]
         return [f"{canary}, data at risk {at_risk}{rpo}"]
     if not entry.get("would_change"):
         return []
@@ -200,6 +203,8 @@ def plan(document: Json) -> str:
         )
         for entry in actions:
             lines.extend(plan_action(entry))
+    for region, witness in ((document.get("consistency") or {}).get("witnesses") or {}).items():
+        lines += ["", f"witness {region}: never a target ({witness.get('why')})"]
     return "\n".join(lines)
 
 

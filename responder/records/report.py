@@ -275,6 +275,8 @@ def build(record: TransitionRecord, config: ReportConfig, now: float) -> Json:
             "alerts_total": evidence.get("alerts_total", len(_alerts(record))),
             "readiness": evidence.get("readiness"),
             "rpo_seconds": evidence.get("rpo_seconds"),
+            "consistency": evidence.get("consistency"),
+            "rpo": evidence.get("rpo"),
             "data_at_risk_seconds": record.data_at_risk_seconds,
             "source_last_write": _time(_onset(record)),
         },

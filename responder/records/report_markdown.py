@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 
+from ddb_failover.consistency import RPO_ZERO, STRONG
 from responder.state.records import Json
 
 MAX_VALUE_CHARS = 300
@@ -43,7 +44,9 @@ def _summary(report: Json) -> list[str]:
     t = report["transition"]
     evidence = report["evidence"]
     risk = _seconds(evidence["data_at_risk_seconds"])
-    if evidence.get("rpo_seconds") is not None:
+    if evidence.get("rpo"):
+        risk = f"none: {evidence['rpo']}"
+    elif evidence.get("rpo_seconds") is not None:
         risk += f" (RPO {evidence['rpo_seconds']:g} s)"
     rows = [
         ("Transition", f"`{t['id']}`"),
@@ -111,10 +114,10 @@ def _evidence(report: Json) -> list[str]:
             if reading["canary_ok"]
             else f"canary read failed ({reading['detail']})"
         )
-        lines.append(
-            f"- Readiness of {reading['region']} at the decision: {state}, data at risk "
-            f"{_seconds(reading['data_at_risk_seconds'])}"
-        )
+        risk = f"data at risk {_seconds(reading['data_at_risk_seconds'])}"
+        if reading.get("consistency") == STRONG:
+            risk = f"{RPO_ZERO}, write {'OK' if reading.get('write_ok') else 'failed'}"
+        lines.append(f"- Readiness of {reading['region']} at the decision: {state}, {risk}")
     return lines or ["- none recorded"]
 
 

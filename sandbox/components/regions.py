@@ -84,6 +84,12 @@ def start_regions(stack: Stack) -> None:
         canary=dict(CANARY),
         regions=[{"name": n, "endpoint_url": r.url} for n, r in regions.items()],
     )
+    if strong(stack.options):
+        # The responder's view of the tables: RPO 0, and a witness that is never a target.
+        mrsc = {"consistency": "strong", "witness": stack.options.get("witness")}
+        stack.config_data.setdefault("responder", {}).update(
+            {k: v for k, v in mrsc.items() if v is not None}
+        )
 
 
 def chaos(stack: Stack, request: dict[str, Any]) -> dict[str, Any]:

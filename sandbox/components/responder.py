@@ -140,6 +140,7 @@ def _configure(stack: Stack) -> None:
             ]
         },
         "state": {"backend": "sqlite", "path": str(stack.dir / "state" / "responder.db")},
+        "audit": {"key_file": str(stack.secret("audit-key"))},  # 0600, outside the store
         "policy": {
             "failback": "auto",
             "min_dwell_seconds": float(stack.options.get("min_dwell_seconds", 20)),
@@ -168,7 +169,7 @@ def _configure(stack: Stack) -> None:
         # The page's region cards read Prometheus, which starts after the config is written.
         stack.extras["prometheus_port"] = free_port()
         section["prometheus_url"] = f"http://127.0.0.1:{stack.extras['prometheus_port']}"
-    stack.config_data["responder"] = section
+    stack.config_data.setdefault("responder", {}).update(section)  # beside the tables' consistency
 
 
 def _notify(stack: Stack, responder_url: str) -> dict[str, Any]:

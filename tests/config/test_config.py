@@ -39,6 +39,28 @@ BAD = {
     "bad-describe-interval.yml": [
         "exporter.describe_interval_seconds: Input should be greater than 0"
     ],
+    "bad-witness-eventual.yml": [
+        "responder.witness: only a strong table has a witness (set responder.consistency: strong)"
+    ],
+    "bad-witness-is-region.yml": [
+        "responder.witness: us-east-2 is a configured region; a witness holds no replica, "
+        "so it must be a region outside regions"
+    ],
+    "bad-strong-members.yml": [
+        "responder.consistency: strong needs exactly three members, two regions and a witness "
+        "or three regions; got 3 regions and the witness us-west-2"
+    ],
+    "bad-strong-two-regions.yml": [
+        "responder.tables.wordpress_users.consistency: strong needs exactly three members, two "
+        "regions and a witness or three regions; got 2 regions and no witness"
+    ],
+    "bad-consistency-table.yml": [
+        "responder.tables.wordpress_post: not a table of tables (wordpress_posts)"
+    ],
+    "bad-consistency-value.yml": [
+        "responder.consistency: Input should be 'eventual' or 'strong'",
+        "responder.tables.wordpress_posts.witnes: unknown key",
+    ],
     "bad-report-url.yml": [
         "responder.report.grafana_url: 'grafana:3000' is not an http:// or https:// URL"
     ],
@@ -177,6 +199,15 @@ def test_defaults_applied() -> None:
     assert loaded.responder.plan.interval_seconds == 60
     assert loaded.responder.plan.max_ttl_seconds == 300
     assert loaded.exporter.vantage  # the host name
+
+
+def test_consistency_per_table_replaces_the_responder_level_one() -> None:
+    loaded = config.load(TESTDATA / "good-strong.yml")
+    posts, sessions = (loaded.consistency_of(t) for t in loaded.tables)
+    assert (posts.consistency, posts.witness) == ("strong", "us-west-2")
+    assert (sessions.consistency, sessions.witness) == ("eventual", None)
+    minimal = config.load(TESTDATA / "good-minimal.yml")
+    assert minimal.consistency_of("wordpress_posts") == config.TableConsistency()
 
 
 def test_site_defaults_and_regions_without_one() -> None:

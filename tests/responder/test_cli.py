@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from responder.cli.main import main, parse_args
 from sandbox.net import free_port
@@ -35,6 +36,23 @@ def test_check_config_prints_a_summary(token_env: None, capsys: pytest.CaptureFi
         "warning: regions.1.site: not set: the responder cannot tell whether WordPress answers "
         "in eu-west-1, and would move traffic there on DynamoDB's readiness alone"
     ) in out
+
+
+def test_check_config_names_strongly_consistent_tables_and_their_witness(
+    token_env: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = yaml.safe_load((TESTDATA / "web_good.yml").read_text())
+    data["tables"] = ["wordpress_posts", "wordpress_sessions"]
+    data["responder"].update(
+        consistency="strong", witness="us-west-2", tables={"wordpress_sessions": {}}
+    )
+    path = tmp_path / "strong.yml"
+    path.write_text(yaml.safe_dump(data))
+    assert main(["check-config", "--config", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert (
+        "tables:  wordpress_posts (strong: RPO 0, witness us-west-2), wordpress_sessions\n" in out
+    )
 
 
 def test_check_config_is_quiet_with_a_site_for_every_region(
@@ -184,12 +202,15 @@ def test_api_commands_against_a_running_responder(
     assert "exported " in capsys.readouterr().err
     events = [json.loads(line) for line in exported.read_text().splitlines()]
     assert [e["type"] for e in events][:2] == ["genesis", "frozen"]
-    assert main(["audit", "verify", "--file", str(exported)]) == 0
+    # An export checks with the key alone, which the config names.
+    assert main(["audit", "verify", "--file", str(exported), *config]) == 0
     assert capsys.readouterr().out.startswith("export OK: events #1..#")
     events[1]["body"]["freeze"]["reason"] = "nothing to see"
     exported.write_text("".join(json.dumps(e) + "\n" for e in events))
-    assert main(["audit", "verify", "--file", str(exported)]) == 1
+    assert main(["audit", "verify", "--file", str(exported), *config]) == 1
     assert "export BROKEN: audit event #2 was edited" in capsys.readouterr().out
+    assert main(["audit", "verify", "--file", str(exported)]) == 2
+    assert "audit reads the audit key: pass --config" in capsys.readouterr().err
     assert main(["audit", "export", "--since", "yesterday", *config]) == 2
     assert "--since 'yesterday'" in capsys.readouterr().err
 

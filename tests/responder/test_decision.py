@@ -20,6 +20,7 @@ from responder.decide.decision import (
     decide_operator,
     operator_candidates,
 )
+from responder.decide.readiness import Reading, evaluate
 from responder.model.alerts import Alert
 from responder.state.records import Cause, Freeze, State, TransitionRecord
 
@@ -108,6 +109,14 @@ def dead_site(region: str, status: int | None = None) -> Readiness:
     return Readiness(region, True, 2.0, "", answer)
 
 
+def strong(region: str, write_detail: str = "") -> Readiness:
+    """A region of strongly consistent tables: RPO 0; its write probe failed with write_detail."""
+    return Readiness(
+        region, True, 0.0, strong=True, write_ok=not write_detail, write_detail=write_detail
+    )
+
+
+NO_QUORUM = "wordpress_posts: error InternalServerError"
 ALL_READY = {r: ok(r) for r in REGIONS}
 
 
@@ -320,6 +329,31 @@ CASES = {
         st=state(WEST),
         readiness={EAST: dead_site(EAST, 502)},
     ),
+    "strong: no lag gate, nothing at risk": Case(
+        (alert(),), "failover", "to eu-west-1", WEST, readiness={WEST: strong(WEST)}
+    ),
+    "strong: a region that cannot write is passed over": Case(
+        (alert(),),
+        "failover",
+        "to ap-south-1",
+        SOUTH,
+        readiness={WEST: strong(WEST, NO_QUORUM), SOUTH: strong(SOUTH)},
+    ),
+    "strong: writes fail in every replica region": Case(
+        (alert(),),
+        "blocked",
+        "quorum lost: writes fail in every replica region (us-east-1 is down; eu-west-1: "
+        f"{NO_QUORUM}; ap-south-1: {NO_QUORUM}); a strongly consistent table needs two of "
+        "its three members",
+        readiness={WEST: strong(WEST, NO_QUORUM), SOUTH: strong(SOUTH, NO_QUORUM)},
+    ),
+    "strong: a failback to a primary that cannot write is no quorum loss": Case(
+        (alert(READY),),
+        "blocked",
+        f"no healthy region: us-east-1: write probe failed ({NO_QUORUM})",
+        st=state(WEST),
+        readiness={EAST: strong(EAST, NO_QUORUM)},
+    ),
     "failback target not ready": Case(
         (alert(READY),),
         "blocked",
@@ -487,6 +521,16 @@ def test_decide_operator(
     if kind == "manual":
         assert (decision.to_region, decision.transition_kind) == (request_.to_region, "manual")
         assert decision.cause.operator == "alice"
+
+
+def test_strong_readiness_has_rpo_0_whatever_the_heartbeats() -> None:
+    reading = Reading(True, "ok", None, strong=True, write_ok=True)
+    readiness = evaluate(WEST, reading, NOW)
+    assert readiness.data_at_risk_seconds == 0.0 and readiness.problem(0.001) is None
+    assert readiness.to_json()["consistency"] == "strong"
+    eventual = evaluate(WEST, Reading(True, "ok", NOW - 120), NOW)
+    assert eventual.to_json()["consistency"] == "eventual"
+    assert eventual.problem(60) == "eu-west-1: data at risk 120.0s exceeds RPO 60s"
 
 
 def test_operator_unknown_region_is_rejected() -> None:

@@ -77,6 +77,35 @@ def test_ready_with_data_at_risk_from_the_oldest_table(regions: dict[str, Any]) 
     assert checker(regions).check(Check(WEST, EAST, T0 - 10)).data_at_risk_seconds == 0.0
 
 
+def test_mixed_tables_measure_lag_in_the_eventual_ones_and_write_the_strong_ones(
+    regions: dict[str, Any],
+) -> None:
+    strong, eventual = TABLES
+    put_heartbeat(regions[WEST], EAST, T0 - 100, strong)  # lag a STRONG table cannot have
+    put_heartbeat(regions[WEST], EAST, T0, eventual)
+    mixed = ReadinessChecker(
+        [Region(name=n, endpoint_url=r.url) for n, r in regions.items()],
+        TABLES,
+        Canary(key=CANARY_KEY, value=CANARY_VALUE),
+        TIMEOUT,
+        strong_tables=(strong,),
+        clock=lambda: T0 + 1,
+    )
+    readiness = mixed.check(Check(WEST, EAST, T0 + 7))
+    assert not readiness.strong  # not every table: no RPO 0
+    assert readiness.data_at_risk_seconds == pytest.approx(7.0)  # the eventual table's alone
+    assert (readiness.write_ok, readiness.problem(60)) == (True, None)
+    written = (
+        regions[WEST]
+        .client()
+        .get_item(TableName=strong, Key={CANARY_KEY: {"S": heartbeat.key_value(WEST)}})
+    )
+    assert heartbeat.written_at(written["Item"]) == T0 + 1
+    assert "Item" not in regions[WEST].client().get_item(
+        TableName=eventual, Key={CANARY_KEY: {"S": heartbeat.key_value(WEST)}}
+    )
+
+
 def test_heartbeat_of_the_source_not_another_region(regions: dict[str, Any]) -> None:
     for table in TABLES:
         put_heartbeat(regions[EAST], EAST, T0, table)  # the target's own heartbeat

@@ -197,6 +197,8 @@ def test_up_strong_with_a_witness(tmp_path: Path) -> None:
 
         loaded = config.load(tmp_path / "ddb-failover.yml")
         assert loaded.region_names == ("us-east-1", "us-east-2")  # a witness is never probed
+        mrsc = loaded.consistency_of("wordpress_posts")
+        assert (mrsc.consistency, mrsc.witness) == ("strong", "us-west-2")
         east = dynamodb_client("us-east-1", state["components"]["region:us-east-1"]["url"])
         table = east.describe_table(TableName="wordpress_posts")["Table"]
         assert table["MultiRegionConsistency"] == "STRONG"
