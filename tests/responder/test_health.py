@@ -146,3 +146,8 @@ def test_no_answer_in_time_and_nobody_listening_are_reasons(prometheus: str) -> 
         promql.query(prometheus, "up", timeout=0.3)
     with pytest.raises(promql.PromUnavailable, match="Prometheus unreachable"):
         promql.query("http://127.0.0.1:9", "up")
+
+
+def test_the_configured_witness_has_a_card_without_series() -> None:
+    cards = health.cards((EAST, WEST), EAST, EAST, {}, [], witnesses=["ap-south-1"])
+    assert [(c.region, c.role, c.no_data) for c in cards][2] == ("ap-south-1", "witness", None)
