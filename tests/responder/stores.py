@@ -12,7 +12,7 @@ from responder.state.dynamodb.create_table import create_control_table
 from responder.state.dynamodb.store import DynamoDBStore
 from responder.state.sqlite.store import SqliteStore
 from responder.state.store import StateStore
-from tests.responder.controlserver import ControlTableServer
+from sandbox.control_table import ControlTableServer
 from tests.responder.fakes import EAST, config
 
 BACKENDS = ("sqlite", "dynamodb")
