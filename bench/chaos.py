@@ -29,6 +29,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bench import Figures
+from bench._machine import Load
 from bench.chaos_run import Outcome, run_schedule
 from bench.chaos_schedule import make
 from bench.chaos_stack import ChaosStack
@@ -80,7 +81,8 @@ def run_seeds(
                 print(report(outcome), file=sys.stderr, flush=True)
             if log is not None:
                 with log.open("a", encoding="utf-8") as handle:
-                    handle.write(json.dumps(vars(outcome)) + "\n")
+                    kept = {k: v for k, v in vars(outcome).items() if k != "described"}
+                    handle.write(json.dumps(kept) + "\n")
     finally:
         stack.close()
     return outcomes
@@ -91,7 +93,8 @@ def chaos() -> Figures:
     minutes = os.environ.get("BENCH_CHAOS_MINUTES")
     started = time.monotonic()
     LOG.parent.mkdir(parents=True, exist_ok=True)
-    outcomes = run_seeds(seeds_from_env(), float(minutes) if minutes else None, LOG)
+    with Load() as load:
+        outcomes = run_seeds(seeds_from_env(), float(minutes) if minutes else None, LOG)
     wall = time.monotonic() - started
     bad = [o for o in outcomes if o.violations]
     per = sorted(o.seconds for o in outcomes)
@@ -103,6 +106,7 @@ def chaos() -> Figures:
         "wall_seconds": round(wall, 1),
         "schedule_seconds_p50": per[len(per) // 2] if per else 0.0,
         "schedule_seconds_max": per[-1] if per else 0.0,
+        **load.figures(),
         "goals": {
             f"at least {GOAL_SCHEDULES} schedules": len(outcomes) >= GOAL_SCHEDULES,
             "0 violations": not bad,

@@ -69,6 +69,7 @@ class Run:
     down_since: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _booting: list[threading.Thread] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.schedule.seed * 7919 + 1)
@@ -241,16 +242,28 @@ class Run:
             self.disruptions.append((target.index, time.time(), float("inf")))
 
     def _restart_replica(self, replica: int) -> None:
+        """Start a killed replica again; the schedule goes on while it boots."""
         target = self.stack.replicas[replica % len(self.stack.replicas)]
-        if not target.alive:
-            target.start()
-            self._mark_restarted(target.index)
+        if target.alive:
+            return
+        target.spawn()
+
+        def booted() -> None:
+            try:
+                target.wait_ready()
+            finally:
+                self._mark_restarted(target.index)
+
+        thread = threading.Thread(target=booted, name="replica-boot", daemon=True)
+        thread.start()
+        self._booting.append(thread)
 
     def _mark_restarted(self, index: int) -> None:
-        self.disruptions = [
-            (i, start, time.time() if i == index and end == float("inf") else end)
-            for i, start, end in self.disruptions
-        ]
+        with self._lock:
+            self.disruptions = [
+                (i, start, time.time() if i == index and end == float("inf") else end)
+                for i, start, end in self.disruptions
+            ]
 
     def _store_outage(self, seconds: float) -> None:
         if self.stack.backend == "sqlite":
@@ -287,8 +300,9 @@ class Run:
         self.down_since.clear()
         for replica in self.stack.replicas:
             if not replica.alive:
-                replica.start()
-                self._mark_restarted(replica.index)
+                self._restart_replica(replica.index)
+        for thread in self._booting:
+            thread.join(120)
         self._operator("unfreeze")
         retried = declined = False
         deadline = time.monotonic() + QUIESCE_SECONDS

@@ -94,7 +94,7 @@ def _region_event(rng: random.Random, world: _World) -> Event:
         return Event("region", {"op": "mend"})
     world.down += 1
     region = ACTIVE if rng.random() < 0.6 else rng.choice(world.regions)
-    return Event("region", {"region": region, "op": "stop" if rng.random() < 0.3 else "pause"})
+    return Event("region", {"region": region, "op": "stop" if rng.random() < 0.15 else "pause"})
 
 
 def _alert_event(rng: random.Random, world: _World) -> Event:

@@ -78,7 +78,16 @@ class Replica:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        """Start it (its metrics directory wiped) and wait until it answers /readyz."""
+        """Start it and wait until it answers /readyz."""
+        self.spawn()
+        self.wait_ready()
+
+    def wait_ready(self) -> None:
+        """Wait until the started replica answers /readyz."""
+        wait_until(self._ready, 90, 0.1, f"responder replica {self.index}")
+
+    def spawn(self) -> None:
+        """Start the process group (its metrics directory wiped), not waiting for it."""
         metrics = self.workdir / "metrics"
         shutil.rmtree(metrics, ignore_errors=True)
         metrics.mkdir(parents=True)
@@ -101,7 +110,6 @@ class Replica:
                 cwd=self.workdir,
                 start_new_session=True,
             )  # fmt: skip
-        wait_until(self._ready, 60, 0.1, f"responder replica {self.index}")
 
     def _ready(self) -> bool:
         assert self.process is not None
@@ -211,6 +219,7 @@ class ChaosStack:
 
     def start(self) -> None:
         """Start the sandbox, stop its responder, start the control table server."""
+        os.environ.update(SANDBOX_AWS_ENV)  # the harness's own AWS calls: never real ones
         args = ("--only", "responder,exporter", "--regions", ",".join(self.regions))
         self.proc = start_stack(self.dir, *args)
         self.view = wait_until(self._up, 180, 0.5, "the sandbox stack")
@@ -277,8 +286,10 @@ class ChaosStack:
             workdir = self.dir / "replicas" / f"replica-{index}"
             workdir.mkdir(parents=True, exist_ok=True)
             self.replicas.append(Replica(index, self.config_path, workdir))
+        for replica in self.replicas:  # booting together, as replicas on separate machines
+            replica.spawn()
         for replica in self.replicas:
-            replica.start()
+            replica.wait_ready()
 
     def mend_regions(self) -> None:
         """Resume or start every region the schedule broke."""

@@ -42,7 +42,7 @@ def test_a_record_edited_by_hand_is_a_violation(chaos_stack: ChaosStack) -> None
     records = chaos_stack.do_get(f"/v2/domains/{www['domain']}/records?type=A")
     (record,) = [r for r in records["domain_records"] if r["name"] == www["record_name"]]
     path = f"/v2/domains/{www['domain']}/records/{record['id']}"
-    chaos_stack.do_json(path, "PATCH", {"data": "198.51.100.7"}, auth=True)
+    chaos_stack.do_json(path, "PATCH", {"type": "A", "data": "198.51.100.7"}, auth=True)
     found = run.check(status)
     assert any(v.startswith("(a) www:") and "198.51.100.7" in v for v in found), found
     # The hand-made write named no lease holder: (d) sees that too.
