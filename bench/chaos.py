@@ -78,13 +78,16 @@ def run_seeds(
             )
             print(line, flush=True)
             if outcome.violations:
-                print(report(outcome), file=sys.stderr, flush=True)
+                kept = stack.preserve(seed)  # for whoever reads the report
+                print(report(outcome), f"  kept: {kept}", sep="\n", file=sys.stderr, flush=True)
             if log is not None:
                 with log.open("a", encoding="utf-8") as handle:
                     kept = {k: v for k, v in vars(outcome).items() if k != "described"}
                     handle.write(json.dumps(kept) + "\n")
     finally:
         stack.close()
+        if stack.keep:
+            print(f"chaos: the stack's logs and stores are kept in {stack.dir}", file=sys.stderr)
     return outcomes
 
 

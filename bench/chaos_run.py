@@ -274,8 +274,8 @@ class Run:
 
     def _pending_id(self) -> str:
         status = self.read("/api/v1/status") or {}
-        running = status.get("in_progress") or status.get("last_transition") or {}
-        return str(running.get("id") or "none")
+        running = status.get("in_progress") or status.get("last_transition") or "none"
+        return str(running.get("id") if isinstance(running, dict) else running)
 
     def _operator(self, op: str, action: str | None = None, region: str | None = None) -> None:
         reason = {"reason": f"chaos seed {self.schedule.seed}"}

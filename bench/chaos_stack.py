@@ -202,7 +202,9 @@ class ChaosStack:
     """The shared sandbox, the harness's responder replicas, and the reset between schedules."""
 
     def __init__(self, directory: Path | None = None, regions: Sequence[str] = REGIONS) -> None:
+        self.own_dir = directory is None  # removed at close unless a violation wants it kept
         self.dir = directory or Path(tempfile.mkdtemp(prefix="ddb-bench-chaos-"))
+        self.keep = False
         self.regions = tuple(regions)
         self.proc: subprocess.Popen[bytes] | None = None
         self.view: StackView | None = None
@@ -248,6 +250,8 @@ class ChaosStack:
             self.control.close()
         if self.proc is not None:
             stop_process(self.proc, grace=60)
+        if self.own_dir and not self.keep:
+            shutil.rmtree(self.dir, ignore_errors=True)
 
     @property
     def urls(self) -> dict[str, str]:
@@ -290,6 +294,17 @@ class ChaosStack:
             replica.spawn()
         for replica in self.replicas:
             replica.wait_ready()
+
+    def preserve(self, seed: int) -> Path:
+        """Keep the schedule's SQLite store and the DigitalOcean request log past the reset."""
+        kept = self.dir / "kept" / f"seed-{seed}"
+        kept.mkdir(parents=True, exist_ok=True)
+        if self.backend == "sqlite" and self.sqlite_path.parent.exists():
+            shutil.copytree(self.sqlite_path.parent, kept / "state", dirs_exist_ok=True)
+        requests = self.do_control("/_sandbox/requests")
+        (kept / "do-requests.json").write_text(json.dumps(requests, indent=1))
+        self.keep = True
+        return kept
 
     def mend_regions(self) -> None:
         """Resume or start every region the schedule broke."""
