@@ -57,38 +57,45 @@ def report(outcome: Outcome) -> str:
     return "\n".join(lines)
 
 
+def run_on(
+    stack: ChaosStack, seeds: Sequence[int], minutes: float | None = None, log: Path | None = None
+) -> list[Outcome]:
+    """Run the seeds' schedules on a started stack; their outcomes."""
+    outcomes: list[Outcome] = []
+    started = time.monotonic()
+    for seed in seeds:
+        if minutes is not None and time.monotonic() - started > minutes * 60:
+            break
+        schedule = make(seed, stack.regions, [a["name"] for a in stack.actions])
+        outcome = run_schedule(stack, schedule)
+        outcomes.append(outcome)
+        line = (
+            f"chaos: seed {seed} {outcome.seconds:.1f}s {outcome.transitions} transition(s), "
+            f"ended {outcome.phase}, {len(outcome.violations)} violation(s)"
+        )
+        print(line, flush=True)
+        if outcome.violations:
+            kept = stack.preserve(seed)  # for whoever reads the report
+            print(report(outcome), f"  kept: {kept}", sep="\n", file=sys.stderr, flush=True)
+        if log is not None:
+            with log.open("a", encoding="utf-8") as handle:
+                kept_fields = {k: v for k, v in vars(outcome).items() if k != "described"}
+                handle.write(json.dumps(kept_fields) + "\n")
+    return outcomes
+
+
 def run_seeds(
     seeds: Sequence[int], minutes: float | None = None, log: Path | None = None
 ) -> list[Outcome]:
-    """Run the seeds' schedules on one shared stack; their outcomes."""
+    """Start one stack, run the seeds' schedules on it, stop it; their outcomes."""
     stack = ChaosStack()
-    outcomes: list[Outcome] = []
-    started = time.monotonic()
     try:
         stack.start()
-        for seed in seeds:
-            if minutes is not None and time.monotonic() - started > minutes * 60:
-                break
-            schedule = make(seed, stack.regions, [a["name"] for a in stack.actions])
-            outcome = run_schedule(stack, schedule)
-            outcomes.append(outcome)
-            line = (
-                f"chaos: seed {seed} {outcome.seconds:.1f}s {outcome.transitions} transition(s), "
-                f"ended {outcome.phase}, {len(outcome.violations)} violation(s)"
-            )
-            print(line, flush=True)
-            if outcome.violations:
-                kept = stack.preserve(seed)  # for whoever reads the report
-                print(report(outcome), f"  kept: {kept}", sep="\n", file=sys.stderr, flush=True)
-            if log is not None:
-                with log.open("a", encoding="utf-8") as handle:
-                    kept = {k: v for k, v in vars(outcome).items() if k != "described"}
-                    handle.write(json.dumps(kept) + "\n")
+        return run_on(stack, seeds, minutes, log)
     finally:
         stack.close()
         if stack.keep:
             print(f"chaos: the stack's logs and stores are kept in {stack.dir}", file=sys.stderr)
-    return outcomes
 
 
 def chaos() -> Figures:

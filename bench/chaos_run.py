@@ -230,6 +230,10 @@ class Run:
             body["method"] = method
         self.stack.do_control("/_sandbox/faults", "POST", body)
 
+    def _sink_fault(self, sink: str, status: int, count: int) -> None:
+        body = {"status": status, "count": count, "retry_after": 1}
+        self.stack.sink_control(sink, "POST", body)
+
     def _kill_worker(self, replica: int) -> None:
         now = time.time()
         if self.stack.replicas[replica % len(self.stack.replicas)].kill_worker() is not None:
@@ -296,6 +300,8 @@ class Run:
         """Clear faults, mend regions and replicas, unfreeze, settle; the final status."""
         self.stack.outage.end()
         self.stack.do_control("/_sandbox/faults", "DELETE")
+        for sink in ("pagerduty", "chat"):
+            self.stack.sink_control(sink, "DELETE")
         self.stack.mend_regions()
         self.down_since.clear()
         for replica in self.stack.replicas:

@@ -21,6 +21,7 @@ FAILBACK_READY = "DynamoDBFailbackReady"
 DELIVERIES = ("once", "duplicate", "concurrent", "out_of_order")
 DO_STATUSES = (500, 503, 429, 401)
 APPLY = ("before", "after", "never")
+SINKS = ("pagerduty", "chat")
 OPERATOR_OPS = (
     "freeze",
     "unfreeze",
@@ -156,6 +157,9 @@ def _one(rng: random.Random, world: _World, actions: Sequence[str]) -> Event:
         return _process_event(rng, world)
     if roll < 0.76:
         return Event("store_outage", {"seconds": round(rng.uniform(0.5, 3.0), 2)})
+    if roll < 0.79:
+        sink = rng.choice(SINKS)
+        return Event("sink_fault", {"sink": sink, "status": rng.choice((429, 500)), "count": 2})
     return _operator_event(rng, world, actions)
 
 

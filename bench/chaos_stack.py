@@ -391,6 +391,14 @@ class ChaosStack:
             raw = response.read()
         return json.loads(raw) if raw else None
 
+    def sink_control(self, sink: str, method: str, body: Any = None) -> None:
+        """Add (POST) or clear (DELETE) a PagerDuty or chat sink's faults."""
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(
+            f"{self.urls[sink]}/_sandbox/faults", data=data, method=method
+        )
+        urllib.request.urlopen(request, timeout=10).close()
+
     def do_control(self, path: str, method: str = "GET", body: Any = None) -> Any:
         """Call the DigitalOcean sandbox's control endpoints (/_sandbox/...)."""
         return self.do_json(path, method, body)

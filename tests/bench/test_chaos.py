@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from bench.chaos import report, run_seeds
+from bench.chaos import report, run_on
 from bench.chaos_run import Run
 from bench.chaos_schedule import Schedule
 from bench.chaos_stack import ChaosStack
@@ -27,8 +27,8 @@ def chaos_stack() -> Iterator[ChaosStack]:
         stack.close()
 
 
-def test_fixed_seeds_hold_every_invariant() -> None:
-    outcomes = run_seeds(FIXED_SEEDS)
+def test_fixed_seeds_hold_every_invariant(chaos_stack: ChaosStack) -> None:
+    outcomes = run_on(chaos_stack, FIXED_SEEDS)
     assert [o.seed for o in outcomes] == list(FIXED_SEEDS)
     assert [report(o) for o in outcomes if o.violations] == []
 

@@ -25,6 +25,7 @@ def test_a_seed_makes_the_same_schedule_every_time() -> None:
         "kill_replica",
         "restart_replica",
         "store_outage",
+        "sink_fault",
         "operator",
     }
     replicas = [make(seed, REGIONS, ACTIONS).replicas for seed in range(1, 1 + REPLICA_SHARE)]
