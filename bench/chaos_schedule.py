@@ -30,6 +30,7 @@ OPERATOR_OPS = (
     "abort",
     "abort_rollback",
     "approve",
+    "approve",
     "decline",
     "failover",
 )
@@ -147,13 +148,13 @@ def _operator_event(rng: random.Random, world: _World, actions: Sequence[str]) -
 
 def _one(rng: random.Random, world: _World, actions: Sequence[str]) -> Event:
     roll = rng.random()
-    if roll < 0.18:
+    if roll < 0.16:
         return _region_event(rng, world)
-    if roll < 0.45:
+    if roll < 0.50:
         return _alert_event(rng, world)
-    if roll < 0.60:
+    if roll < 0.63:
         return _do_fault_event(rng)
-    if roll < 0.70:
+    if roll < 0.71:
         return _process_event(rng, world)
     if roll < 0.76:
         return Event("store_outage", {"seconds": round(rng.uniform(0.5, 3.0), 2)})
