@@ -29,6 +29,10 @@ class Call:
     error: str | None = None
 
 
+def _unix(stamp: str) -> float:
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+
+
 def world_equals_record(
     status: Mapping[str, Any], live: Mapping[str, Any], desired: Mapping[str, Any]
 ) -> list[str]:
@@ -47,18 +51,36 @@ def world_equals_record(
     ]
 
 
+def _why_stalled(transition: Mapping[str, Any], now: float) -> str | None:
+    """What a transition in progress shows as the reason it stalled: an error, or its deadline
+    passed; None when it shows neither."""
+    attempts = transition.get("attempts") or {}
+    errors = [s.get("error") for s in transition.get("steps", []) if s.get("error")]
+    error = transition.get("error") or attempts.get("error") or next(iter(errors), None)
+    if error:
+        return str(error)
+    deadline = transition.get("deadline_at")
+    if deadline and _unix(deadline) <= now:
+        return f"past its deadline {deadline}"
+    return None
+
+
 def history_holds(
-    audit_exit: int, audit_output: str, status: Mapping[str, Any], history: Mapping[str, Any]
+    audit_exit: int,
+    audit_output: str,
+    status: Mapping[str, Any],
+    history: Mapping[str, Any],
+    now: float,
 ) -> list[str]:
-    """(b) The audit chain verifies; every transition ended, or is stalled with its error."""
+    """(b) The audit chain verifies; every transition ended, or is stalled with its error
+    (or its deadline passed)."""
     found = []
     if audit_exit != 0:
         found.append(f"(b) audit verify exited {audit_exit}: {audit_output.strip()[-300:]}")
     for transition in history.get("transitions", []):
         if transition["result"] != "in_progress":
             continue
-        errors = [s.get("error") for s in transition.get("steps", []) if s.get("error")]
-        if status.get("phase") != "stalled" or not (errors or transition.get("error")):
+        if status.get("phase") != "stalled" or _why_stalled(transition, now) is None:
             found.append(
                 f"(b) transition {transition['id']} ({transition['kind']}) still in progress, "
                 f"phase {status.get('phase')}, no error shown"
@@ -88,10 +110,6 @@ def notices_arrive(
             if result in FINISHED and f"{tid}:{FINISHED[result]}" not in texts:
                 found.append(f"(c) {sink}: not told that transition {tid} ended {result}")
     return found
-
-
-def _unix(stamp: str) -> float:
-    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
 
 
 def no_overlapping_writes(requests: Iterable[Mapping[str, Any]]) -> list[str]:

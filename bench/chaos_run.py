@@ -30,6 +30,7 @@ REQUEST_TIMEOUT = checks.HANG_SECONDS + 1.0
 # After a store outage ends, requests that waited on it may still answer 503 for this long.
 STORE_GRACE_SECONDS = SQLITE_BUSY_SECONDS + 2.0
 KILL_GRACE_SECONDS = 1.0
+STALL_SETTLE_SECONDS = 8.0
 IN_PROGRESS = ("failing_over", "failing_back")
 
 
@@ -39,6 +40,23 @@ def _rfc3339(moment: float) -> str:
         .isoformat(timespec="milliseconds")
         .replace("+00:00", "Z")
     )
+
+
+class _Stillness:
+    """How long the responder's status has stayed the same (a stalled transition past its
+    deadline may still be moving: it has settled only when it stops changing)."""
+
+    def __init__(self) -> None:
+        self.last: str | None = None
+        self.since = time.monotonic()
+
+    def held(self, status: dict[str, Any] | None) -> float:
+        now = time.monotonic()
+        keys = ("phase", "in_progress", "last_transition", "actions")
+        seen = json.dumps({k: (status or {}).get(k) for k in keys}, sort_keys=True)
+        if seen != self.last:
+            self.last, self.since = seen, now
+        return now - self.since
 
 
 @dataclass
@@ -312,9 +330,11 @@ class Run:
         self._operator("unfreeze")
         retried = declined = False
         deadline = time.monotonic() + QUIESCE_SECONDS
+        still = _Stillness()
         while time.monotonic() < deadline:
             status = self.read("/api/v1/status")
             phase = (status or {}).get("phase")
+            held = still.held(status)
             if phase == "awaiting_approval" and not declined:
                 self._operator("decline")
                 declined = True
@@ -323,18 +343,19 @@ class Run:
                 retried = True
             elif phase == "frozen":
                 self._operator("unfreeze")
-            elif self._settled(status, retried) and self._notices_delivered():
+            elif self._settled(status, retried, held) and self._notices_delivered():
                 return status
             time.sleep(0.5)  # polling the stack while it settles
         self.notes.append(f"no quiesce within {QUIESCE_SECONDS:.0f}s")
         return None
 
     @staticmethod
-    def _settled(status: dict[str, Any] | None, retried: bool) -> bool:
+    def _settled(status: dict[str, Any] | None, retried: bool, held: float) -> bool:
+        """Nothing left to wait for: no transition moving, or one stalled that stays so."""
         phase = (status or {}).get("phase")
         if status is None or phase in (*IN_PROGRESS, "awaiting_approval"):
             return False
-        return phase != "stalled" or retried
+        return phase != "stalled" or (retried and held >= STALL_SETTLE_SECONDS)
 
     def _notices_delivered(self) -> bool:
         from ddb_failover.config import load
@@ -377,7 +398,7 @@ class Run:
             judged, self.stack.live_state(), self.stack.desired_state(active)
         )
         exit_code, output = self.audit()
-        found += checks.history_holds(exit_code, output, status, history)
+        found += checks.history_holds(exit_code, output, status, history, time.time())
         found += checks.notices_arrive(history, self.stack.sink_events())
         requests = self.stack.do_control("/_sandbox/requests")["requests"]
         found += checks.no_overlapping_writes(requests)

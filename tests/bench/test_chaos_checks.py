@@ -60,20 +60,27 @@ def test_world_must_equal_the_active_regions_desired_state_or_be_drift() -> None
     assert checks.world_equals_record({**status, "phase": "stalled"}, live, desired) == []
 
 
-def _transition(result: str, error: str | None = None) -> dict[str, Any]:
-    return {"id": "t-1", "kind": "failover", "result": result, "steps": [{"error": error}]}
+def _transition(result: str, error: str | None = None, **more: Any) -> dict[str, Any]:
+    steps = [{"error": error}]
+    return {"id": "t-1", "kind": "failover", "result": result, "steps": steps, **more}
 
 
 def test_history_holds_only_with_a_verified_chain_and_ended_or_stalled_transitions() -> None:
-    steady = {"phase": "steady"}
+    now = 1767225600.0  # 2026-01-01T00:00:00Z
+    steady, stalled = {"phase": "steady"}, {"phase": "stalled"}
     done = {"transitions": [_transition("completed")]}
-    assert checks.history_holds(0, "ok", steady, done) == []
-    assert checks.history_holds(1, "record 3 edited", steady, done)[0].startswith("(b) audit")
+    assert checks.history_holds(0, "ok", steady, done, now) == []
+    found = checks.history_holds(1, "record 3 edited", steady, done, now)
+    assert found[0].startswith("(b) audit")
     running = {"transitions": [_transition("in_progress")]}
-    assert checks.history_holds(0, "", {"phase": "failing_over"}, running)
-    assert checks.history_holds(0, "", {"phase": "stalled"}, running)  # stalled, no error shown
-    stalled = {"transitions": [_transition("in_progress", "HTTP 401")]}
-    assert checks.history_holds(0, "", {"phase": "stalled"}, stalled) == []
+    assert checks.history_holds(0, "", {"phase": "failing_over"}, running, now)
+    assert checks.history_holds(0, "", stalled, running, now)  # stalled, no error shown
+    failing = {"transitions": [_transition("in_progress", "HTTP 401")]}
+    assert checks.history_holds(0, "", stalled, failing, now) == []
+    late = {"transitions": [_transition("in_progress", deadline_at="2025-12-31T23:59:00Z")]}
+    assert checks.history_holds(0, "", stalled, late, now) == []
+    early = {"transitions": [_transition("in_progress", deadline_at="2026-01-01T00:01:00Z")]}
+    assert checks.history_holds(0, "", stalled, early, now)
 
 
 def test_each_sink_must_hear_of_each_transition_once_per_key() -> None:
