@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -89,13 +90,20 @@ def run_seeds(
 ) -> list[Outcome]:
     """Start one stack, run the seeds' schedules on it, stop it; their outcomes."""
     stack = ChaosStack()
+    # Stopped by SIGTERM (a background run has SIGINT ignored): stop the stack on the way out.
+    previous = signal.signal(signal.SIGTERM, _terminated)
     try:
         stack.start()
         return run_on(stack, seeds, minutes, log)
     finally:
         stack.close()
+        signal.signal(signal.SIGTERM, previous)
         if stack.keep:
             print(f"chaos: the stack's logs and stores are kept in {stack.dir}", file=sys.stderr)
+
+
+def _terminated(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def chaos() -> Figures:
