@@ -106,6 +106,16 @@ def _terminated(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)
 
 
+def by_check(outcomes: Sequence[Outcome]) -> dict[str, int]:
+    """How many violations each invariant had, (a) to (e)."""
+    counts = {check: 0 for check in ("a", "b", "c", "d", "e")}
+    for outcome in outcomes:
+        for violation in outcome.violations:
+            check = violation[1:2]
+            counts[check] = counts.get(check, 0) + 1
+    return counts
+
+
 def chaos() -> Figures:
     """Run the schedules; figures schedules, violations, wall time and the violating seeds."""
     minutes = os.environ.get("BENCH_CHAOS_MINUTES")
@@ -120,6 +130,7 @@ def chaos() -> Figures:
         "schedules": len(outcomes),
         "violations": sum(len(o.violations) for o in outcomes),
         "violating_seeds": [o.seed for o in bad],
+        "violations_by_check": by_check(outcomes),
         "transitions": sum(o.transitions for o in outcomes),
         "wall_seconds": round(wall, 1),
         "schedule_seconds_p50": per[len(per) // 2] if per else 0.0,
