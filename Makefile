@@ -2,8 +2,11 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
+# Test processes: the shared e2e stack and the unit tests run side by side (tests/conftest.py
+# groups them), which keeps the whole suite within 15 minutes on two cores.
+PYTEST_WORKERS ?= 3
 
-.PHONY: bootstrap demo test test-quick lint bench clean
+.PHONY: bootstrap demo test test-quick test-compose lint bench clean
 
 bootstrap:
 	@scripts/bootstrap.sh
@@ -17,11 +20,16 @@ lint: bootstrap
 	$(VENV)/bin/mypy
 
 test: lint
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 # Unit and config tests only: no Prometheus, Alertmanager or sandbox stack.
 test-quick: bootstrap
 	$(PY) -m pytest -m "not e2e and not slow" $(PYTEST_ARGS)
+
+# docker-compose.yml and the Dockerfile as users run them, under podman (tests/compose).
+test-compose:
+	@scripts/bootstrap-compose.sh
+	DDB_COMPOSE_TESTS=1 $(PY) -m pytest tests/compose -x $(PYTEST_ARGS)
 
 bench: bootstrap
 	$(PY) -m bench

@@ -14,6 +14,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import secrets
 import signal
 import sqlite3
 import statistics
@@ -91,6 +92,9 @@ def _payload() -> bytes:
 
 def _config(directory: Path, regions: dict[str, Region]) -> Path:
     (directory / "token").write_text(TOKEN + "\n")
+    key = directory / "audit-key"  # the audit chain's HMAC key, owner only
+    key.write_text(secrets.token_hex(32) + "\n")
+    key.chmod(0o600)
     data = {
         "tables": [TABLE],
         "canary": CANARY,
@@ -98,6 +102,7 @@ def _config(directory: Path, regions: dict[str, Region]) -> Path:
         "responder": {
             "webhook_token": {"file": str(directory / "token")},
             "state": {"backend": "sqlite", "path": str(directory / "state" / "state.db")},
+            "audit": {"key_file": str(key)},
             "policy": {"min_dwell_seconds": 0},
             "actions": [{"name": "wp-env", "type": "env_file", "path": str(directory / "wp.env")}],
         },

@@ -458,6 +458,13 @@ class History(Strict):
     retain_days: Annotated[float, Field(gt=0)] = 90.0
 
 
+class AuditConfig(Strict):
+    """The audit chain's HMAC key, kept outside the state store (responder.state.keys)."""
+
+    key_file: Path | None = None  # required to open the store; unset is an error there
+    previous_key_files: tuple[Path, ...] = ()  # keys rotated out: they verify older events
+
+
 class Report(Strict):
     """Links in transition reports (`ddb-responder report`, /transitions/<id>)."""
 
@@ -535,6 +542,7 @@ class ResponderConfig(Strict):
     auth: Auth = Auth()
     tls: TLS | None = None
     history: History = History()
+    audit: AuditConfig = AuditConfig()
     report: Report = Report()
     limits: Limits = Limits()
     notify: Notify = Notify()

@@ -22,6 +22,7 @@ from ddb_failover.config import (
     format_errors,
     load,
 )
+from ddb_failover.secret_files import exposed_secrets
 from exporter import report
 from exporter.app import Exporter
 
@@ -109,6 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"ddb-exporter: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    for warning in exposed_secrets(config):
+        log.warning(logs.kv(msg="secret file readable by others", detail=warning))
     # _created series would double the body for nothing the rules use.
     disable_created_metrics()
     # A scrape thread re-takes the GIL after each socket call; with probe threads

@@ -13,6 +13,10 @@ need_apt=()
 for i in "${!APT_PACKAGES[@]}"; do
   command -v "${APT_BINARIES[$i]}" >/dev/null 2>&1 || need_apt+=("${APT_PACKAGES[$i]}")
 done
+# Packages a caller adds by name (scripts/bootstrap-compose.sh: podman and its helpers).
+for pkg in ${BOOTSTRAP_EXTRA_APT:-}; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need_apt+=("$pkg")
+done
 if ((${#need_apt[@]})); then
   if [ "$(id -u)" -ne 0 ] && ! command -v sudo >/dev/null 2>&1; then
     echo "bootstrap: missing ${need_apt[*]}; install them as root" >&2

@@ -32,6 +32,29 @@ os.environ.update(
 RegionFactory = Callable[..., dict[str, Region]]
 
 
+def _shared_stack(item: pytest.Item) -> str | None:
+    """The first session-scoped fixture of ours that item uses: one stack, one xdist worker."""
+    info = getattr(item, "_fixtureinfo", None)
+    for name in getattr(info, "names_closure", ()):
+        for definition in info.name2fixturedefs.get(name, ()):
+            if definition.scope == "session" and definition.baseid.startswith("tests"):
+                return f"session:{definition.baseid}::{name}"
+    return None
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Group tests for `pytest -n N --dist loadgroup`, and run the shared stacks first.
+
+    A test that uses a session-scoped stack runs on the worker that holds that stack;
+    every other test stays with its module, whose module-scoped fixtures it shares. The
+    shared stacks are the longest groups, so they start first.
+    """
+    groups = {item: _shared_stack(item) or item.nodeid.split("::")[0] for item in items}
+    for item, group in groups.items():
+        item.add_marker(pytest.mark.xdist_group(group))
+    items.sort(key=lambda item: not groups[item].startswith("session:"))
+
+
 def sandbox_chaos(directory: Path, region: str, op: str) -> None:
     """`python -m sandbox chaos --dir DIR REGION OP` as a user types it; it must succeed."""
     result = subprocess.run(

@@ -99,10 +99,15 @@ class EnvFile(Action):
         return {"value": region, "reloaded": True}
 
     def examine(self, region: str, desired: Json, limits: Limits, problems: list[Problem]) -> Json:
-        """Also: the file exists, its directory takes a new file, the reload command runs."""
-        if not self.path.exists():
+        """Also: its directory takes a new file, the reload command runs.
+
+        A missing file is no problem while its directory takes one: the failover creates it
+        (a new deployment has none before its first failover). It is one when it could not.
+        """
+        unwritable = writable_problems(self.name, self.path)
+        if unwritable and not self.path.exists():
             problems.append(Problem(MISSING, f"{self.name}: env file {self.path} does not exist"))
-        problems.extend(writable_problems(self.name, self.path))
+        problems.extend(unwritable)
         if self.reload_command:
             problems.extend(command_problems(self.reload_command, f"{self.name}: reload command"))
             problems.extend(writable_problems(self.name, self.state_path, create_parents=True))

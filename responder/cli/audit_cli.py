@@ -16,12 +16,14 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TextIO
 
-from ddb_failover.config import Config
+from ddb_failover.config import Config, ConfigError
 from responder.cli.remote import EXIT_FAILED, EXIT_OK, EXIT_USAGE, CliError
 from responder.model.alerts import PayloadError, format_time, parse_time
 from responder.records.audit import Verdict, parse_head, verify, walk
+from responder.records.sealing import Seals, key_problems
 from responder.state.backends import open_store
 from responder.state.chain import Event, Head, canonical
+from responder.state.keys import AuditKeys
 from responder.state.store import StoreError
 
 _SPAN = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
@@ -55,7 +57,17 @@ def add_commands(
         help="a head printed by an earlier verify: it must still be in the chain",
     )
     check.add_argument(
-        "--file", type=Path, help="check an `audit export` file's own chain instead of the store"
+        "--retain-days",
+        type=float,
+        metavar="DAYS",
+        help="every prune must have kept this much history (default: the config's"
+        " responder.history.retain_days)",
+    )
+    check.add_argument(
+        "--file",
+        type=Path,
+        help="check an `audit export` file's own chain instead of the store (needs the key:"
+        " --config)",
     )
     export = commands.add_parser("export", help="write the audit events as JSON lines")
     export.add_argument(
@@ -69,15 +81,21 @@ def add_commands(
 
 def run(args: argparse.Namespace, config: Config | None) -> int:
     """Run audit verify or audit export."""
-    if args.audit_command == "verify" and args.file is not None:
-        return _verify_file(args.file, args.json)
     if config is None:
-        raise CliError("audit reads the state store: pass --config (or set the env)", EXIT_USAGE)
+        needs = "the audit key" if getattr(args, "file", None) else "the state store"
+        raise CliError(f"audit reads {needs}: pass --config (or set the env)", EXIT_USAGE)
+    try:
+        keys = AuditKeys.from_config(config.responder.audit)
+    except ConfigError as exc:
+        raise CliError(str(exc), EXIT_USAGE) from None
+    if args.audit_command == "verify" and args.file is not None:
+        return _verify_file(args.file, args.json, keys)
     try:
         store = open_store(config)
         if args.audit_command == "verify":
             expect = _expected(args.expect)
-            return _report(verify(store.audit_log(), expect), args.json)
+            retain = args.retain_days or config.responder.history.retain_days
+            return _report(verify(store.audit_log(), keys, expect, retain), args.json)
         since = parse_since(args.since, time.time())
         events = store.audit_events(since)
         if args.output is None:
@@ -139,8 +157,8 @@ def _report(verdict: Verdict, as_json: bool) -> int:
     return EXIT_OK if verdict.ok else EXIT_FAILED
 
 
-def _verify_file(path: Path, as_json: bool) -> int:
-    """An export checks by itself: each event's hash, and each following the previous."""
+def _verify_file(path: Path, as_json: bool, keys: AuditKeys) -> int:
+    """An export checks with the key alone: each event's seal, each following the previous."""
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
         events = [Event.from_json(json.loads(line)) for line in lines if line.strip()]
@@ -148,7 +166,8 @@ def _verify_file(path: Path, as_json: bool) -> int:
         raise CliError(f"--file {path}: {exc}", EXIT_USAGE) from None
     if not events:
         raise CliError(f"--file {path}: no events", EXIT_USAGE)
-    problems = walk(events, Head(events[0].seq - 1, events[0].prev))
+    problems = walk(events, Head(events[0].seq - 1, events[0].prev), Seals(keys))
+    problems += key_problems(events)[0]
     last = events[-1]
     if as_json:
         body = {"ok": not problems, "problems": [p.to_json() for p in problems]}

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from ddb_failover.config import CONFIG_ENV, Config, ConfigError, load
+from ddb_failover.secret_files import exposed_secrets
 from responder.cli import audit_cli, remote
 from responder.cli.remote import (
     DEFAULT_URL,
@@ -20,6 +21,7 @@ from responder.cli.remote import (
     CliError,
 )
 from responder.secrets import Secrets
+from responder.state.keys import AuditKeys
 
 GUNICORN_CONF = Path(__file__).parents[1] / "gunicorn_conf.py"
 WAIT_SECONDS = 120.0
@@ -165,8 +167,11 @@ def _serving_config(args: argparse.Namespace) -> Config:
     assert config is not None
     try:
         Secrets.from_config(config)
+        AuditKeys.from_config(config.responder.audit)
     except ConfigError as exc:
         raise CliError(str(exc), EXIT_USAGE) from None
+    for warning in exposed_secrets(config):
+        print(f"ddb-responder: warning: {warning}", file=sys.stderr)
     return config
 
 
@@ -179,6 +184,9 @@ def check_config(args: argparse.Namespace) -> int:
     print(f"regions: {', '.join(config.region_names)} (primary {config.primary})")
     print(f"listen:  {responder.listen}")
     print(f"state:   {responder.state.backend}")
+    keys = AuditKeys.from_config(responder.audit)
+    previous = f" (+{len(keys.previous)} previous)" if keys.previous else ""
+    print(f"audit:   key {keys.current.id}{previous}")
     policy = responder.policy
     print(
         f"policy:  failback={policy.failback} min_dwell={policy.min_dwell_seconds:g}s "

@@ -1,12 +1,15 @@
 """`ddb-responder audit verify`: walk a store's audit chain and check every record against it.
 
-Pure: the store's AuditLog in, a Verdict out. Two checks:
+Pure: the store's AuditLog and the keys in, a Verdict out. The checks:
 
-1. The chain: each event's hash matches its content and follows the previous event's
-   (from the anchor), with no gap, and ends at the head the store records.
+1. The chain: each event's hash is its seal under the key it names (responder.records.
+   sealing: the key rules, and retention of prunes), follows the previous event's (from
+   the anchor), with no gap, and ends at the head the store records.
 2. The records: replaying the events gives every decision, transition and step as it
    must be; a record that differs was edited, one the chain never saw was inserted,
    one the chain has but the store lacks was removed.
+3. The live state: the active region, freeze and transition in progress the store holds
+   are what the chain's last events say (responder.records.live_state).
 
 Records older than the last prune's cutoff may be gone (retention) or not yet gone;
 records older than a chain begun on an existing store predate it: neither is a problem.
@@ -17,31 +20,18 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from responder.model.alerts import format_time
+from responder.records import live_state, sealing
+from responder.records.problem import Kind, Problem, at_event
+from responder.records.sealing import Seals
 from responder.state import chain
 from responder.state.chain import Anchor, AuditLog, Event, Head
+from responder.state.keys import AuditKeys
 from responder.state.records import DecisionRecord, Json, TransitionRecord
 
-Kind = Literal["edited", "inserted", "removed"]
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One record found edited, inserted or removed; seq orders it along the chain."""
-
-    kind: Kind
-    what: str  # names the record: "decision d-...", "step 2 (www) of transition t-..."
-    detail: str
-    seq: int | None = None  # the chain position it was found at; None: unknown to the chain
-
-    def __str__(self) -> str:
-        return f"{self.what} was {self.kind}: {self.detail}"
-
-    def to_json(self) -> Json:
-        """JSON form for --json."""
-        return {"kind": self.kind, "record": self.what, "detail": self.detail, "seq": self.seq}
+__all__ = ["Kind", "Problem", "Verdict", "parse_head", "verify", "walk"]
 
 
 @dataclass(frozen=True)
@@ -96,16 +86,16 @@ class _Replay:
     genesis: Json | None = None
 
 
-def walk(events: Sequence[Event], start: Head) -> list[Problem]:
+def walk(events: Sequence[Event], start: Head, seals: Seals) -> list[Problem]:
     """Chain problems: an event edited, inserted or removed, from start (anchor or genesis)."""
     problems: list[Problem] = []
     previous = start
     shift = 0  # events renumbered after an insertion (+1) or a removal (-1)
     for event in events:
-        if not event.intact(event.seq - shift):
-            moved = next((d for d in (1, -1) if event.intact(event.seq - d)), None)
+        if not seals.intact(event, event.seq - shift):
+            moved = next((d for d in (1, -1) if seals.intact(event, event.seq - d)), None)
             if moved is None:
-                problems.append(_event(event.seq, "edited", "its hash does not match its content"))
+                problems.append(_event(event.seq, "edited", seals.why(event)))
             else:
                 shift = moved
                 place = event.seq - 1 if moved == 1 else event.seq
@@ -125,8 +115,7 @@ def walk(events: Sequence[Event], start: Head) -> list[Problem]:
     return problems
 
 
-def _event(seq: int, kind: Kind, detail: str) -> Problem:
-    return Problem(kind, f"audit event #{seq}", detail, seq)
+_event = at_event
 
 
 def _head(log: AuditLog) -> list[Problem]:
@@ -350,17 +339,35 @@ def _num(value: Any) -> Any:
     return value
 
 
-def verify(log: AuditLog, expect: Head | None = None) -> Verdict:
-    """Check the chain and every record against it; expect: a head recorded earlier."""
-    problems = walk(log.events, log.anchor.head) + _head(log)
+def verify(
+    log: AuditLog,
+    keys: AuditKeys,
+    expect: Head | None = None,
+    retain_days: float | None = None,
+) -> Verdict:
+    """Check the chain under keys and every record against it; expect: a head recorded
+    earlier; retain_days: every prune must have kept that much history."""
+    problems = walk(log.events, log.anchor.head, Seals(keys)) + _head(log)
+    keyed, notes = sealing.key_problems(log.events)
+    problems += keyed
+    if not log.events:
+        problems.append(
+            _event(log.head.seq, "removed", "the chain is empty (even a new one has its genesis)")
+        )
+    if retain_days is not None:
+        problems += sealing.retention_problems(log.events, retain_days)
+    if log.live is not None:
+        found, unknown = live_state.check(log.events, log.live)
+        problems += found
+        notes += unknown
     replayed = replay(log.events)
     problems += _anchor(log, replayed)
     anchor = log.anchor
     window = _Window(anchor.genesis_at, anchor.fresh, anchor.pruned_before)
-    found, notes = _decisions(replayed, log.decisions, window)
-    more, later = _transitions(replayed, log.transitions, window)
+    found, later = _decisions(replayed, log.decisions, window)
+    more, latest = _transitions(replayed, log.transitions, window)
     problems += found + more
-    notes += later
+    notes += later + latest
     if expect is not None:
         problems += _expected(log, expect, notes)
     problems = list({str(p): p for p in problems}.values())  # a record's copies say it once

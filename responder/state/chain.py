@@ -5,9 +5,11 @@ command, a finish, a freeze or a prune also appends one Event, in the same
 write (a SQLite transaction; the same conditional UpdateItem on DynamoDB's current
 item). An event holds the record's content as canonical JSON, and
 
-    hash = sha256(canonical {seq, at, type, subject, body, prev})
+    hash = HMAC-SHA256(key, canonical {seq, at, type, subject, body, prev, key_id})
 
-where prev is the previous event's hash: one chain per store, gapless by seq. Records
+under the key kept outside the store (responder.state.keys), where prev is the previous
+event's hash and key_id the key's fingerprint: one chain per store, gapless by seq. Events
+written before keys existed have no key_id and hash = sha256(canonical {seq, ..., prev}). Records
 that change (a transition begins, gains steps, finishes) are covered because every
 change is an event; responder.records.audit replays the events and compares every record with
 what they say. A decision's repeat count and last_at are tallies kept outside the
@@ -18,12 +20,14 @@ Pure: no I/O.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 from collections.abc import Iterable, Set
 from dataclasses import dataclass
 from typing import Any
 
 from responder.model.alerts import format_time
+from responder.state.keys import AuditKey
 from responder.state.records import (
     Approval,
     Attempts,
@@ -42,6 +46,7 @@ GENESIS, DECIDED = "genesis", "decision"
 BEGUN, JOURNALED, ATTEMPTED = "transition_begun", "step_journaled", "attempts_recorded"
 OPERATED, FINISHED = "operator_command", "transition_finished"
 FROZEN, UNFROZEN, PRUNED = "frozen", "unfrozen", "pruned"
+KEY_ROTATED = "key_rotated"
 
 
 def canonical(value: Any) -> bytes:
@@ -50,10 +55,20 @@ def canonical(value: Any) -> bytes:
     return text.encode("utf-8")
 
 
-def digest(seq: int, at: float, type: str, subject: str, body: Json, prev: str) -> str:
-    """The hash of one event."""
+def digest(
+    seq: int,
+    at: float,
+    type: str,
+    subject: str,
+    body: Json,
+    prev: str,
+    key: AuditKey | None = None,
+) -> str:
+    """The hash of one event: under key, or plain sha256 (events from before keys)."""
     content = {"seq": seq, "at": float(at), "type": type, "subject": subject, "body": body}
-    return hashlib.sha256(canonical({**content, "prev": prev})).hexdigest()
+    if key is None:
+        return hashlib.sha256(canonical({**content, "prev": prev})).hexdigest()
+    return key.mac(canonical({**content, "prev": prev, "key_id": key.id}))
 
 
 @dataclass(frozen=True)
@@ -84,11 +99,13 @@ class Event:
     body: Json
     prev: str
     hash: str
+    key_id: str | None = None  # the key it is sealed with; None: plain sha256, from before keys
 
-    def intact(self, seq: int | None = None) -> bool:
-        """True when the hash matches the content (as if at seq, when given)."""
+    def intact(self, key: AuditKey | None, seq: int | None = None) -> bool:
+        """True when the hash matches the content under key (as if at seq, when given)."""
         place = self.seq if seq is None else seq
-        return digest(place, self.at, self.type, self.subject, self.body, self.prev) == self.hash
+        hashed = digest(place, self.at, self.type, self.subject, self.body, self.prev, key)
+        return hmac.compare_digest(hashed, self.hash)
 
     @property
     def head(self) -> Head:
@@ -106,11 +123,13 @@ class Event:
             "body": self.body,
             "prev": self.prev,
             "hash": self.hash,
+            **({} if self.key_id is None else {"key_id": self.key_id}),
         }
 
     @classmethod
     def from_json(cls, data: Json) -> Event:
         """Rebuild from to_json() output."""
+        key_id = data.get("key_id")
         return cls(
             int(data["seq"]),
             float(data["at"]),
@@ -119,15 +138,17 @@ class Event:
             data["body"],
             str(data["prev"]),
             str(data["hash"]),
+            None if key_id is None else str(key_id),
         )
 
 
-def seal(head: Head, at: float, pending: Pending) -> Event:
-    """pending as the event after head."""
+def seal(head: Head, at: float, pending: Pending, key: AuditKey | None = None) -> Event:
+    """pending as the event after head, sealed with key (None: plain sha256, for tests)."""
     seq = head.seq + 1
     body = pending.body
-    hashed = digest(seq, at, pending.type, pending.subject, body, head.hash)
-    return Event(seq, float(at), pending.type, pending.subject, body, head.hash, hashed)
+    hashed = digest(seq, at, pending.type, pending.subject, body, head.hash, key)
+    key_id = None if key is None else key.id
+    return Event(seq, float(at), pending.type, pending.subject, body, head.hash, hashed, key_id)
 
 
 @dataclass(frozen=True)
@@ -176,6 +197,16 @@ class AuditLog:
     events: tuple[Event, ...]  # after the anchor, by seq
     decisions: tuple[DecisionRecord, ...]
     transitions: tuple[TransitionRecord, ...]  # every stored copy (DynamoDB keeps two)
+    live: Live | None = None  # the state outside the records, as stored
+
+
+@dataclass(frozen=True)
+class Live:
+    """The live state a store holds beside its records: what `status` shows."""
+
+    active_region: str
+    freeze: Freeze | None
+    in_progress: str | None  # the id of the transition in progress
 
 
 def _f(value: float | None) -> float | None:
@@ -246,9 +277,22 @@ def attempts_content(attempts: Attempts | None) -> Json:
     return None if attempts is None else attempts.to_store()
 
 
-def genesis(fresh: bool) -> Pending:
+def live(active_region: str, freeze: Freeze | None) -> Json:
+    """What the store holds outside its records, as a checkpoint event states it."""
+    return {"active_region": active_region, "frozen": None if freeze is None else freeze.to_json()}
+
+
+def genesis(fresh: bool, state: Json | None = None) -> Pending:
     """The first event of a store's chain; fresh when it held no history yet."""
-    return Pending(GENESIS, "", {"version": VERSION, "fresh": fresh})
+    body: Json = {"version": VERSION, "fresh": fresh}
+    if state is not None:
+        body["live"] = state
+    return Pending(GENESIS, "", body)
+
+
+def key_rotated(previous: str | None, key: AuditKey, state: Json) -> Pending:
+    """New events are sealed with key from here on (previous: None, a chain from before keys)."""
+    return Pending(KEY_ROTATED, "", {"from": previous, "to": key.id, "live": state})
 
 
 def decided(record: DecisionRecord) -> Pending:
@@ -307,9 +351,12 @@ def unfrozen(by: str, reason: str, at: float) -> Pending:
     return Pending(UNFROZEN, "", {"by": by, "reason": reason, "at": float(at)})
 
 
-def pruned(records: int, anchor: Anchor) -> Pending:
+def pruned(records: int, anchor: Anchor, state: Json | None = None) -> Pending:
     """History older than anchor.pruned_before forgotten; the chain now starts after anchor."""
-    return Pending(PRUNED, "", {"records": records, "anchor": anchor.to_json()})
+    body: Json = {"records": records, "anchor": anchor.to_json()}
+    if state is not None:
+        body["live"] = state
+    return Pending(PRUNED, "", body)
 
 
 def start(at: float, fresh: bool) -> Anchor:

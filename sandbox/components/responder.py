@@ -140,6 +140,7 @@ def _configure(stack: Stack) -> None:
             ]
         },
         "state": {"backend": "sqlite", "path": str(stack.dir / "state" / "responder.db")},
+        "audit": {"key_file": str(stack.secret("audit-key"))},  # 0600, outside the store
         "policy": {
             "failback": "auto",
             "min_dwell_seconds": float(stack.options.get("min_dwell_seconds", 20)),

@@ -20,6 +20,7 @@ TOPOLOGIES = {
     "global-load-balancer.yml": ["do_global_load_balancer"],
     "app-platform.yml": ["do_app_env"],
 }
+AUDIT_KEY = "/etc/ddb-failover/audit-key"
 # Overrides merged into any of them (tests/alerting/test_prometheus_rules.py checks it).
 OVERRIDES = ("fast-profile.yml",)
 
@@ -54,18 +55,25 @@ def test_one_example_per_topology() -> None:
 
 
 @pytest.mark.parametrize("name", sorted(TOPOLOGIES))
-def test_example_passes_check_config(name: str) -> None:
+def test_example_passes_check_config(name: str, tmp_path: Path) -> None:
     # A value of its own for each: two tokens with one value are refused.
     env = {**os.environ, **{name: f"example-check-only-token-{name}" for name in SECRET_ENV}}
+    # The audit key where the example keeps it, /etc/ddb-failover/audit-key, is here.
+    key = tmp_path / "audit-key"
+    key.write_text("0123456789abcdef" * 4 + "\n")
+    text = (EXAMPLES / name).read_text()
+    assert AUDIT_KEY in text
+    example = tmp_path / name
+    example.write_text(text.replace(AUDIT_KEY, str(key)))
     done = subprocess.run(
-        [sys.executable, "-m", "responder", "check-config", "--config", str(EXAMPLES / name)],
+        [sys.executable, "-m", "responder", "check-config", "--config", str(example)],
         capture_output=True,
         text=True,
         env=env,
         timeout=60,
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.startswith(f"config OK: {EXAMPLES / name}")
+    assert done.stdout.startswith(f"config OK: {example}")
     loaded = config.load(EXAMPLES / name)
     assert [a.type for a in loaded.responder.actions] == TOPOLOGIES[name]
 

@@ -63,10 +63,15 @@ def named_volumes(service: dict[str, Any]) -> dict[str, str]:
 
 def secret_paths(model: dict[str, Any], name: str) -> set[str]:
     service = model["services"][name]
-    return {
-        s.get("target") or SECRETS_DIR + s["source"]
-        for s in ({"source": s} if isinstance(s, str) else s for s in service.get("secrets", []))
-    }
+    return {secret_target(s) for s in service.get("secrets", [])}
+
+
+def secret_target(secret: str | dict[str, str]) -> str:
+    """Where a service's secret appears: /run/secrets/NAME, or its target there or elsewhere."""
+    if isinstance(secret, str):
+        return SECRETS_DIR + secret
+    target = secret.get("target") or secret["source"]
+    return target if target.startswith("/") else SECRETS_DIR + target
 
 
 def host_port(url_or_address: str) -> tuple[str, int]:
@@ -208,10 +213,20 @@ def test_alertmanager_reaches_the_responder_with_the_mounted_secrets(
         assert hook["http_config"]["authorization"]["credentials_file"] in secrets
     pages = [p for r in ALERTMANAGER["receivers"] for p in r.get("pagerduty_configs", [])]
     assert pages and all(page["routing_key_file"] in secrets for page in pages)
-    # Both ends of the webhook read the same compose secret.
-    assert str(config.responder.webhook_token.file) in secret_paths(compose_model, "responder")
+    # Both ends of the webhook read the same token, each from a file its own user owns.
     assert config.responder.webhook_token.file is not None
-    assert {str(config.responder.webhook_token.file)} & secrets
+    token_path = str(config.responder.webhook_token.file)
+    assert token_path in secret_paths(compose_model, "responder")
+    sources = {
+        secret_target(s): s if isinstance(s, str) else s["source"] for s in service["secrets"]
+    }
+    webhook_source = sources[hooks[0]["http_config"]["authorization"]["credentials_file"]]
+    assert webhook_source != "webhook-token", "Alertmanager and the responder run as two users"
+    declared = compose_model["secrets"]
+    assert (
+        Path(declared[webhook_source]["file"]).read_text()
+        == Path(declared["webhook-token"]["file"]).read_text()
+    )
 
 
 def test_exporter_and_responder_read_the_config_and_secrets_compose_provides(

@@ -12,9 +12,12 @@ from ddb_failover.config import Config, parse
 from responder.actions.base import Action, Json, Transition
 from responder.decide.decision import Check, Readiness
 from responder.model.alerts import Alert, parse_notification
+from responder.state.keys import AuditKeys
 
 EAST, WEST = "us-east-1", "eu-west-1"
 TESTDATA = Path(__file__).parent / "testdata"
+AUDIT_KEY_FILE = TESTDATA / "audit-key"  # the test audit key (HMAC of the audit chain)
+KEYS = AuditKeys.of(AUDIT_KEY_FILE.read_bytes().strip())
 
 
 def config(**policy: Any) -> Config:
@@ -24,7 +27,7 @@ def config(**policy: Any) -> Config:
             "tables": ["wordpress_posts"],
             "canary": {"key": "health_check_id", "value": "ping"},
             "regions": [{"name": EAST}, {"name": WEST}],
-            "responder": {"policy": policy},
+            "responder": {"policy": policy, "audit": {"key_file": str(AUDIT_KEY_FILE)}},
         }
     )
 

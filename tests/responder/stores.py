@@ -10,10 +10,11 @@ from pathlib import Path
 from ddb_failover.config import Config, DynamoDBState
 from responder.state.dynamodb.create_table import create_control_table
 from responder.state.dynamodb.store import DynamoDBStore
+from responder.state.keys import AuditKeys
 from responder.state.sqlite.store import SqliteStore
 from responder.state.store import StateStore
 from sandbox.control_table import ControlTableServer
-from tests.responder.fakes import EAST, config
+from tests.responder.fakes import EAST, KEYS, config
 
 BACKENDS = ("sqlite", "dynamodb")
 
@@ -39,7 +40,7 @@ class Backend:
         self,
         name: str,
         spec: str,
-        opener: Callable[[Callable[[], float]], StateStore],
+        opener: Callable[[Callable[[], float], AuditKeys | None], StateStore],
         path: Path | None = None,
         table: DynamoDBState | None = None,
     ) -> None:
@@ -51,7 +52,11 @@ class Backend:
 
     def open(self, clock: Callable[[], float] = time.time) -> StateStore:
         """A new store object on the same storage (a restart, another replica)."""
-        return self._open(clock)
+        return self._open(clock, KEYS)
+
+    def open_with(self, keys: AuditKeys | None, clock: Callable[[], float]) -> StateStore:
+        """A new store object sealing with other keys (None: plain sha256, as before keys)."""
+        return self._open(clock, keys)
 
 
 def control_config(state: DynamoDBState) -> Config:
@@ -65,7 +70,10 @@ def sqlite_backend(tmp_path: Path) -> Backend:
     """A SQLite file in tmp_path."""
     path = tmp_path / "state.db"
     return Backend(
-        "sqlite", str(path), lambda clock: SqliteStore(path, EAST, clock=clock), path=path
+        "sqlite",
+        str(path),
+        lambda clock, keys: SqliteStore(path, EAST, clock=clock, keys=keys),
+        path=path,
     )
 
 
@@ -77,6 +85,6 @@ def dynamodb_backend(server: ControlTableServer) -> Backend:
     return Backend(
         "dynamodb",
         f"dynamodb:{table}@{server.url}",
-        lambda clock: DynamoDBStore(state, EAST, clock=clock),
+        lambda clock, keys: DynamoDBStore(state, EAST, clock=clock, keys=keys),
         table=state,
     )

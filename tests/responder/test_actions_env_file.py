@@ -287,7 +287,7 @@ def test_inspect_reads_only(sample: Path) -> None:
 
 def test_inspect_missing_file_and_missing_reload_command(tmp_path: Path) -> None:
     path = tmp_path / "dynamodb.env"
-    assert kinds(env_file(path, reload=["no-such-reload-command"])) == ["missing", "not_executable"]
+    assert kinds(env_file(path, reload=["no-such-reload-command"])) == ["not_executable"]
     script = tmp_path / "reload.sh"
     script.write_text("#!/bin/sh\n")
     path.write_text("DYNAMODB_REGION=us-east-1\n")
@@ -298,6 +298,21 @@ def test_inspect_missing_file_and_missing_reload_command(tmp_path: Path) -> None
     )
     script.chmod(0o755)
     assert kinds(action) == []
+
+
+def test_inspect_missing_file_in_a_writable_directory_is_ready(tmp_path: Path) -> None:
+    # A new deployment has no env file before its first failover: the action creates it.
+    path = tmp_path / "dynamodb.env"
+    seen = env_file(path).inspect(WEST)
+    assert (list(seen.problems), seen.ready, seen.would_change) == ([], True, True)
+    assert (seen.current, seen.desired) == (None, WEST)
+    assert not path.exists()
+
+
+def test_inspect_missing_file_in_a_missing_directory(tmp_path: Path) -> None:
+    seen = env_file(tmp_path / "gone" / "dynamodb.env").inspect(WEST)
+    assert [p.kind for p in seen.problems] == ["missing", "not_writable"]
+    assert f"directory {tmp_path / 'gone'} does not exist" in seen.problems[1].message
 
 
 def test_inspect_directory_that_is_a_file(tmp_path: Path) -> None:

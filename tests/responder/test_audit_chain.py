@@ -22,7 +22,7 @@ from responder.state.dynamodb.client import client_for
 from responder.state.records import Attempts, Cause, Freeze, NewTransition, Operation, StepRecord
 from responder.state.store import StateStore
 from sandbox.net import wait_until
-from tests.responder.fakes import EAST, WEST
+from tests.responder.fakes import EAST, KEYS, WEST
 from tests.responder.stores import Backend, Clock
 
 
@@ -209,7 +209,7 @@ def test_every_change_is_an_event_and_the_untouched_chain_verifies(
         "transition_finished",
         "decision",
     ]
-    verdict = verify(backend.open(clock).audit_log())  # a new process reads the same chain
+    verdict = verify(backend.open(clock).audit_log(), KEYS)  # a new process reads the same chain
     assert verdict.ok, verdict.problems
     assert verdict.events == len(kinds) and verdict.head.seq == len(kinds)
     # Each event is chained to the previous one's hash.
@@ -243,7 +243,7 @@ def test_an_edited_record_is_named(
         edited["decision"]["reason"] = "all fine"
         tamper.edit_event_body(first.seq, edited)
         expected = f"audit event #{first.seq} was edited: its hash does not match"
-    verdict = verify(store.audit_log())
+    verdict = verify(store.audit_log(), KEYS)
     assert not verdict.ok
     assert str(verdict.problems[0]).startswith(expected), verdict.problems
 
@@ -252,7 +252,7 @@ def test_an_inserted_decision_is_named(store: StateStore, clock: Clock, backend:
     history_of_everything(store, clock)
     original = store.history()["decisions"][0]["id"]
     Tamper(backend).copy_decision(original, "d-forged")
-    verdict = verify(store.audit_log())
+    verdict = verify(store.audit_log(), KEYS)
     assert [str(p) for p in verdict.problems] == [
         "decision d-forged was inserted: no audit event records it"
     ]
@@ -264,7 +264,7 @@ def test_a_deleted_event_and_a_deleted_step_are_named(
     transition_id = history_of_everything(store, clock)
     tamper = Tamper(backend)
     tamper.delete_step(transition_id, 1)
-    problems = [str(p) for p in verify(store.audit_log()).problems]
+    problems = [str(p) for p in verify(store.audit_log(), KEYS).problems]
     assert problems == [
         f"step 2 (lb) of transition {transition_id} was removed: an audit event journaled it;"
         " the store does not have it"
@@ -273,7 +273,7 @@ def test_a_deleted_event_and_a_deleted_step_are_named(
     # chain (the transition's operations still name the skip the replay no longer has).
     operated = events_of(store, "operator_command")[0]
     tamper.delete_event(operated.seq)
-    problems = [str(p) for p in verify(store.audit_log()).problems]
+    problems = [str(p) for p in verify(store.audit_log(), KEYS).problems]
     assert problems[0] == f"audit event #{operated.seq} was removed: the chain skips it"
     assert problems[1].startswith(f"transition {transition_id} was edited: operations differ")
 
@@ -281,17 +281,17 @@ def test_a_deleted_event_and_a_deleted_step_are_named(
 def test_an_edited_anchor_is_named(store: StateStore, clock: Clock, backend: Backend) -> None:
     history_of_everything(store, clock)
     Tamper(backend).mark_chain_not_fresh()
-    (problem,) = verify(store.audit_log()).problems
+    (problem,) = verify(store.audit_log(), KEYS).problems
     assert str(problem) == "the chain's anchor was edited: no prune or genesis event records it"
 
 
 def test_a_recorded_head_catches_a_rewritten_end(store: StateStore, clock: Clock) -> None:
     history_of_everything(store, clock)
-    verdict = verify(store.audit_log())
+    verdict = verify(store.audit_log(), KEYS)
     recorded = f"{verdict.head.seq}:{verdict.head.hash}"
-    assert verify(store.audit_log(), parse_head(recorded)).ok
+    assert verify(store.audit_log(), KEYS, parse_head(recorded)).ok
     forged = Head(verdict.head.seq, "0" * 64)
-    (problem,) = verify(store.audit_log(), forged).problems
+    (problem,) = verify(store.audit_log(), KEYS, forged).problems
     assert (
         str(problem)
         == f"audit event #{verdict.head.seq} was edited: its hash is not the one you recorded"
@@ -326,7 +326,7 @@ def test_repeats_coalesce_into_one_decision(store: StateStore, clock: Clock) -> 
     assert "repeated 12 times" in render.history(store.history())
     # Repeats are tallies: no audit event each (the decisions, and the genesis).
     assert [e.type for e in store.audit_events()].count("decision") == 5
-    assert verify(store.audit_log()).ok
+    assert verify(store.audit_log(), KEYS).ok
 
 
 def test_a_burst_of_repeats_costs_one_write_and_loses_no_count(
@@ -372,7 +372,7 @@ def test_repeats_of_a_pruned_decision_are_recorded_anew_not_lost(
     other.close()
     (again,) = [d for d in store.history()["decisions"] if d["reason"] == reason]
     assert again["id"] != first.id and again["count"] == 3
-    assert verify(store.audit_log()).ok
+    assert verify(store.audit_log(), KEYS).ok
 
 
 def test_a_repeat_stamped_by_a_clock_a_little_behind_is_not_tampering(
@@ -383,7 +383,7 @@ def test_a_repeat_stamped_by_a_clock_a_little_behind_is_not_tampering(
     clock.now -= 0.01
     other.record_decision("ignored", "alerts resolved", firing())
     other.close()
-    result = verify(store.audit_log())
+    result = verify(store.audit_log(), KEYS)
     assert result.ok, result.problems
 
 
@@ -424,24 +424,25 @@ def test_the_chain_verifies_after_a_prune(store: StateStore, clock: Clock) -> No
     store.freeze("x", "y", automatic=False)
     clock.now += 86400
     store.record_decision("blocked", "old but repeated", firing("r"), transition_kind="failover")
-    before = verify(store.audit_log())
+    before = verify(store.audit_log(), KEYS)
     assert store.prune(clock.now - 2 * 86400) == 2 + 2
-    after = verify(store.audit_log())
+    after = verify(store.audit_log(), KEYS)
     assert after.ok, after.problems
     assert after.anchor.seq > 0 and after.anchor.pruned_before == clock.now - 2 * 86400
     assert after.events < before.events and after.head.seq == before.head.seq + 1
     (pruned,) = [e for e in store.audit_events() if e.type == "pruned"]
-    assert pruned.body == {"records": 4, "anchor": after.anchor.to_json()}
+    assert pruned.body["records"] == 4 and pruned.body["anchor"] == after.anchor.to_json()
+    assert pruned.body["live"] == {"active_region": WEST, "frozen": store.state().frozen.to_json()}
     # A second prune that removes nothing changes nothing.
     assert store.prune(clock.now - 2 * 86400) == 0
-    assert verify(store.audit_log()).head == after.head
+    assert verify(store.audit_log(), KEYS).head == after.head
     # A decision still repeating goes with its age; its next repeat records it afresh.
     assert store.prune(clock.now + 1) >= 1
     again = store.record_decision(
         "blocked", "old but repeated", firing("r"), transition_kind="failover"
     )
     assert again.id != kept.id and again.count == 1
-    final = verify(store.audit_log())
+    final = verify(store.audit_log(), KEYS)
     assert final.ok, final.problems
 
 
@@ -452,7 +453,7 @@ def test_a_store_from_before_the_chain_starts_one(backend: Backend, clock: Clock
     clock.now += 10
     reopened = backend.open(clock)
     reopened.record_decision("ignored", "after the upgrade", firing("new"))
-    verdict = verify(reopened.audit_log())
+    verdict = verify(reopened.audit_log(), KEYS)
     assert verdict.ok, verdict.problems
     assert verdict.notes == (
         f"decision {old.id} (2027-01-15T08:00:00.000Z) predates the audit chain",
@@ -468,4 +469,4 @@ def test_freeze_with_a_decision_is_two_events(store: StateStore, clock: Clock) -
         ["frozen", "decision"],
         ["decision", "frozen"],
     )
-    assert verify(store.audit_log()).ok
+    assert verify(store.audit_log(), KEYS).ok

@@ -184,12 +184,15 @@ def test_api_commands_against_a_running_responder(
     assert "exported " in capsys.readouterr().err
     events = [json.loads(line) for line in exported.read_text().splitlines()]
     assert [e["type"] for e in events][:2] == ["genesis", "frozen"]
-    assert main(["audit", "verify", "--file", str(exported)]) == 0
+    # An export checks with the key alone, which the config names.
+    assert main(["audit", "verify", "--file", str(exported), *config]) == 0
     assert capsys.readouterr().out.startswith("export OK: events #1..#")
     events[1]["body"]["freeze"]["reason"] = "nothing to see"
     exported.write_text("".join(json.dumps(e) + "\n" for e in events))
-    assert main(["audit", "verify", "--file", str(exported)]) == 1
+    assert main(["audit", "verify", "--file", str(exported), *config]) == 1
     assert "export BROKEN: audit event #2 was edited" in capsys.readouterr().out
+    assert main(["audit", "verify", "--file", str(exported)]) == 2
+    assert "audit reads the audit key: pass --config" in capsys.readouterr().err
     assert main(["audit", "export", "--since", "yesterday", *config]) == 2
     assert "--since 'yesterday'" in capsys.readouterr().err
 

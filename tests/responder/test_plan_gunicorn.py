@@ -108,12 +108,14 @@ def test_api_metrics_page_and_cli_agree_on_a_problem(
 ) -> None:
     server, env = served
     evaluations(server, 1)
-    env.unlink()  # WordPress's env file is gone: a failover would write one nobody reads
+    env.unlink()  # WordPress's env file is gone, with its directory: a failover cannot write it
+    env.parent.rmdir()
 
     def missing() -> dict[str, Any] | None:
         document = plan(server)
         entry = document["regions"]["eu-west-1"]["actions"][1]
-        return document if [p["kind"] for p in entry["problems"]] == ["missing"] else None
+        kinds = [p["kind"] for p in entry["problems"]]
+        return document if kinds == ["missing", "not_writable"] else None
 
     document = wait_until(missing, INTERVAL + 15, 0.1, "the missing env file in the plan")
     assert document["ready"] is False and document["stale"] is False
@@ -132,7 +134,7 @@ def test_api_metrics_page_and_cli_agree_on_a_problem(
     url = ["--url", server.url, "--config", str(server.config)]  # its viewer token
     assert main(["plan", *url]) == EXIT_NOT_READY
     out = capsys.readouterr().out
-    assert "failover to eu-west-1: NOT READY (1 problem(s))" in out
+    assert "failover to eu-west-1: NOT READY (2 problem(s))" in out
     assert f"      problem [missing]: wp-env: env file {env} does not exist" in out
     assert main([*url, "plan", "--to", "us-east-1"]) == EXIT_OK
     assert "us-east-1 is the active region" in capsys.readouterr().out
@@ -145,6 +147,6 @@ def test_api_metrics_page_and_cli_agree_on_a_problem(
     assert "failover to eu-west-1:" in dom and "NOT READY" in dom
     assert f"missing: wp-env: env file {env} does not exist" in dom
 
-    env.write_text("DYNAMODB_REGION=us-east-1\n")
+    env.parent.mkdir()  # a directory that takes the file is enough: the failover writes it
     wait_until(lambda: plan(server)["ready"], INTERVAL + 15, 0.1, "the plan ready again")
     assert main(["plan", *url]) == EXIT_OK

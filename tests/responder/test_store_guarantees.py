@@ -38,7 +38,15 @@ from responder.state.records import (
 )
 from responder.state.store import LeaseLost, StateStore, UnknownTransition
 from sandbox.net import wait_until
-from tests.responder.fakes import EAST, WEST, MemoryAction, always_ready, config, region_down_alerts
+from tests.responder.fakes import (
+    EAST,
+    KEYS,
+    WEST,
+    MemoryAction,
+    always_ready,
+    config,
+    region_down_alerts,
+)
 from tests.responder.stores import Backend, Clock
 
 RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
@@ -417,7 +425,7 @@ def test_same_notification_from_threads_and_processes_gives_one_transition(
     assert {d["kind"] for d in history["decisions"]} == {"duplicate"}
     # Every writer appended to one chain, none lost to a race: genesis, begun, each decision
     # (a repeat is a tally on its decision, not an event).
-    verdict = verify(store.audit_log())
+    verdict = verify(store.audit_log(), KEYS)
     assert verdict.ok, verdict.problems
     assert verdict.events == 2 + len(history["decisions"])
 

@@ -22,6 +22,7 @@ from ddb_failover import heartbeat
 from ddb_failover.config import Config, load
 from sandbox.net import free_port, wait_until
 from tests.conftest import CANARY_KEY, CANARY_VALUE
+from tests.responder.fakes import AUDIT_KEY_FILE
 
 TOKEN = "test-webhook-token-4f1c2a"  # Alertmanager's: POST /webhook only
 OPERATOR = "test-operator-token-9d3e7b"
@@ -59,6 +60,7 @@ def write_config(
             ]
         },
         "state": {"backend": "sqlite", "path": str(directory / "state" / "state.db")},
+        "audit": {"key_file": str(AUDIT_KEY_FILE)},
         "policy": {"readiness_timeout_seconds": 0.5, "min_dwell_seconds": 0, **(policy or {})},
         "retry": {"initial_backoff_seconds": 0.05, "max_backoff_seconds": 0.5},
         "actions": [dict(a) for a in actions],

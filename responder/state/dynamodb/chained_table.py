@@ -28,8 +28,9 @@ from typing import Any
 from responder.state import chain
 from responder.state.dynamodb import items
 from responder.state.dynamodb.items import Item, n, s
+from responder.state.keys import AuditKey, AuditKeys
 from responder.state.outbox import Notice
-from responder.state.records import Cause, DecisionRecord
+from responder.state.records import Cause, DecisionRecord, Json
 from responder.state.store import StoreUnavailable
 
 AUDIT, DECISION, TRANSITION, REPEAT, OUTBOX = (
@@ -69,14 +70,14 @@ class Write:
     notices: tuple[Notice, ...] = ()
 
 
-def seed(at: float) -> Item:
+def seed(at: float, key: AuditKey | None, primary: str) -> Item:
     """The chain attributes of a new current item: genesis of a fresh store."""
-    return _started(at, fresh=True)
+    return _started(at, True, key, chain.live(primary, None))
 
 
-def _started(at: float, fresh: bool) -> Item:
+def _started(at: float, fresh: bool, key: AuditKey | None, state: Json) -> Item:
     anchor = chain.start(at, fresh)
-    first = chain.seal(anchor.head, at, chain.genesis(fresh))
+    first = chain.seal(anchor.head, at, chain.genesis(fresh, state), key)
     return {
         "chain_seq": n(first.seq),
         "chain_hash": s(first.hash),
@@ -105,7 +106,12 @@ class ChainedTable(ABC):
     table: str
     where: str
     _clock: Callable[[], float]
+    _keys: AuditKeys | None  # None: events sealed with plain sha256 (tests of other things)
     _stored = 0  # the newest event this process knows is copied to its own item
+
+    @property
+    def _key(self) -> AuditKey | None:
+        return None if self._keys is None else self._keys.current
 
     @abstractmethod
     def _call(self, operation: str, **kwargs: Any) -> Any:
@@ -150,11 +156,12 @@ class ChainedTable(ABC):
             item = self._chain_ready(item if item is not None else self._current())
             head = items.head(item)
             assert head is not None
-            write = build(item)
+            rotation = self._rotation(item)
+            write = rotation or build(item)
             if write is None:
                 return None
             at = self._clock() if write.at is None else write.at
-            event = chain.seal(head, at, write.event)
+            event = chain.seal(head, at, write.event, self._key)
             condition = f"({write.condition}) AND {CHAIN_HELD}" if write.condition else CHAIN_HELD
             try:
                 self._update(
@@ -178,14 +185,25 @@ class ChainedTable(ABC):
                 raise
             self._enqueue(write.notices)
             self._copy(event)
+            if rotation is not None:
+                item = None  # now the change itself, after the new head
+                continue
             return event
         raise StoreUnavailable(f"control table {self.where}: the audit chain is too busy")
+
+    def _rotation(self, item: Item) -> Write | None:
+        """A key_rotated event first, when the head is not sealed with the current key."""
+        last = items.last_event(item)
+        key = self._key
+        if key is None or last is None or last.key_id == key.id:
+            return None
+        return Write("", {}, None, chain.key_rotated(last.key_id, key, items.live(item)))
 
     def _chain_ready(self, item: Item) -> Item:
         """item, once its chain has begun and its newest event has its own item."""
         if items.head(item) is None:  # a table written before the chain existed
             with contextlib.suppress(ConditionFailed):
-                started = _started(self._clock(), fresh=False)
+                started = _started(self._clock(), False, self._key, items.live(item))
                 self._update(
                     "SET " + ", ".join(f"#{k} = :{k}" for k in started),
                     {f":{k}": v for k, v in started.items()},
@@ -261,13 +279,15 @@ class ChainedTable(ABC):
             if start is None:
                 return
 
-    def _events(self, item: Item, after: int) -> list[chain.Event]:
-        """The chain after seq `after`: the event items, and the newest from the current item."""
+    def _events(self, item: Item, after: int) -> tuple[list[chain.Event], chain.Event | None]:
+        """The chain after seq `after`: the event items, and the newest from the current item;
+        and that newest event when it has no item yet (else None)."""
         events = [items.event(i) for i in self._query(AUDIT, sort_key(after))]
         last = items.last_event(item)
         if last is not None and (not events or events[-1].seq < last.seq):
             events.append(last)  # its writer has not copied it yet, or died before it did
-        return events
+            return events, last
+        return events, None
 
     def audit_log(self) -> chain.AuditLog:
         """The chain and the records, read only; read again while the head moves meanwhile."""
@@ -275,27 +295,33 @@ class ChainedTable(ABC):
             item = self._current()
             head = items.head(item) or chain.Head()
             anchor = items.anchor(item) or chain.start(self._clock(), fresh=False)
-            events = self._events(item, anchor.seq)
+            events, uncopied = self._events(item, anchor.seq)
             decisions = {d.id: d for d in map(items.decision, self._query(DECISION))}
-            _overlay(decisions, items.last_event(item))
+            _overlay(decisions, uncopied)
             transitions = [items.transition(t) for t in self._query(TRANSITION)]
             if "t" in item:
                 transitions.append(items.transition(item["t"]["M"]))
             if (items.head(self._current()) or chain.Head()) == head:
                 return chain.AuditLog(
-                    head, anchor, tuple(events), tuple(decisions.values()), tuple(transitions)
+                    head,
+                    anchor,
+                    tuple(events),
+                    tuple(decisions.values()),
+                    tuple(transitions),
+                    items.live_state(item),
                 )
         raise StoreUnavailable(f"control table {self.where}: the audit chain kept moving")
 
     def audit_events(self, since: float = 0.0) -> Iterator[chain.Event]:
         item = self._current()
         anchor = items.anchor(item)
-        events = self._events(item, anchor.seq if anchor is not None else 0)
+        events, _ = self._events(item, anchor.seq if anchor is not None else 0)
         return iter([e for e in events if e.at >= since])
 
 
 def _overlay(decisions: dict[str, DecisionRecord], last: chain.Event | None) -> None:
-    """The newest event's decision as its copy will be: the current item holds it already."""
+    """The newest event's decision as its copy will be, when its writer has not copied the
+    event yet (it copies the decision first): the current item holds it already."""
     if last is not None and last.type == chain.DECIDED and last.subject not in decisions:
         decisions[last.subject] = decision_from(last.body["decision"])
 

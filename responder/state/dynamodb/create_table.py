@@ -9,6 +9,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from ddb_failover.config import Config, DynamoDBState
 from responder.state.dynamodb.client import client_for
 from responder.state.dynamodb.store import DynamoDBStore
+from responder.state.keys import AuditKeys
 from responder.state.records import Json
 from responder.state.store import StoreError, StoreUnavailable
 
@@ -39,7 +40,10 @@ def create_control_table(config: Config, wait_seconds: float = 120.0) -> bool:
             f"responder.state.table {state.table!r} is a protected table: use a separate table"
         )
     client = client_for(state, timeout=10.0)
-    store = DynamoDBStore(state, config.primary, client=client)
+    # The genesis is sealed with the audit key when one is configured (the responder needs it).
+    audit = config.responder.audit
+    keys = AuditKeys.from_config(audit) if audit.key_file is not None else None
+    store = DynamoDBStore(state, config.primary, client=client, keys=keys)
     created = True
     try:
         client.create_table(

@@ -304,6 +304,7 @@ def event_item(event: chain.Event) -> Item:
         "body": s(chain.canonical(event.body).decode("utf-8")),
         "prev": s(event.prev),
         "hash": s(event.hash),
+        **({} if event.key_id is None else {"key_id": s(event.key_id)}),
     }
 
 
@@ -317,7 +318,22 @@ def event(item: Item) -> chain.Event:
         json.loads(item["body"]["S"]),
         item["prev"]["S"],
         item["hash"]["S"],
+        opt_s(item, "key_id"),
     )
+
+
+def live(item: Item) -> Json:
+    """The live state on the current item, as a checkpoint event states it."""
+    return chain.live(item["active_region"]["S"], freeze(item))
+
+
+def live_state(item: Item) -> chain.Live:
+    """The live state on the current item, as audit verify compares it."""
+    running = item.get("t", {}).get("M")
+    in_progress = None
+    if running is not None and running["result"]["S"] == "in_progress":
+        in_progress = running["id"]["S"]
+    return chain.Live(item["active_region"]["S"], freeze(item), in_progress)
 
 
 def with_sets(update: str, sets: str) -> str:

@@ -51,6 +51,7 @@ from responder.state.dynamodb.lease import DynamoDBLease
 from responder.state.dynamodb.outbox import DynamoDBOutbox
 from responder.state.dynamodb.table import RECENT_WINDOW
 from responder.state.dynamodb.transitions import DynamoDBTransitions
+from responder.state.keys import AuditKeys
 from responder.state.phases import PhaseInputs, desired_region, phase
 from responder.state.records import Freeze, Json, State
 from responder.state.repeats import RepeatTally, anew
@@ -73,8 +74,10 @@ class DynamoDBStore(
         primary: str,
         clock: Callable[[], float] = time.time,
         client: Any = None,
+        keys: AuditKeys | None = None,
     ) -> None:
         self.table = state.table
+        self._keys = keys
         self.where = f"{state.table} in {state.region}" + (
             f" at {state.endpoint_url}" if state.endpoint_url else ""
         )
@@ -215,7 +218,7 @@ class DynamoDBStore(
                 "SET #chain_anchor = :anchor",
                 {":anchor": s(json.dumps(moved.to_json()))},
                 None,
-                chain.pruned(len(doomed), moved),
+                chain.pruned(len(doomed), moved, items.live(item)),
             )
 
         if self._chained(build) is None and not delivered:

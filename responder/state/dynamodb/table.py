@@ -77,7 +77,7 @@ class ControlTable(ChainedTable):
             "lease_token": n(0),
             "lease_expires": n(0),
             "actions": {"M": {}},
-            **chained_table.seed(self._clock()),
+            **chained_table.seed(self._clock(), self._key, self._primary),
         }
         # A false condition means another replica seeded it first.
         with contextlib.suppress(ConditionFailed):

@@ -26,7 +26,8 @@ class SqliteAudit(SqliteFile):
         db.execute(
             "UPDATE meta SET chain_anchor = ? WHERE id = 1", (mapping.dumps(anchor.to_json()),)
         )
-        self._append(db, chain.genesis(anchor.fresh), now)
+        meta = db.execute("SELECT * FROM meta WHERE id = 1").fetchone()
+        self._append(db, chain.genesis(anchor.fresh, mapping.live(meta)), now)
 
     @staticmethod
     def _anchor(db: sqlite3.Connection) -> chain.Anchor:
@@ -36,19 +37,24 @@ class SqliteAudit(SqliteFile):
     def audit_log(self) -> chain.AuditLog:
         self._tally.flush()
         with self._read() as db:
-            meta = db.execute("SELECT chain_seq, chain_hash FROM meta WHERE id = 1").fetchone()
+            meta = db.execute("SELECT * FROM meta WHERE id = 1").fetchone()
             anchor = self._anchor(db)
             events = db.execute(
                 "SELECT * FROM audit WHERE seq > ? ORDER BY seq", (anchor.seq,)
             ).fetchall()
             decisions = db.execute("SELECT * FROM decisions ORDER BY seq").fetchall()
             transitions = db.execute("SELECT * FROM transitions ORDER BY seq").fetchall()
+            last = db.execute(
+                "SELECT id, result FROM transitions ORDER BY seq DESC LIMIT 1"
+            ).fetchone()
+            running = last["id"] if last is not None and last["result"] == "in_progress" else None
             return chain.AuditLog(
                 head=chain.Head(meta["chain_seq"], meta["chain_hash"] or chain.GENESIS_PREV),
                 anchor=anchor,
                 events=tuple(mapping.event(r) for r in events),
                 decisions=tuple(mapping.decision(r) for r in decisions),
                 transitions=tuple(mapping.transition(db, r) for r in transitions),
+                live=chain.Live(meta["active_region"], mapping.freeze(meta), running),
             )
 
     def audit_events(self, since: float = 0.0) -> Iterator[chain.Event]:
@@ -91,5 +97,6 @@ class SqliteAudit(SqliteFile):
                     "UPDATE meta SET chain_anchor = ? WHERE id = 1",
                     (mapping.dumps(moved.to_json()),),
                 )
-                self._append(db, chain.pruned(records, moved))
+                meta = db.execute("SELECT * FROM meta WHERE id = 1").fetchone()
+                self._append(db, chain.pruned(records, moved, mapping.live(meta)))
         return int(records)

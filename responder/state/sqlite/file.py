@@ -11,8 +11,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from responder.state import chain
+from responder.state.keys import AuditKeys
 from responder.state.outbox import Notice
 from responder.state.repeats import RepeatTally
+from responder.state.sqlite import mapping
 from responder.state.store import LeaseLost, StoreUnavailable
 from responder.state.writelock import WriterLock
 
@@ -31,6 +33,7 @@ class SqliteFile:
     _writer: WriterLock
     _local: threading.local
     _tally: RepeatTally
+    _keys: AuditKeys | None  # None: events sealed with plain sha256 (tests of other things)
 
     def _connection(self) -> sqlite3.Connection:
         """This thread's connection, reopened after a fork or when the file was replaced.
@@ -118,24 +121,42 @@ class SqliteFile:
     def _append(
         self, db: sqlite3.Connection, pending: chain.Pending, at: float | None = None
     ) -> chain.Event:
-        """Seal pending after the head and store it, in the caller's transaction."""
-        meta = db.execute("SELECT chain_seq, chain_hash FROM meta WHERE id = 1").fetchone()
+        """Seal pending after the head and store it, in the caller's transaction.
+
+        The first event sealed with a key the head was not sealed with follows a
+        key_rotated event, which states the live state the chain vouches for from there.
+        """
+        meta = db.execute("SELECT * FROM meta WHERE id = 1").fetchone()
         head = chain.Head(meta["chain_seq"], meta["chain_hash"] or chain.GENESIS_PREV)
-        event = chain.seal(head, self._clock() if at is None else at, pending)
-        db.execute(
-            "INSERT INTO audit (seq, at, type, subject, body, prev, hash)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (
-                event.seq,
-                event.at,
-                event.type,
-                event.subject,
-                chain.canonical(event.body).decode("utf-8"),
-                event.prev,
-                event.hash,
-            ),
-        )
+        key = None if self._keys is None else self._keys.current
+        at = self._clock() if at is None else at
+        if key is not None and head.seq > 0 and pending.type != chain.KEY_ROTATED:
+            row = db.execute("SELECT key_id FROM audit WHERE seq = ?", (head.seq,)).fetchone()
+            sealed_with = None if row is None else row["key_id"]
+            if sealed_with != key.id:
+                rotated = chain.key_rotated(sealed_with, key, mapping.live(meta))
+                head = self._append(db, rotated, at).head
+        event = chain.seal(head, at, pending, key)
+        insert_event(db, event)
         db.execute(
             "UPDATE meta SET chain_seq = ?, chain_hash = ? WHERE id = 1", (event.seq, event.hash)
         )
         return event
+
+
+def insert_event(db: sqlite3.Connection, event: chain.Event) -> None:
+    """Store one sealed event as its row."""
+    db.execute(
+        "INSERT INTO audit (seq, at, type, subject, body, prev, hash, key_id)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            event.seq,
+            event.at,
+            event.type,
+            event.subject,
+            chain.canonical(event.body).decode("utf-8"),
+            event.prev,
+            event.hash,
+            event.key_id,
+        ),
+    )

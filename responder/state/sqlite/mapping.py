@@ -12,6 +12,8 @@ from responder.state.records import (
     Attempts,
     Cause,
     DecisionRecord,
+    Freeze,
+    Json,
     Operation,
     StepRecord,
     TransitionRecord,
@@ -93,4 +95,19 @@ def event(row: sqlite3.Row) -> chain.Event:
         json.loads(row["body"]),
         row["prev"],
         row["hash"],
+        row["key_id"],
     )
+
+
+def freeze(meta: sqlite3.Row | dict[str, Any]) -> Freeze | None:
+    """The freeze recorded in the meta row, if any."""
+    if meta["frozen_by"] is None:
+        return None
+    return Freeze(
+        meta["frozen_by"], meta["frozen_reason"], meta["frozen_at"], bool(meta["frozen_auto"])
+    )
+
+
+def live(meta: sqlite3.Row) -> Json:
+    """The live state in the meta row, as a checkpoint event states it."""
+    return chain.live(meta["active_region"], freeze(meta))

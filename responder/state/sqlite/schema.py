@@ -66,6 +66,7 @@ ADDED_COLUMNS = (
     ("meta", "chain_seq", "INTEGER NOT NULL DEFAULT 0"),
     ("meta", "chain_hash", "TEXT"),
     ("meta", "chain_anchor", "TEXT"),
+    ("audit", "key_id", "TEXT"),
 )
 # Indexes on added columns: created once the columns exist.
 INDEXES = (

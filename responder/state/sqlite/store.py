@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from responder.state import chain
+from responder.state.keys import AuditKeys
 from responder.state.phases import PhaseInputs, desired_region, phase
 from responder.state.records import Freeze, Json, State, TransitionRecord
 from responder.state.repeats import RepeatTally, anew
@@ -56,8 +57,10 @@ class SqliteStore(
         primary: str,
         clock: Callable[[], float] = time.time,
         busy_timeout_seconds: float = 5.0,
+        keys: AuditKeys | None = None,
     ) -> None:
         self.path = Path(path)
+        self._keys = keys
         self._primary = primary
         self._clock = clock
         self._busy = busy_timeout_seconds
@@ -121,14 +124,7 @@ class SqliteStore(
         """The state as of now: the phase and the recent starts depend on the time."""
         meta, last = stored.meta, stored.last
         running = last if last is not None and last.in_progress else None
-        frozen = None
-        if meta["frozen_by"] is not None:
-            frozen = Freeze(
-                meta["frozen_by"],
-                meta["frozen_reason"],
-                meta["frozen_at"],
-                bool(meta["frozen_auto"]),
-            )
+        frozen = mapping.freeze(meta)
         active = meta["active_region"]
         return State(
             active_region=active,
