@@ -76,11 +76,13 @@ def run_on(
         )
         print(line, flush=True)
         if outcome.violations:
-            kept = stack.preserve(seed)  # for whoever reads the report
+            kept = stack.preserve(seed, outcome.notes)  # for whoever reads the report
             print(report(outcome), f"  kept: {kept}", sep="\n", file=sys.stderr, flush=True)
         if log is not None:
             with log.open("a", encoding="utf-8") as handle:
-                kept_fields = {k: v for k, v in vars(outcome).items() if k != "described"}
+                kept_fields = {
+                    k: v for k, v in vars(outcome).items() if k not in ("described", "notes")
+                }
                 handle.write(json.dumps(kept_fields) + "\n")
     return outcomes
 

@@ -153,5 +153,8 @@ def every_request_answered(
         elif call.status >= 500 and not (
             call.status == 503 and store_down(call.started, call.ended)
         ):
-            found.append(f"(e) {what} answered {call.status} with the store up")
+            found.append(
+                f"(e) {what} answered {call.status} with the store up "
+                f"(at {call.started:.3f}, after {call.ended - call.started:.1f}s)"
+            )
     return found

@@ -70,6 +70,7 @@ class Outcome:
     phase: str
     described: str
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
+    notes: dict[str, Any] = field(default_factory=dict)  # for a violation's kept files
 
     def replay(self) -> str:
         """The one command that replays it."""
@@ -85,7 +86,7 @@ class Run:
     calls: list[checks.Call] = field(default_factory=list)
     disruptions: list[tuple[int, float, float]] = field(default_factory=list)  # replica, from, to
     down_since: dict[str, float] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
+    last_status: dict[str, Any] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _booting: list[threading.Thread] = field(default_factory=list)
 
@@ -346,7 +347,7 @@ class Run:
             elif self._settled(status, retried, held) and self._notices_delivered():
                 return status
             time.sleep(0.5)  # polling the stack while it settles
-        self.notes.append(f"no quiesce within {QUIESCE_SECONDS:.0f}s")
+        self.last_status = status
         return None
 
     @staticmethod
@@ -387,7 +388,12 @@ class Run:
     def check(self, status: dict[str, Any] | None) -> list[str]:
         """Every invariant, after quiesce."""
         if status is None:
-            return [f"(e) the system did not quiesce within {QUIESCE_SECONDS:.0f}s"]
+            last = self.last_status or {}
+            running = last.get("in_progress")
+            return [
+                f"(e) the system did not quiesce within {QUIESCE_SECONDS:.0f}s: phase "
+                f"{last.get('phase')}, in progress {running if running else None}"
+            ]
         found: list[str] = []
         history = self.read("/api/v1/history?limit=500") or {"transitions": []}
         plan = self.read("/api/v1/plan") or {}
@@ -432,6 +438,13 @@ def run_schedule(stack: ChaosStack, schedule: Schedule, sink_offsets: bool = Tru
     violations = run.check(status)
     history = run.read("/api/v1/history?limit=500") or {"transitions": []}
     lap("check")
+    notes = {
+        "calls": [vars(c) for c in run.calls],
+        "status": status or run.last_status,
+        "history": history,
+        "store_down": run.stack.outage.windows,
+        "disruptions": run.disruptions,
+    }
     return Outcome(
         schedule.seed,
         round(time.monotonic() - started, 2),
@@ -440,4 +453,5 @@ def run_schedule(stack: ChaosStack, schedule: Schedule, sink_offsets: bool = Tru
         (status or {}).get("phase", "?"),
         schedule.describe(),
         timings,
+        notes if violations else {},
     )

@@ -31,6 +31,7 @@ from typing import Any
 
 import boto3
 import yaml
+from botocore.config import Config as BotoConfig
 
 from sandbox.control import send_chaos
 from sandbox.control_table import ControlTableServer
@@ -153,6 +154,7 @@ class StoreOutage:
     def __init__(self) -> None:
         self.windows: list[tuple[float, float]] = []
         self._threads: list[threading.Thread] = []
+        self._stop_watch: threading.Event | None = None
 
     def sqlite(self, path: Path, seconds: float) -> None:
         started = time.time()
@@ -186,6 +188,39 @@ class StoreOutage:
         thread.start()
         self._threads.append(thread)
 
+    def watch(self, state: dict[str, Any], seconds: float = 2.0) -> None:
+        """Probe the control table twice a second, as the responder's client would (a 2 s
+        read timeout): a probe that fails or takes longer than seconds is a window of outage
+        too, however it came (a busy machine slows the serialised control table)."""
+        stop = threading.Event()
+        client = boto3.client(
+            "dynamodb",
+            region_name=state["region"],
+            endpoint_url=state["endpoint_url"],
+            config=BotoConfig(connect_timeout=1, read_timeout=2, retries={"total_max_attempts": 1}),
+            **SANDBOX_CREDENTIALS,
+        )
+
+        def probe() -> None:
+            while not stop.wait(0.5):
+                began = time.time()
+                try:
+                    client.describe_table(TableName=state["table"])
+                except Exception:  # any failure is the store down, as the responder sees it
+                    self.windows.append((began, time.time()))
+                    continue
+                if time.time() - began > seconds:
+                    self.windows.append((began, time.time()))
+
+        thread = threading.Thread(target=probe, name="store-probe", daemon=True)
+        thread.start()
+        self._stop_watch = stop
+
+    def unwatch(self) -> None:
+        """Stop probing the control table."""
+        if self._stop_watch is not None:
+            self._stop_watch.set()
+
     def end(self) -> None:
         """Wait for every outage to be over."""
         for thread in self._threads:
@@ -216,6 +251,7 @@ class ChaosStack:
         self.config_path = self.dir / "chaos.yml"
         self.backend = "sqlite"
         self.sink_mark: dict[str, int] = {}
+        self.state: dict[str, Any] = {}  # the schedule's responder.state block
 
     # -- the stack ------------------------------------------------------------------
 
@@ -277,6 +313,8 @@ class ChaosStack:
         for replica in self.replicas:
             replica.kill()
         self.outage.end()
+        self.outage.unwatch()
+        self.outage = StoreOutage()
         self.mend_regions()
         self.do_control("/_sandbox/state", "POST", {})
         self._reset_aws()
@@ -290,15 +328,19 @@ class ChaosStack:
             workdir = self.dir / "replicas" / f"replica-{index}"
             workdir.mkdir(parents=True, exist_ok=True)
             self.replicas.append(Replica(index, self.config_path, workdir))
+        if self.backend == "dynamodb":
+            self.outage.watch(self.state)
         for replica in self.replicas:  # booting together, as replicas on separate machines
             replica.spawn()
         for replica in self.replicas:
             replica.wait_ready()
 
-    def preserve(self, seed: int) -> Path:
-        """Keep the schedule's SQLite store and the DigitalOcean request log past the reset."""
+    def preserve(self, seed: int, notes: dict[str, Any]) -> Path:
+        """Keep the schedule's SQLite store, the DigitalOcean request log and notes (the
+        harness's calls and the last status) past the reset."""
         kept = self.dir / "kept" / f"seed-{seed}"
         kept.mkdir(parents=True, exist_ok=True)
+        (kept / "notes.json").write_text(json.dumps(notes, indent=1, default=str))
         if self.backend == "sqlite" and self.sqlite_path.parent.exists():
             shutil.copytree(self.sqlite_path.parent, kept / "state", dirs_exist_ok=True)
         requests = self.do_control("/_sandbox/requests")
@@ -326,7 +368,7 @@ class ChaosStack:
         responder["digitalocean"]["timeout_seconds"] = DO_TIMEOUT_SECONDS
         if self.backend == "dynamodb":
             assert self.control is not None
-            responder["state"] = self.control.state(
+            responder["state"] = self.state = self.control.state(
                 f"ddb-failover-control-{seed}",
                 lease_seconds=LEASE_SECONDS,
                 renew_seconds=LEASE_SECONDS / 3,
