@@ -26,9 +26,9 @@ from responder.actions.registry import STATE_DIR_ENV
 from responder.state.dynamodb.create_table import create_control_table
 from responder.state.dynamodb.store import DynamoDBStore
 from responder.state.records import Lease
+from sandbox.control_table import ControlTableServer
 from sandbox.net import wait_until
 from tests.conftest import RegionFactory
-from tests.responder.controlserver import ControlTableServer
 from tests.responder.weblib import (
     VIEWER,
     Responder,
