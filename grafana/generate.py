@@ -575,6 +575,52 @@ def plan_section() -> list[list[Cell]]:
     return [[(now, 8, 5), (age, 4, 5), (timeline, 12, 5)]]
 
 
+def switchover_section() -> list[list[Cell]]:
+    """Planned switchovers and practice runs: the RTO measured in production, run after run."""
+    figure = 'max by (kind, to_region) (responder_switchover_seconds{{figure="{}"}})'
+    times = timeseries(
+        "Switchover time and write unavailability",
+        "Each switchover and practice leg, from the newest one's figures: switchover time "
+        "(start to end) and write unavailability (fence on to fence off, the writes users "
+        "could not make). A step per run; the report of each holds its RPO and drain.",
+        [
+            target(figure.format("duration"), "{{kind}} to {{to_region}}: switchover time"),
+            target(
+                figure.format("write_unavailable"),
+                "{{kind}} to {{to_region}}: write unavailable",
+                "B",
+            ),
+            target(figure.format("drain"), "{{kind}} to {{to_region}}: drain", "C"),
+        ],
+        "s",
+        minimum=0,
+        overrides=[override("unavailable", ORANGE)],
+    )
+    runs = stat(
+        "Practice runs by outcome",
+        "Practice runs the history holds, by outcome: SUCCEEDED, INTERRUPTED (an outcome "
+        "check or a real outage ended it), FAILED (a leg failed), BLOCKED (nothing moved).",
+        [target("max by (outcome) (responder_practice_runs_total)", "{{outcome}}", instant=True)],
+        "short",
+        "value_and_name",
+    )
+    last = stat(
+        "Since the last successful practice run",
+        "How long ago the newest SUCCEEDED practice run ended; FailoverPracticeOverdue fires "
+        "past responder.practice.max_age_days.",
+        [
+            target(
+                "time() - max(responder_practice_last_success_timestamp_seconds > 0)",
+                instant=True,
+            )
+        ],
+        "s",
+        "value",
+        no_value="never",
+    )
+    return [[(times, 16, 8), (runs, 4, 8), (last, 4, 8)]]
+
+
 def site_section() -> list[list[Cell]]:
     """WordPress in every region, as blackbox_exporter's health checks see it."""
     now = stat(
@@ -740,6 +786,15 @@ def overview() -> Json:
                     "kind",
                 ),
                 annotation(
+                    "Practice runs",
+                    "max by (outcome) (responder_practice_runs_total) "
+                    "- max by (outcome) (responder_practice_runs_total offset 1m) > 0",
+                    "purple",
+                    "practice run {{outcome}}",
+                    "a practice run ended {{outcome}}",
+                    "outcome",
+                ),
+                annotation(
                     "Active region changed",
                     "changes(responder_active_region[1m]) > 0 and responder_active_region == 1",
                     BLUE,
@@ -764,6 +819,7 @@ def overview() -> Json:
                 (row("Replication"), replication_section()),
                 (row("Responder"), responder_section()),
                 (row("Failover plan"), plan_section()),
+                (row("Switchovers and practice runs"), switchover_section()),
                 (row("WordPress sites"), site_section()),
             ]
         ),

@@ -30,6 +30,7 @@ from prometheus_client.registry import Collector
 from ddb_failover.config import NOTIFY_EVENTS
 from responder.actions.do_budget import RateLimit
 from responder.decide.practice import OUTCOMES
+from responder.execute import switchover
 from responder.plan.plan import READINESS_ACTION, SITE_ACTION
 from responder.state.records import PHASES, Json, State, TransitionRecord
 
@@ -183,6 +184,15 @@ class ResponderMetrics:
             registry=registry,
             multiprocess_mode="mostrecent",
         )
+        # Not pre-created either: the newest fenced transition's figures, set once it ended.
+        self.switchover_seconds = Gauge(
+            "responder_switchover_seconds",
+            "The newest switchover or practice leg by kind and target: figure duration (start "
+            "to end), write_unavailable (fence to unfence) and drain (the drain marker's wait).",
+            ["kind", "to_region", "figure"],
+            registry=registry,
+            multiprocess_mode="mostrecent",
+        )
         self.store_up = Gauge(
             "responder_state_store_up",
             "1 if the state store answered its last read for a scrape (at most 1 s old), else 0.",
@@ -325,11 +335,26 @@ class ResponderMetrics:
             self.transition_times.labels(*regions, "started").set(last.started_at)
             if last.finished_at is not None:
                 self.transition_times.labels(*regions, last.result).set(last.finished_at)
+                self._switchover(last, last.finished_at)
         if actions is not None:
             for action in self.actions:
                 where = (actions.get(action) or {}).get("region")
                 for region in self.regions:
                     self.action_region.labels(action, region).set(1 if region == where else 0)
+
+    def _switchover(self, record: TransitionRecord, finished_at: float) -> None:
+        """The figures of a fenced transition that ended (none that it does not have)."""
+        found = switchover.figures(record)
+        if found is None:
+            return
+        figures = {
+            "duration": finished_at - record.started_at,
+            "write_unavailable": found["write_unavailable_seconds"],
+            "drain": found["drain_seconds"],
+        }
+        for figure, value in figures.items():
+            if value is not None:
+                self.switchover_seconds.labels(record.kind, record.to_region, figure).set(value)
 
     def refresh_plan(self, plan: dict[str, Any], active_region: str | None) -> None:
         """Set the plan's gauges from the replica's plan document (plan_file.PlanFile.read())."""

@@ -341,3 +341,22 @@ def test_wordpress_row_shows_what_the_site_alerts_watch() -> None:
     blackbox = yaml.safe_load((REPO / "blackbox" / "blackbox.yml").read_text())
     timeout = blackbox["modules"]["wordpress_health"]["timeout"]
     assert red_threshold(panels["Health check duration"]) == float(timeout.removesuffix("s"))
+
+
+def test_switchover_row_shows_each_runs_times_and_practice_outcomes() -> None:
+    dashboard = load(OVERVIEW)
+    rows = [p["title"] for p in dashboard["panels"] if p["type"] == "row"]
+    assert "Switchovers and practice runs" in rows
+    panels = by_title(dashboard)
+    times = panels["Switchover time and write unavailability"]["targets"]
+    figures = {t["expr"].split('figure="')[1].split('"')[0] for t in times}
+    assert figures == {"duration", "write_unavailable", "drain"}
+    assert all("responder_switchover_seconds" in t["expr"] for t in times)
+    (runs,) = panels["Practice runs by outcome"]["targets"]
+    assert runs["expr"] == "max by (outcome) (responder_practice_runs_total)"
+    (last,) = panels["Since the last successful practice run"]["targets"]
+    assert "responder_practice_last_success_timestamp_seconds" in last["expr"]
+    annotations = {a["name"]: a for a in dashboard["annotations"]["list"]}
+    practice = annotations["Practice runs"]
+    assert "responder_practice_runs_total" in practice["expr"]
+    assert "{{outcome}}" in practice["titleFormat"] and practice["tagKeys"] == "outcome"

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from prometheus_client import CollectorRegistry
 
 from responder.actions.drain import Drain
 from responder.actions.fence import FenceValues
@@ -24,6 +25,7 @@ from responder.decide.decision import (
 from responder.execute import operations
 from responder.execute.reconciler import Reconciler
 from responder.execute.switchover import Course, FencePart, figures
+from responder.metrics import ResponderMetrics
 from responder.records import report
 from responder.state.records import Cause, Freeze, NewTransition, State, TransitionRecord
 from responder.state.sqlite.store import SqliteStore
@@ -209,6 +211,29 @@ def test_fence_drain_move_unfence(store: SqliteStore, clock: Clock) -> None:
     shown = report.build(done, config().responder.report, clock.now)
     assert (shown["rpo_seconds"], shown["switchover"]["drained"]) == (0.0, True)
     assert shown["drain_seconds"] is not None and shown["write_unavailable_seconds"] >= 0
+
+
+def test_metrics_carry_the_newest_switchovers_figures(store: SqliteStore, clock: Clock) -> None:
+    """The dashboard's switchover row: time, write unavailability and drain, once it ended."""
+    site = Site(store, MemoryMarker(), clock)
+    metrics = ResponderMetrics(CollectorRegistry(), (EAST, WEST), ("www", "env"))
+    begin(store)
+    metrics.refresh(store.state())  # under way: no figures yet
+
+    def figure(name: str) -> float | None:
+        labels = {"kind": "switchover", "to_region": WEST, "figure": name}
+        return metrics.registry.get_sample_value("responder_switchover_seconds", labels)
+
+    assert figure("duration") is None
+    done = drive(site.reconciler, clock)
+    assert done is not None and done.finished_at is not None
+    metrics.refresh(store.state())
+    found = figures(done)
+    assert found is not None
+    assert figure("duration") == pytest.approx(done.finished_at - done.started_at)
+    assert figure("write_unavailable") == pytest.approx(found["write_unavailable_seconds"])
+    assert figure("drain") == pytest.approx(found["drain_seconds"])
+    assert (figure("duration") or 0) > 0 and (figure("write_unavailable") or 0) > 0
 
 
 def test_a_drain_that_times_out_unfences_and_moves_nothing(
