@@ -99,6 +99,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="responder.switchover.drain_timeout_seconds",
     )
     up.add_argument(
+        "--practice",
+        action="store_true",
+        help="a responder.practice section (runs by `practice run --now` only) asking the "
+        "stack's Alertmanager (blocking_alerts) and Prometheus (outcome_checks: the target's "
+        "site probe); needs prometheus, and sites with blackbox for the probe",
+    )
+    up.add_argument(
+        "--practice-check-interval-seconds",
+        type=float,
+        help="responder.practice.check_interval_seconds (default 15)",
+    )
+    up.add_argument(
         "--extra-actions",
         type=Path,
         help="a YAML list of responder actions to append to the generated ones",

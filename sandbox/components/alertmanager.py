@@ -111,7 +111,9 @@ def _start_replicas(stack: Stack, home: Path, config_file: Path, replicas: int) 
         name = "alertmanager" if index == 0 else f"alertmanager-{index + 1}"
         data = home / ("data" if index == 0 else f"data-{index + 1}")
         data.mkdir(parents=True, exist_ok=True)
-        port = free_port()
+        # The first replica's port may be chosen already: the responder's config names it.
+        port = stack.extras.get("alertmanager_port") if index == 0 else None
+        port = port or free_port()
         url = f"http://127.0.0.1:{port}"
         argv = [
             binary(),

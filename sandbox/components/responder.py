@@ -27,7 +27,7 @@ from sandbox.components.regions import region_names
 from sandbox.components.sites import ensure_env_file, reload_command
 from sandbox.net import free_port
 from sandbox.regions import SANDBOX_CREDENTIALS, Region
-from sandbox.stack import Stack, component
+from sandbox.stack import Stack, component, plan
 
 ZONE = "example.test."
 ORIGIN_RECORD = f"origin.{ZONE}"
@@ -191,7 +191,34 @@ def _configure(stack: Stack) -> None:
         # The page's region cards read Prometheus, which starts after the config is written.
         stack.extras["prometheus_port"] = free_port()
         section["prometheus_url"] = f"http://127.0.0.1:{stack.extras['prometheus_port']}"
+    if stack.options.get("practice"):
+        section["practice"] = _practice(stack)
     stack.config_data.setdefault("responder", {}).update(section)  # beside the tables' consistency
+
+
+def _practice(stack: Stack) -> dict[str, Any]:
+    """responder.practice for --practice: runs on demand (`practice run --now`), to the
+    second region; any critical alert in the stack's Alertmanager blocks a start, and the
+    target's site probe (through Prometheus) must stay up while the run holds there."""
+    running = plan(stack.options.get("only"))
+    if "prometheus" not in running:
+        raise ValueError("--practice needs prometheus (and its alertmanager) in the stack")
+    # Both start after the config is written: their ports are chosen now.
+    stack.extras.setdefault("prometheus_port", free_port())
+    stack.extras["alertmanager_port"] = free_port()
+    target = region_names(stack)[1]
+    section: dict[str, Any] = {
+        "enabled": False,
+        "target": target,
+        "alertmanager_url": f"http://127.0.0.1:{stack.extras['alertmanager_port']}",
+        "blocking_alerts": ['severity="critical"'],
+        "prometheus_url": f"http://127.0.0.1:{stack.extras['prometheus_port']}",
+        "outcome_checks": [f'probe_success{{job="wordpress",region="{target}"}} == 1'],
+    }
+    interval = stack.options.get("practice_check_interval_seconds")
+    if interval is not None:
+        section["check_interval_seconds"] = float(interval)
+    return section
 
 
 def _notify(stack: Stack, responder_url: str) -> dict[str, Any]:

@@ -1,0 +1,146 @@
+"""Practice runs that do not succeed, on one stack of their own (`sandbox up --practice`).
+
+The responder asks the stack's real Alertmanager for blocking alerts (any critical one)
+and its real Prometheus for the outcome check (the target's WordPress probe, through
+blackbox_exporter). A critical alert posted to Alertmanager blocks a start, with nothing
+moved; the target's site stopped while the run holds there ends it INTERRUPTED, back home.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from sandbox.net import wait_until
+from sandbox.watch import http_json
+from tests.e2e.conftest import E2EStack, small_stack
+
+pytestmark = pytest.mark.e2e
+EAST, WEST = "us-east-1", "eu-west-1"
+NEEDED = ("responder", "exporter", "prometheus", "alertmanager", "blackbox")
+ONLY = (*NEEDED, "sites")  # they register as site:REGION
+CHECK_INTERVAL_SECONDS = 2
+BLOCKER = {"alertname": "HighErrorRate", "severity": "critical", "region": WEST}
+
+
+@pytest.fixture(scope="module")
+def view(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2EStack]:
+    options = (
+        *("--plan-interval-seconds", "2", "--min-dwell-seconds", "20", "--practice"),
+        *("--practice-check-interval-seconds", str(CHECK_INTERVAL_SECONDS)),
+    )
+    with small_stack(tmp_path_factory, NEEDED, *options, only=ONLY) as stack:
+        e2e = E2EStack(stack.dir, stack.urls, stack.token)
+        plan = f"{stack.urls['responder']}/api/v1/plan"
+        wait_until(lambda: http_json(plan, stack.token)["ready"], 90, 0.5, "a ready plan")
+        yield e2e
+
+
+def alertmanager(view: E2EStack) -> str:
+    return view.alertmanager_replicas()[0]
+
+
+def post_alert(view: E2EStack, labels: dict[str, str], ends_in: float) -> None:
+    """Send an alert to Alertmanager as Prometheus would: ends_in <= 0 resolves it."""
+    now = time.time()
+    alert = {
+        "labels": labels,
+        "annotations": {"summary": "set by the test"},
+        "startsAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now - 60)),
+        "endsAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now + ends_in)),
+    }
+    request = urllib.request.Request(
+        f"{alertmanager(view)}/api/v2/alerts",
+        data=json.dumps([alert]).encode(),
+        method="POST",
+        headers={"Content-Type": "application/json"},
+    )
+    urllib.request.urlopen(request, timeout=5).close()
+
+
+def active(view: E2EStack, alertname: str) -> list[Any]:
+    query = urllib.parse.urlencode({"active": "true", "filter": f'alertname="{alertname}"'})
+    return list(http_json(f"{alertmanager(view)}/api/v2/alerts?{query}"))
+
+
+def site_probe(view: E2EStack, region: str) -> float | None:
+    """The target's site probe as Prometheus has it now (None: no sample)."""
+    query = f'probe_success{{job="wordpress",region="{region}"}}'
+    url = f"{view.urls['prometheus']}/api/v1/query?{urllib.parse.urlencode({'query': query})}"
+    result = http_json(url)["data"]["result"]
+    return float(result[0]["value"][1]) if result else None
+
+
+def practice(view: E2EStack) -> dict[str, Any]:
+    return dict(http_json(f"{view.urls['responder']}/api/v1/practice", view.token))
+
+
+def report(view: E2EStack, transition: str) -> dict[str, Any]:
+    url = f"{view.urls['responder']}/api/v1/transitions/{transition}/report"
+    return dict(http_json(url, view.token))
+
+
+def test_a_blocking_alert_firing_blocks_the_start_with_nothing_moved(view: E2EStack) -> None:
+    assert view.status()["active_region"] == EAST
+    writes = view.do_writes()
+    post_alert(view, BLOCKER, ends_in=600)
+    try:
+        wait_until(lambda: active(view, "HighErrorRate"), 30, 0.5, "the alert in Alertmanager")
+        done = view.cli("practice", "run", "--now", "--hold", "10", "--wait", "60")
+        assert done.returncode != 0, done.stdout + done.stderr
+        assert "blocking alert active: HighErrorRate{region=eu-west-1}" in done.stdout + done.stderr
+        shown = practice(view)
+        run = shown["runs"][0]
+        assert (run["outcome"], run["legs"]) == ("BLOCKED", []), run
+        assert "HighErrorRate" in run["reason"] and shown["current"] is None
+        # Nothing moved: no write reached DigitalOcean, no transition began, still home.
+        assert view.do_writes() == writes
+        assert view.status()["active_region"] == EAST
+        assert not [t for t in view.history()["transitions"] if t["kind"] == "practice"]
+    finally:
+        post_alert(view, BLOCKER, ends_in=-1)
+    wait_until(lambda: not active(view, "HighErrorRate"), 30, 0.5, "the alert resolved")
+
+
+def test_an_outcome_check_turning_false_interrupts_the_run_back_home(view: E2EStack) -> None:
+    assert view.status()["active_region"] == EAST
+    wait_until(lambda: site_probe(view, WEST) == 1, 60, 0.5, "the target's site probed up")
+    begun = view.cli("practice", "run", "--now", "--hold", "600")
+    assert begun.returncode == 0, begun.stdout + begun.stderr
+
+    def holding() -> dict[str, Any] | None:
+        current = practice(view)["current"]
+        return current if current and current["phase"] == "holding" else None
+
+    run = wait_until(holding, 120, 0.5, "the run holding in the target")
+    assert view.status()["active_region"] == WEST
+    stopped = time.time()
+    view.chaos(WEST, "site-down")
+    try:
+
+        def ended() -> dict[str, Any] | None:
+            found = next(r for r in practice(view)["runs"] if r["id"] == run["id"])
+            return found if found["phase"] == "ended" else None
+
+        # The probe fails at its next scrape (2 s), the check sees it within its interval,
+        # then leg 2 switches back (fence, drain, move, unfence).
+        over = wait_until(ended, 120, 0.5, "the run ended")
+    finally:
+        view.chaos(WEST, "site-up")
+    assert over["outcome"] == "INTERRUPTED", over
+    assert f'outcome check false: probe_success{{job="wordpress",region="{WEST}"}}' in (
+        over["reason"] or ""
+    ), over
+    assert len(over["legs"]) == 2, over
+    back = report(view, over["legs"][1])
+    assert back["transition"]["kind"] == "practice"
+    assert (back["transition"]["to_region"], back["transition"]["result"]) == (EAST, "completed")
+    assert view.status()["active_region"] == EAST
+    # Long before the 600 s hold: the check, not the clock, ended it.
+    assert time.time() - stopped < 120
