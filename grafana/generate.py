@@ -787,8 +787,9 @@ def overview() -> Json:
                 ),
                 annotation(
                     "Practice runs",
-                    "max by (outcome) (responder_practice_runs_total) "
-                    "- max by (outcome) (responder_practice_runs_total offset 1m) > 0",
+                    # delta (a gauge: retention may lower it), not offset: a series younger
+                    # than the offset (Prometheus just started) would mark nothing.
+                    "max by (outcome) (delta(responder_practice_runs_total[1m])) > 0",
                     "purple",
                     "practice run {{outcome}}",
                     "a practice run ended {{outcome}}",

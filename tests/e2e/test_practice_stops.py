@@ -13,6 +13,7 @@ import time
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,6 +27,7 @@ EAST, WEST = "us-east-1", "eu-west-1"
 NEEDED = ("responder", "exporter", "prometheus", "alertmanager", "blackbox")
 ONLY = (*NEEDED, "sites")  # they register as site:REGION
 CHECK_INTERVAL_SECONDS = 2
+DASHBOARD = Path(__file__).resolve().parents[2] / "grafana/dashboards/ddb-failover-overview.json"
 BLOCKER = {"alertname": "HighErrorRate", "severity": "critical", "region": WEST}
 
 
@@ -69,12 +71,26 @@ def active(view: E2EStack, alertname: str) -> list[Any]:
     return list(http_json(f"{alertmanager(view)}/api/v2/alerts?{query}"))
 
 
+def query(view: E2EStack, expr: str) -> list[dict[str, Any]]:
+    """An instant query's samples from the stack's Prometheus."""
+    url = f"{view.urls['prometheus']}/api/v1/query?{urllib.parse.urlencode({'query': expr})}"
+    return list(http_json(url)["data"]["result"])
+
+
 def site_probe(view: E2EStack, region: str) -> float | None:
     """The target's site probe as Prometheus has it now (None: no sample)."""
-    query = f'probe_success{{job="wordpress",region="{region}"}}'
-    url = f"{view.urls['prometheus']}/api/v1/query?{urllib.parse.urlencode({'query': query})}"
-    result = http_json(url)["data"]["result"]
+    result = query(view, f'probe_success{{job="wordpress",region="{region}"}}')
     return float(result[0]["value"][1]) if result else None
+
+
+def dashboard_exprs() -> dict[str, str]:
+    """The overview dashboard's queries by panel title (annotations by name), as shipped."""
+    board = json.loads(DASHBOARD.read_text(encoding="utf-8"))
+    found = {a["name"]: a["expr"] for a in board["annotations"]["list"]}
+    for panel in board["panels"]:
+        for index, target in enumerate(panel.get("targets", [])):
+            found[f"{panel['title']}#{index}"] = target["expr"]
+    return found
 
 
 def practice(view: E2EStack) -> dict[str, Any]:
@@ -144,3 +160,28 @@ def test_an_outcome_check_turning_false_interrupts_the_run_back_home(view: E2ESt
     assert view.status()["active_region"] == EAST
     # Long before the 600 s hold: the check, not the clock, ended it.
     assert time.time() - stopped < 120
+    # The dashboard's row and annotation, through the stack's real Prometheus: the legs'
+    # write unavailability, the run's outcome, and its end marked.
+    exprs = dashboard_exprs()
+    unavailable = exprs["Switchover time and write unavailability#1"]
+
+    def legs_figures() -> list[dict[str, Any]] | None:
+        found = query(view, unavailable)
+        return found if {r["metric"].get("to_region") for r in found} >= {EAST} else None
+
+    found = wait_until(legs_figures, 30, 1, "the legs' figures")
+    (figure,) = [r for r in found if r["metric"]["to_region"] == EAST]
+    assert figure["metric"]["kind"] == "practice" and float(figure["value"][1]) > 0
+    outcomes = exprs["Practice runs by outcome#0"]
+
+    def interrupted() -> float | None:
+        shown = {r["metric"]["outcome"]: float(r["value"][1]) for r in query(view, outcomes)}
+        return shown.get("INTERRUPTED")
+
+    assert wait_until(interrupted, 30, 1, "the run counted INTERRUPTED") == 1
+
+    def marked() -> list[dict[str, Any]]:
+        found = query(view, exprs["Practice runs"])
+        return [r for r in found if r["metric"]["outcome"] == "INTERRUPTED"]
+
+    wait_until(marked, 30, 1, "the run's end marked by the annotation")
