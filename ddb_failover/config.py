@@ -734,8 +734,10 @@ def _one_secret_per_token(responder: ResponderConfig) -> None:
 def _location(loc: tuple[int | str, ...], data: Any) -> str:
     """The YAML key path of an error, without pydantic's tagged-union tags."""
     parts: list[str] = []
+    tagged: Any = None  # the mapping whose tag was passed (a command action has a key command)
     for item in loc:
-        if isinstance(data, dict) and item not in data and item in _tags(data):
+        if isinstance(data, dict) and item in _tags(data) and tagged is not data:
+            tagged = data
             continue  # a discriminator tag pydantic inserts, not a key the user wrote
         parts.append(str(item))
         try:

@@ -24,7 +24,7 @@ from responder.actions.base import Action
 from responder.actions.do_budget import Budget
 from responder.actions.do_client import DOClient
 from responder.actions.drain import Drain, Marker
-from responder.actions.fence import FenceValues
+from responder.actions.fence import FenceValues, steady_fence
 from responder.actions.inspection import Limits
 from responder.decide.readiness import CachedReadiness, ReadinessChecker
 from responder.execute.reconciler import Reconciler, StepEvent
@@ -175,7 +175,7 @@ def create_app(
         clock=clock,
     )
     plan_file, plan_runner = _plan(
-        config, store, injected, plan_readiness, plan_dir, clock, secrets.redact, budget
+        config, store, injected, plan_readiness, plan_dir, clock, secrets.redact, budget, fences
     )
     service = Service(
         config,
@@ -249,6 +249,7 @@ def _plan(
     clock: Callable[[], float],
     redact: Callable[[str], str],
     budget: Budget,
+    fences: Sequence[tuple[Action, FenceValues]] | None = None,
 ) -> tuple[PlanFile, PlanRunner]:
     """The plan file every worker reads, and this worker's evaluation loop.
 
@@ -265,8 +266,20 @@ def _plan(
         readiness,
         (lambda: injected) if injected is not None else (lambda: _build_actions(config, budget)),
         budget,
+        lambda: [steady_fence(a, v) for a, v in _fences(config, injected, fences)],
     )
     return plan_file, PlanRunner(source, plan_file, interval)
+
+
+def _fences(
+    config: Config,
+    injected: Sequence[Action] | None,
+    fences: Sequence[tuple[Action, FenceValues]] | None,
+) -> Sequence[tuple[Action, FenceValues]]:
+    """The switchover's fence actions: injected, none beside injected actions, else built."""
+    if fences is not None:
+        return fences
+    return [] if injected is not None else action_registry.build_fences(config)
 
 
 def _course(
@@ -277,8 +290,7 @@ def _course(
     marker: Marker | None,
 ) -> Course:
     """What each transition runs: a switchover's fence, drain and unfence around the actions."""
-    if fences is None:
-        fences = [] if injected is not None else action_registry.build_fences(config)
+    fences = _fences(config, injected, fences)
     settings = config.responder
     if marker is None:
         endpoints = {region.name: region.endpoint_url for region in config.regions}

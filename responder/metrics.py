@@ -9,7 +9,10 @@ from the store first, so its values are the newest whichever worker answers.
 The plan's gauges follow the same rule, refreshed from the replica's plan file
 (responder/plan/plan_file.py), whichever worker evaluated it. DigitalOcean's rate limit
 gauges are "mostrecent" too, set by whichever worker saw a DigitalOcean answer last (0 before
-any).
+any). responder_action_drift is a custom collector, computed at each scrape from the plan
+file and the store (shared by every worker, so it is right whichever worker answers): it
+must have no sample at all while a transition is in progress, which a multiprocess gauge
+cannot express.
 """
 
 from __future__ import annotations
@@ -20,7 +23,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
 
 from ddb_failover.config import NOTIFY_EVENTS
 from responder.actions.do_budget import RateLimit
@@ -58,6 +63,38 @@ DECISION_KINDS = (
 WEBHOOK_CODES = ("202", "400", "401", "403", "413", "415", "500", "503")
 
 
+class DriftCollector(Collector):
+    """responder_action_drift{action}: 1 when the live state differs from the active region's
+    desired state, 0 when it matches; no sample while a transition is in progress, or for an
+    action whose read failed, or from a plan stale or made for another active region."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, float] = {}
+
+    def refresh(self, plan: dict[str, Any], state: State | None) -> None:
+        """Set the values from the replica's plan document and the store's snapshot."""
+        current = (
+            state is not None
+            and state.in_progress is None
+            and not plan.get("stale")
+            and plan.get("active_region") == state.active_region
+        )
+        drifted = {d.get("action") for d in plan.get("drift") or ()}
+        checked = plan.get("drift_checked") or () if current else ()
+        self.values = {a: 1.0 if a in drifted else 0.0 for a in checked}
+
+    def collect(self) -> Any:
+        family = GaugeMetricFamily(
+            "responder_action_drift",
+            "1 when the action's live state differs from the active region's desired state, "
+            "0 when it matches; no sample while a transition is in progress.",
+            labels=["action"],
+        )
+        for action, value in sorted(self.values.items()):
+            family.add_metric([action], value)
+        yield family
+
+
 def multiprocess_dir() -> str | None:
     """The multiprocess directory when running under gunicorn's workers, else None."""
     return os.environ.get(MULTIPROC_ENV) or None
@@ -77,6 +114,9 @@ class ResponderMetrics:
     ) -> None:
         self.registry = registry
         self.multiproc_dir = multiproc_dir
+        self.drift = DriftCollector()
+        if multiproc_dir is None:
+            registry.register(self.drift)
         self.regions = tuple(regions)
         self.active_region = Gauge(
             "responder_active_region",
@@ -338,4 +378,5 @@ class ResponderMetrics:
             return generate_latest(self.registry)
         registry = CollectorRegistry()
         MultiProcessCollector(registry, path=self.multiproc_dir)
+        registry.register(self.drift)
         return generate_latest(registry)

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -90,15 +90,18 @@ def start_stack(directory: Path, *options: str) -> subprocess.Popen[bytes]:
     return proc
 
 
-def wait_stack(directory: Path, proc: subprocess.Popen[bytes]) -> StackView:
-    """Wait until every component of the stack is up; RuntimeError if it died."""
+def wait_stack(
+    directory: Path, proc: subprocess.Popen[bytes], components: Sequence[str] = COMPONENTS
+) -> StackView:
+    """Wait until every component of the stack (or those named) is up; RuntimeError if it
+    died."""
 
     def ready() -> StackView | None:
         if proc.poll() is not None:
             tail = (directory / "sandbox-up.log").read_text(errors="replace")[-3000:]
             raise RuntimeError(f"sandbox up exited with {proc.returncode}:\n{tail}")
         view = StackView.load(directory)
-        return view if all(name in view.urls for name in COMPONENTS) else None
+        return view if all(name in view.urls for name in components) else None
 
     return wait_until(ready, 180, interval=0.5, message="the sandbox stack")
 

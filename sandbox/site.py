@@ -14,15 +14,18 @@ The site serves one virtual host, H (nginx's server_name); any other Host header
 - ``GET /healthz`` is 200 only when the site can read its own region's replica of T (a
   consistent read of the canary item): the web tier and the data it would serve from
   once traffic is here. 503 otherwise, with the reason.
-- ``GET /_sandbox/config`` says which DynamoDB region the site reads now (no DynamoDB
-  call), for the reload command to confirm a reload.
+- ``POST /posts`` ``{"id", "title"}`` stores a post in the DynamoDB region the env file
+  names (201), or answers 503 while the env file says ``WP_READ_ONLY=1`` (the switchover's
+  fence: WordPress in maintenance mode).
+- ``GET /_sandbox/config`` says which DynamoDB region the site reads now and whether it is
+  read-only (no DynamoDB call), for the reload command to confirm a reload.
 
 SIGHUP re-reads the env file (PHP-FPM's reload); SIGTERM stops the site. Every answer
 carries ``X-Site-Region`` and ``X-DynamoDB-Region``.
 
 ``reload`` is the env_file action's reload command in the sandbox: it sends SIGHUP to
 every site that runs in the stack of DIR (stack.json) and waits until each one reads
-the region the env file names; exit 1 naming the sites that did not.
+the region (and read-only flag) the env file names; exit 1 naming the sites that did not.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ from sandbox.jsonhttp import JsonHandler
 from sandbox.net import serve_until_stopped
 
 VARIABLE = "DYNAMODB_REGION"
+READ_ONLY = "WP_READ_ONLY"  # 1: the site refuses writes (a switchover's fence); 0: it takes them
 POST_MARKER = "post_title"  # items with it are posts; heartbeats and the canary are not
 READ_TIMEOUT_SECONDS = 1.0
 RELOAD_TIMEOUT_SECONDS = 5.0
@@ -51,8 +55,8 @@ SITE_PREFIX = "site:"
 ENV_FILE = "wordpress/dynamodb.env"  # under the stack's directory
 
 
-def read_region(env_file: Path) -> str | None:
-    """The value of DYNAMODB_REGION in an env file (the last assignment wins), or None."""
+def read_env(env_file: Path, variable: str = VARIABLE) -> str | None:
+    """The value of variable in an env file (the last assignment wins), or None."""
     try:
         text = env_file.read_text(encoding="utf-8")
     except OSError:
@@ -60,9 +64,19 @@ def read_region(env_file: Path) -> str | None:
     value = None
     for line in text.splitlines():
         name, sep, raw = line.strip().removeprefix("export ").partition("=")
-        if sep and name.strip() == VARIABLE:
+        if sep and name.strip() == variable:
             value = raw.strip().strip("\"'")
     return value or None
+
+
+def read_region(env_file: Path) -> str | None:
+    """The value of DYNAMODB_REGION in an env file, or None."""
+    return read_env(env_file)
+
+
+def read_only(env_file: Path) -> bool:
+    """True when the env file sets WP_READ_ONLY=1 (the switchover's fence)."""
+    return read_env(env_file, READ_ONLY) == "1"
 
 
 def newest_post(items: list[dict[str, Any]]) -> dict[str, str] | None:
@@ -114,6 +128,7 @@ class Site:
             for name, url in endpoints.items()
         }
         self.reloads = 0
+        self.read_only = False
         self.dynamodb_region = self.reload()
 
     def reload(self) -> str:
@@ -121,8 +136,30 @@ class Site:
         found = read_region(self.env_file)
         if found is not None:
             self.dynamodb_region = found
+        self.read_only = read_only(self.env_file)
         self.reloads += 1
         return self.dynamodb_region
+
+    def write_post(self, body: Any) -> tuple[int, dict[str, Any]]:
+        """Store a post ({"id", "title"}) in the DynamoDB region the env file names; 503
+        while read-only, as WordPress in maintenance mode."""
+        if not isinstance(body, dict) or not all(
+            isinstance(body.get(k), str) and body.get(k) for k in ("id", "title")
+        ):
+            return 400, {"error": 'body must be {"id": "...", "title": "..."}'}
+        region = self.dynamodb_region
+        if self.read_only:
+            return 503, {"error": "read-only: writes are fenced", "region": region}
+        item = {
+            next(iter(self.canary)): {"S": body["id"]},
+            "post_title": {"S": body["title"]},
+            "post_date": {"S": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())},
+        }
+        try:
+            self.clients[region].put_item(TableName=self.table, Item=item)
+        except Exception as exc:  # WordPress's "could not save": the write is not acknowledged
+            return 500, {"error": f"write failed: {type(exc).__name__}", "region": region}
+        return 201, {"id": body["id"], "region": region}
 
     def health(self) -> tuple[int, dict[str, Any]]:
         """200 when the own region's replica answers a consistent read of the canary."""
@@ -162,7 +199,8 @@ def make_server(site: Site, host: str = "127.0.0.1", port: int = 0) -> Threading
         def do_GET(self) -> None:
             path = self.path.split("?", 1)[0]
             if path == "/_sandbox/config":
-                self.reply(200, {"region": site.region, "dynamodb_region": site.dynamodb_region})
+                about = {"region": site.region, "dynamodb_region": site.dynamodb_region}
+                self.reply(200, {**about, "read_only": site.read_only})
                 return
             host = (self.headers.get("Host") or "").rsplit(":", 1)[0].lower()
             if host != site.host_name:
@@ -182,6 +220,18 @@ def make_server(site: Site, host: str = "127.0.0.1", port: int = 0) -> Threading
                 self.wfile.write(page)
             else:
                 self.reply(404, {"error": f"no page {path}"}, self._headers())
+
+        def do_POST(self) -> None:
+            host = (self.headers.get("Host") or "").rsplit(":", 1)[0].lower()
+            if host != site.host_name or self.path != "/posts":
+                self.reply(404, {"error": f"no page {self.path}"}, self._headers())
+                return
+            try:
+                body = json.loads(self.read_body() or b"null")
+            except ValueError:
+                body = None
+            code, answer = site.write_post(body)
+            self.reply(code, answer, self._headers())
 
     server = ThreadingHTTPServer((host, port), Handler)
     server.daemon_threads = True
@@ -215,9 +265,10 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _reads(url: str) -> str | None:
+def _reads(url: str) -> tuple[str, bool]:
     with urllib.request.urlopen(f"{url}/_sandbox/config", timeout=1) as response:
-        return str(json.load(response)["dynamodb_region"])
+        about = json.load(response)
+        return str(about["dynamodb_region"]), bool(about.get("read_only"))
 
 
 def reload_sites(directory: Path, timeout: float = RELOAD_TIMEOUT_SECONDS) -> list[str]:
@@ -228,7 +279,7 @@ def reload_sites(directory: Path, timeout: float = RELOAD_TIMEOUT_SECONDS) -> li
         for name, entry in state.get("components", {}).items()
         if name.startswith(SITE_PREFIX) and entry.get("pid")
     }
-    wanted = read_region(directory / ENV_FILE)
+    wanted = (read_region(directory / ENV_FILE), read_only(directory / ENV_FILE))
     lagging = []
     for name, entry in sites.items():
         try:

@@ -64,6 +64,13 @@ class Fence(Action):
         """The inner action's read-only checks, for the fence's value."""
         return self.inner.examine(self.value(region), desired, limits, problems)
 
+    def left_on(self, current: Json) -> bool:
+        """True when current (a read of the object) holds the fenced value."""
+        value = current.get("value") if isinstance(current, dict) else current
+        return bool(
+            value == self.values.fenced or current == self.inner.desired(self.values.fenced)
+        )
+
     def digitalocean_calls(self) -> int:
         """As many as the inner action makes."""
         return self.inner.digitalocean_calls()
@@ -72,6 +79,11 @@ class Fence(Action):
 def fence_step(inner: Action, values: FenceValues, target: str) -> Fence:
     """The step that fences writes before the drain (opened again by a rollback)."""
     return Fence(inner, values, FENCE_PREFIX + inner.name, target)
+
+
+def steady_fence(inner: Action, values: FenceValues) -> Fence:
+    """The fence as it must be between switchovers: open. One left on is drift."""
+    return Fence(inner, values, FENCE_PREFIX + inner.name, None)
 
 
 def unfence_step(inner: Action, values: FenceValues) -> Fence:

@@ -151,6 +151,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help=f"how long to wait for the transition to end ({WAIT_SECONDS:g}; 0: do not wait)",
     )
+    repair = command(
+        "repair", "put drifted actions back in the active region's state (a person decides)"
+    )
+    repair.add_argument("--reason", required=True, help="why, for the history")
+    repair.add_argument("--action", metavar="NAME", help="only this action (default: all)")
     approve = command("approve", "say yes to the transition waiting for approval")
     approve.add_argument("id", metavar="ID", help="the transition's id (ddb-responder status)")
     approve.add_argument("--reason", default="", help="why, for the history")
@@ -265,6 +270,10 @@ def init_state(args: argparse.Namespace) -> int:
 
     config = _config(args, required=True)
     assert config is not None
+    try:
+        AuditKeys.from_config(config.responder.audit)  # the genesis is sealed with it
+    except ConfigError as exc:
+        raise CliError(str(exc), EXIT_USAGE) from None
     try:
         created = create_control_table(config)
     except StoreError as exc:

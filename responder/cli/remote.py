@@ -37,6 +37,7 @@ MUTATING = (
     "abort",
     "approve",
     "decline",
+    "repair",
 )
 Json = Any
 
@@ -293,6 +294,8 @@ def run(args: argparse.Namespace, config: Config | None) -> int:
         body["transition_id"] = args.id
     if command == "abort":
         body["rollback"] = args.rollback
+    if command == "repair" and args.action:
+        body["action"] = args.action
     answer = client.ok(command, "POST", f"/api/v1/{command}", body, show=args.json)
     record = answer["transition"]
     if command != "abort" or args.wait <= 0:

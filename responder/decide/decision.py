@@ -25,7 +25,7 @@ from responder.model.alerts import (
     Alert,
     format_time,
 )
-from responder.state.records import Cause, State, TransitionKind
+from responder.state.records import Cause, DecidedKind, State, TransitionKind
 
 HOUR = 3600.0
 # The active region is down: its DynamoDB, or its WordPress. Both fail over.
@@ -196,7 +196,7 @@ class Decision:
 class _Intent:
     """A transition the alerts ask for, before the safety gates and readiness."""
 
-    kind: TransitionKind
+    kind: DecidedKind
     source: str
     targets: tuple[str, ...]
     cause: Cause

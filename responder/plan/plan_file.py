@@ -55,15 +55,20 @@ def not_ready(document: dict[str, Any], region: str) -> str | None:
     entry = document.get("regions", {}).get(region)
     if entry is None:
         return f"the plan has no entry for {region}"
-    if entry.get("ready"):
+    fences = document.get("fences") or []
+    if entry.get("ready") and not _errors(fences):
         return None
-    errors = [
+    errors = _errors(entry.get("actions", [])) + _errors(fences)
+    return f"the plan for {region} is not ready: {'; '.join(errors[:3]) or 'see the plan'}"
+
+
+def _errors(inspections: list[dict[str, Any]]) -> list[str]:
+    return [
         str(problem.get("message"))
-        for action in entry.get("actions", [])
-        for problem in action.get("problems", [])
+        for inspection in inspections
+        for problem in inspection.get("problems", [])
         if problem.get("severity") == "error"
     ]
-    return f"the plan for {region} is not ready: {'; '.join(errors[:3]) or 'see the plan'}"
 
 
 def select(document: dict[str, Any], region: str) -> dict[str, Any]:

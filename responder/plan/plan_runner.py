@@ -28,6 +28,7 @@ from ddb_failover.config import Config, ConfigError
 from ddb_failover.logs import kv
 from responder.actions.base import Action
 from responder.actions.do_budget import Budget
+from responder.actions.fence import Fence
 from responder.actions.inspection import Limits
 from responder.model.errors import ActionError
 from responder.plan import plan as plans
@@ -96,7 +97,9 @@ class PlanSource:
     readiness: plans.ReadinessFn
     build_actions: Callable[[], Sequence[Action]]
     budget: Budget | None = None  # what the actions' DigitalOcean answers said of the budget
+    build_fences: Callable[[], Sequence[Fence]] = tuple  # the switchover's, as they must be
     _actions: Sequence[Action] | None = field(default=None, repr=False)
+    _fences: Sequence[Fence] | None = field(default=None, repr=False)
 
     def active_region(self) -> str:
         """The active region now; StoreUnavailable when the store cannot say."""
@@ -106,6 +109,8 @@ class PlanSource:
         """One evaluation of the plan for every region but active."""
         if self._actions is None:
             self._actions = list(self.build_actions())
+        if self._fences is None:
+            self._fences = list(self.build_fences())
         settings = self.config.responder
         plan = plans.evaluate(
             self._actions,
@@ -116,6 +121,7 @@ class PlanSource:
             Limits(max_ttl_seconds=settings.plan.max_ttl_seconds),
             budget=self.budget,
             evaluator=holder_name(),
+            fences=self._fences,
         )
         return replace(plan, consistency=consistency.describe(self.config))
 

@@ -1,5 +1,5 @@
 """The operator API: status, history, plan, failover, switchover, practice, freeze, unfreeze,
-retry, skip, abort, approve and decline.
+retry, skip, abort, repair, approve and decline.
 
 Mutations need the token. A command that does not apply to the transition as it
 is now (nothing failing, another step in trouble, no transition) answers 409.
@@ -219,6 +219,21 @@ def abort() -> Response:
     rollback = _flag(data, "rollback")
     reason = _string(data, "reason")
     return _accepted(service().abort(by, reason, rollback, _transition_id(data)))
+
+
+@bp.post("/repair")
+def repair() -> Response:
+    """Reconcile drifted actions (or the one named) to the active region: 202, 400 or 409."""
+    by = operator()
+    data = _body()
+    svc = service()
+    action = _string(data, "action") if data.get("action") is not None else None
+    configured = [a.name for a in svc.actions]
+    if action is not None and action not in configured:
+        raise RequestProblem(
+            400, f"unknown action {action!r}; configured: {', '.join(configured)}", "action"
+        )
+    return _accepted(svc.repair(by, _string(data, "reason"), action))
 
 
 @bp.post("/approve")

@@ -90,7 +90,9 @@ def metrics() -> Response:
     svc.metrics.refresh(values.state, values.actions)
     svc.metrics.approvals(values.recent)
     active = values.state.active_region if values.state else None
-    svc.metrics.refresh_plan(svc.plan(), active)
+    plan = svc.plan()
+    svc.metrics.refresh_plan(plan, active)
+    svc.metrics.drift.refresh(plan, values.state)
     if values.state is not None:  # the store answered: read the runs (cached as the rest)
         runs = current_app.extensions[PRACTICES].cached_runs()
         setting = svc.config.responder.practice

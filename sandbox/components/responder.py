@@ -103,7 +103,24 @@ def _actions(stack: Stack, aws: dict[str, Any]) -> list[dict[str, Any]]:
         "variable": "DYNAMODB_REGION",
         "reload_command": reload_command(stack),  # the sites re-read it (sandbox/site.py)
     }
-    return [*actions, origin, parameter, env, *_extra(stack)]
+    generated = [*actions, origin, parameter, env]
+    timeout = stack.options.get("action_timeout_seconds")
+    if timeout is not None:
+        generated = [{**a, "timeout_seconds": float(timeout)} for a in generated]
+    return [*generated, *_extra(stack)]
+
+
+def _read_only(stack: Stack) -> dict[str, Any]:
+    """The switchover's fence: WordPress read-only (WP_READ_ONLY in its env file)."""
+    return {
+        "name": "wp-read-only",
+        "type": "env_file",
+        "path": str(ensure_env_file(stack)),
+        "variable": "WP_READ_ONLY",
+        "reload_command": reload_command(stack),
+        "fenced": "1",
+        "open": "0",
+    }
 
 
 def _extra(stack: Stack) -> list[dict[str, Any]]:
@@ -144,7 +161,7 @@ def _configure(stack: Stack) -> None:
         "policy": {
             "failback": "auto",
             "min_dwell_seconds": float(stack.options.get("min_dwell_seconds", 20)),
-            "max_transitions_per_hour": 10,
+            "max_transitions_per_hour": int(stack.options.get("max_transitions_per_hour", 10)),
             "rpo_seconds": 60,
             "readiness_timeout_seconds": 1.0,
             "transition_deadline_seconds": float(
@@ -159,10 +176,15 @@ def _configure(stack: Stack) -> None:
             )
         },
         "actions": _actions(stack, aws),
+        "switchover": {
+            "drain_timeout_seconds": float(stack.options.get("drain_timeout_seconds", 30)),
+            "fence": [_read_only(stack)],
+        },
     }
     do = stack.config_data.get("_sandbox", {}).get("do_api")
     if do is not None:
-        section["digitalocean"] = {**do["digitalocean"], "timeout_seconds": 5}
+        timeout = float(stack.options.get("do_timeout_seconds", 5))
+        section["digitalocean"] = {**do["digitalocean"], "timeout_seconds": timeout}
     section["notify"] = _notify(stack, f"http://127.0.0.1:{port}")
     only = stack.options.get("only")
     if only is None or "prometheus" in only:

@@ -48,7 +48,7 @@ def ensure_env_file(stack: Stack) -> Path:
     path = stack.dir / ENV_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     if not path.exists():
-        path.write_text(f"DYNAMODB_REGION={region_names(stack)[0]}\n")
+        path.write_text(f"DYNAMODB_REGION={region_names(stack)[0]}\nWP_READ_ONLY=0\n")
     return path
 
 

@@ -32,6 +32,7 @@ CONTRACT_ALERTS = {
     "FailoverStateStoreDown",
     "FailoverAwaitingApproval",
     "FailoverPlanNotReady",
+    "FailoverDrift",
     "WordPressSiteDown",
     "WordPressSiteDownInActiveRegion",
     "DynamoDBReplicaNotActive",

@@ -100,6 +100,20 @@ BAD = {
         "responder.actions.0: poll_interval_seconds (120) must not exceed timeout_seconds (60)"
     ],
     "bad-app-env-values.yml": ["responder.actions.0.values: unknown region ap-south-1"],
+    "bad-switchover-fence.yml": [
+        "responder.switchover.drain_timeout_seconds: Input should be greater than 0",
+        "responder.switchover.fence.0: fenced and open are both '1'; a fence needs two values",
+        "responder.switchover.fence.1: values: a fence sets fenced and open, not a value per "
+        "region",
+        "responder.switchover.fence.2.type: 'do_dns_record' is unknown; expected one of "
+        "'env_file', 'do_app_env', 'ssm_parameter', 'command'",
+        "responder.switchover.fence.3.open: required key is missing",
+    ],
+    # A command action has a key called as its tag: the path names the key once.
+    "bad-command-empty.yml": ["responder.actions.0.command: needs at least 1 item(s)"],
+    "bad-switchover-fence-name.yml": [
+        "responder: switchover.fence.0.name: 'wp-env' is also an action's name"
+    ],
     "bad-app-env-missing-app.yml": ["responder.actions.0.app_id: required key is missing"],
     "bad-state-backend.yml": [
         "responder.state.backend: 'redis' is unknown; expected one of 'sqlite', 'dynamodb'"

@@ -236,6 +236,7 @@ COMMANDS = {
     "skip": ["wp-env", "--reason", "by hand"],
     "abort": ["--reason", "drill", "--rollback"],
     "plan": ["--to", "eu-west-1"],
+    "switchover": ["--to", "eu-west-1", "--reason", "maintenance", "--force", "--wait"],
     "check-config": [],
     "init-state": [],
     "report": ["t-1", "--format", "json"],
@@ -276,3 +277,10 @@ def test_config_before_the_command_is_read(
     # The SQLite config has no control table: init-state says so, instead of "no configuration".
     assert main(["--config", str(TESTDATA / "web_good.yml"), "init-state"]) == 1
     assert "backend is not dynamodb" in capsys.readouterr().err
+
+
+def test_switchover_waits_only_when_asked() -> None:
+    base = ["switchover", "--to", "eu-west-1", "--reason", "maintenance"]
+    assert parse_args(base).wait == 0.0
+    assert parse_args([*base, "--wait"]).wait == 900.0
+    assert parse_args([*base, "--wait", "60"]).wait == 60.0

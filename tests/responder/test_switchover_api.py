@@ -11,6 +11,7 @@ from flask.testing import FlaskClient
 
 from responder.actions.fence import FenceValues
 from responder.app import create_app, plan_runner_of, runner_of
+from responder.records import render
 from tests.responder.fakes import EAST, WEST, MemoryAction, always_ready
 from tests.responder.test_switchover import FlagAction, MemoryMarker
 from tests.responder.weblib import OPERATOR, VIEWER, auth, config_at, viewing, write_config
@@ -114,3 +115,34 @@ def test_approval_all_makes_it_wait_for_a_person(tmp_path: Path) -> None:
         assert site.world == {"ro": "0"}  # not even fenced
     finally:
         runner_of(site.app).stop()
+
+
+def test_a_fence_left_on_shows_in_the_plan(site: Site) -> None:
+    plan_runner_of(site.app).run_once()
+    [fence] = site.client.get("/api/v1/plan").get_json()["fences"]
+    assert (fence["action"], fence["current"], fence["desired"]) == ("fence:ro", "0", "0")
+    assert fence["left_on"] is False
+    site.world["ro"] = "1"  # left on: an abort without rollback, or a hand
+    runner = plan_runner_of(site.app)
+    runner._next_at = None  # the next evaluation is due now
+    runner.run_once()
+    [fence] = site.client.get("/api/v1/plan").get_json()["fences"]
+    assert (fence["current"], fence["left_on"]) == ("1", True)
+
+
+def test_the_cli_prints_a_switchovers_figures(site: Site) -> None:
+    plan_runner_of(site.app).run_once()
+    answer = site.post("switchover", {"to": WEST, "reason": "maintenance"})
+    done = runner_of(site.app).run_now()
+    assert done is not None
+    shown = site.client.get(f"/api/v1/transitions/{done.id}/report").get_json()
+    lines = render.switchover(shown).splitlines()
+    assert lines[0].startswith(f"{done.id} switchover {EAST} -> {WEST} completed")
+    assert lines[1].startswith("  rpo_seconds: 0s  write_unavailable_seconds: ")
+    assert [line.split(":")[0] for line in lines[2:]] == [
+        "  fence started",
+        "  drained",
+        "  moved",
+        "  unfenced",
+    ]
+    assert answer.status_code == 202

@@ -30,7 +30,8 @@ from sandbox.components.sites import SITE_HOST
 from sandbox.net import wait_until
 from sandbox.regions import dynamodb_client
 from sandbox.site import ENV_FILE, newest_post, read_region
-from tests.conftest import sandbox_chaos
+from sandbox.users import post
+from tests.conftest import CANARY_KEY, sandbox_chaos
 
 PRIMARY, SECONDARY = "us-east-1", "eu-west-1"
 SLUGS = {PRIMARY: "nyc3", SECONDARY: "ams3"}  # the seed's DigitalOcean regions
@@ -383,3 +384,24 @@ def test_blackbox_probes_the_site_with_the_shipped_module(running: Running) -> N
     finally:
         running.chaos(SECONDARY, "site-up")
     assert probe(SECONDARY)["probe_success"] == 1
+
+
+def test_writes_go_to_the_env_files_region_and_stop_while_read_only(running: Running) -> None:
+    site = running.url(f"site:{SECONDARY}")
+    key = f"post-{time.time_ns()}"
+    assert post(site, {"id": key, "title": "written"}) == (201, {"id": key, "region": PRIMARY})
+    item = dynamodb_client(PRIMARY, running.url(f"region:{PRIMARY}")).get_item(
+        TableName=TABLE, Key={CANARY_KEY: {"S": key}}, ConsistentRead=True
+    )
+    assert item["Item"]["post_title"] == {"S": "written"}
+    assert post(site, {"title": "no id"})[0] == 400
+    env = running.dir / ENV_FILE
+    env.write_text(f"DYNAMODB_REGION={PRIMARY}\nWP_READ_ONLY=1\n")
+    try:
+        assert running.reload().returncode == 0  # it waits for the flag too
+        status, refused = post(site, {"id": f"{key}-2", "title": "fenced"})
+        assert (status, refused["error"]) == (503, "read-only: writes are fenced")
+    finally:
+        env.write_text(f"DYNAMODB_REGION={PRIMARY}\nWP_READ_ONLY=0\n")
+        assert running.reload().returncode == 0
+    assert post(site, {"id": f"{key}-3", "title": "open again"})[0] == 201
