@@ -20,6 +20,7 @@ from pydantic import (
 )
 
 from ddb_failover import consistency
+from ddb_failover.practice_config import Practice
 
 CONFIG_ENV = "DDB_FAILOVER_CONFIG"
 # A guessable bearer token is no token: anything shorter is a configuration error.
@@ -624,6 +625,7 @@ class ResponderConfig(Strict):
     digitalocean: DigitalOcean = DigitalOcean()
     actions: tuple[Action, ...] = ()
     switchover: Switchover = Switchover()
+    practice: Practice = Practice()
 
     @field_validator("actions")
     @classmethod
@@ -691,6 +693,9 @@ class Config(Strict):
                 raise ValueError(f"{where}: no value for region {', '.join(missing)}")
             if unknown:
                 raise ValueError(f"{where}: unknown region {', '.join(unknown)}")
+        target = self.responder.practice.target
+        if target is not None and target not in names:
+            raise ValueError(f"responder.practice.target: unknown region {target!r}")
         responder = self.responder
         default = TableConsistency(consistency=responder.consistency, witness=responder.witness)
         consistency.check(names, self.tables, default, responder.tables)

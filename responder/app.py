@@ -30,7 +30,10 @@ from responder.decide.readiness import CachedReadiness, ReadinessChecker
 from responder.execute.reconciler import Reconciler, StepEvent
 from responder.execute.runner import Runner
 from responder.execute.switchover import Course, FencePart
+from responder.intake import practice_sources
 from responder.intake.handling import ReadinessFn, Telling
+from responder.intake.practice import EXTENSION as PRACTICES
+from responder.intake.practice import PracticeLoop, Practices
 from responder.intake.service import Service
 from responder.metrics import ResponderMetrics, multiprocess_dir
 from responder.notify.notices import Announcer
@@ -48,6 +51,7 @@ DEFAULT_LEASE_SECONDS = 15.0
 # Knobs for operators and tests; the config file stays the contract.
 LEASE_ENV = "DDB_RESPONDER_LEASE_SECONDS"
 POLL_ENV = "DDB_RESPONDER_POLL_SECONDS"
+PRACTICE_LOOP = "ddb_failover.practice_loop"
 LOG_LEVEL_ENV = "DDB_RESPONDER_LOG_LEVEL"
 STORE_RETRY_AFTER = "5"
 # An approval's preview reads every action live; the webhook waits at most this long for it.
@@ -194,6 +198,9 @@ def create_app(
     app.extensions[SERVICE] = service
     app.extensions[AUTH] = Authenticator(secrets.tokens, config.responder.auth.public)
     app.extensions[ops.STORE_READS] = store_reads
+    app.extensions[PRACTICES] = Practices(
+        service, practice_sources.sources(config.responder.practice), runner.reconciler.holder
+    )
     for blueprint in (webhook.bp, api.bp, ops.bp, pages.bp, reports.bp, forms.bp):
         app.register_blueprint(blueprint)
     app.register_error_handler(RequestProblem, _problem)
@@ -371,6 +378,14 @@ def preview(actions: Sequence[Action], region: str, limits: Limits) -> tuple[Jso
         else {"action": a.name, "type": a.type, "ready": False, "problems": [late]}
         for a, f in zip(actions, futures, strict=True)
     )
+
+
+def practice_loop_of(app: Flask) -> PracticeLoop:
+    """The app's practice loop (gunicorn_conf starts it in each worker), made once."""
+    loop = app.extensions.get(PRACTICE_LOOP)
+    if loop is None:
+        loop = app.extensions[PRACTICE_LOOP] = PracticeLoop(app.extensions[PRACTICES])
+    return loop
 
 
 def plan_runner_of(app: Flask) -> PlanRunner:

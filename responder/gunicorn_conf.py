@@ -44,11 +44,12 @@ if _settings.tls is not None:
         ca_certs = str(_settings.tls.client_ca_file)
         cert_reqs = ssl.CERT_REQUIRED
 workers = int(os.environ.get("DDB_RESPONDER_WORKERS") or os.environ.get("WEB_CONCURRENCY") or 2)
-# gthread: an idle connection waits in the worker's poller, not in a thread. A client that
-# sends its request slowly holds a thread while it does, so every worker keeps enough that
-# fifty such clients cannot starve Alertmanager (measured: docs/security.md). Threads also
-# keep the webhook answering while another request waits on the store's write lock.
-worker_class = "gthread"
+# gthread, with each request head read in the worker's poller (10 s deadline, 431 over
+# 64 KiB): an idle client or one that sends half its headers holds no thread. A client that
+# sends its body slowly still holds one, so every worker keeps enough that fifty such clients
+# cannot starve Alertmanager (measured: docs/security.md). Threads also keep the webhook
+# answering while another request waits on the store's write lock.
+worker_class = "responder.gunicorn_worker.HeadFirstWorker"
 threads = int(os.environ.get("DDB_RESPONDER_THREADS") or 64)
 timeout = 30
 graceful_timeout = 10
@@ -73,12 +74,19 @@ def on_starting(server: Any) -> None:
 
 def post_worker_init(worker: Any) -> None:
     """Start this worker's reconciler, plan and notification loops; the app exists only here."""
-    from responder.app import notifier_of, plan_runner_of, runner_of, serves_responder
+    from responder.app import (
+        notifier_of,
+        plan_runner_of,
+        practice_loop_of,
+        runner_of,
+        serves_responder,
+    )
 
     if serves_responder(worker.wsgi):  # the benchmark's bare baseline app has no runner
         runner_of(worker.wsgi).start()
         plan_runner_of(worker.wsgi).start()
         notifier_of(worker.wsgi).start()
+        practice_loop_of(worker.wsgi).start()
     # What the worker built lives as long as it does: out of the collector's full passes,
     # whose pauses otherwise land on whichever webhook is being answered.
     gc.freeze()
@@ -87,11 +95,19 @@ def post_worker_init(worker: Any) -> None:
 def worker_exit(server: Any, worker: Any) -> None:
     """Stop the loops so they release the lease, the plan lock and notice claims first;
     then close the store, which writes the repeat counts still in memory."""
-    from responder.app import notifier_of, plan_runner_of, runner_of, serves_responder, store_of
+    from responder.app import (
+        notifier_of,
+        plan_runner_of,
+        practice_loop_of,
+        runner_of,
+        serves_responder,
+        store_of,
+    )
 
     wsgi = getattr(worker, "wsgi", None)
     if wsgi is not None and serves_responder(wsgi):
         plan_runner_of(wsgi).stop(timeout=1.0)  # nothing of its own to finish
+        practice_loop_of(wsgi).stop(timeout=5.0)  # a round releases the lease
         runner_of(wsgi).stop(timeout=5.0)
         notifier_of(wsgi).stop(timeout=5.0)
         from responder.state.store import StoreError

@@ -9,7 +9,10 @@ from the store first, so its values are the newest whichever worker answers.
 The plan's gauges follow the same rule, refreshed from the replica's plan file
 (responder/plan/plan_file.py), whichever worker evaluated it. DigitalOcean's rate limit
 gauges are "mostrecent" too, set by whichever worker saw a DigitalOcean answer last (0 before
-any).
+any). responder_action_drift is a custom collector, computed at each scrape from the plan
+file and the store (shared by every worker, so it is right whichever worker answers): it
+must have no sample at all while a transition is in progress, which a multiprocess gauge
+cannot express.
 """
 
 from __future__ import annotations
@@ -20,15 +23,18 @@ from collections.abc import Sequence
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
 
 from ddb_failover.config import NOTIFY_EVENTS
 from responder.actions.do_budget import RateLimit
+from responder.decide.practice import OUTCOMES
 from responder.plan.plan import READINESS_ACTION, SITE_ACTION
 from responder.state.records import PHASES, Json, State, TransitionRecord
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
-TRANSITION_KINDS = ("failover", "failback", "manual", "switchover")
+TRANSITION_KINDS = ("failover", "failback", "manual", "switchover", "practice")
 TRANSITION_RESULTS = ("completed", "blocked", "failed")
 ACTION_RESULTS = ("applied", "unchanged", "would_apply", "failed")
 # Transition results as the counter reports them: an abort is a transition that did not
@@ -49,11 +55,44 @@ DECISION_KINDS = (
     "failback",
     "manual",
     "switchover",
+    "practice",
     "ignored",
     "blocked",
     "duplicate",
 )
 WEBHOOK_CODES = ("202", "400", "401", "403", "413", "415", "500", "503")
+
+
+class DriftCollector(Collector):
+    """responder_action_drift{action}: 1 when the live state differs from the active region's
+    desired state, 0 when it matches; no sample while a transition is in progress, or for an
+    action whose read failed, or from a plan stale or made for another active region."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, float] = {}
+
+    def refresh(self, plan: dict[str, Any], state: State | None) -> None:
+        """Set the values from the replica's plan document and the store's snapshot."""
+        current = (
+            state is not None
+            and state.in_progress is None
+            and not plan.get("stale")
+            and plan.get("active_region") == state.active_region
+        )
+        drifted = {d.get("action") for d in plan.get("drift") or ()}
+        checked = plan.get("drift_checked") or () if current else ()
+        self.values = {a: 1.0 if a in drifted else 0.0 for a in checked}
+
+    def collect(self) -> Any:
+        family = GaugeMetricFamily(
+            "responder_action_drift",
+            "1 when the action's live state differs from the active region's desired state, "
+            "0 when it matches; no sample while a transition is in progress.",
+            labels=["action"],
+        )
+        for action, value in sorted(self.values.items()):
+            family.add_metric([action], value)
+        yield family
 
 
 def multiprocess_dir() -> str | None:
@@ -75,6 +114,9 @@ class ResponderMetrics:
     ) -> None:
         self.registry = registry
         self.multiproc_dir = multiproc_dir
+        self.drift = DriftCollector()
+        if multiproc_dir is None:
+            registry.register(self.drift)
         self.regions = tuple(regions)
         self.active_region = Gauge(
             "responder_active_region",
@@ -170,6 +212,21 @@ class ResponderMetrics:
             "responder_digitalocean_ratelimit_limit",
             "Requests an hour the DigitalOcean token may make, as its newest answer said "
             "(ratelimit-limit; 0 before any answer).",
+        )
+        self.practice_runs = self._latest(
+            "responder_practice_runs_total",
+            "Practice runs the history holds, by outcome (a gauge: it counts the runs within "
+            "history.retain_days, read from the store at each scrape).",
+            ["outcome"],
+        )
+        self.practice_last_success = self._latest(
+            "responder_practice_last_success_timestamp_seconds",
+            "When the newest SUCCEEDED practice run ended (0: none in the history).",
+        )
+        self.practice_max_age = self._latest(
+            "responder_practice_max_age_seconds",
+            "responder.practice.max_age_days in seconds while practice is enabled, else 0 "
+            "(FailoverPracticeOverdue compares the last success with it).",
         )
         self.transitions = Counter(
             "responder_transitions",
@@ -291,6 +348,16 @@ class ResponderMetrics:
         self.plan_evaluated.set(plan.get("evaluated_at_unix") or 0)
         self.plan_duration.set(plan.get("duration_seconds") or 0)
 
+    def refresh_practice(
+        self, outcomes: Sequence[str | None], last_success: float | None, max_age: float
+    ) -> None:
+        """Practice runs by outcome (runs under way have none yet), the last success, and
+        the age past which FailoverPracticeOverdue fires (0: practice disabled)."""
+        self.practice_max_age.set(max_age)
+        for outcome in OUTCOMES:
+            self.practice_runs.labels(outcome).set(sum(1 for o in outcomes if o == outcome))
+        self.practice_last_success.set(last_success or 0.0)
+
     def digitalocean_ratelimit(self, seen: RateLimit) -> None:
         """Set DigitalOcean's rate limit gauges from an answer's headers (a Budget listener)."""
         self.do_ratelimit_remaining.set(seen.remaining)
@@ -311,4 +378,5 @@ class ResponderMetrics:
             return generate_latest(self.registry)
         registry = CollectorRegistry()
         MultiProcessCollector(registry, path=self.multiproc_dir)
+        registry.register(self.drift)
         return generate_latest(registry)

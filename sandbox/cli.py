@@ -76,6 +76,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--plan-interval-seconds", type=float, default=5.0, help="responder.plan.interval_seconds"
     )
     up.add_argument(
+        "--action-timeout-seconds",
+        type=float,
+        help="every generated action's timeout_seconds (default: the config's, 60)",
+    )
+    up.add_argument(
+        "--do-timeout-seconds",
+        type=float,
+        help="responder.digitalocean.timeout_seconds (default 5): above an action's timeout, "
+        "a late DigitalOcean answer outlives the attempt that asked",
+    )
+    up.add_argument(
         "--max-transitions-per-hour",
         type=int,
         default=10,

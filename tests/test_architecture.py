@@ -18,7 +18,7 @@ PACKAGES = ("ddb_failover", "exporter", "responder", "sandbox")
 # The rooms of responder/, top floor first: a room imports only rooms on lower floors.
 # A room is a folder of responder/ or a module at its top.
 FLOORS: tuple[tuple[str, ...], ...] = (
-    ("__main__", "gunicorn_conf"),
+    ("__main__", "gunicorn_conf", "gunicorn_worker"),
     ("app",),
     ("cli", "web"),
     ("intake",),

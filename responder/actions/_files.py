@@ -11,6 +11,7 @@ import struct
 import tempfile
 from pathlib import Path
 
+from responder.model import fence
 from responder.model.errors import PermanentError, TemporaryError
 
 # FS_IOC_GETFLAGS, _IOR('f', 1, long): the inode flags lsattr shows.
@@ -68,6 +69,7 @@ def atomic_write(path: Path, text: str, default_mode: int = 0o644) -> None:
             if existing is not None:
                 _keep_owner(handle.fileno(), existing)
             os.fsync(handle.fileno())
+        fence.check(f"replace {target}")  # the moment the change becomes visible
         os.replace(tmp, target)
         _fsync_dir(target.parent)
     except OSError as exc:
@@ -89,6 +91,7 @@ def make_parent(path: Path, what: str) -> None:
 def remove(path: Path) -> None:
     """Delete path if it exists, durably."""
     target = Path(os.path.realpath(path))
+    fence.check(f"remove {target}")
     try:
         target.unlink(missing_ok=True)
         _fsync_dir(target.parent)

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import os
 import signal
 import subprocess
-from collections.abc import Mapping, Sequence
+import sys
+from collections.abc import Callable, Mapping, Sequence
 
 from ddb_failover.logs import redact
 from responder.actions.base import Transition
+from responder.model import fence
 from responder.model.errors import PermanentError, TemporaryError
 
 STDERR_TAIL_CHARS = 500
@@ -18,6 +22,28 @@ STDERR_TAIL_CHARS = 500
 INHERITED_ENV = ("PATH", "LANG", "HOME")
 # After SIGKILL the pipes close at once unless a grandchild escaped the process group.
 _REAP_SECONDS = 5.0
+PR_SET_PDEATHSIG = 1
+
+
+def _death_signal() -> Callable[[], None] | None:
+    """What the child runs before exec so that it is killed when the worker dies (Linux).
+
+    Resolved here, before any fork: the child only makes the one system call. The signal
+    comes when the thread that started the child ends, and an attempt's thread waits for
+    its command, so in effect: when the worker process dies, its commands die with it.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    prctl = libc.prctl
+
+    def die_with_parent() -> None:
+        prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+    return die_with_parent
+
+
+_DIE_WITH_PARENT = _death_signal()
 
 
 def transition_env(transition: Transition) -> dict[str, str]:
@@ -58,6 +84,7 @@ def run(
 ) -> None:
     """Run argv to completion within timeout; TemporaryError on failure or timeout."""
     env = child_env(pass_env, extra_env)
+    fence.check(f"{what}: run {argv[0]!r}")  # a command changes things: not after the lease
     try:
         # A new session makes the command a process group we can kill whole on timeout.
         proc = subprocess.Popen(
@@ -67,6 +94,7 @@ def run(
             stderr=subprocess.PIPE,
             env=env,
             start_new_session=True,
+            preexec_fn=_DIE_WITH_PARENT,
         )
     except OSError as exc:
         raise PermanentError(f"{what}: cannot run {argv[0]!r}: {exc.strerror or exc}") from None

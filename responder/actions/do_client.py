@@ -21,6 +21,7 @@ import email.utils
 import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 import pydo
 from azure.core.exceptions import AzureError, HttpResponseError
@@ -30,6 +31,7 @@ from azure.core.pipeline.policies import RetryPolicy, SansIOHTTPPolicy
 from ddb_failover.config import ConfigError, DigitalOcean
 from responder.actions.do_budget import Budget, ascii_digits, current_caller, spend
 from responder.actions.inspection import CREDENTIALS, MISSING, RATE_LIMITED
+from responder.model import fence
 from responder.model.errors import PermanentError, TemporaryError
 
 PER_PAGE = 200
@@ -56,6 +58,9 @@ class _Budgeting(SansIOHTTPPolicy):
         self._budget = budget
 
     def on_request(self, request: PipelineRequest) -> None:
+        http = request.http_request
+        if http.method not in ("GET", "HEAD"):  # a change: never after the lease ran out
+            fence.check(f"DigitalOcean {http.method} {urlsplit(http.url).path}")
         caller = current_caller()
         if caller is not None:
             request.http_request.headers.update(caller.headers())

@@ -18,6 +18,7 @@ from responder.actions.aws_client import translated
 from responder.actions.base import Action, Json, Transition
 from responder.actions.do_dns_record import valid_data
 from responder.actions.inspection import INVALID_TARGET, MISSING, TTL, Limits, Problem
+from responder.model import fence
 from responder.model.errors import TemporaryError
 
 DEFAULT_SYNC_TIMEOUT_SECONDS = 120.0
@@ -134,6 +135,7 @@ class Route53Record(Action):
     def apply(self, desired: Json, transition: Transition) -> None:
         """UPSERT the record set, then wait until Route 53 reports the change INSYNC."""
         name = fqdn(self.config.record_name)
+        fence.check(f"{self.name}: change_resource_record_sets UPSERT {name}")
         with translated(f"{self.name}: change_resource_record_sets UPSERT {name}"):
             response = self.client.change_resource_record_sets(
                 HostedZoneId=self.config.hosted_zone_id,

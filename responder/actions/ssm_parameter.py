@@ -8,6 +8,7 @@ from ddb_failover.config import SSMParameterAction
 from responder.actions.aws_client import translated
 from responder.actions.base import Action, Json, Transition
 from responder.actions.inspection import MISSING, Limits, Problem
+from responder.model import fence
 
 
 class SSMParameter(Action):
@@ -44,6 +45,7 @@ class SSMParameter(Action):
 
     def apply(self, desired: Json, transition: Transition) -> None:
         """Overwrite the parameter with the region."""
+        fence.check(f"{self.name}: put_parameter {self.parameter}")
         with translated(f"{self.name}: put_parameter {self.parameter}"):
             self.client.put_parameter(
                 Name=self.parameter,

@@ -27,6 +27,8 @@ GUNICORN_CONF = Path(__file__).parents[1] / "gunicorn_conf.py"
 WAIT_SECONDS = 120.0
 # A switchover may wait for a person's approval first.
 SWITCHOVER_WAIT_SECONDS = 900.0
+# A practice run: two switchovers and the hold (the config's 1800 s by default).
+PRACTICE_WAIT_SECONDS = 3600.0
 
 COMMON_DEFAULTS = {
     "config": None,
@@ -114,6 +116,18 @@ def build_parser() -> argparse.ArgumentParser:
     switchover.add_argument(
         "--wait", type=float, nargs="?", const=SWITCHOVER_WAIT_SECONDS, default=0.0, help=waits
     )
+    practice = command("practice", "practice runs: a switchover there, a hold, and back")
+    practice.add_argument("what", choices=("run", "status"), help="start one, or show them")
+    practice.add_argument("--now", action="store_true", help="start outside the schedule too")
+    practice.add_argument("--hold", type=float, metavar="SECONDS", help="the hold (config's)")
+    practice.add_argument(
+        "--wait",
+        type=float,
+        nargs="?",
+        const=PRACTICE_WAIT_SECONDS,
+        default=0.0,
+        help=f"wait for the end ({PRACTICE_WAIT_SECONDS:g} s unless given); exit 0 if SUCCEEDED",
+    )
     freeze = command("freeze", "stop automatic transitions, and any at its next step")
     freeze.add_argument("--reason", default="", help="why, for the status")
     unfreeze = command("unfreeze", "resume automatic transitions and a frozen one")
@@ -137,6 +151,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help=f"how long to wait for the transition to end ({WAIT_SECONDS:g}; 0: do not wait)",
     )
+    repair = command(
+        "repair", "put drifted actions back in the active region's state (a person decides)"
+    )
+    repair.add_argument("--reason", required=True, help="why, for the history")
+    repair.add_argument("--action", metavar="NAME", help="only this action (default: all)")
     approve = command("approve", "say yes to the transition waiting for approval")
     approve.add_argument("id", metavar="ID", help="the transition's id (ddb-responder status)")
     approve.add_argument("--reason", default="", help="why, for the history")
@@ -251,6 +270,10 @@ def init_state(args: argparse.Namespace) -> int:
 
     config = _config(args, required=True)
     assert config is not None
+    try:
+        AuditKeys.from_config(config.responder.audit)  # the genesis is sealed with it
+    except ConfigError as exc:
+        raise CliError(str(exc), EXIT_USAGE) from None
     try:
         created = create_control_table(config)
     except StoreError as exc:

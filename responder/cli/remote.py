@@ -37,6 +37,7 @@ MUTATING = (
     "abort",
     "approve",
     "decline",
+    "repair",
 )
 Json = Any
 
@@ -181,6 +182,45 @@ def _switchover_waited(args: argparse.Namespace, client: Client, transition_id: 
     return EXIT_OK if finished["result"] == "completed" else EXIT_FAILED
 
 
+def _run_line(run: Json) -> str:
+    outcome = run.get("outcome") or run.get("phase")
+    where = f"{run.get('home')} -> {run.get('target')}" if run.get("target") else ""
+    reason = f": {run['reason']}" if run.get("reason") else ""
+    return f"{run.get('started_at')}  {outcome:<11} {where}{reason}"
+
+
+def _practice_text(status: Json) -> str:
+    lines = [
+        f"practice: {'enabled' if status['enabled'] else 'disabled'}; next start "
+        f"{status['next_start'] or '-'}; last success {status['last_success'] or 'never'}"
+        + ("; OVERDUE" if status["overdue"] else "")
+    ]
+    lines += [_run_line(r) for r in status["runs"]] or ["no runs in the history"]
+    return "\n".join(lines)
+
+
+def practice(args: argparse.Namespace, client: Client) -> int:
+    """`practice status`; `practice run`: 0 once begun, or with --wait only on SUCCEEDED."""
+    if args.what == "status":
+        return _print(args, client.ok("practice", "GET", "/api/v1/practice"), _practice_text)
+    body: dict[str, Any] = {"now": args.now}
+    if args.hold is not None:
+        body["hold_seconds"] = args.hold
+    begun = client.ok("practice run", "POST", "/api/v1/practice/run", body, show=args.json)
+    if args.wait <= 0:
+        return _print(args, begun, lambda a: f"practice run {a['run']} begun ({a['transition']})")
+    deadline = time.monotonic() + args.wait
+    while True:
+        status = client.ok("practice", "GET", "/api/v1/practice")
+        run = next((r for r in status["runs"] if r["id"] == begun["run"]), None)
+        if run is not None and run["phase"] == "ended":
+            _print(args, run, _run_line)
+            return EXIT_OK if run["outcome"] == "SUCCEEDED" else EXIT_FAILED
+        if time.monotonic() > deadline:
+            raise CliError(f"practice run {begun['run']} not ended after {args.wait:g}s")
+        time.sleep(POLL_SECONDS)
+
+
 def plan_exit(document: Json, to_region: str | None) -> int:
     """0 ready, 3 not ready, 4 not evaluated yet or stale (nobody can say)."""
     if to_region is not None and to_region == document.get("active_region"):
@@ -210,10 +250,9 @@ def plan(args: argparse.Namespace, client: Client) -> int:
 def run(args: argparse.Namespace, config: Config | None) -> int:
     """The commands that talk to a running responder."""
     command = args.command
-    client = Client(
-        base_url(args, config), token(args, config, command in MUTATING), tls_context(args)
-    )
-    if command in MUTATING and client.bearer is None:
+    mutating = command in MUTATING or (command == "practice" and args.what == "run")
+    client = Client(base_url(args, config), token(args, config, mutating), tls_context(args))
+    if mutating and client.bearer is None:
         raise CliError(
             f"no operator token: pass --token-file, set ${TOKEN_ENV}, or --config with an "
             "operator token in responder.auth.tokens",
@@ -226,6 +265,8 @@ def run(args: argparse.Namespace, config: Config | None) -> int:
         return _print(args, answer, render.history)
     if command == "plan":
         return plan(args, client)
+    if command == "practice":
+        return practice(args, client)
     if command == "report":
         path = f"/api/v1/transitions/{urllib.parse.quote(args.transition_id, safe='')}/report"
         answer = client.ok(command, "GET", path)
@@ -253,6 +294,8 @@ def run(args: argparse.Namespace, config: Config | None) -> int:
         body["transition_id"] = args.id
     if command == "abort":
         body["rollback"] = args.rollback
+    if command == "repair" and args.action:
+        body["action"] = args.action
     answer = client.ok(command, "POST", f"/api/v1/{command}", body, show=args.json)
     record = answer["transition"]
     if command != "abort" or args.wait <= 0:

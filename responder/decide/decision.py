@@ -25,13 +25,13 @@ from responder.model.alerts import (
     Alert,
     format_time,
 )
-from responder.state.records import Cause, State, TransitionKind
+from responder.state.records import Cause, DecidedKind, State, TransitionKind
 
 HOUR = 3600.0
 # The active region is down: its DynamoDB, or its WordPress. Both fail over.
 DOWN_ALERTS = (REGION_DOWN, SITE_DOWN_ACTIVE)
 DecisionKind = Literal[
-    "failover", "failback", "manual", "switchover", "ignored", "blocked", "duplicate"
+    "failover", "failback", "manual", "switchover", "practice", "ignored", "blocked", "duplicate"
 ]
 
 
@@ -173,7 +173,7 @@ class Decision:
     @property
     def is_transition(self) -> bool:
         """True when a transition should be recorded and reconciled."""
-        return self.kind in ("failover", "failback", "manual", "switchover")
+        return self.kind in ("failover", "failback", "manual", "switchover", "practice")
 
     def to_json(self) -> dict[str, Any]:
         """JSON form for the webhook's 202 answer."""
@@ -196,13 +196,14 @@ class Decision:
 class _Intent:
     """A transition the alerts ask for, before the safety gates and readiness."""
 
-    kind: TransitionKind
+    kind: DecidedKind
     source: str
     targets: tuple[str, ...]
     cause: Cause
     source_last_healthy: float
     automatic: bool
     force: bool = False
+    back: bool = False  # a practice run's way home: its hold, not dwell, says when
 
 
 def alert_cause(alerts: Sequence[Alert]) -> Cause:
@@ -364,9 +365,10 @@ def _escapes_dwell(intent: _Intent) -> bool:
     """Dwell stops flapping, not escapes: an automatic failover away from a down active region.
 
     Failbacks and operators' moves away from a healthy region still wait; the hourly cap,
-    and the freeze that follows it, still stop a real flap.
+    and the freeze that follows it, still stop a real flap. A practice run's leg home does
+    not wait: the run's hold says how long it stays, and its first leg waited for dwell.
     """
-    return intent.automatic and intent.kind == "failover"
+    return (intent.automatic and intent.kind == "failover") or intent.back
 
 
 def _dwell_overridden(intent: _Intent, state: State, policy: Policy, now: float) -> str | None:
@@ -543,7 +545,8 @@ class SwitchoverRequest(OperatorRequest):
     timed out, it opens no gate; plan_problem says why the target's plan is not ready."""
 
     plan_problem: str | None = None
-    kind: TransitionKind = "switchover"  # a fenced kind (responder.execute.switchover)
+    kind: Literal["switchover", "practice"] = "switchover"  # a practice run's leg is one too
+    back: bool = False  # a practice run's leg home (dwell does not hold it)
 
 
 def _switchover(
@@ -563,7 +566,8 @@ def _switchover(
             to_region=request.to_region,
             transition_kind=request.kind,
         )
-    intent = _Intent(request.kind, state.active_region, (request.to_region,), cause, now, False)
+    source, targets = state.active_region, (request.to_region,)
+    intent = _Intent(request.kind, source, targets, cause, now, False, back=request.back)
     if state.frozen is not None and state.in_progress is None:
         frozen = state.frozen
         reason = f"frozen by {frozen.by}: {frozen.reason} (a switchover waits for unfreeze)"

@@ -57,6 +57,7 @@ class Seen:
     received_at: float
     alerts: tuple[Alert, ...] = ()
     alertmanager_url: str = ""
+    practice: Json = None  # a practice run's leg: run, leg, home, target, hold (decide/practice)
 
     def evidence(self, decision: Decision, rpo_seconds: float) -> Json:
         """The evidence of the transition decision begins."""
@@ -75,4 +76,5 @@ class Seen:
             "consistency": STRONG if strong else EVENTUAL,
             "rpo": RPO_ZERO if strong else None,  # the words the report shows for it
             "readiness": [r.to_json() for r in decision.readiness],
+            **({"practice": self.practice} if self.practice is not None else {}),
         }

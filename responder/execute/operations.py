@@ -8,13 +8,24 @@ The reconciler carries it out at its next step boundary.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
+from responder.model.alerts import format_time
 from responder.state.outbox import Notice
-from responder.state.records import Approval, Attempts, Operation, StepRecord, TransitionRecord
-from responder.state.store import Refused, StateStore
+from responder.state.records import (
+    Approval,
+    Attempts,
+    Cause,
+    NewTransition,
+    Operation,
+    State,
+    StepRecord,
+    TransitionRecord,
+)
+from responder.state.store import AttemptInFlight, Refused, StateStore
 
+NOTHING_APPLIED = "nothing was applied: nothing to roll back"
 # Losing the compare-and-set this often means the reconciler is busy changing the record.
 ATTEMPTS = 3
 
@@ -50,6 +61,12 @@ def skip(record: TransitionRecord, action: str, by: str, reason: str, now: float
     if attempts is None or attempts.action != action:
         stuck = f"the step in trouble is {attempts.action}" if attempts else "no step is failing"
         raise Refused(f"cannot skip {action}: {stuck}")
+    in_flight = record.in_flight
+    if in_flight is not None and in_flight.action == action:
+        raise AttemptInFlight(
+            f"cannot skip {action}: attempt {in_flight.attempt} in flight since "
+            f"{format_time(in_flight.started_at)}; skip it once it has returned"
+        )
     step = StepRecord(
         action,
         "skipped",
@@ -72,11 +89,49 @@ def abort(record: TransitionRecord, by: str, reason: str, rollback: bool, now: f
         raise Refused(f"transition {record.id} is already being aborted by {earlier.by}")
     if rollback and record.from_region is None:
         raise Refused(f"transition {record.id} has no source region to roll back to")
+    approval = record.approval
+    if approval is not None and approval.waiting:
+        # Nothing was applied: the transition ends at once, with nothing to roll back.
+        declined = replace(approval, state="declined", decided_by=by, decided_at=now, reason=reason)
+        operation = Operation("abort", by, f"{reason}; {NOTHING_APPLIED}", now)
+        return Change(operation, record.attempts, approval=declined)
     stuck = record.attempts.action if record.attempts else None
     operation = Operation("abort", by, reason, now, action=stuck, rollback=rollback)
     # A rollback starts fresh: its own steps, each retried like any other.
     attempts = record.attempts if not rollback else None
     return Change(operation, attempts)
+
+
+def repair(
+    state: State,
+    by: str,
+    reason: str,
+    actions: Sequence[str],
+    now: float,
+    deadline_seconds: float,
+    dry_run: bool = False,
+) -> NewTransition:
+    """A repair: every action (or those named) reconciled to the ACTIVE region's state.
+
+    Never automatic: a person asks, after drift was reported. Refused while another
+    transition runs: it would fight that transition over the same objects.
+    """
+    if not reason.strip():
+        raise Refused("repair needs a reason: it is kept in the history")
+    running = state.in_progress
+    if running is not None:
+        raise Refused(f"cannot repair: transition {running.id} ({running.kind}) is in progress")
+    active = state.active_region
+    return NewTransition(
+        "repair",
+        active,
+        active,
+        Cause(operator=by, reason=reason),
+        None,
+        dry_run,
+        deadline_at=now + deadline_seconds,
+        evidence={"repair": {"actions": list(actions)}},
+    )
 
 
 def apply(

@@ -14,6 +14,10 @@ halts the step: stalled until an operator retries, skips or aborts. Each pass
 does at most one attempt per step, so operator commands and a freeze take
 effect at the next step boundary, and every attempt outlives a crash.
 
+Each attempt is marked in flight in the record before it starts; while it runs
+(even past its timeout) the worker keeps the lease (responder.execute.keeper),
+skip refuses its step and abort waits for it: no attempt outlives its lease.
+
 Dry run: reconcile() reports `would_apply` (or `unchanged`) and changes nothing;
 the transition completes as a dry-run record and the active region stays put.
 """
@@ -21,11 +25,11 @@ the transition completes as a dry-run record and the active region stays put.
 from __future__ import annotations
 
 import logging
+import os
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from ddb_failover.config import Retry
@@ -33,7 +37,9 @@ from ddb_failover.logs import kv
 from responder.actions.base import Action, StepOutcome, Transition, reconcile
 from responder.actions.do_budget import Caller, calling_as
 from responder.execute import approval as approvals
+from responder.execute.keeper import Keeper
 from responder.execute.switchover import Course
+from responder.model import fence
 from responder.model.backoff import backoff
 from responder.model.errors import PermanentError, TemporaryError
 from responder.model.holder import default_holder
@@ -42,6 +48,7 @@ from responder.state.outbox import Notice
 from responder.state.phases import freeze_stops
 from responder.state.records import (
     Attempts,
+    InFlight,
     Lease,
     State,
     StepRecord,
@@ -107,8 +114,8 @@ def due_in(state: State, now: float) -> float | None:
     return max(0.0, attempts.retry_at - now)
 
 
-class _StillRunning(TemporaryError):
-    """An attempt that outlived its timeout is still running; the next one waits for it."""
+class _TimedOut(TemporaryError):
+    """An attempt that outlived its timeout: it still runs, under the keeper's lease."""
 
 
 class Reconciler:
@@ -130,6 +137,7 @@ class Reconciler:
         redact: Callable[[str], str] = str,
         announcer: Announcer | None = None,
         readiness: Callable[[TransitionRecord], str | None] | None = None,
+        exit: Callable[[int], object] = os._exit,
         course: Course | None = None,
     ) -> None:
         self.store = store
@@ -149,9 +157,11 @@ class Reconciler:
         self._rand = rand
         self._on_step = on_step
         self._on_finished = on_finished
-        self._lease: Lease | None = None
         self._running = threading.Lock()  # one pass at a time per instance
-        self._strays: dict[str, threading.Thread] = {}  # attempts that outlived their timeout
+        # Holds the lease while any attempt thread lives; runner.wake() once a stray returns.
+        self.keeper = Keeper(
+            store, self.holder, lease_seconds, self.renew_seconds, clock=clock, exit=exit
+        )
 
     def due_in(self, state: State) -> float | None:
         """Seconds until the running transition wants a pass; None while it waits for a person."""
@@ -169,10 +179,9 @@ class Reconciler:
             return self._run_once()
 
     def _run_once(self) -> TransitionRecord | None:
-        lease = self.store.acquire_lease(self.holder, self.lease_seconds)
+        lease = self.keeper.acquire()
         if lease is None:
             return None
-        self._lease = lease
         try:
             running = self.store.state().in_progress
             if running is None:
@@ -182,21 +191,10 @@ class Reconciler:
             log.warning(kv(event="reconciler_stopped", holder=self.holder, error=str(exc)))
             return None
         finally:
-            self._release()
-
-    def _release(self) -> None:
-        if self._lease is None:
-            return
-        try:
-            self.store.release_lease(self._lease)
-        except Exception as exc:  # an expiring lease frees itself; do not mask the real outcome
-            log.warning(kv(event="lease_release_failed", error=str(exc)))
-        self._lease = None
+            self.keeper.end_pass()
 
     def _renew(self) -> int:
-        assert self._lease is not None
-        self._lease = self.store.renew_lease(self._lease, self.lease_seconds)
-        return self._lease.token
+        return self.keeper.renew().token
 
     def _drive(self, transition_id: str) -> TransitionRecord | None:
         """Step until the transition finishes or must wait; re-read between steps."""
@@ -209,6 +207,8 @@ class Reconciler:
             if not started:
                 self._log_start(record)
                 started = True
+            if record.in_flight is not None and not self._settled(record):
+                return None  # an attempt still runs: everything waits for its step boundary
             abort = record.abort
             if abort is not None and not record.rolling_back:
                 return self._finish(record, "aborted", f"aborted by {abort.by}: {abort.reason}")
@@ -236,6 +236,26 @@ class Reconciler:
                 attempts = None
             if not self._step(action, record, attempts):
                 return None
+
+    def _settled(self, record: TransitionRecord) -> bool:
+        """False while this worker's attempt runs; else clears the marker a dead one left."""
+        in_flight = record.in_flight
+        assert in_flight is not None
+        if self.keeper.busy():
+            return False
+        # Its worker is gone (it could not have lost the lease and lived), or it returned and
+        # the keeper has not cleared the marker yet: the next attempt reads the object back.
+        log.warning(
+            kv(
+                event="in_flight_cleared",
+                transition=record.id,
+                action=in_flight.action,
+                attempt=in_flight.attempt,
+                holder=in_flight.holder,
+            )
+        )
+        self.store.mark_in_flight(record.id, None, self._renew())
+        return True
 
     def _settle_approval(self, record: TransitionRecord) -> tuple[bool, TransitionRecord | None]:
         """(go on stepping, the finished record): wait for a person, time out, or end a no."""
@@ -283,38 +303,38 @@ class Reconciler:
         return self._announcer.transition(record, event, now, detail)
 
     def _next_action(self, record: TransitionRecord) -> Action | None:
-        """The next action to run in the current direction, or None when all are done."""
+        """The next action to run in the current direction, or None when all are done.
+
+        A rollback moves every action of the transition's course back to the source
+        region, last first: not only the steps the journal says applied. A crash between a
+        change and its journal write, a failed attempt that changed the object anyway, a
+        stray that returned late or a skipped step all leave objects the journal does not
+        name; each is read, compared, and changed only if it differs, like any step.
+        """
         steps = self.course.steps(record)
-        if not record.rolling_back:
-            done = record.done_steps()
-            return next((a for a in steps if a.name not in done), None)
-        # Back out what this transition changed: applied steps, steps an attempt that failed
-        # may have changed before the one that found nothing left to do, and the one it
-        # was stuck on.
-        abort = record.abort
-        changed = {
-            s.action
-            for s in record.done_steps().values()
-            if s.result == "applied" or (s.result == "unchanged" and s.failures)
-        }
-        if abort is not None and abort.action is not None:
-            changed.add(abort.action)
-        done = record.done_steps(rollback=True)
-        return next((a for a in reversed(steps) if a.name in changed and a.name not in done), None)
+        done = record.done_steps(rollback=record.rolling_back)
+        scope = record.scope  # a repair of one action
+        order = reversed(steps) if record.rolling_back else iter(steps)
+        return next(
+            (a for a in order if a.name not in done and (scope is None or a.name in scope)), None
+        )
 
     def _step(self, action: Action, record: TransitionRecord, attempts: Attempts | None) -> bool:
         """One attempt of one step, journaled; True when it is done and the next may run."""
         transition = direction(record)
         rollback = record.rolling_back
         number = (attempts.count if attempts else 0) + 1
-        self._renew()
         started = attempts.began if attempts else self._clock()
+        token = self._renew()
+        in_flight = InFlight(action.name, number, self._clock(), self.holder, token, rollback)
+        self.store.mark_in_flight(record.id, in_flight, token)
         try:
-            outcome = self._attempt(action, transition)
+            outcome = self._attempt(action, transition, record.id)
         except TemporaryError as exc:
             wait = backoff(number, self.retry, self._rand(), exc.retry_after)
             error = self._redact(str(exc))
-            self._trouble(record, action, attempts, error, self._clock() + wait, started)
+            still = in_flight if isinstance(exc, _TimedOut) else None
+            self._trouble(record, action, attempts, error, self._clock() + wait, started, still)
             self._event(record, action.name, "failed", number, False, error, rollback)
             return False
         except PermanentError as exc:
@@ -351,6 +371,7 @@ class Reconciler:
         error: str,
         retry_at: float | None,
         started: float,
+        in_flight: InFlight | None = None,
     ) -> None:
         now = self._clock()
         recorded = Attempts(
@@ -369,38 +390,38 @@ class Reconciler:
         notices = (
             self._notices("stalled", after, f"{action.name}: {error}") if after.stalled(now) else []
         )
-        self.store.record_attempts(record.id, recorded, self._renew(), notices)
+        self.store.record_attempts(record.id, recorded, self._renew(), notices, in_flight)
 
-    def _attempt(self, action: Action, transition: Transition) -> StepOutcome:
+    def _attempt(self, action: Action, transition: Transition, transition_id: str) -> StepOutcome:
         """reconcile() in a thread bounded by the action's timeout_seconds.
 
-        A call that hangs past it cannot hold the transition or the lease: the attempt
-        counts as a temporary failure, and no new attempt of that action starts until
-        the stray one has returned (its changes are then read back, not redone).
+        A call that hangs past it counts as a temporary failure, but it cannot be stopped:
+        the keeper keeps the lease until it returns (or exits the process), the marker in
+        flight keeps skip and abort off its step, and its outside writes are fenced by the
+        lease's deadline. When it returns, the marker is cleared and the next attempt reads
+        the object back: what the stray changed is never assumed, nor redone blindly.
         """
-        stray = self._strays.get(action.name)
-        if stray is not None and stray.is_alive():
-            raise _StillRunning(f"{action.name}: the previous attempt has not returned yet")
         box: dict[str, object] = {}
+        lease = self.keeper.lease
         # Its DigitalOcean calls name the holder and fencing token, and may spend the reserve.
-        caller = Caller(self.holder, fence=self._lease.token if self._lease else None)
+        caller = Caller(self.holder, fence=lease.token if lease else None)
+        deadline = self.keeper.deadline
 
         def run() -> None:
             try:
-                with calling_as(caller):
+                with calling_as(caller), fence.guarding(deadline):
                     box["outcome"] = reconcile(action, transition)
             except BaseException as exc:
                 box["error"] = exc
 
-        thread = threading.Thread(target=run, name=f"step-{action.name}", daemon=True)
-        thread.start()
-        with self._keepalive():
-            thread.join(action.timeout_seconds)
-        if thread.is_alive():
-            self._strays[action.name] = thread
-            raise TemporaryError(
+        attempt = self.keeper.start(run, f"step-{action.name}")
+        attempt.thread.join(action.timeout_seconds)
+        if attempt.thread.is_alive():
+            self.keeper.when_ended(attempt, lambda held: self._stray_returned(transition_id, held))
+            raise _TimedOut(
                 f"{action.name}: no result within {action.timeout_seconds:g}s (timeout_seconds)"
             )
+        self.keeper.forget(attempt)
         error = box.get("error")
         if isinstance(error, BaseException):
             raise error
@@ -408,32 +429,13 @@ class Reconciler:
         assert isinstance(outcome, StepOutcome)
         return outcome
 
-    @contextmanager
-    def _keepalive(self) -> Iterator[None]:
-        """Renew the lease every renew_seconds while an action runs.
-
-        A slow but live holder keeps its lease; a paused or partitioned one cannot
-        renew, loses it, and is refused at its next renewal or journal write.
-        The thread is joined before the caller touches the lease again.
-        """
-        stop = threading.Event()
-
-        def renew() -> None:
-            while not stop.wait(self.renew_seconds):
-                try:
-                    self._renew()
-                except LeaseLost:
-                    return  # the journal write after the action says so
-                except Exception as exc:  # a store blip: the next tick may get through
-                    log.warning(kv(event="lease_renew_failed", holder=self.holder, error=str(exc)))
-
-        thread = threading.Thread(target=renew, name="lease-keepalive", daemon=True)
-        thread.start()
+    def _stray_returned(self, transition_id: str, lease: Lease) -> None:
+        """A stray attempt returned: clear its marker (its outcome is read back, not kept)."""
         try:
-            yield
-        finally:
-            stop.set()
-            thread.join()
+            self.store.mark_in_flight(transition_id, None, lease.token)
+        except UnknownTransition:
+            return  # finished meanwhile (its finish cleared the marker)
+        log.info(kv(event="stray_attempt_returned", transition=transition_id))
 
     def _finish(
         self, record: TransitionRecord, result: TransitionResult, error: str | None

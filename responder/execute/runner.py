@@ -48,6 +48,8 @@ class Runner(Loop):
         self._clock = clock
         self._pruned_at: float | None = None
         self._pass_lock = threading.Lock()  # run_now() and the thread never overlap
+        # A stray attempt that returned frees its step: the next pass goes on at once.
+        reconciler.keeper.on_idle = self.wake
 
     def run_now(self) -> TransitionRecord | None:
         """One pass in the caller's thread: drive the transition in progress, if one is due."""

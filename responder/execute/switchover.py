@@ -28,7 +28,7 @@ from responder.actions.fence import (
 from responder.state.records import Json, StepRecord, TransitionRecord, TransitionResult
 
 # Transition kinds that fence, drain and unfence around the move.
-FENCED_KINDS = frozenset({"switchover"})
+FENCED_KINDS = frozenset({"switchover", "practice"})
 # The drain step of a record: its marker, source and target come from the record.
 DrainFactory = Callable[[TransitionRecord], Action]
 

@@ -43,7 +43,7 @@ from responder.plan.plan_file import PlanFile, not_ready, select
 from responder.plan.plan_runner import PlanRunner
 from responder.records import report
 from responder.state.records import Json, State, TransitionRecord
-from responder.state.store import StateStore
+from responder.state.store import Refused, StateStore
 
 log = logging.getLogger(__name__)
 UNKNOWN_REGION = "unknown region"
@@ -192,7 +192,31 @@ class Service:
         record = operations.apply(
             self.store, lambda r: operations.abort(r, by, reason, rollback, now), transition_id
         )
-        return self._commanded(record, "abort", by, reason, rollback=rollback)
+        record = self._commanded(record, "abort", by, reason, rollback=rollback)
+        if record.approval is not None and record.approval.state == "declined":
+            # It was waiting for approval: nothing to undo, so it ends now, not at a later pass
+            # (when another worker holds the lease, its runner ends it within a poll).
+            self.runner.run_now()
+            record = self.store.transition(record.id)
+        return record
+
+    def repair(self, by: str, reason: str, action: str | None = None) -> TransitionRecord:
+        """A repair transition to the active region (of one action, or all); Refused if busy."""
+        names = [action] if action is not None else []
+        policy = self.config.responder.policy
+        now = self.clock()
+        for _ in range(operations.ATTEMPTS):
+            state = self.store.state()
+            new = operations.repair(
+                state, by, reason, names, now, policy.transition_deadline_seconds, policy.dry_run
+            )
+            begun = self.store.begin_transition(
+                new, state.version, lambda made: self.telling.started(made, now)
+            )
+            if begun is not None:
+                self.metrics.decisions.labels("manual").inc()
+                return self._commanded(begun, "repair", by, reason, action=action)
+        raise Refused("the state kept changing under the repair; try again")
 
     def _commanded(
         self, record: TransitionRecord, op: str, by: str, reason: str, **extra: object
@@ -261,6 +285,7 @@ class Service:
             policy=policy.model_dump(mode="json"),
             configured_actions=[{"name": a.name, "type": a.type} for a in self.actions],
             plan_interval_seconds=self.config.responder.plan.interval_seconds,
+            drift=drift_status(self.plan(), state),
         )
         return out
 
@@ -305,3 +330,22 @@ def action_status(results: dict[str, Json], running: TransitionRecord | None) ->
         halted=attempts.halted,
     )
     return out
+
+
+def drift_status(plan: Json, state: State) -> Json:
+    """What the last plan evaluation found drifted from the active region; None while unknown.
+
+    Unknown while a transition runs (its steps are the difference), before the first
+    evaluation, when the plan is stale, or when it was made for another active region.
+    """
+    if (
+        state.in_progress is not None
+        or plan.get("stale")
+        or plan.get("active_region") != state.active_region
+    ):
+        return None
+    return {
+        "evaluated_at": plan.get("evaluated_at"),
+        "actions": list(plan.get("drift") or ()),
+        "unknown": list(plan.get("drift_unknown") or ()),
+    }

@@ -67,6 +67,7 @@ class Announcer:
             step = record.attempts
             where = f"{step.action}:{int(step.rollback)}" if step is not None else "-"
             identity += f":{where}:{retries}"
+        detail = detail or _practice(record, event)
         what = "dry run " if record.dry_run else ""
         summary = (
             f"ddb-failover: {what}{record.kind} {record.from_region} -> {record.to_region} "
@@ -134,6 +135,17 @@ class Announcer:
             window = urlencode({"from": int((since - 600) * 1000), "to": int((now + 600) * 1000)})
             links["grafana"] = f"{self.notify.grafana_url.rstrip('/')}/{DASHBOARD}?{window}"
         return links
+
+
+def _practice(record: TransitionRecord, event: str) -> str | None:
+    """A practice run's leg says which leg, and the way home how the run went."""
+    found = record.evidence.get("practice") if isinstance(record.evidence, dict) else None
+    if record.kind != "practice" or not isinstance(found, dict):
+        return None
+    leg = f"practice run {found.get('run')}, leg {found.get('leg')} of 2"
+    if found.get("leg") == 2 and event == "completed":
+        return f"{leg}: {found.get('outcome')} ({found.get('why')})"
+    return leg
 
 
 def events_of(notices: Sequence[Notice]) -> list[str]:

@@ -8,6 +8,10 @@ problem kind `site`). It only
 reads, through what it is given; where the result goes is the caller's business.
 The evaluation is advisory: a decision re-checks readiness live when it is made.
 Its DigitalOcean reads keep a failover's reserve of the API budget (responder.plan.budget).
+
+Drift: the same reads are compared with the desired state of the ACTIVE region. An
+object that differs (changed by hand, or left half-moved) is drift; one whose read
+failed is unknown. Nothing repairs it automatically: a person runs `repair`.
 """
 
 from __future__ import annotations
@@ -58,6 +62,28 @@ class RegionPlan:
 
 
 @dataclass(frozen=True)
+class Drift:
+    """An action whose live state differs from what the active region wants."""
+
+    action: str
+    current: Any
+    desired: Any
+
+    def to_json(self) -> dict[str, Any]:
+        """{"action", "current", "desired"}."""
+        return {"action": self.action, "current": self.current, "desired": self.desired}
+
+
+@dataclass(frozen=True)
+class DriftCheck:
+    """Every action's live state against the active region's desired state."""
+
+    checked: tuple[str, ...] = ()  # actions read and compared
+    unknown: tuple[str, ...] = ()  # actions whose read (or desired state) failed
+    drift: tuple[Drift, ...] = ()  # of the checked ones, those that differ
+
+
+@dataclass(frozen=True)
 class Plan:
     """One evaluation of the plan for every candidate region."""
 
@@ -68,6 +94,7 @@ class Plan:
     digitalocean: budgets.BudgetReport | None = None  # None: no DigitalOcean action
     # Each table's consistency, the witnesses and why they are no target (ddb_failover.consistency).
     consistency: dict[str, Any] | None = None
+    drift: DriftCheck = DriftCheck()
     fences: tuple[tuple[Inspection, bool], ...] = ()  # each switchover fence; True: left on
 
     @property
@@ -86,6 +113,9 @@ class Plan:
             "regions": {r.region: r.to_json() for r in self.regions},
             "digitalocean": self.digitalocean.to_json() if self.digitalocean else None,
             "consistency": self.consistency,
+            "drift": [d.to_json() for d in self.drift.drift],
+            "drift_checked": list(self.drift.checked),
+            "drift_unknown": list(self.drift.unknown),
             "fences": [fence_json(i, left_on) for i, left_on in self.fences],
         }
 
@@ -163,6 +193,29 @@ def since_last_alive(
     }
 
 
+def drift(actions: Sequence[Action], active: str, planned: Sequence[RegionPlan]) -> DriftCheck:
+    """Each action's state as the plan read it, against what the active region wants.
+
+    The inspections of any candidate read the same objects; the first candidate's are used.
+    """
+    read = {i.action: i for i in planned[0].inspections} if planned else {}
+    checked, unknown, drifted = [], [], []
+    for action in actions:
+        inspection = read.get(action.name)
+        try:
+            desired = action.desired(active)
+        except Exception:  # a configuration that cannot say: unknown, as a failed read is
+            log.exception(kv(event="drift_desired_failed", action=action.name))
+            inspection = None
+        if inspection is None or inspection.would_change is None:
+            unknown.append(action.name)
+            continue
+        checked.append(action.name)
+        if inspection.current != desired:
+            drifted.append(Drift(action.name, inspection.current, desired))
+    return DriftCheck(tuple(checked), tuple(unknown), tuple(drifted))
+
+
 def _inspect(action: Action, region: str, limits: Limits) -> Inspection:
     """action.inspect(region); a crash is the action's bug, reported as a problem."""
     try:
@@ -215,7 +268,10 @@ def evaluate(
     report = budgets.report(budget, caller) if caller.reserve else None
     if report is not None and report.low:
         planned = [_warned(p, report.problem(), actions) for p in planned]
-    return Plan(now, timer() - started, active, tuple(planned), report, fences=fenced)
+    found_drift = drift(actions, active, planned)
+    return Plan(
+        now, timer() - started, active, tuple(planned), report, drift=found_drift, fences=fenced
+    )
 
 
 def _warned(planned: RegionPlan, problem: Problem, actions: Sequence[Action]) -> RegionPlan:

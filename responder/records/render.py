@@ -106,6 +106,7 @@ def status(status: Json) -> str:
         lines.extend(approval_lines(last))
         lines.extend(step_lines(last))
         lines.extend(trouble_lines(last))
+    lines.extend(drift_lines(status.get("drift")))
     for name, result in sorted((status.get("actions") or {}).items()):
         region = result.get("region") or "unknown"
         error = f": {result['error']}" if result.get("error") else ""
@@ -113,6 +114,25 @@ def status(status: Json) -> str:
             f"action {name}: {result.get('result')} at {result.get('at')}, in {region}{error}"
         )
     return "\n".join(lines)
+
+
+def drift_lines(drift: Json) -> list[str]:
+    """What differs from the active region's desired state, and what to do about it."""
+    if not drift:
+        return ["drift:          not known now (a transition runs, or no fresh plan)"]
+    found = drift.get("actions") or []
+    unknown = drift.get("unknown") or []
+    lines = [f"drift:          {len(found) or 'none'} (checked {drift.get('evaluated_at')})"]
+    for d in found:
+        lines.append(
+            f"  DRIFT {d.get('action')}: is {json.dumps(d.get('current'))}, "
+            f"the active region wants {json.dumps(d.get('desired'))}"
+        )
+    if unknown:
+        lines.append(f"  not readable: {', '.join(unknown)}")
+    if found:
+        lines.append("  to put it back: ddb-responder repair --reason WHY [--action NAME]")
+    return lines
 
 
 def history(history: Json) -> str:

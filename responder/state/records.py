@@ -31,7 +31,9 @@ PHASES: tuple[Phase, ...] = (
     "frozen",
     "awaiting_approval",
 )
-TransitionKind = Literal["failover", "failback", "manual", "switchover"]
+# What a decision can start; a repair only ever comes from an operator's repair command.
+DecidedKind = Literal["failover", "failback", "manual", "switchover", "practice"]
+TransitionKind = Literal[DecidedKind, "repair"]
 # failed: only transitions recorded before permanent errors stalled instead of failing.
 # declined: a person (or the approval timeout) said no; blocked: the target was no longer
 # ready when the approval came.
@@ -242,6 +244,50 @@ class Attempts:
 
 
 @dataclass(frozen=True)
+class InFlight:
+    """An attempt running now: its step, number and start, and the worker and lease running it.
+
+    Set before the attempt starts and cleared when it returns (or, after the worker died,
+    by the next lease holder): while it is set, skip refuses that step and abort waits.
+    """
+
+    action: str
+    attempt: int
+    started_at: float
+    holder: str
+    token: int  # the fencing token of the lease it runs under
+    rollback: bool = False
+
+    def to_json(self) -> Json:
+        """JSON form for status and history."""
+        return {
+            "action": self.action,
+            "attempt": self.attempt,
+            "started_at": _time(self.started_at),
+            "holder": self.holder,
+            "rollback": self.rollback,
+        }
+
+    def to_store(self) -> Json:
+        """The stored form: time as Unix seconds."""
+        return asdict(self)
+
+    @classmethod
+    def from_store(cls, data: Json) -> InFlight | None:
+        """Rebuild from to_store() output; None for None."""
+        if not data:
+            return None
+        return cls(
+            action=str(data["action"]),
+            attempt=int(data["attempt"]),
+            started_at=float(data["started_at"]),
+            holder=str(data["holder"]),
+            token=int(data["token"]),
+            rollback=bool(data.get("rollback", False)),
+        )
+
+
+@dataclass(frozen=True)
 class Operation:
     """An operator's command on a transition in progress: who, why, when."""
 
@@ -353,6 +399,7 @@ class TransitionRecord:
     evidence: Json = (
         None  # what the decision saw (responder.decide.evidence); None before it was kept
     )
+    in_flight: InFlight | None = None  # the attempt running now, if one is
 
     @property
     def in_progress(self) -> bool:
@@ -363,6 +410,14 @@ class TransitionRecord:
     def abort(self) -> Operation | None:
         """The abort an operator asked for, if any."""
         return next((o for o in reversed(self.operations) if o.op == "abort"), None)
+
+    @property
+    def scope(self) -> frozenset[str] | None:
+        """The actions a repair is limited to (`repair --action`); None: every action."""
+        if self.kind != "repair" or not isinstance(self.evidence, dict):
+            return None
+        names = (self.evidence.get("repair") or {}).get("actions")
+        return frozenset(names) if names else None
 
     @property
     def rolling_back(self) -> bool:
@@ -415,6 +470,7 @@ class TransitionRecord:
             "operations": [o.to_json() for o in self.operations],
             "approval": self.approval.to_json() if self.approval else None,
             "evidence": self.evidence,
+            "in_flight": self.in_flight.to_json() if self.in_flight else None,
         }
 
 

@@ -18,6 +18,7 @@ from responder.state.records import (
     DecisionKind,
     DecisionRecord,
     Freeze,
+    InFlight,
     Json,
     Lease,
     NewTransition,
@@ -47,6 +48,10 @@ class UnknownTransition(StoreError):
 
 class Refused(StoreError):
     """An operator command that does not apply to the transition as it is now (HTTP 409)."""
+
+
+class AttemptInFlight(Refused):
+    """A command on a step whose attempt is running now: it waits for the attempt (HTTP 409)."""
 
 
 class StateStore(ABC):
@@ -91,7 +96,7 @@ class StateStore(ABC):
 
     @abstractmethod
     def journal_step(self, transition_id: str, step: StepRecord, fencing_token: int) -> None:
-        """Append a step outcome and clear the attempts (steps run one at a time), in one write.
+        """Append a step outcome and clear the attempts and the attempt in flight, in one write.
 
         LeaseLost when fencing_token is not the current lease's.
         """
@@ -103,8 +108,21 @@ class StateStore(ABC):
         attempts: Attempts,
         fencing_token: int,
         notices: Sequence[Notice] = (),
+        in_flight: InFlight | None = None,
     ) -> None:
-        """Record how the step in trouble is going; LeaseLost as journal_step()."""
+        """Record how the step in trouble is going, and the attempt still running (an attempt
+        that outlived its timeout) or None; LeaseLost as journal_step()."""
+
+    @abstractmethod
+    def mark_in_flight(
+        self, transition_id: str, in_flight: InFlight | None, fencing_token: int
+    ) -> None:
+        """Set (before an attempt starts) or clear (after it returned) the attempt in flight.
+
+        Changes the transition's revision, so an operator command decided before is
+        re-checked. Outside the audit chain: it records no outcome, only that one is
+        pending. LeaseLost as journal_step().
+        """
 
     @abstractmethod
     def operate(

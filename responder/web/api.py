@@ -1,5 +1,5 @@
-"""The operator API: status, history, plan, failover, switchover, freeze, unfreeze, retry,
-skip, abort, approve and decline.
+"""The operator API: status, history, plan, failover, switchover, practice, freeze, unfreeze,
+retry, skip, abort, repair, approve and decline.
 
 Mutations need the token. A command that does not apply to the transition as it
 is now (nothing failing, another step in trouble, no transition) answers 409.
@@ -11,11 +11,14 @@ import logging
 import re
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request
 
 from ddb_failover.logs import kv
 from responder.decide.decision import OperatorRequest, UnknownRegion
 from responder.intake.handling import Handled
+from responder.intake.practice import EXTENSION as PRACTICES
+from responder.intake.practice import Practices
+from responder.intake.practice import Refused as PracticeRefused
 from responder.state.records import TransitionRecord
 from responder.state.store import Refused, UnknownTransition
 from responder.web.common import RequestProblem, error, operator, read_json, require, service
@@ -218,6 +221,21 @@ def abort() -> Response:
     return _accepted(service().abort(by, reason, rollback, _transition_id(data)))
 
 
+@bp.post("/repair")
+def repair() -> Response:
+    """Reconcile drifted actions (or the one named) to the active region: 202, 400 or 409."""
+    by = operator()
+    data = _body()
+    svc = service()
+    action = _string(data, "action") if data.get("action") is not None else None
+    configured = [a.name for a in svc.actions]
+    if action is not None and action not in configured:
+        raise RequestProblem(
+            400, f"unknown action {action!r}; configured: {', '.join(configured)}", "action"
+        )
+    return _accepted(svc.repair(by, _string(data, "reason"), action))
+
+
 @bp.post("/approve")
 def approve() -> Response:
     """Yes to the transition waiting for approval: 202; 409 if its target is no longer ready."""
@@ -239,3 +257,37 @@ def decline() -> Response:
     data = _body()
     transition_id = _string(data, "transition_id")
     return _accepted(service().decline(transition_id, by, _string(data, "reason")))
+
+
+def _practices() -> Practices:
+    found: Practices = current_app.extensions[PRACTICES]
+    return found
+
+
+@bp.get("/practice")
+def practice_status() -> Response:
+    """Practice runs: when the next starts, the run under way, the newest runs, the last
+    success and whether it is overdue (max_age_days)."""
+    require("read", "history")
+    return _answer(_practices().status())
+
+
+@bp.post("/practice/run")
+def practice_run() -> Response:
+    """Start a practice run: 202 begun, 409 blocked (recorded) or refused (one under way;
+    outside the schedule's slots without now)."""
+    by = operator()
+    data = _body()
+    now = _flag(data, "now")
+    hold = data.get("hold_seconds")
+    if hold is not None and (
+        isinstance(hold, bool) or not isinstance(hold, int | float) or not 0 < hold <= 86400
+    ):
+        raise RequestProblem(400, "hold_seconds must be a number from 0 to 86400", "hold_seconds")
+    try:
+        started = _practices().start(by, float(hold) if hold is not None else None, now)
+    except PracticeRefused as exc:
+        raise RequestProblem(409, str(exc)) from None
+    if started.get("outcome") == "BLOCKED":
+        return _answer({"error": started["reason"], **started}, 409)
+    return _answer(started, 202)

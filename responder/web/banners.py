@@ -36,6 +36,8 @@ class Banner:
     transition_id: str | None = None
     action: str | None = None  # the step a skip would name
     lines: tuple[str, ...] = field(default=())
+    line_keys: tuple[str, ...] = ()  # what each line is about (drift: the action), for tools
+    until: str | None = None  # when the state ends by itself (an approval's deadline)
 
     @property
     def section(self) -> str:
@@ -50,14 +52,15 @@ def _approval(t: Json) -> Banner | None:
     if ap.get("requested_by"):
         detail += f"; requested by {ap['requested_by']}: another operator's token must approve"
     if ap.get("alerts_resolved_at"):
-        detail += f"; its alerts resolved at {ap['alerts_resolved_at']}: it does not cancel itself"
+        detail += "; its alerts have resolved: it does not cancel itself"
     return Banner(
         "awaiting_approval",
         "Awaiting approval",
-        detail + f" (until {ap.get('deadline_at')}, then {ap.get('on_timeout')}).",
+        detail + f"; when the wait ends: {ap.get('on_timeout')}.",
         (f"ddb-responder approve {t['id']}", f"ddb-responder decline {t['id']} --reason ..."),
         ("approve", "decline", "abort"),
         transition_id=t["id"],
+        until=ap.get("deadline_at"),
     )
 
 
@@ -72,7 +75,7 @@ def _stalled(t: Json, phase: str) -> Banner | None:
             f"Stopped at {action}{back} after {a['count']} attempt(s): {a['error'].rstrip('.')}."
         )
     else:
-        detail = f"Past its deadline ({t.get('deadline_at')}); it keeps retrying."
+        detail = "Past its deadline; it keeps retrying."
     commands = ["ddb-responder retry"]
     if action:
         commands.append(f"ddb-responder skip {action} --reason ...")
@@ -105,6 +108,7 @@ def _drift(plan: Json, describe: Describe) -> Banner | None:
         ("ddb-responder repair --reason ...",),
         ("repair",),
         lines=lines,
+        line_keys=tuple(str(d.get("action")) for d in drift),
     )
 
 

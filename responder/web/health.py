@@ -114,18 +114,22 @@ def cards(
     plan: Json,
     samples: Sequence[Sample] | None,
     unavailable: str | None = None,
+    witnesses: Sequence[str] = (),
 ) -> list[Card]:
-    """One card per region (and one for a witness region), in priority order.
+    """One card per region (and one per witness region), in priority order.
 
-    samples None: Prometheus gave nothing, for the reason unavailable.
+    samples None: Prometheus gave nothing, for the reason unavailable. Witnesses are the
+    config's (the plan's consistency block) and any dynamodb_table_info names.
     """
     names = list(regions)
-    extra = witness(samples or ())
-    if extra is not None and extra not in names:
-        names.append(extra)
+    extra = set(witnesses)
+    seen = witness(samples or ())
+    if seen is not None:
+        extra.add(seen)
+    names += sorted(w for w in extra if w not in names)
     out = []
     for name in names:
-        role = "active" if name == active else "witness" if name == extra else "standby"
+        role = "active" if name == active else "witness" if name in extra else "standby"
         ready, problems = _plan_verdict(plan, name)
         card = Card(name, role, name == primary, ready, problems)
         if samples is None:

@@ -18,6 +18,8 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from ddb_failover.logs import kv
+from responder.decide import practice
+from responder.intake.practice import EXTENSION as PRACTICES
 from responder.metrics import APPROVAL_WINDOW
 from responder.state.records import Json, State
 from responder.state.store import StateStore, StoreUnavailable
@@ -88,7 +90,15 @@ def metrics() -> Response:
     svc.metrics.refresh(values.state, values.actions)
     svc.metrics.approvals(values.recent)
     active = values.state.active_region if values.state else None
-    svc.metrics.refresh_plan(svc.plan(), active)
+    plan = svc.plan()
+    svc.metrics.refresh_plan(plan, active)
+    svc.metrics.drift.refresh(plan, values.state)
+    if values.state is not None:  # the store answered: read the runs (cached as the rest)
+        runs = current_app.extensions[PRACTICES].cached_runs()
+        setting = svc.config.responder.practice
+        max_age = setting.max_age_days * practice.DAY if setting.enabled else 0.0
+        outcomes = [r.outcome for r in runs]
+        svc.metrics.refresh_practice(outcomes, practice.last_success(runs), max_age)
     return Response(svc.metrics.render(), mimetype=None, content_type=CONTENT_TYPE_LATEST)
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from flask import Blueprint, Response, render_template, request
 
+from ddb_failover.consistency import RPO_ZERO, STRONG
 from responder.records import words
 from responder.state.store import StoreUnavailable, UnknownTransition
 from responder.web import banners, health, present, promql
@@ -73,8 +74,15 @@ def _cards(plan: Json, status: Json) -> list[health.Card]:
             samples = promql.query(str(url), health.EXPR)
         except promql.PromUnavailable as exc:
             reason = str(exc)
+    witnesses = list((plan.get("consistency") or {}).get("witnesses") or {})
     return health.cards(
-        config.region_names, config.primary, status["active_region"], plan, samples, reason
+        config.region_names,
+        config.primary,
+        status["active_region"],
+        plan,
+        samples,
+        reason,
+        witnesses,
     )
 
 
@@ -123,12 +131,19 @@ def _blocked_reason(history: Json) -> str | None:
     return None
 
 
-def _consistency(plan: Json, report: Json | None) -> str | None:
-    """The word strong when the plan or the report says the tables are strongly consistent."""
-    found = [plan.get("consistency")]
-    if report:
-        found += [report.get("consistency"), (report.get("evidence") or {}).get("consistency")]
-    return "strong" if "strong" in found else None
+def _plan_rpo(plan: Json) -> str | None:
+    """The plan's RPO words ("RPO 0 (strong consistency)") when every table is strongly
+    consistent: its `consistency` block's `rpo` (ddb_failover.consistency)."""
+    block = plan.get("consistency")
+    if block == STRONG:
+        return RPO_ZERO
+    return block.get("rpo") if isinstance(block, dict) else None
+
+
+def _report_rpo(report: Json | None) -> str | None:
+    """The same words for a transition, as its evidence kept them when it was decided."""
+    evidence = (report or {}).get("evidence") or {}
+    return evidence.get("rpo") or (RPO_ZERO if evidence.get("consistency") == STRONG else None)
 
 
 @bp.get("/")
@@ -150,6 +165,7 @@ def index() -> tuple[str, int] | Response:
     plan = svc.plan()
     now = svc.clock()
     said = Words(list(svc.actions), list(svc.config.responder.actions))
+    entries = present.timeline(report, now) if report else []
     shown = banners.banners(status, plan, said.state, _blocked_reason(history))
     page = render_template(
         "status.html",
@@ -157,15 +173,16 @@ def index() -> tuple[str, int] | Response:
         history=history,
         plan=plan,
         report=report,
-        timeline=present.timeline(report) if report else [],
-        total=present.total(report) if report else None,
+        timeline=entries,
+        total=present.total(entries),
         cards=_cards(plan, status),
         banners=shown,
         words=said,
         csrf=csrf_token(now),
         offered=offered(),
         links=_links(report, now, status["phase"], shown),
-        consistency=_consistency(plan, report),
+        consistency=_plan_rpo(plan),
+        transition_rpo=_report_rpo(report),
         seconds=words.seconds,
         when=lambda value: present.when(value, now),
         refresh=refresh,

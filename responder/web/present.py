@@ -57,9 +57,18 @@ def when(value: str | float | None, now: float) -> Markup:
     return Markup('<time datetime="{}" title="{}">{}</time>').format(iso, shown, relative(now - at))
 
 
-def timeline(report: Json) -> list[Json]:
-    """The report's entries, each with its duration to the next (the last: 0), in tenths."""
-    entries = report.get("timeline") or []
+def timeline(report: Json, now: float | None = None) -> list[Json]:
+    """The report's entries, each with its duration to the next (the last: 0), in tenths.
+
+    A transition in progress ends with an entry "now" (given now): the wait so far, for an
+    approval or a step, counts in the durations and the total.
+    """
+    entries = list(report.get("timeline") or [])
+    running = (report.get("transition") or {}).get("result") == "in_progress"
+    if running and now is not None and entries and now > float(entries[-1]["unix"]):
+        waiting = "waiting for approval" if _waiting(report) else "in progress"
+        offset = float(entries[0].get("offset_seconds", 0)) + now - float(entries[0]["unix"])
+        entries.append({"event": "now", "unix": now, "offset_seconds": offset, "detail": waiting})
     tenths = [round(float(e.get("offset_seconds", 0)) * 10) for e in entries]
     out = []
     for i, entry in enumerate(entries):
@@ -68,9 +77,11 @@ def timeline(report: Json) -> list[Json]:
     return out
 
 
-def total(report: Json) -> str:
-    """The timeline's total, rounded as its entries' durations are."""
-    entries = report.get("timeline") or []
-    if not entries:
-        return words.seconds(0)
-    return words.seconds(round(float(entries[-1].get("offset_seconds", 0)) * 10) / 10)
+def _waiting(report: Json) -> bool:
+    approval = (report.get("transition") or {}).get("approval") or {}
+    return approval.get("state") == "waiting"
+
+
+def total(entries: list[Json]) -> str:
+    """The timeline's total, rounded as its entries' durations are: their exact sum."""
+    return words.seconds(sum(e["duration_tenths"] for e in entries) / 10)

@@ -103,7 +103,11 @@ def _actions(stack: Stack, aws: dict[str, Any]) -> list[dict[str, Any]]:
         "variable": "DYNAMODB_REGION",
         "reload_command": reload_command(stack),  # the sites re-read it (sandbox/site.py)
     }
-    return [*actions, origin, parameter, env, *_extra(stack)]
+    generated = [*actions, origin, parameter, env]
+    timeout = stack.options.get("action_timeout_seconds")
+    if timeout is not None:
+        generated = [{**a, "timeout_seconds": float(timeout)} for a in generated]
+    return [*generated, *_extra(stack)]
 
 
 def _read_only(stack: Stack) -> dict[str, Any]:
@@ -179,7 +183,8 @@ def _configure(stack: Stack) -> None:
     }
     do = stack.config_data.get("_sandbox", {}).get("do_api")
     if do is not None:
-        section["digitalocean"] = {**do["digitalocean"], "timeout_seconds": 5}
+        timeout = float(stack.options.get("do_timeout_seconds", 5))
+        section["digitalocean"] = {**do["digitalocean"], "timeout_seconds": timeout}
     section["notify"] = _notify(stack, f"http://127.0.0.1:{port}")
     only = stack.options.get("only")
     if only is None or "prometheus" in only:

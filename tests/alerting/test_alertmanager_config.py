@@ -48,6 +48,10 @@ ROUTES = [
     ("alertname=DynamoDBRegionDegraded severity=warning region=us-east-1 table=posts", "null"),
     # A plan that would not pass is a ticket: never the pager, never the responder's webhook.
     ("alertname=FailoverPlanNotReady severity=warning region=eu-west-1 action=www", "null"),
+    # Drift is a person's call: never the pager, never the webhook (never repaired by itself).
+    ("alertname=FailoverDrift severity=warning action=www", "null"),
+    # No practice run succeeded lately: a ticket.
+    ("alertname=FailoverPracticeOverdue severity=warning", "null"),
     # A RegionDown without severity still reaches the responder, never the pager.
     ("alertname=DynamoDBRegionDown region=us-east-1 table=posts", "responder"),
 ]  # fmt: skip

@@ -32,9 +32,11 @@ CONTRACT_ALERTS = {
     "FailoverStateStoreDown",
     "FailoverAwaitingApproval",
     "FailoverPlanNotReady",
+    "FailoverDrift",
     "WordPressSiteDown",
     "WordPressSiteDownInActiveRegion",
     "DynamoDBReplicaNotActive",
+    "FailoverPracticeOverdue",
 }
 
 

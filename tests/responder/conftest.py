@@ -10,7 +10,7 @@ import pytest
 
 from responder.actions.do_client import DOClient
 from responder.state.store import StateStore
-from tests.responder.controlserver import ControlTableServer
+from sandbox.control_table import ControlTableServer
 from tests.responder.dosandbox import TOKEN, Sandbox, fresh, serve
 from tests.responder.stores import BACKENDS, Backend, Clock, dynamodb_backend, sqlite_backend
 

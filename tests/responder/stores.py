@@ -13,7 +13,7 @@ from responder.state.dynamodb.store import DynamoDBStore
 from responder.state.keys import AuditKeys
 from responder.state.sqlite.store import SqliteStore
 from responder.state.store import StateStore
-from tests.responder.controlserver import ControlTableServer
+from sandbox.control_table import ControlTableServer
 from tests.responder.fakes import EAST, KEYS, config
 
 BACKENDS = ("sqlite", "dynamodb")

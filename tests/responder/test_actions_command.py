@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -12,7 +15,13 @@ import pytest
 from ddb_failover.config import CommandAction
 from responder.actions.base import Transition, reconcile
 from responder.actions.command import Command
+from responder.model import fence
 from responder.model.errors import PermanentError, TemporaryError
+from responder.model.fence import LeaseDeadlinePassed
+from sandbox.net import wait_until
+from tests.responder.test_actions_env_file import running
+
+REPO = Path(__file__).resolve().parents[2]
 
 EAST, WEST = "us-east-1", "eu-west-1"
 VARIABLES = (
@@ -164,3 +173,44 @@ def test_a_secret_cut_by_the_stderr_tail_leaves_no_part_of_it(cut: int) -> None:
         logs.set_redactor(str)
     assert not any(secret[i:] in shown for i in range(len(secret) - 3))
     assert not any(secret[:i] in shown for i in range(4, len(secret) + 1))
+
+
+def test_no_command_starts_after_the_lease_ran_out(tmp_path: Path) -> None:
+    log = tmp_path / "log"
+    action = command(recorder(log), tmp_path / "s")
+    with fence.guarding(fence.Deadline(until=0.0)), pytest.raises(LeaseDeadlinePassed):
+        reconcile(action, transition(WEST))
+    assert runs(log) == []  # not run at all
+    with fence.guarding(fence.Deadline(until=time.time() + 60)):
+        reconcile(action, transition(WEST))
+    assert len(runs(log)) == 1
+
+
+# A worker whose attempt thread runs a command that never ends; it prints the command's pid.
+WORKER = """
+import sys, threading
+from responder.actions import _subprocess
+pid_file = sys.argv[1]
+argv = ["sh", "-c", f"echo $$ > {pid_file}; exec sleep 600"]
+run = lambda: _subprocess.run(argv, timeout=600, what="t")  # noqa: E731
+thread = threading.Thread(target=run)
+thread.start()
+thread.join()
+"""
+
+
+def test_a_command_dies_with_its_worker(tmp_path: Path) -> None:
+    pid_file = tmp_path / "pid"
+    worker = subprocess.Popen([sys.executable, "-c", WORKER, str(pid_file)], cwd=REPO)
+    try:
+        wait_until(lambda: pid_file.exists() and pid_file.read_text().strip(), 20)
+        child = int(pid_file.read_text())
+        assert running(child)
+    finally:
+        worker.kill()  # SIGKILL: no handler of the worker runs
+        worker.wait()
+    try:
+        wait_until(lambda: not running(child), 10, message="the command died with its worker")
+    finally:
+        if running(child):
+            os.kill(child, signal.SIGKILL)

@@ -13,7 +13,9 @@ import pytest
 from ddb_failover.config import EnvFileAction
 from responder.actions.base import Transition, reconcile
 from responder.actions.env_file import EnvFile, read_value, with_value
+from responder.model import fence
 from responder.model.errors import PermanentError, TemporaryError
+from responder.model.fence import LeaseDeadlinePassed
 from sandbox.net import wait_until
 
 TESTDATA = Path(__file__).parent / "testdata"
@@ -340,3 +342,11 @@ def test_inspect_immutable_directory_is_not_writable_even_for_root(
         reconcile(env_file(sample), transition(WEST))
     undo()
     assert env_file(sample).inspect(WEST).problems == ()
+
+
+def test_a_stray_attempt_cannot_restore_an_old_file_after_its_lease(sample: Path) -> None:
+    before = sample.read_text()
+    with fence.guarding(fence.Deadline(until=0.0)), pytest.raises(LeaseDeadlinePassed):
+        reconcile(env_file(sample), transition(WEST))
+    assert sample.read_text() == before  # nothing replaced, no temporary file left
+    assert [p.name for p in sample.parent.iterdir() if p.name.endswith(".tmp")] == []

@@ -227,12 +227,26 @@ def test_an_answer_after_the_deadline_leaves_it_to_on_timeout(
     assert done.approval is not None and done.approval.decided_by == "responder"
 
 
-def test_an_aborted_transition_cannot_be_approved(site: Callable[..., Site]) -> None:
+@pytest.mark.parametrize("rollback", [False, True])
+def test_abort_while_awaiting_approval_ends_it_at_once(
+    site: Callable[..., Site], rollback: bool
+) -> None:
     s = site(approval="failover")
     transition_id = waiting_failover(s)
-    assert s.post("abort", {"transition_id": transition_id, "reason": "no"}).status_code == 202
+    body = {"transition_id": transition_id, "reason": "not now", "rollback": rollback}
+    answer = s.post("abort", body)
+    assert answer.status_code == 202
+    ended = answer.get_json()["transition"]
+    said = "aborted by operator: not now; nothing was applied: nothing to roll back"
+    assert (ended["result"], ended["error"]) == ("aborted", said)
+    assert ended["approval"]["state"] == "declined"
+    assert s.status()["phase"] == "steady" and s.world == {"www": {"region": EAST}}
+    (last, *_) = s.client.get("/api/v1/history").get_json()["transitions"]
+    assert (last["id"], last["result"], last["error"]) == (transition_id, "aborted", said)
     late = s.post("approve", {"transition_id": transition_id, "reason": "go"})
-    assert late.status_code == 409 and "being aborted" in late.get_json()["error"]
+    assert late.status_code == 409 and "in progress" in late.get_json()["error"]
+    again = s.post("abort", {"transition_id": transition_id, "reason": "twice"})
+    assert again.status_code == 409
 
 
 def test_resolved_alerts_do_not_cancel_but_are_shown(site: Callable[..., Site]) -> None:

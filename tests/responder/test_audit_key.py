@@ -443,7 +443,14 @@ def test_the_cli_stops_on_a_missing_key_naming_it(
     missing = tmp_path / "no-such-key"
     path = write_config(tmp_path, extra={"audit": {"key_file": str(missing)}})
     expected = f"responder.audit.key_file: cannot read {missing}: No such file or directory"
-    for command in (["audit", "verify"], ["check-config"], ["audit", "export", "--since", "1h"]):
+    commands = (
+        ["audit", "verify"],
+        ["audit", "export", "--since", "1h"],
+        ["check-config"],
+        ["serve"],
+        ["init-state"],
+    )
+    for command in commands:
         assert main([*command, "--config", str(path)]) == 2, command
         assert expected in capsys.readouterr().err, command
     assert not (tmp_path / "state" / "state.db").exists()  # nothing opened, nothing written

@@ -34,8 +34,10 @@ from responder.actions.do_dns_record import DNSRecord
 from responder.actions.do_global_load_balancer import GlobalLoadBalancer
 from responder.actions.do_load_balancer import LoadBalancer
 from responder.actions.inspection import RATE_LIMITED, RATELIMIT
+from responder.model import fence
 from responder.model.backoff import backoff
 from responder.model.errors import TemporaryError
+from responder.model.fence import LeaseDeadlinePassed
 from sandbox.do_api import app as do_api_app
 from tests.responder.dosandbox import TOKEN, WEST, Sandbox, transition
 from tests.responder.test_actions_do import dns_action, lb_action
@@ -210,3 +212,13 @@ def test_an_app_deployment_polls_within_its_bound(sandbox: Sandbox) -> None:
 
     made = len(sandbox.requests())
     assert 5 < made <= action.digitalocean_calls() == 5 + 16
+
+
+def test_no_change_is_sent_after_the_lease_ran_out(sandbox: Sandbox) -> None:
+    dns = _dns(client(sandbox))
+    with fence.guarding(fence.Deadline(until=0.0)), pytest.raises(LeaseDeadlinePassed):
+        reconcile(dns, transition(WEST))
+    sent = [(r["method"], r["status"]) for r in sandbox.requests()]
+    assert sent and all(method == "GET" for method, _ in sent)  # read, compared, not written
+    with fence.guarding(fence.Deadline(until=time.time() + 60)):
+        assert reconcile(dns, transition(WEST)).result == "applied"

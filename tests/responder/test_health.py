@@ -7,13 +7,14 @@ import json
 import threading
 import urllib.parse
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
 
 from responder.web import health, promql
 from responder.web.promql import Sample
+from tests.alerting.loopback import LoopbackServer
 
 EAST, WEST, WITNESS = "us-east-1", "eu-west-1", "us-west-2"
 
@@ -105,16 +106,12 @@ class FakePrometheus(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def prometheus() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), FakePrometheus)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
     FakePrometheus.asked.clear()
     FakePrometheus.hang.clear()
     FakePrometheus.release.clear()
-    yield f"http://127.0.0.1:{server.server_address[1]}/"
-    FakePrometheus.release.set()
-    server.shutdown()
-    server.server_close()
+    with LoopbackServer(FakePrometheus) as server:
+        yield server.url + "/"
+        FakePrometheus.release.set()
 
 
 def vector(*results: dict[str, Any]) -> bytes:
@@ -149,3 +146,8 @@ def test_no_answer_in_time_and_nobody_listening_are_reasons(prometheus: str) -> 
         promql.query(prometheus, "up", timeout=0.3)
     with pytest.raises(promql.PromUnavailable, match="Prometheus unreachable"):
         promql.query("http://127.0.0.1:9", "up")
+
+
+def test_the_configured_witness_has_a_card_without_series() -> None:
+    cards = health.cards((EAST, WEST), EAST, EAST, {}, [], witnesses=["ap-south-1"])
+    assert [(c.region, c.role, c.no_data) for c in cards][2] == ("ap-south-1", "witness", None)

@@ -135,14 +135,15 @@ def test_skip_goes_on_without_the_step(site: Site) -> None:
     assert site.status()["active_region"] == WEST
 
 
-def test_abort_with_rollback_puts_back_what_was_applied(site: Site) -> None:
+def test_abort_with_rollback_puts_every_action_back(site: Site) -> None:
     transition_id = site.stall()
     answer = site.post("abort", {"reason": "site is fine", "rollback": True, "by": "carol"})
     assert answer.status_code == 202
     assert site.status()["desired_region"] == EAST
     done = site.run()
     assert done is not None and (done.id, done.result) == (transition_id, "aborted")
-    assert site.world == {"www": {"region": EAST}, "lb": {"region": EAST}}
+    # env never ran forward: rollback reads it too, and puts it in the source's state.
+    assert site.world == {"www": {"region": EAST}, "lb": {"region": EAST}, "env": {"region": EAST}}
     status = site.status()
     assert (status["active_region"], status["phase"]) == (EAST, "steady")
     aborted = (
@@ -166,3 +167,40 @@ def test_the_page_says_where_it_stopped_and_what_to_type(site: Site) -> None:
     site.post("skip", {"action": "lb", "reason": "moved <b>by hand</b>", "by": "bob"})
     page = site.client.get("/").get_data(as_text=True)
     assert "skip lb" in page and "moved &lt;b&gt;by hand&lt;/b&gt;" in page  # escaped
+
+
+def test_repair_puts_back_only_what_it_is_asked_to_and_never_while_another_runs(
+    site: Site,
+) -> None:
+    transition_id = site.stall()
+    busy = site.post("repair", {"reason": "dns edited by hand"})
+    assert busy.status_code == 409
+    assert busy.get_json()["error"] == (
+        f"cannot repair: transition {transition_id} (manual) is in progress"
+    )
+    site.post("abort", {"reason": "enough", "rollback": True})
+    assert site.run().result == "aborted"
+    site.world.update(www={"region": WEST}, lb={"region": WEST})  # changed by hand, twice
+    assert site.post("repair", {"reason": "x", "action": "nope"}).status_code == 400
+    assert site.post("repair", {"action": "www"}).status_code == 400  # a reason is required
+    answer = site.post("repair", {"reason": "dns edited by hand", "action": "www"})
+    assert answer.status_code == 202, answer.get_json()
+    began = answer.get_json()["transition"]
+    assert (began["kind"], began["from_region"], began["to_region"]) == ("repair", EAST, EAST)
+    done = site.run()
+    assert done is not None and (done.kind, done.result) == ("repair", "completed")
+    assert [(s.action, s.result) for s in done.steps] == [("www", "applied")]
+    assert site.world == {"www": {"region": EAST}, "lb": {"region": WEST}, "env": {"region": EAST}}
+    everything = site.post("repair", {"reason": "the rest"})
+    assert everything.status_code == 202
+    done = site.run()
+    assert [(s.action, s.result) for s in done.steps] == [
+        ("www", "unchanged"),
+        ("lb", "applied"),
+        ("env", "unchanged"),
+    ]
+    (last, *_) = site.client.get("/api/v1/history").get_json()["transitions"]
+    assert (last["kind"], last["cause"]["reason"]) == ("repair", "the rest")
+    report = site.client.get(f"/api/v1/transitions/{last['id']}/report")
+    assert report.status_code == 200 and report.get_json()["transition"]["kind"] == "repair"
+    assert site.status()["active_region"] == EAST

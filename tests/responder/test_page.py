@@ -262,11 +262,15 @@ def test_drift_and_strong_consistency_show_when_the_plan_says(page: Callable[...
     plain = p.html()
     assert 'data-banner="drift"' not in plain and "RPO 0" not in plain
     drift = [{"action": "www", "current": {"region": WEST}, "desired": {"region": EAST}}]
-    p.plan(drift=drift, consistency="strong")
+    rpo = "RPO 0 (strong consistency)"
+    witnesses = {"us-west-2": {"tables": ["wordpress_posts"], "target": False, "why": "witness"}}
+    consistency = {"tables": {"wordpress_posts": "strong"}, "witnesses": witnesses, "rpo": rpo}
+    p.plan(drift=drift, consistency=consistency)
     html = p.html(p.operator)
     assert 'data-banner="drift"' in html and "ddb-responder repair --reason ..." in html
     assert "www: is region eu-west-1, should be region us-east-1" in html
-    assert "RPO 0 (strong consistency)" in html
+    assert f'<strong id="rpo">{rpo}</strong>' in html
+    assert 'data-region="us-west-2" data-role="witness"' in html
     # Repair is issue 21's command: the button comes with it; without it a post says so.
     service = p.app.extensions["responder"]
     assert ("repair" in forms(html)) == hasattr(service, "repair")
@@ -296,7 +300,10 @@ def test_every_transition_kind_shows_as_a_timeline(page: Callable[..., Page], ki
     lease = store.acquire_lease("test", 60)
     assert lease is not None
     cause = Cause(operator="operator", reason="drill")
-    new = NewTransition(kind, EAST, WEST, cause, 0.25, False, evidence={"received_at": time.time()})  # type: ignore[arg-type]
+    evidence: dict[str, Any] = {"received_at": time.time()}
+    if kind == "switchover":  # a strongly consistent table's evidence
+        evidence.update(consistency="strong", rpo="RPO 0 (strong consistency)")
+    new = NewTransition(kind, EAST, WEST, cause, 0.25, False, evidence=evidence)  # type: ignore[arg-type]
     record = store.begin_transition(new, store.state().version)
     assert record is not None
     started = time.time()
@@ -308,4 +315,6 @@ def test_every_transition_kind_shows_as_a_timeline(page: Callable[..., Page], ki
     assert f"{kind.capitalize()} {EAST} &rarr; {WEST}:" in html
     events = re.findall(r'<li data-event="([a-z_]+)"', html)
     assert events == ["request_received", "decision", "step_started", "step_finished", "completed"]
-    assert "region us-east-1 → region eu-west-1" in html and '<span id="data-at-risk">0.2 s' in html
+    risk = "RPO 0 (strong consistency)" if kind == "switchover" else "0.2 s"
+    assert "region us-east-1 → region eu-west-1" in html
+    assert f'<span id="data-at-risk">{risk}</span>' in html

@@ -428,3 +428,46 @@ def test_runner_thread_retries_a_failing_store_at_its_own_pace(tmp_path: Path) -
     finally:
         plans.stop()
     assert store.reads - reads <= elapsed / 0.05 + 3, "the loop spins on a failing store"
+
+
+def test_each_evaluation_compares_every_action_with_the_active_regions_desired_state() -> None:
+    world = {"dns": {"region": WEST}, "lb": {"region": EAST}}  # dns changed by hand
+    actions: list[Action] = [
+        Writes("dns", world),
+        Writes("lb", world),
+        Failing("env", TemporaryError("timed out")),
+    ]
+    plan = evaluate(actions, REGIONS, EAST, always_ready, 60.0, Limits(), clock=lambda: T0)
+    document = plan.to_json()
+    assert document["drift"] == [
+        {"action": "dns", "current": {"region": WEST}, "desired": {"region": EAST}}
+    ]
+    assert (document["drift_checked"], document["drift_unknown"]) == (["dns", "lb"], ["env"])
+    assert world == {"dns": {"region": WEST}, "lb": {"region": EAST}}  # never repaired
+
+
+def state_with(active: str, running: bool = False) -> Any:
+    return SimpleNamespace(active_region=active, in_progress=object() if running else None)
+
+
+def test_drift_metric_one_zero_and_no_sample_while_a_transition_runs() -> None:
+    registry = CollectorRegistry()
+    metrics = ResponderMetrics(registry, (EAST, WEST), ["dns", "lb"])
+    document = {
+        **document_with({WEST: {"dns": True}}),
+        "drift": [{"action": "dns", "current": 1, "desired": 2}],
+        "drift_checked": ["dns", "lb"],
+        "drift_unknown": ["env"],
+    }
+    metrics.drift.refresh(document, state_with(EAST))
+    found = series(registry)
+    assert found['responder_action_drift{action="dns"}'] == 1
+    assert found['responder_action_drift{action="lb"}'] == 0
+    assert 'responder_action_drift{action="env"}' not in found  # unreadable: no sample
+    metrics.drift.refresh(document, state_with(EAST, running=True))
+    assert not [s for s in series(registry) if s.startswith("responder_action_drift")]
+    metrics.drift.refresh(document, state_with(WEST))  # made for another active region
+    assert not [s for s in series(registry) if s.startswith("responder_action_drift")]
+    text = render.drift_lines({"evaluated_at": "t", "actions": document["drift"], "unknown": []})
+    assert "DRIFT dns: is 1, the active region wants 2" in "\n".join(text)
+    assert "ddb-responder repair --reason" in "\n".join(text)

@@ -18,10 +18,11 @@ from responder.execute.reconciler import Reconciler, StepEvent
 from responder.execute.runner import Runner
 from responder.model.backoff import backoff
 from responder.model.errors import PermanentError, TemporaryError
+from responder.model.fence import LeaseDeadlinePassed
 from responder.model.holder import default_holder
-from responder.state.records import Cause, NewTransition, TransitionRecord
+from responder.state.records import Cause, InFlight, NewTransition, TransitionRecord
 from responder.state.sqlite.store import SqliteStore
-from responder.state.store import Refused
+from responder.state.store import AttemptInFlight, Refused
 from sandbox.net import wait_until
 from tests.responder.dosandbox import Sandbox
 from tests.responder.fakes import EAST, WEST, FileAction, MemoryAction
@@ -91,8 +92,13 @@ def reconciler(
         clock=kwargs.pop("clock", store._clock),
         on_step=recorder.steps.append,
         on_finished=recorder.finished.append,
+        exit=kwargs.pop("exit", _no_exit),
         **kwargs,
     )
+
+
+def _no_exit(code: int) -> None:
+    raise AssertionError(f"the worker would have exited with {code}")
 
 
 def test_drives_every_action_and_moves_the_active_region(store: SqliteStore) -> None:
@@ -314,15 +320,27 @@ def test_rollback_includes_a_step_a_failed_attempt_may_have_changed(
     assert world["www"] == {"region": EAST}
 
 
-def test_abort_with_rollback_drives_applied_steps_back(store: SqliteStore, clock: Clock) -> None:
+def test_rollback_moves_every_action_back_whatever_the_journal_says(
+    store: SqliteStore, clock: Clock
+) -> None:
+    # env already WEST: the change landed before a crash, so the re-run journaled `unchanged`.
     world: dict[str, Any] = {"env": {"region": WEST}}
     dns = MemoryAction("www", world)
-    env = MemoryAction("env", world)  # already WEST: unchanged, so nothing to roll back
+    env = MemoryAction("env", world)
+    landed = [lambda: world.update(cmd={"region": WEST})]  # changed, then failed for good
+    cmd = MemoryAction(
+        "cmd",
+        world,
+        failures=[PermanentError("exit 1")],
+        on_apply=lambda: landed.pop()() if landed else None,
+    )
     broken = MemoryAction("lb", world, failures=[PermanentError("verify failed")])
     recorder = Recorder()
     begin(store)
-    rec = reconciler(store, [dns, env, broken], recorder)
+    rec = reconciler(store, [dns, env, cmd, broken], recorder)
     rec.run_once()
+    operations.apply(store, lambda r: operations.skip(r, "cmd", "erin", "later", clock.now))
+    drive(rec, clock)
     operations.apply(store, lambda r: operations.abort(r, "dave", "back out", True, clock.now))
     assert store.state().desired_region == EAST
     done = drive(rec, clock)
@@ -330,13 +348,13 @@ def test_abort_with_rollback_drives_applied_steps_back(store: SqliteStore, clock
     assert done.error == "aborted by dave and rolled back: back out"
     forward = [(s.action, s.result) for s in done.steps if not s.rollback]
     back = [(s.action, s.result, s.after) for s in done.steps if s.rollback]
-    assert forward == [("www", "applied"), ("env", "unchanged")]
-    # Newest first: the step it was stuck on, then what it had applied; env is left alone.
-    assert back == [("lb", "applied", {"region": EAST}), ("www", "applied", {"region": EAST})]
-    assert world == {"www": {"region": EAST}, "env": {"region": WEST}, "lb": {"region": EAST}}
+    assert forward == [("www", "applied"), ("env", "unchanged"), ("cmd", "skipped")]
+    # Every configured action, last first, each read and changed only if it differs.
+    assert back == [(name, "applied", {"region": EAST}) for name in ("lb", "cmd", "env", "www")]
+    assert world == {name: {"region": EAST} for name in ("www", "env", "cmd", "lb")}
     assert (store.state().active_region, store.state().phase) == (EAST, "steady")
     assert store.action_results()["www"]["region"] == EAST
-    assert [e.rollback for e in recorder.steps][-2:] == [True, True]
+    assert [e.rollback for e in recorder.steps][-4:] == [True] * 4
 
 
 def test_freeze_stops_at_the_next_step_and_unfreeze_resumes(
@@ -376,33 +394,73 @@ def test_a_crashing_action_stalls_the_transition_not_the_reconciler(store: Sqlit
     assert store.state().phase == "stalled"
 
 
-def test_a_hung_step_times_out_and_frees_the_lease(store: SqliteStore, clock: Clock) -> None:
+def test_a_hung_step_keeps_the_lease_until_it_returns(store: SqliteStore, clock: Clock) -> None:
     release = threading.Event()
-    hung = MemoryAction("www", {}, on_apply=lambda: release.wait(30))
+    world: dict[str, Any] = {"www": {"region": EAST}}
+    hung = MemoryAction("www", world, on_apply=lambda: release.wait(30))
     hung.timeout_seconds = 0.2
-    begin(store)
+    began = begin(store)
     rec = reconciler(store, [hung], Recorder())
     assert rec.run_once() is None
-    attempts = store.state().in_progress.attempts  # type: ignore[union-attr]
-    assert attempts is not None and not attempts.halted
-    assert attempts.error == "www: no result within 0.2s (timeout_seconds)"
-    assert store.acquire_lease("another", 15) is not None  # released, not held by the hung call
-    store.release_lease(store.acquire_lease("another", 15))  # type: ignore[arg-type]
+    running = store.state().in_progress
+    assert running is not None and running.attempts is not None
+    assert running.attempts.error == "www: no result within 0.2s (timeout_seconds)"
+    in_flight = running.in_flight  # still running, and the record says so
+    assert in_flight is not None and (in_flight.action, in_flight.attempt) == ("www", 1)
+    assert in_flight.holder == "test" and running.to_json()["in_flight"]["attempt"] == 1
+    assert store.acquire_lease("another", 15) is None  # kept while the stray call lives
+    with pytest.raises(
+        AttemptInFlight, match=r"attempt 1 in flight since 2027-01-15T08:00:00\.000Z"
+    ):
+        operations.apply(store, lambda r: operations.skip(r, "www", "ops", "stuck", clock.now))
+    operations.apply(store, lambda r: operations.abort(r, "ops", "enough", True, clock.now))
     clock.now += 60
-    assert rec.run_once() is None  # the stray call has not returned: no second apply starts
-    assert store.state().in_progress.attempts.error == (  # type: ignore[union-attr]
-        "www: the previous attempt has not returned yet"
-    )
+    assert rec.run_once() is None  # abort waits for the attempt's step boundary
+    assert store.state().in_progress is not None and hung.applied == []
     release.set()
     wait_until(
-        lambda: not any(t.name == "step-www" and t.is_alive() for t in threading.enumerate()),
+        lambda: (
+            store.state().in_progress is not None and store.state().in_progress.in_flight is None
+        ),  # type: ignore[union-attr]
         10,
-        message="the stray attempt returned",
+        message="the stray attempt returned and its marker was cleared",
     )
-    clock.now += 60
+    assert store.acquire_lease("another", 15) is not None  # given up once it returned
+    store.release_lease(store.acquire_lease("another", 15))  # type: ignore[arg-type]
     done = rec.run_once()
-    assert done is not None and done.result == "completed"
-    assert hung.applied == [{"region": WEST}]  # the stray apply landed; the retry read it back
+    assert done is not None and (done.id, done.result) == (began.id, "aborted")
+    assert hung.applied == [{"region": WEST}, {"region": EAST}]  # the stray landed; rolled back
+    assert world == {"www": {"region": EAST}} and rec.keeper.exited is None
+
+
+def test_a_worker_that_cannot_renew_exits_and_writes_nothing_after(
+    store: SqliteStore, clock: Clock
+) -> None:
+    release = threading.Event()
+    world: dict[str, Any] = {"www": {"region": EAST}}
+    hung = MemoryAction("www", world, on_apply=lambda: release.wait(30))
+    hung.timeout_seconds = 0.2
+    begin(store)
+    exits: list[int] = []
+    rec = reconciler(store, [hung], Recorder(), renew_seconds=0.05, exit=exits.append)
+    assert rec.run_once() is None
+    clock.now += 60  # the lease ran out (a paused worker): another holder takes it
+    assert store.acquire_lease("another", 15) is not None
+    wait_until(lambda: exits == [75], 10, message="the worker exited when it could not renew")
+    with pytest.raises(LeaseDeadlinePassed):
+        rec.keeper.deadline.check("www: write")
+
+
+def test_a_marker_left_by_a_dead_worker_is_cleared_by_the_next(store: SqliteStore) -> None:
+    world: dict[str, Any] = {"www": {"region": EAST}}
+    began = begin(store)
+    dead = store.acquire_lease("dead", 15)
+    assert dead is not None
+    store.mark_in_flight(began.id, InFlight("www", 1, 0.0, "dead", dead.token), dead.token)
+    store.release_lease(dead)
+    done = reconciler(store, [MemoryAction("www", world)], Recorder()).run_once()
+    assert done is not None and done.result == "completed" and done.in_flight is None
+    assert world == {"www": {"region": WEST}}
 
 
 def test_holder_ids_differ_between_starts_of_one_process() -> None:

@@ -19,8 +19,8 @@ from responder.state.dynamodb.store import DynamoDBStore
 from responder.state.outbox import Delivery, Notice
 from responder.state.records import Cause, NewTransition
 from responder.state.store import StoreError, StoreUnavailable
+from sandbox.control_table import ControlTableServer
 from sandbox.net import free_port
-from tests.responder.controlserver import ControlTableServer
 from tests.responder.fakes import EAST, WEST, config
 
 # One attempt with a 1 s connect and 2 s read timeout: a black hole costs ~2 s, never 3 x that.

@@ -31,6 +31,7 @@ from responder.state.records import (
     Attempts,
     Cause,
     Freeze,
+    InFlight,
     Lease,
     NewTransition,
     Operation,
@@ -219,6 +220,37 @@ def test_renewal_extends_the_lease(store: StateStore, clock: Clock) -> None:
     assert (renewed.token, renewed.expires_at) == (lease.token, clock.now + 5)
     clock.now += 4  # past the first expiry, within the renewed one
     assert store.acquire_lease("b", 5) is None
+
+
+def test_an_attempt_in_flight_is_fenced_changes_the_revision_and_clears_with_its_outcome(
+    store: StateStore, clock: Clock
+) -> None:
+    began = store.begin_transition(new(), store.state().version)
+    assert began is not None
+    lease = lease_for(store, "a", 5)
+    marker = InFlight("www", 1, clock.now, "a", lease.token)
+    store.mark_in_flight(began.id, marker, lease.token)
+    marked = store.transition(began.id)
+    assert marked.in_flight == marker and marked.revision > began.revision
+    assert store.state().in_progress.in_flight == marker  # type: ignore[union-attr]
+    # An attempt past its timeout stays in flight while its failure is recorded.
+    attempts = Attempts("www", False, 1, clock.now, clock.now, "timed out", clock.now + 1)
+    store.record_attempts(began.id, attempts, lease.token, (), marker)
+    assert store.transition(began.id).in_flight == marker
+    store.mark_in_flight(began.id, None, lease.token)
+    cleared = store.transition(began.id)
+    assert cleared.in_flight is None and cleared.revision > marked.revision
+    store.mark_in_flight(began.id, marker, lease.token)
+    store.journal_step(began.id, StepRecord("www", "applied"), lease.token)
+    assert store.transition(began.id).in_flight is None  # returned: its outcome clears it
+    clock.now += 5
+    with pytest.raises(LeaseLost):
+        store.mark_in_flight(began.id, marker, lease.token)
+    lease = lease_for(store, "b", 5)
+    store.mark_in_flight(began.id, marker, lease.token)
+    finished = store.finish_transition(began.id, "completed", lease.token)
+    assert finished.in_flight is None and store.transition(began.id).in_flight is None
+    assert verify(store.audit_log()).ok
 
 
 def test_journal_needs_a_transition_in_progress(store: StateStore) -> None:

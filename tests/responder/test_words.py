@@ -174,5 +174,24 @@ def test_timeline_durations_add_up_to_the_total_after_rounding() -> None:
     entries = present.timeline(report)
     assert [e["event"] for e in entries] == [f"e{i}" for i in range(len(offsets))]
     assert sum(e["duration_tenths"] for e in entries) == 78
-    assert present.total(report) == "7.8 s"
+    assert present.total(entries) == "7.8 s"
     assert [e["duration"] for e in entries][:3] == ["0.0 s", "0.1 s", "0.0 s"]
+
+
+def test_a_transition_in_progress_counts_its_wait_so_far() -> None:
+    report = {
+        "transition": {"result": "in_progress", "approval": {"state": "waiting"}},
+        "timeline": [
+            {"event": "webhook_received", "unix": 100.0, "offset_seconds": 0.0},
+            {"event": "decision", "unix": 100.25, "offset_seconds": 0.25},
+        ],
+    }
+    entries = present.timeline(report, 137.0)
+    assert [(e["event"], e["duration_tenths"]) for e in entries] == [
+        ("webhook_received", 2),
+        ("decision", 368),
+        ("now", 0),
+    ]
+    assert entries[-1]["detail"] == "waiting for approval" and present.total(entries) == "37.0 s"
+    report["transition"] = {"result": "completed"}
+    assert [e["event"] for e in present.timeline(report, 137.0)] == ["webhook_received", "decision"]

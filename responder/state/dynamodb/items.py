@@ -18,6 +18,7 @@ from responder.state.records import (
     Cause,
     DecisionRecord,
     Freeze,
+    InFlight,
     Json,
     Lease,
     NewTransition,
@@ -113,6 +114,11 @@ def attempts_value(attempts: Attempts | None) -> Item:
     return {"NULL": True} if attempts is None else j(attempts.to_store())
 
 
+def in_flight_value(in_flight: InFlight | None) -> Item:
+    """The attempt in flight, as a JSON string (NULL when none)."""
+    return {"NULL": True} if in_flight is None else j(in_flight.to_store())
+
+
 def operation_value(operation: Operation) -> Item:
     """An operator's command, as a list element."""
     return j(operation.to_store())
@@ -170,6 +176,9 @@ def transition(m: Item) -> TransitionRecord:
         revision=integer(m, "revision"),
         approval=Approval.from_store(json.loads(m["approval"]["S"]) if "approval" in m else None),
         evidence=json.loads(m["evidence"]["S"]) if "evidence" in m else None,
+        in_flight=InFlight.from_store(
+            json.loads(m["in_flight"]["S"]) if "S" in m.get("in_flight", {}) else None
+        ),
     )
 
 

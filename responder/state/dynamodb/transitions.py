@@ -23,6 +23,7 @@ from responder.state.records import (
     VERIFIED_RESULTS,
     Approval,
     Attempts,
+    InFlight,
     NewTransition,
     Operation,
     StepRecord,
@@ -93,15 +94,7 @@ class DynamoDBTransitions(ControlTable):
     ) -> None:
         """An update of the running transition by the lease holder; LeaseLost when refused."""
         now = self._clock()
-        fenced = {
-            **values,
-            ":token": n(fencing_token),
-            ":now": n(now),
-            ":tid": s(transition_id),
-            ":running": s("in_progress"),
-            ":one": n(1),
-            ":zero": n(0),
-        }
+        fenced = {**values, **_fenced(fencing_token, transition_id, now)}
         write = Write(
             f"{update}, #t.#revision = if_not_exists(#t.#revision, :zero) + :one",
             fenced,
@@ -127,7 +120,7 @@ class DynamoDBTransitions(ControlTable):
             transition_id,
             fencing_token,
             "SET #t.#steps = list_append(#t.#steps, :step), #actions.#action = :summary,"
-            " #t.#attempts = :none",
+            " #t.#attempts = :none, #t.#in_flight = :none",
             {
                 ":step": {"L": [items.step_value(step, fencing_token, at)]},
                 ":summary": items.action_summary(transition_id, step, at, region),
@@ -151,15 +144,37 @@ class DynamoDBTransitions(ControlTable):
         attempts: Attempts,
         fencing_token: int,
         notices: Sequence[Notice] = (),
+        in_flight: InFlight | None = None,
     ) -> None:
         self._fenced_update(
             transition_id,
             fencing_token,
-            "SET #t.#attempts = :attempts",
-            {":attempts": items.attempts_value(attempts)},
+            "SET #t.#attempts = :attempts, #t.#in_flight = :in_flight",
+            {
+                ":attempts": items.attempts_value(attempts),
+                ":in_flight": items.in_flight_value(in_flight),
+            },
             chain.attempted(transition_id, attempts),
             notices=notices,
         )
+
+    def mark_in_flight(
+        self, transition_id: str, in_flight: InFlight | None, fencing_token: int
+    ) -> None:
+        # Not chained (no outcome to keep): a plain fenced UpdateItem on the current item.
+        now = self._clock()
+        try:
+            self._update(
+                "SET #t.#in_flight = :in_flight,"
+                " #t.#revision = if_not_exists(#t.#revision, :zero) + :one",
+                {
+                    ":in_flight": items.in_flight_value(in_flight),
+                    **_fenced(fencing_token, transition_id, now),
+                },
+                f"{FENCED} AND {RUNNING}",
+            )
+        except ConditionFailed:
+            raise self._refused(fencing_token, transition_id, now) from None
 
     def operate(
         self,
@@ -242,7 +257,8 @@ class DynamoDBTransitions(ControlTable):
             raise self._refused(fencing_token, transition_id, now)
         update = (
             "SET #t.#result = :result, #t.#finished_at = :now, #version = #version + :one,"
-            " #t.#revision = if_not_exists(#t.#revision, :zero) + :one"
+            " #t.#revision = if_not_exists(#t.#revision, :zero) + :one,"
+            " #t.#in_flight = :nothing"
         )
         values: dict[str, Any] = {
             ":result": s(result),
@@ -252,6 +268,7 @@ class DynamoDBTransitions(ControlTable):
             ":tid": s(transition_id),
             ":running": s("in_progress"),
             ":zero": n(0),
+            ":nothing": items.in_flight_value(None),
         }
         if error is not None:
             update += ", #t.#error = :error"
@@ -289,3 +306,15 @@ class DynamoDBTransitions(ControlTable):
         if archived is None:
             raise UnknownTransition(f"no transition {transition_id}")
         return items.transition(archived)
+
+
+def _fenced(fencing_token: int, transition_id: str, now: float) -> dict[str, Any]:
+    """The values of FENCED AND RUNNING, and of a revision's increment."""
+    return {
+        ":token": n(fencing_token),
+        ":now": n(now),
+        ":tid": s(transition_id),
+        ":running": s("in_progress"),
+        ":one": n(1),
+        ":zero": n(0),
+    }

@@ -13,6 +13,7 @@ from responder.state.records import (
     Cause,
     DecisionRecord,
     Freeze,
+    InFlight,
     Json,
     Operation,
     StepRecord,
@@ -83,6 +84,7 @@ def transition(db: sqlite3.Connection, row: sqlite3.Row) -> TransitionRecord:
         revision=row["revision"],
         approval=Approval.from_store(loads(row["approval"])),
         evidence=loads(row["evidence"]),
+        in_flight=InFlight.from_store(loads(row["in_flight"])),
     )
 
 

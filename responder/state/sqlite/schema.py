@@ -67,6 +67,7 @@ ADDED_COLUMNS = (
     ("meta", "chain_hash", "TEXT"),
     ("meta", "chain_anchor", "TEXT"),
     ("audit", "key_id", "TEXT"),
+    ("transitions", "in_flight", "TEXT"),
 )
 # Indexes on added columns: created once the columns exist.
 INDEXES = (

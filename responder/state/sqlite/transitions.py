@@ -15,6 +15,7 @@ from responder.state.records import (
     VERIFIED_RESULTS,
     Approval,
     Attempts,
+    InFlight,
     Json,
     NewTransition,
     Operation,
@@ -76,7 +77,8 @@ class SqliteTransitions(SqliteFile):
             self._running(db, transition_id)
             stored = replace(step, at=step.at or self._clock(), fencing_token=fencing_token)
             self._insert_step(db, transition_id, stored)
-            # Steps run one at a time: once one is journaled, nothing is in trouble.
+            # Steps run one at a time: once one is journaled, nothing is in trouble or running.
+            self._set_in_flight(db, transition_id, None)
             self._set_attempts(db, transition_id, None)
             self._append(db, chain.journaled(transition_id, stored))
 
@@ -108,13 +110,35 @@ class SqliteTransitions(SqliteFile):
         attempts: Attempts,
         fencing_token: int,
         notices: Sequence[Notice] = (),
+        in_flight: InFlight | None = None,
     ) -> None:
         with self._write() as db:
             self._check_token(db, fencing_token)
             self._running(db, transition_id)
+            self._set_in_flight(db, transition_id, in_flight)
             self._set_attempts(db, transition_id, attempts)
             self._append(db, chain.attempted(transition_id, attempts))
             self._enqueue(db, notices)
+
+    def mark_in_flight(
+        self, transition_id: str, in_flight: InFlight | None, fencing_token: int
+    ) -> None:
+        with self._write() as db:
+            self._check_token(db, fencing_token)
+            self._running(db, transition_id)
+            self._set_in_flight(db, transition_id, in_flight)
+            db.execute(
+                "UPDATE transitions SET revision = revision + 1 WHERE id = ?", (transition_id,)
+            )
+
+    @staticmethod
+    def _set_in_flight(
+        db: sqlite3.Connection, transition_id: str, in_flight: InFlight | None
+    ) -> None:
+        db.execute(
+            "UPDATE transitions SET in_flight = ? WHERE id = ?",
+            (mapping.dumps(in_flight.to_store() if in_flight else None), transition_id),
+        )
 
     @staticmethod
     def _set_attempts(
@@ -183,7 +207,7 @@ class SqliteTransitions(SqliteFile):
             self._check_token(db, fencing_token)
             row = self._running(db, transition_id)
             db.execute(
-                "UPDATE transitions SET result = ?, finished_at = ?, error = ?,"
+                "UPDATE transitions SET result = ?, finished_at = ?, error = ?, in_flight = NULL,"
                 " revision = revision + 1 WHERE id = ?",
                 (result, self._clock(), error, transition_id),
             )

@@ -1,4 +1,5 @@
-"""The DynamoDB control table for tests: a moto server process answering one request at a time.
+"""The DynamoDB control table for tests and `bench chaos`: a moto server answering one request
+at a time.
 
 moto's DynamoDB is not safe under concurrent requests: a conditional write
 checks its condition and then writes, with no lock in between, so two racing
@@ -6,7 +7,7 @@ requests can both pass. Real DynamoDB makes each item's conditional writes
 atomic; one request at a time gives moto that guarantee, so a race our tests
 find is a race in our code, not in the emulator.
 
-python -m tests.responder.controlserver --port P     serve until SIGTERM
+python -m sandbox.control_table --port P     serve until SIGTERM
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Any
 
 from sandbox.net import free_port, port_open, wait_until
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 
 
 class Serialised:
@@ -50,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     from moto.server import DomainDispatcherApplication, create_backend_app
     from werkzeug.serving import make_server
 
-    parser = argparse.ArgumentParser(prog="python -m tests.responder.controlserver")
+    parser = argparse.ArgumentParser(prog="python -m sandbox.control_table")
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args(argv)
     app = Serialised(DomainDispatcherApplication(create_backend_app))
@@ -87,7 +88,7 @@ class ControlTableServer:
         self.workdir.mkdir(parents=True, exist_ok=True)
         log = open(self.workdir / "control-table.log", "ab")  # noqa: SIM115 - the child keeps it
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "tests.responder.controlserver", "--port", str(self.port)],
+            [sys.executable, "-m", "sandbox.control_table", "--port", str(self.port)],
             cwd=REPO,
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -1,0 +1,102 @@
+"""What a practice round asks Alertmanager and Prometheus, against a local HTTP server that
+checks each request is what those APIs take (the live stack's e2e test uses the real ones)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import urllib.parse
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+from responder.intake import practice_sources
+from responder.intake.practice_sources import alertmanager_firing, matchers, prometheus_check
+
+ALERTS = [
+    {"labels": {"alertname": "DynamoDBRegionDown", "region": "us-east-1"}},
+    {"labels": {"alertname": "HighErrorRate"}},
+]
+VECTORS = {
+    "up == 1": {"resultType": "vector", "result": [{"metric": {}, "value": [1, "1"]}]},
+    "up == 0": {"resultType": "vector", "result": []},
+    "zero": {"resultType": "vector", "result": [{"metric": {}, "value": [1, "0"]}]},
+    "scalar(1)": {"resultType": "scalar", "result": [1, "1"]},
+}
+
+
+class Handler(BaseHTTPRequestHandler):
+    seen: list[dict[str, list[str]]] = []
+
+    def do_GET(self) -> None:
+        url = urllib.parse.urlsplit(self.path)
+        query = urllib.parse.parse_qs(url.query)
+        Handler.seen.append(query)
+        body: Any
+        if url.path == "/api/v2/alerts":
+            assert query["active"] == ["true"] and query["silenced"] == ["false"]
+            assert query["inhibited"] == ["false"]
+            assert all("=" in f and not f.startswith("{") for f in query["filter"])
+            body = ALERTS
+        elif url.path == "/api/v1/query" and query.get("query", [""])[0] in VECTORS:
+            body = {"status": "success", "data": VECTORS[query["query"][0]]}
+        else:
+            self.send_response(400)
+            self.end_headers()
+            self.wfile.write(b'{"status":"error"}')
+            return
+        raw = json.dumps(body).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(raw)))
+        self.end_headers()
+        self.wfile.write(raw)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def server() -> Iterator[str]:
+    Handler.seen = []
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def test_matchers() -> None:
+    assert matchers('severity="critical"') == ['severity="critical"']
+    assert matchers('{alertname="X", region=~"eu-.*"}') == ['alertname="X"', 'region=~"eu-.*"']
+    assert matchers('{a="x,y",b!="z\\"w,"}') == ['a="x,y"', 'b!="z\\"w,"']
+
+
+def test_alertmanager_firing_sends_each_filter_as_matchers(server: str) -> None:
+    found = alertmanager_firing(server, ['{alertname="DynamoDBRegionDown",region="us-east-1"}'])
+    assert found == ["DynamoDBRegionDown{region=us-east-1}", "HighErrorRate"]
+    assert Handler.seen[0]["filter"] == ['alertname="DynamoDBRegionDown"', 'region="us-east-1"']
+
+
+def test_alertmanager_unreachable_raises() -> None:
+    with pytest.raises(OSError):
+        alertmanager_firing("http://127.0.0.1:9", ['a="b"'])
+
+
+def test_prometheus_check(server: str) -> None:
+    assert prometheus_check(server, "up == 1") is True
+    assert prometheus_check(server, "up == 0") is False  # no sample
+    assert prometheus_check(server, "zero") is False
+    assert prometheus_check(server, "scalar(1)") is True
+    assert prometheus_check(server, "bad query") is None  # 400
+    assert prometheus_check("http://127.0.0.1:9", "up == 1") is None
+
+
+def test_sources_without_urls() -> None:
+    made = practice_sources.sources(practice_sources.Practice())
+    assert made.firing(['a="b"']) == [] and made.check("anything") is True
