@@ -66,8 +66,10 @@ class Podman:
         self.compose_program = str(compose) if compose.exists() else "podman-compose"
 
     def run(
-        self, *args: str, timeout: float = 120, check: bool = True
+        self, *args: str, timeout: float = 900, check: bool = True
     ) -> subprocess.CompletedProcess[str]:
+        """podman ARGS; the timeout leaves room to wait for the store's lock: after a build
+        with the vfs driver, podman can hold it for minutes while it removes the stages."""
         result = subprocess.run(
             ["podman", *args], capture_output=True, text=True, env=self.env, timeout=timeout
         )
