@@ -80,10 +80,9 @@ class Podman:
     def image_exists(self, image: str) -> bool:
         return self.run("image", "exists", image, check=False).returncode == 0
 
-    def image_pulled(self, image: str) -> bool:
-        """True for an image from a registry (it has a repository digest), not an import."""
-        out = self.run("image", "inspect", "--format", "{{json .RepoDigests}}", image).stdout
-        return bool(json.loads(out))
+    def image_labels(self, image: str) -> dict[str, str]:
+        out = self.run("image", "inspect", "--format", "{{json .Labels}}", image).stdout
+        return json.loads(out) or {}
 
     def pull(self, image: str, timeout: float) -> bool:
         try:
