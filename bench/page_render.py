@@ -16,6 +16,7 @@ Goals: the page renders in under 200 ms (p50) and weighs under 100 KB.
 from __future__ import annotations
 
 import os
+import secrets
 import statistics
 import tempfile
 import time
@@ -38,6 +39,9 @@ REGIONS = ("us-east-1", "eu-west-1")
 def _config(directory: Path) -> Path:
     for name, value in (("webhook", "bench-webhook-token-3e9a"), ("viewer", VIEWER)):
         (directory / f"{name}-token").write_text(value + "\n")
+    key = directory / "audit-key"
+    key.write_text(secrets.token_hex(32) + "\n")
+    key.chmod(0o600)
     data = {
         "tables": ["wordpress_posts"],
         "canary": {"key": "health_check_id", "value": "ping"},
@@ -54,6 +58,7 @@ def _config(directory: Path) -> Path:
                 ]
             },
             "state": {"backend": "sqlite", "path": str(directory / "state" / "state.db")},
+            "audit": {"key_file": str(key)},
             "actions": [
                 {"name": "wp-env", "type": "env_file", "path": str(directory / "wp.env")},
                 {"name": "app-env", "type": "env_file", "path": str(directory / "app.env")},

@@ -23,6 +23,7 @@ from responder.actions.fence import (
     UNFENCE_PREFIX,
     FenceValues,
     fence_step,
+    steady_fence,
     unfence_step,
 )
 from responder.state.records import Json, StepRecord, TransitionRecord, TransitionResult
@@ -87,6 +88,8 @@ class Course:
 
     def steps(self, record: TransitionRecord) -> tuple[Action, ...]:
         """The actions of record in its current direction, in order (a rollback reverses them)."""
+        if record.kind == "repair":  # a fence left on is drift too: a repair opens it
+            return (*self.actions, *(steady_fence(f.action, f.values) for f in self.fences))
         if record.kind not in FENCED_KINDS:
             return self.actions
         fence = tuple(fence_step(f.action, f.values, record.to_region) for f in self.fences)

@@ -216,6 +216,16 @@ def drift(actions: Sequence[Action], active: str, planned: Sequence[RegionPlan])
     return DriftCheck(tuple(checked), tuple(unknown), tuple(drifted))
 
 
+def _fences_drift(check: DriftCheck, fenced: Sequence[tuple[Inspection, bool]]) -> DriftCheck:
+    """check with the switchover's fences: one left on (fenced between switchovers) drifts."""
+    read = [(i, left_on) for i, left_on in fenced if i.would_change is not None]
+    return DriftCheck(
+        (*check.checked, *(i.action for i, _ in read)),
+        (*check.unknown, *(i.action for i, _ in fenced if i.would_change is None)),
+        (*check.drift, *(Drift(i.action, i.current, i.desired) for i, left_on in read if left_on)),
+    )
+
+
 def _inspect(action: Action, region: str, limits: Limits) -> Inspection:
     """action.inspect(region); a crash is the action's bug, reported as a problem."""
     try:
@@ -268,7 +278,7 @@ def evaluate(
     report = budgets.report(budget, caller) if caller.reserve else None
     if report is not None and report.low:
         planned = [_warned(p, report.problem(), actions) for p in planned]
-    found_drift = drift(actions, active, planned)
+    found_drift = _fences_drift(drift(actions, active, planned), fenced)
     return Plan(
         now, timer() - started, active, tuple(planned), report, drift=found_drift, fences=fenced
     )

@@ -38,6 +38,12 @@ def trouble_lines(t: Json) -> list[str]:
                 f"  retrying {where}: {attempts['count']} failed attempt(s) since "
                 f"{attempts['first_at']}, next at {attempts['retry_at']}: {attempts['error']}"
             )
+    in_flight = t.get("in_flight")
+    if in_flight and t.get("result") == "in_progress":
+        lines.append(
+            f"  in flight: {in_flight['action']} attempt {in_flight['attempt']} since "
+            f"{in_flight['started_at']} (by {in_flight['holder']}): skip and abort wait for it"
+        )
     if t.get("deadline_at") and t.get("result") == "in_progress":
         lines.append(f"  deadline: {t['deadline_at']} (stalled and paging after it)")
     for op in t.get("operations") or ():

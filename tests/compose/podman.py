@@ -66,8 +66,10 @@ class Podman:
         self.compose_program = str(compose) if compose.exists() else "podman-compose"
 
     def run(
-        self, *args: str, timeout: float = 120, check: bool = True
+        self, *args: str, timeout: float = 900, check: bool = True
     ) -> subprocess.CompletedProcess[str]:
+        """podman ARGS; the timeout leaves room to wait for the store's lock: after a build
+        with the vfs driver, podman can hold it for minutes while it removes the stages."""
         result = subprocess.run(
             ["podman", *args], capture_output=True, text=True, env=self.env, timeout=timeout
         )
@@ -78,10 +80,9 @@ class Podman:
     def image_exists(self, image: str) -> bool:
         return self.run("image", "exists", image, check=False).returncode == 0
 
-    def image_pulled(self, image: str) -> bool:
-        """True for an image from a registry (it has a repository digest), not an import."""
-        out = self.run("image", "inspect", "--format", "{{json .RepoDigests}}", image).stdout
-        return bool(json.loads(out))
+    def image_labels(self, image: str) -> dict[str, str]:
+        out = self.run("image", "inspect", "--format", "{{json .Labels}}", image).stdout
+        return json.loads(out) or {}
 
     def pull(self, image: str, timeout: float) -> bool:
         try:

@@ -112,7 +112,8 @@ def ensure(podman: Podman, name: str, pull_timeout: float = 60) -> str:
     """Make image `name` available; say how: pulled, a cached stand-in, a new stand-in."""
     standin = STANDINS[name]
     if podman.image_exists(standin.image):
-        return "pulled (cached)" if podman.image_pulled(standin.image) else "stand-in (cached)"
+        labels = podman.image_labels(standin.image)
+        return "stand-in (cached)" if STANDIN_LABEL in labels else "pulled (cached)"
     if podman.pull(standin.image, pull_timeout):
         return "pulled"
     build(podman, standin)

@@ -143,3 +143,28 @@ def test_a_hand_edited_record_is_drift_alerted_and_repaired(stack: E2EStack) -> 
     wait_until(lambda: drift_of(stack, "www") == 0, 20, 0.2, "drift back to 0")
     history = stack.history()["transitions"]
     assert history[0]["kind"] == "repair" and history[0]["cause"]["reason"] == "dns edited by hand"
+
+
+def test_abort_while_awaiting_approval_ends_it_at_once(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    options = ("--min-dwell-seconds", "0", "--approval", "all", "--plan-interval-seconds", "1")
+    with small_stack(tmp_path_factory, ("responder", "exporter", "do_api"), *options) as view:
+        stack = E2EStack(view.dir, view.urls, view.token)
+
+        def failover() -> bool:  # readiness is checked live: a loaded machine may miss it once
+            done = stack.cli("failover", "--to", SECONDARY, "--force", "--reason", "drill")
+            return done.returncode == 0
+
+        wait_until(failover, 120, 1, "the failover accepted")
+        assert stack.status()["phase"] == "awaiting_approval"
+        aborted = stack.cli("--json", "abort", "--reason", "not now", "--rollback", "--wait", "0")
+        assert aborted.returncode == 0, aborted.stdout + aborted.stderr
+        ended = json.loads(aborted.stdout)["transition"]
+        assert ended["result"] == "aborted"  # at once: in the answer itself
+        assert ended["error"].endswith("nothing was applied: nothing to roll back")
+        status = stack.status()
+        assert (status["phase"], status["active_region"]) == ("steady", PRIMARY)
+        assert stack.outside_state() == stack.desired_state(PRIMARY)
+        writes = [r for r in stack.do_api("/_sandbox/requests")["requests"] if r["method"] != "GET"]
+        assert writes == []

@@ -471,3 +471,20 @@ def test_drift_metric_one_zero_and_no_sample_while_a_transition_runs() -> None:
     text = render.drift_lines({"evaluated_at": "t", "actions": document["drift"], "unknown": []})
     assert "DRIFT dns: is 1, the active region wants 2" in "\n".join(text)
     assert "ddb-responder repair --reason" in "\n".join(text)
+
+
+def test_status_text_names_an_attempt_in_flight() -> None:
+    running = {
+        "result": "in_progress",
+        "in_flight": {
+            "action": "www",
+            "attempt": 2,
+            "started_at": "2027-01-15T08:00:00.000Z",
+            "holder": "web-1:42:ab",
+        },
+    }
+    (line,) = render.trouble_lines(running)
+    assert line == (
+        "  in flight: www attempt 2 since 2027-01-15T08:00:00.000Z (by web-1:42:ab): "
+        "skip and abort wait for it"
+    )

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -29,6 +26,7 @@ from responder.state.store import AttemptInFlight, Refused
 from sandbox.net import wait_until
 from tests.responder.dosandbox import Sandbox
 from tests.responder.fakes import EAST, WEST, FileAction, MemoryAction
+from tests.responder.procs import kill_when_reached
 from tests.responder.test_actions_do import dns_action
 
 REPO = Path(__file__).resolve().parents[2]
@@ -520,19 +518,7 @@ def test_resumes_after_sigkill_without_repeating_a_step(tmp_path: Path) -> None:
     db = tmp_path / "state.db"
     store = SqliteStore(db, EAST)
     began = begin(store)
-    child = subprocess.Popen(
-        [sys.executable, "-m", "tests.responder.procs", "crash", str(db), str(tmp_path)],
-        cwd=REPO,
-        start_new_session=True,
-    )
-    try:
-        wait_until((tmp_path / "second.reached").exists, 30, message="second action reached")
-        os.killpg(child.pid, signal.SIGKILL)
-        child.wait(timeout=10)
-    finally:
-        if child.poll() is None:
-            os.killpg(child.pid, signal.SIGKILL)
-            child.wait()
+    kill_when_reached("crash", db, tmp_path, "second.reached")
     first = FileAction("first", tmp_path)
     assert first.apply_count() == 1
     assert list(store.completed_steps(began.id)) == ["first"]

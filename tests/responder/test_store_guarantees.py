@@ -250,7 +250,7 @@ def test_an_attempt_in_flight_is_fenced_changes_the_revision_and_clears_with_its
     store.mark_in_flight(began.id, marker, lease.token)
     finished = store.finish_transition(began.id, "completed", lease.token)
     assert finished.in_flight is None and store.transition(began.id).in_flight is None
-    assert verify(store.audit_log()).ok
+    assert verify(store.audit_log(), KEYS).ok
 
 
 def test_journal_needs_a_transition_in_progress(store: StateStore) -> None:

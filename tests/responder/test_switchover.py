@@ -7,6 +7,8 @@ controls (the drain against real DynamoDB regions is in test_switchover_drain.py
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -29,7 +31,8 @@ from responder.metrics import ResponderMetrics
 from responder.records import report
 from responder.state.records import Cause, Freeze, NewTransition, State, TransitionRecord
 from responder.state.sqlite.store import SqliteStore
-from tests.responder.fakes import EAST, WEST, MemoryAction, config
+from tests.responder.fakes import EAST, WEST, FileAction, MemoryAction, config
+from tests.responder.procs import kill_when_reached, switchover_course
 from tests.responder.test_reconciler import RETRY, Clock, drive
 
 POLICY = config(min_dwell_seconds=300).responder.policy
@@ -330,3 +333,25 @@ def test_other_kinds_run_only_their_actions(store: SqliteStore, clock: Clock) ->
     assert site.course.steps(
         TransitionRecord("t", "failover", EAST, WEST, "in_progress", NOW, None, Cause(), 0, False)
     ) == tuple(site.actions)
+
+
+def test_killed_mid_switchover_it_resumes_with_the_fence_on_and_opens_it(tmp_path: Path) -> None:
+    db = tmp_path / "state.db"
+    store = SqliteStore(db, EAST)
+    began = begin(store)
+    kill_when_reached("switchover", db, tmp_path, "second.reached")
+    fence = FileAction("ro", tmp_path)
+    assert fence.current() == {"region": "1"}  # killed with the fence on: writes refused
+    assert list(store.completed_steps(began.id)) == ["fence:ro", "drain", "first"]
+    # Restarted past the dead holder's lease: it finishes the same switchover.
+    later = SqliteStore(db, EAST, clock=lambda: time.time() + 60)
+    actions, course = switchover_course(tmp_path, block=False)
+    rec = Reconciler(later, actions, RETRY, holder="restarted", course=course)
+    done = rec.run_once()
+    assert done is not None and (done.id, done.result) == (began.id, "completed")
+    assert [s.action for s in done.steps] == ["fence:ro", "drain", "first", "second", "unfence:ro"]
+    assert fence.current() == {"region": "0"}
+    assert fence.apply_count() == 2  # fenced once, opened once: nothing redone
+    assert (tmp_path / "marker.writes").read_text().splitlines() == [began.id]
+    assert FileAction("first", tmp_path).apply_count() == 1
+    assert later.state().active_region == WEST

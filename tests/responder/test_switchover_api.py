@@ -128,6 +128,16 @@ def test_a_fence_left_on_shows_in_the_plan(site: Site) -> None:
     runner.run_once()
     [fence] = site.client.get("/api/v1/plan").get_json()["fences"]
     assert (fence["current"], fence["left_on"]) == ("1", True)
+    plan = site.client.get("/api/v1/plan").get_json()
+    assert {"action": "fence:ro", "current": "1", "desired": "0"} in plan["drift"]
+    assert "fence:ro" in plan["drift_checked"]
+    # A repair opens it, as it puts any drifted object back.
+    answer = site.post("repair", {"reason": "fence left on"})
+    assert answer.status_code == 202, answer.get_json()
+    done = runner_of(site.app).run_now()
+    assert done is not None and done.result == "completed"
+    assert site.world["ro"] == "0"
+    assert [(s.action, s.result) for s in done.steps][-1] == ("fence:ro", "applied")
 
 
 def test_the_cli_prints_a_switchovers_figures(site: Site) -> None:
