@@ -70,7 +70,17 @@ def drill(stack: E2EStack) -> None:
     assert f"{WITNESS} is the witness of wordpress_posts" in refused.stdout + refused.stderr
 
     # The primary goes down: the other replica and the witness keep a quorum.
+    stopped = time.time()
     stack.chaos(PRIMARY, "stop")
+    # The quorum holds: a plan evaluated after the stop writes in eu-west-1 and finds it
+    # ready. (The sandbox's members notice a stopped peer within a ping, 0.2 s; the alert a
+    # real outage sends comes 30 s or more after it.)
+    wait_until(
+        lambda: (p := plan(stack))["evaluated_at_unix"] > stopped and p["ready"],
+        30,
+        0.5,
+        "a ready plan after the primary stopped",
+    )
     decision = region_down(stack, PRIMARY, "5752000000000001")
     assert (decision["kind"], decision["to_region"]) == ("failover", SECONDARY), decision
     assert decision["data_at_risk_seconds"] == 0.0
