@@ -376,6 +376,8 @@ class ChaosStack:
         )
         responder["plan"] = {"interval_seconds": 2.0}
         responder["digitalocean"]["timeout_seconds"] = DO_TIMEOUT_SECONDS
+        # The delay faults answer DELAY_PAST_TIMEOUT after the call: no change lands later.
+        responder["digitalocean"]["late_write_seconds"] = DELAY_PAST_TIMEOUT + 0.5
         if self.backend == "dynamodb":
             assert self.control is not None
             responder["state"] = self.state = self.control.state(

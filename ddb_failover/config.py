@@ -237,6 +237,9 @@ class DigitalOcean(Strict):
     api_url: str = "https://api.digitalocean.com"
     token: Secret = Secret(env="DIGITALOCEAN_TOKEN")
     timeout_seconds: Seconds = 10.0
+    # How long after it was sent a change may still land when DigitalOcean did not say
+    # (the client's timeout, a 504): the call holds its attempt, and so the lease, till then.
+    late_write_seconds: Seconds = 60.0
 
 
 PerRegion = dict[str, Any]

@@ -13,32 +13,44 @@ call(), which looks at the HTTP status of each response.
 Every answer's ratelimit-* headers go to the process's Budget, and every request names
 its caller (do_budget.calling_as: a transition's lease holder and fencing token, or the
 plan); a plan read that would eat into the reserve is refused before it is sent.
+
+A change DigitalOcean did not answer (the client's read timeout, a 504 from its gateway)
+may still land later. Its call does not return until it can no longer land
+(late_write_seconds after it was sent): the attempt lives on, so its worker keeps the
+lease and the step stays in flight, and no other holder (nor this one's next attempt)
+writes the object while the old change is on its way.
 """
 
 from __future__ import annotations
 
 import email.utils
+import logging
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
 import pydo
-from azure.core.exceptions import AzureError, HttpResponseError
+from azure.core.exceptions import AzureError, HttpResponseError, ServiceResponseError
 from azure.core.pipeline import PipelineRequest, PipelineResponse
 from azure.core.pipeline.policies import RetryPolicy, SansIOHTTPPolicy
 
 from ddb_failover.config import ConfigError, DigitalOcean
+from ddb_failover.logs import kv
 from responder.actions.do_budget import Budget, ascii_digits, current_caller, spend
 from responder.actions.inspection import CREDENTIALS, MISSING, RATE_LIMITED
 from responder.model import fence
 from responder.model.errors import PermanentError, TemporaryError
 
+log = logging.getLogger(__name__)
 PER_PAGE = 200
 MAX_PAGES = 50
 _MESSAGE_CHARS = 300
 # 403 is a token without the scope the call needs: a credentials problem too.
 _STATUS_KINDS = {401: CREDENTIALS, 403: CREDENTIALS, 404: MISSING}
+# A gateway that gave up waiting: the change behind it may still be made.
+_OUTCOME_UNKNOWN_STATUSES = (504,)
 
 
 class _BearerToken(SansIOHTTPPolicy):
@@ -51,16 +63,25 @@ class _BearerToken(SansIOHTTPPolicy):
         request.http_request.headers["Authorization"] = self._header
 
 
-class _Budgeting(SansIOHTTPPolicy):
-    """Names the caller on each request; hands each answer's ratelimit-* headers to budget."""
+class _Writes(threading.local):
+    """When this thread last sent a change (monotonic seconds), None before any."""
 
-    def __init__(self, budget: Budget) -> None:
+    sent_at: float | None = None
+
+
+class _Budgeting(SansIOHTTPPolicy):
+    """Names the caller on each request; hands each answer's ratelimit-* headers to budget;
+    notes when each change is sent."""
+
+    def __init__(self, budget: Budget, writes: _Writes) -> None:
         self._budget = budget
+        self._writes = writes
 
     def on_request(self, request: PipelineRequest) -> None:
         http = request.http_request
         if http.method not in ("GET", "HEAD"):  # a change: never after the lease ran out
             fence.check(f"DigitalOcean {http.method} {urlsplit(http.url).path}")
+            self._writes.sent_at = time.monotonic()
         caller = current_caller()
         if caller is not None:
             request.http_request.headers.update(caller.headers())
@@ -119,12 +140,21 @@ class DOClient:
     """A pydo client with no retries, bounded timeouts and checked responses."""
 
     def __init__(
-        self, api_url: str, token: str, timeout_seconds: float, budget: Budget | None = None
+        self,
+        api_url: str,
+        token: str,
+        timeout_seconds: float,
+        budget: Budget | None = None,
+        late_write_seconds: float = DigitalOcean().late_write_seconds,
+        sleep: Callable[[float], object] = time.sleep,
     ) -> None:
         if not api_url.startswith(("https://", "http://")):
             raise ConfigError(f"digitalocean.api_url {api_url!r} must start with https://")
         self.api_url = api_url
         self.budget = budget if budget is not None else Budget()
+        self.late_write_seconds = late_write_seconds
+        self._sleep = sleep
+        self._writes = _Writes()
         self.pydo = pydo.Client(
             token,
             endpoint=api_url.rstrip("/"),
@@ -132,7 +162,7 @@ class DOClient:
             retry_policy=RetryPolicy.no_retries(),
             # azure-core logs every request's headers at INFO; our own log lines say what matters.
             http_logging_policy=SansIOHTTPPolicy(),
-            custom_hook_policy=_Budgeting(self.budget),
+            custom_hook_policy=_Budgeting(self.budget, self._writes),
             connection_timeout=timeout_seconds,
             read_timeout=timeout_seconds,
         )
@@ -140,7 +170,13 @@ class DOClient:
     @classmethod
     def from_config(cls, config: DigitalOcean, budget: Budget | None = None) -> DOClient:
         """Build from the digitalocean config section; ConfigError when the token is unreadable."""
-        return cls(config.api_url, config.token.read(), config.timeout_seconds, budget)
+        return cls(
+            config.api_url,
+            config.token.read(),
+            config.timeout_seconds,
+            budget,
+            config.late_write_seconds,
+        )
 
     def call(self, what: str, operation: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Run one pydo operation; its body on 2xx, else Temporary/PermanentError.
@@ -149,19 +185,38 @@ class DOClient:
         eat into.
         """
         spend(self.budget, what)
+        self._writes.sent_at = None
         try:
             status, headers, body = operation(*args, cls=_with_status, **kwargs)
         except HttpResponseError as exc:
             response: Any = exc.response
             status = exc.status_code or (response.status_code if response is not None else 0)
             headers = dict(response.headers) if response is not None else {}
+            if status in _OUTCOME_UNKNOWN_STATUSES:
+                self._until_landed(what)
             raise status_error(what, status, headers, _json_body(response)) from None
         except AzureError as exc:
             # Connection refused or reset, connect or read timeout.
+            if isinstance(exc, ServiceResponseError):  # sent, never answered
+                self._until_landed(what)
             raise TemporaryError(f"{what}: {type(exc).__name__}: {exc.message}") from None
         if not 200 <= status < 300:
+            if status in _OUTCOME_UNKNOWN_STATUSES:
+                self._until_landed(what)
             raise status_error(what, status, headers, body)
         return body
+
+    def _until_landed(self, what: str) -> None:
+        """A change was sent and not answered: wait until it can no longer land."""
+        sent_at = self._writes.sent_at
+        if sent_at is None:
+            return  # a read: nothing can land
+        wait = sent_at + self.late_write_seconds - time.monotonic()
+        if wait > 0:
+            log.warning(
+                kv(event="do_write_outcome_unknown", call=what, wait_seconds=round(wait, 1))
+            )
+            self._sleep(wait)
 
     def paginate(
         self, what: str, operation: Callable[..., Any], key: str, *args: Any, **kwargs: Any

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import time
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -371,6 +372,52 @@ def test_silent_server_times_out_as_temporary() -> None:
         with pytest.raises(TemporaryError, match="Timeout"):
             LoadBalancer(lb_action(), client).current()
         assert time.monotonic() - started < 2.0  # one attempt, not pydo's ten
+
+
+def _www(sandbox: Sandbox) -> dict[str, Any]:
+    records = sandbox.state()["domains"][0]["records"]
+    return dict(next(r for r in records if r["name"] == "www" and r["type"] == "A"))
+
+
+@pytest.mark.parametrize("apply", ["after", "before"])
+def test_a_timed_out_change_is_held_until_it_can_no_longer_land(
+    sandbox: Sandbox, apply: str
+) -> None:
+    # The PATCH lands (apply after) or answers (apply before) 3 s after it was sent; the
+    # client gives up at 0.5 s. Returning then would let the next holder write the record
+    # and the late change land over it (bench chaos seed 10): the call holds on.
+    sandbox.fault(delay_seconds=3.0, apply=apply, method="PATCH", count=1)
+    client = DOClient(sandbox.url, TOKEN, 0.5, late_write_seconds=4.0)
+    with pytest.raises(TemporaryError, match="Timeout"):
+        reconcile(DNSRecord(dns_action(), client), transition(WEST))
+    given_up = time.time()
+    assert _www(sandbox)["data"] == "198.51.100.20"  # it has landed already
+    (patch,) = [r for r in sandbox.requests() if r["method"] == "PATCH"]
+    ended = datetime.fromisoformat(patch["ended"].replace("Z", "+00:00")).timestamp()
+    assert ended <= given_up  # the server was done with it before the call let go
+
+
+def _patch_www(client: DOClient) -> None:
+    body = {"type": "A", "data": "198.51.100.20"}
+    client.call("www", client.pydo.domains.patch_record, "example.test", 102, body)
+
+
+def test_only_a_change_sent_and_unanswered_is_held() -> None:
+    slept: list[float] = []
+    refused = DOClient(f"http://127.0.0.1:{free_port()}", TOKEN, 0.5, None, 30.0, slept.append)
+    with pytest.raises(TemporaryError, match="ServiceRequestError"):
+        _patch_www(refused)  # never sent: nothing can land
+    with socket.socket() as listener:  # accepts connections, never answers
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+        silent = DOClient(url, TOKEN, 0.5, None, 30.0, slept.append)
+        with pytest.raises(TemporaryError, match="Timeout"):
+            DNSRecord(dns_action(), silent).current()  # a read: nothing can land
+        assert slept == []
+        with pytest.raises(TemporaryError, match="Timeout"):
+            _patch_www(silent)
+    assert len(slept) == 1 and 25.0 < slept[0] <= 29.5  # held till 30 s after it was sent
 
 
 def test_refused_connection_is_temporary() -> None:
