@@ -28,7 +28,9 @@ from responder.state.store import StateStore, StoreUnavailable
 
 log = logging.getLogger(__name__)
 BACKOFF = Retry(initial_backoff_seconds=1.0, max_backoff_seconds=60.0)
-CLAIM_SECONDS = 60.0
+# A claim lasts as long as its deliveries may take, plus this for the store's writes: a
+# sender killed mid-delivery holds its notices that long (a minute was too long to page late).
+CLAIM_MARGIN_SECONDS = 10.0
 POLL_SECONDS = 2.0
 
 
@@ -73,7 +75,7 @@ class Notifier(Loop):
             ready = [r for r in queued.due(now) if (queued.subject, r) not in waiting]
             if ready and queued.claim_until <= now:
                 # Long enough for every receiver's connect and read to time out in turn.
-                until = now + CLAIM_SECONDS + 2 * self.notify.timeout_seconds * len(ready)
+                until = now + CLAIM_MARGIN_SECONDS + 2 * self.notify.timeout_seconds * len(ready)
                 notice = self.store.claim_notice(queued.id, self.holder, until, now)
                 if notice is not None:
                     # As claimed, not as listed: another sender may have delivered some since.
