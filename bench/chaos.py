@@ -6,9 +6,9 @@ and a couple of dozen events: region outages and recoveries, Alertmanager-shaped
 deliveries (duplicate, concurrent, out of order, resolved), DigitalOcean faults (5xx,
 429, 401, answers past the client's timeout with the change made before, after or
 never), SIGKILL of a worker or a replica and restarts, state-store outages, and
-operator commands. Then the system quiesces and the invariants of issue 22 are checked
-(bench/chaos_checks.py). All schedules share one stack, reset between them
-(bench/chaos_stack.py).
+operator commands, repair among them. Then the system quiesces (reported drift is
+repaired) and the invariants of issue 22 are checked (bench/chaos_checks.py). All
+schedules share one stack, reset between them (bench/chaos_stack.py).
 
 BENCH_CHAOS_SCHEDULES=N   how many seeds to run (default 300), from BENCH_CHAOS_FIRST_SEED
                           (default 1)
@@ -16,7 +16,7 @@ BENCH_CHAOS_SEEDS=1,2     run exactly these seeds (a replay)
 BENCH_CHAOS_MINUTES=M     stop starting schedules after M minutes (default: no limit)
 
 A failing schedule prints its seed, what it did, what it found, and the command that
-replays it. `repair` is not among the operator commands: the API has none yet.
+replays it.
 """
 
 from __future__ import annotations

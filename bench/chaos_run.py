@@ -31,6 +31,8 @@ REQUEST_TIMEOUT = checks.HANG_SECONDS + 1.0
 STORE_GRACE_SECONDS = SQLITE_BUSY_SECONDS + 2.0
 KILL_GRACE_SECONDS = 1.0
 STALL_SETTLE_SECONDS = 8.0
+# How long after the system settled the plan has to report drift (it evaluates every 2 s).
+DRIFT_REPORT_SECONDS = 12.0
 IN_PROGRESS = ("failing_over", "failing_back")
 
 
@@ -87,6 +89,7 @@ class Run:
     disruptions: list[tuple[int, float, float]] = field(default_factory=list)  # replica, from, to
     down_since: dict[str, float] = field(default_factory=dict)
     last_status: dict[str, Any] | None = None
+    repaired: bool = False  # quiesce asked for a repair of reported drift
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _booting: list[threading.Thread] = field(default_factory=list)
 
@@ -306,6 +309,8 @@ class Run:
             self.call("POST", f"/api/v1/{op}", reason)
         elif op == "skip":
             self.call("POST", "/api/v1/skip", {**reason, "action": action})
+        elif op == "repair":
+            self.call("POST", "/api/v1/repair", {**reason, "action": action})
         elif op in ("abort", "abort_rollback"):
             self.call("POST", "/api/v1/abort", {**reason, "rollback": op == "abort_rollback"})
         elif op in ("approve", "decline"):
@@ -336,7 +341,9 @@ class Run:
             status = self.read("/api/v1/status")
             phase = (status or {}).get("phase")
             held = still.held(status)
-            if phase == "awaiting_approval" and not declined:
+            if phase == "awaiting_approval" and self._repairing(status):
+                self._operator("approve")
+            elif phase == "awaiting_approval" and not declined:
                 self._operator("decline")
                 declined = True
             elif phase == "stalled" and not retried:
@@ -344,11 +351,43 @@ class Run:
                 retried = True
             elif phase == "frozen":
                 self._operator("unfreeze")
-            elif self._settled(status, retried, held) and self._notices_delivered():
+            elif (
+                self._settled(status, retried, held)
+                and self._notices_delivered()
+                and (self.repaired or not self._repair_drift(status))
+            ):
                 return status
             time.sleep(0.5)  # polling the stack while it settles
         self.last_status = status
         return None
+
+    def _repairing(self, status: dict[str, Any] | None) -> bool:
+        running = (status or {}).get("in_progress") or {}
+        return self.repaired and isinstance(running, dict) and running.get("kind") == "repair"
+
+    def _repair_drift(self, status: dict[str, Any] | None) -> bool:
+        """(a) A world that differs from the record must be reported as drift, and repair
+        must clear it: once the plan reports every difference, ask for the repair (True).
+        False when the world equals the record, or the plan does not report it in time
+        (check (a) then names it)."""
+        if status is None or status.get("phase") == "stalled":
+            return False
+        wanted = self.stack.desired_state(status["active_region"])
+        settled_at = time.time()
+        deadline = time.monotonic() + DRIFT_REPORT_SECONDS
+        while time.monotonic() < deadline:
+            live = self.stack.live_state()
+            differ = {name for name, want in wanted.items() if live.get(name) != want}
+            if not differ:
+                return False
+            plan = self.read("/api/v1/plan") or {}
+            reported = {d["action"] for d in plan.get("drift") or []}
+            if differ <= reported and (plan.get("evaluated_at_unix") or 0) > settled_at:
+                self._operator("repair")
+                self.repaired = True
+                return True
+            time.sleep(0.5)  # the plan's next evaluation
+        return False
 
     @staticmethod
     def _settled(status: dict[str, Any] | None, retried: bool, held: float) -> bool:
@@ -397,7 +436,8 @@ class Run:
         found: list[str] = []
         history = self.read("/api/v1/history?limit=500") or {"transitions": []}
         plan = self.read("/api/v1/plan") or {}
-        judged = {**status, "drift": plan.get("drift", [])}
+        # After its repair, drift excuses nothing: the repair had to clear it.
+        judged = {**status, "drift": [] if self.repaired else plan.get("drift", [])}
         active = status["active_region"]
         found += checks.world_equals_record(
             judged, self.stack.live_state(), self.stack.desired_state(active)

@@ -33,11 +33,14 @@ OPERATOR_OPS = (
     "approve",
     "decline",
     "failover",
+    "repair",
 )
 # One in REPLICA_SHARE schedules runs two replicas on the DynamoDB control table.
 REPLICA_SHARE = 4
 EVENTS = (18, 26)  # events per schedule, inclusive range
-GAP_SECONDS = (0.05, 0.8)
+# The pause before each event: long enough for a transition to move between faults, short
+# enough that 300 schedules fit in an hour (half of a schedule's time went into these).
+GAP_SECONDS = (0.02, 0.4)
 
 
 @dataclass(frozen=True)
@@ -139,8 +142,8 @@ def _process_event(rng: random.Random, world: _World) -> Event:
 def _operator_event(rng: random.Random, world: _World, actions: Sequence[str]) -> Event:
     op = rng.choice(OPERATOR_OPS)
     args: dict[str, Any] = {"op": op}
-    if op == "skip":
-        args["action"] = rng.choice(tuple(actions))
+    if op == "skip" or (op == "repair" and rng.random() < 0.5):
+        args["action"] = rng.choice(tuple(actions))  # a repair of one action, or of all
     if op == "failover":
         args["region"] = rng.choice(world.regions)  # the active one too: a forced re-run
     return Event("operator", args)

@@ -253,6 +253,7 @@ class ChaosStack:
         self.backend = "sqlite"
         self.sink_mark: dict[str, int] = {}
         self.state: dict[str, Any] = {}  # the schedule's responder.state block
+        self._clients: dict[str, Any] = {}
 
     # -- the stack ------------------------------------------------------------------
 
@@ -397,12 +398,15 @@ class ChaosStack:
             create_control_table(load(self.config_path))
 
     def _aws(self, service: str) -> Any:
-        return boto3.client(
-            service,
-            region_name=self.regions[0],
-            endpoint_url=self.aws["url"],
-            **SANDBOX_CREDENTIALS,
-        )
+        """A client of the stack's AWS services moto server (made once: boto3 is slow to)."""
+        if service not in self._clients:
+            self._clients[service] = boto3.client(
+                service,
+                region_name=self.regions[0],
+                endpoint_url=self.aws["url"],
+                **SANDBOX_CREDENTIALS,
+            )
+        return self._clients[service]
 
     def _action(self, kind: str) -> dict[str, Any]:
         return next(a for a in self.actions if a["type"] == kind)
