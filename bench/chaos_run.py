@@ -92,6 +92,7 @@ class Run:
     repaired: bool = False  # quiesce asked for a repair of reported drift
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _booting: list[threading.Thread] = field(default_factory=list)
+    _store: Any = None
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.schedule.seed * 7919 + 1)
@@ -357,7 +358,7 @@ class Run:
                 and (self.repaired or not self._repair_drift(status))
             ):
                 return status
-            time.sleep(0.5)  # polling the stack while it settles
+            time.sleep(0.25)  # polling the stack while it settles
         self.last_status = status
         return None
 
@@ -401,11 +402,15 @@ class Run:
         from ddb_failover.config import load
         from responder.state.backends import open_store
 
-        store = open_store(load(self.stack.config_path))
-        try:
-            return not store.notices(time.time() + 3600, limit=5)
-        finally:
-            store.close()
+        if self._store is None:  # opened once per quiesce: a DynamoDB client is slow to make
+            self._store = open_store(load(self.stack.config_path))
+        return not self._store.notices(time.time() + 3600, limit=5)
+
+    def close(self) -> None:
+        """Close the store the quiesce read the outbox from."""
+        if self._store is not None:
+            self._store.close()
+            self._store = None
 
     def audit(self) -> tuple[int, str]:
         """`ddb-responder audit verify` against the schedule's store (in this process: one
@@ -473,7 +478,10 @@ def run_schedule(stack: ChaosStack, schedule: Schedule, sink_offsets: bool = Tru
         time.sleep(event.gap)  # the schedule's own pacing between faults
         run.apply(event)
     lap("events")
-    status = run.quiesce()
+    try:
+        status = run.quiesce()
+    finally:
+        run.close()
     lap("quiesce")
     violations = run.check(status)
     history = run.read("/api/v1/history?limit=500") or {"transitions": []}

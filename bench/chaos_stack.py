@@ -33,6 +33,7 @@ import boto3
 import yaml
 from botocore.config import Config as BotoConfig
 
+from ddb_failover.config import CONFIG_ENV
 from sandbox.control import send_chaos
 from sandbox.control_table import ControlTableServer
 from sandbox.demo import start_stack
@@ -41,6 +42,8 @@ from sandbox.regions import SANDBOX_CREDENTIALS
 from sandbox.stack import SANDBOX_AWS_ENV, stop_process
 from sandbox.watch import StackView
 
+# The responder's gunicorn settings, with its workers' libraries loaded before the fork.
+GUNICORN_CONF = Path(__file__).with_name("chaos_gunicorn.py")
 REGIONS = ("us-east-1", "eu-west-1", "us-west-2")
 WORKERS = 2
 LEASE_SECONDS = 3.0
@@ -101,11 +104,12 @@ class Replica:
             "DDB_RESPONDER_POLL_SECONDS": "0.5",
             "DDB_FAILOVER_STATE_DIR": str(self.workdir / "records"),
         }
-        env.pop("DDB_FAILOVER_CONFIG", None)
+        # gunicorn itself, as `ddb-responder serve` execs it, without that interpreter's start.
+        env[CONFIG_ENV] = str(self.config.resolve())
         with open(self.workdir / "responder.log", "ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "responder", "serve", "--config", str(self.config),
-                 "--listen", f"127.0.0.1:{self.port}", "--workers", str(WORKERS)],
+                [sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONF),
+                 "--bind", f"127.0.0.1:{self.port}", "--workers", str(WORKERS)],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=env,
