@@ -37,7 +37,7 @@ OPERATOR_OPS = (
 )
 # One in REPLICA_SHARE schedules runs two replicas on the DynamoDB control table.
 REPLICA_SHARE = 4
-EVENTS = (18, 26)  # events per schedule, inclusive range
+EVENTS = (14, 22)  # events per schedule, inclusive range
 # The pause before each event: long enough for a transition to move between faults, short
 # enough that 300 schedules fit in an hour (half of a schedule's time went into these).
 GAP_SECONDS = (0.02, 0.4)
