@@ -7,7 +7,7 @@ from typing import Any
 from bench import chaos_checks as checks
 from bench.chaos import report, seeds_from_env
 from bench.chaos_run import Outcome
-from bench.chaos_schedule import REPLICA_SHARE, make
+from bench.chaos_schedule import OPERATOR_OPS, REPLICA_SHARE, make
 
 REGIONS = ("us-east-1", "eu-west-1", "us-west-2")
 ACTIONS = ("www", "wordpress-glb", "origin")
@@ -30,6 +30,18 @@ def test_a_seed_makes_the_same_schedule_every_time() -> None:
     }
     replicas = [make(seed, REGIONS, ACTIONS).replicas for seed in range(1, 1 + REPLICA_SHARE)]
     assert sorted(replicas) == [1] * (REPLICA_SHARE - 1) + [2]
+
+
+def test_every_operator_command_is_drawn_repair_of_one_action_or_all() -> None:
+    ops = [
+        e.args
+        for seed in range(1, 60)
+        for e in make(seed, REGIONS, ACTIONS).events
+        if e.kind == "operator"
+    ]
+    assert {a["op"] for a in ops} == set(OPERATOR_OPS)
+    repairs = [a.get("action") for a in ops if a["op"] == "repair"]
+    assert None in repairs and set(repairs) - {None} <= set(ACTIONS) and len(set(repairs)) > 1
 
 
 def test_seeds_come_from_the_environment(monkeypatch: Any) -> None:
