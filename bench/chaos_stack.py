@@ -3,8 +3,9 @@
 The sandbox (`python -m sandbox up --only responder,exporter`) runs the regions, the
 DigitalOcean API sandbox, the PagerDuty and chat sinks, the AWS services moto server and
 an exporter (which writes the heartbeats readiness reads). The sandbox's own responder
-is stopped: the harness runs its own, one or two `ddb-responder serve` process groups
-(gunicorn, two workers each), from a config derived from the generated one, so that a
+is stopped: the harness runs its own, one or two responder process groups (gunicorn
+with the responder's settings, two workers each, bench/chaos_gunicorn.py), from a
+config derived from the generated one, so that a
 schedule can choose its store and approval policy, kill a worker or a whole replica and
 restart it. Two replicas share a DynamoDB control table on a moto server of their own,
 answering one request at a time as DynamoDB's conditional writes are atomic
@@ -69,7 +70,7 @@ def pids_under(parent: int) -> list[int]:
 
 
 class Replica:
-    """One `ddb-responder serve` process group (gunicorn master + workers) on its own port."""
+    """One responder process group (gunicorn master + workers) on its own port."""
 
     def __init__(self, index: int, config: Path, workdir: Path) -> None:
         self.index = index
