@@ -4,7 +4,7 @@ The sandbox (`python -m sandbox up --only responder,exporter`) runs the regions,
 DigitalOcean API sandbox, the PagerDuty and chat sinks, the AWS services moto server and
 an exporter (which writes the heartbeats readiness reads). The sandbox's own responder
 is stopped: the harness runs its own, one or two responder process groups (gunicorn
-with the responder's settings, two workers each, bench/chaos_gunicorn.py), from a
+with the responder's settings, two workers each, bench/_chaos_gunicorn.py), from a
 config derived from the generated one, so that a
 schedule can choose its store and approval policy, kill a worker or a whole replica and
 restart it. Two replicas share a DynamoDB control table on a moto server of their own,
@@ -44,7 +44,7 @@ from sandbox.stack import SANDBOX_AWS_ENV, stop_process
 from sandbox.watch import StackView
 
 # The responder's gunicorn settings, with its workers' libraries loaded before the fork.
-GUNICORN_CONF = Path(__file__).with_name("chaos_gunicorn.py")
+GUNICORN_CONF = Path(__file__).with_name("_chaos_gunicorn.py")
 REGIONS = ("us-east-1", "eu-west-1", "us-west-2")
 WORKERS = 2
 LEASE_SECONDS = 3.0
