@@ -14,9 +14,9 @@ from bench.chaos_stack import ChaosStack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 # Two schedules, each with a transition: seed 12 runs two replicas on the DynamoDB control
-# table under approval "all" and kills and restarts one of them; seed 10 fails over, has a
-# DigitalOcean write answered past the client's timeout and landing late (apply "after"),
-# and aborts with rollback.
+# table under approval "all" and kills and restarts one of them; seed 10 fails over, aborts
+# with rollback, and delays the next DigitalOcean PATCH past the client's timeout, the
+# change landing late (apply "after").
 FIXED_SEEDS = (12, 10)
 
 
