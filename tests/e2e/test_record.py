@@ -333,6 +333,10 @@ def test_a_step_skipped_after_an_attempt_that_changed_it_is_rolled_back(stack: E
 
 
 def test_skip_during_an_attempt_is_refused_and_the_transition_goes_on(stack: E2EStack) -> None:
+    skip_during_an_attempt(stack)
+
+
+def skip_during_an_attempt(stack: E2EStack) -> None:
     """Sequence 3: skip while the step's second attempt waits on a late answer is refused
     (409); that attempt then fails permanently (its read-back finds a hand edit), and the
     transition is not wedged: retry runs the step again, abort rolls everything back."""

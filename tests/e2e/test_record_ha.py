@@ -26,7 +26,12 @@ from responder.state.dynamodb.create_table import create_control_table
 from sandbox.control_table import ControlTableServer
 from sandbox.net import wait_until
 from tests.e2e.conftest import CONFIG, E2EStack, small_stack
-from tests.e2e.test_record import OPTIONS, crash_between_applying_and_journaling, plan
+from tests.e2e.test_record import (
+    OPTIONS,
+    crash_between_applying_and_journaling,
+    plan,
+    skip_during_an_attempt,
+)
 
 pytestmark = pytest.mark.e2e
 NEEDED = ("responder", "exporter", "do_api")
@@ -82,3 +87,9 @@ def test_a_crash_between_applying_and_journaling_with_two_replicas(stack: E2ESta
     """The worker that sent the landed PATCH dies; a worker of either replica takes the
     lease once it runs out, finds www moved, and the rollback moves it back."""
     crash_between_applying_and_journaling(stack)
+
+
+def test_skip_during_an_attempt_with_two_replicas(stack: E2EStack) -> None:
+    """The in-flight marker lives in the control table: skip is refused while the attempt
+    runs, and after it fails for good either replica drives the retry and the rollback."""
+    skip_during_an_attempt(stack)
