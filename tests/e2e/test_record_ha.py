@@ -65,9 +65,15 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2EStack]:
             )
             path.write_text(yaml.safe_dump(config, sort_keys=False))
             assert create_control_table(load(path)) is True
+            # The env file is one file both replicas write (as on shared storage); so is the
+            # record of its last reload (DDB_FAILOVER_STATE_DIR), or a replica that did not
+            # reload it last would report drift (docs/ha.md).
+            records = view.dir / "action-records"
+            records.mkdir()
             for index in range(2):
                 workdir = view.dir / "replicas" / f"replica-{index}"
                 workdir.mkdir(parents=True)
+                (workdir / "records").symlink_to(records)
                 replicas.append(Replica(index, path, workdir))
             replicas[0].port = urllib.parse.urlsplit(view.urls["responder"]).port or 0
             for replica in replicas:  # booting together, as on two machines
