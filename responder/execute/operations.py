@@ -23,7 +23,7 @@ from responder.state.records import (
     StepRecord,
     TransitionRecord,
 )
-from responder.state.store import AttemptInFlight, Refused, StateStore
+from responder.state.store import AttemptInFlight, Refused, StateStore, UnknownTransition
 
 NOTHING_APPLIED = "nothing was applied: nothing to roll back"
 # Losing the compare-and-set this often means the reconciler is busy changing the record.
@@ -147,15 +147,20 @@ def apply(
         if expected_id is not None and record.id != expected_id:
             raise Refused(f"transition {expected_id} is not in progress (running: {record.id})")
         change = command(record)
-        written = store.operate(
-            record.id,
-            record.revision,
-            change.operation,
-            change.attempts,
-            change.step,
-            change.approval,
-            change.notices,
-        )
+        try:
+            written = store.operate(
+                record.id,
+                record.revision,
+                change.operation,
+                change.attempts,
+                change.step,
+                change.approval,
+                change.notices,
+            )
+        except UnknownTransition:  # it ended between the read and the write
+            raise Refused(
+                f"transition {record.id} ended meanwhile: no longer in progress"
+            ) from None
         if written is not None:
             return written
     raise Refused("the transition kept changing under the command; try again")

@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from ddb_failover.config import Retry
+from responder.execute import operations
 from responder.execute.reconciler import Reconciler
 from responder.intake.handling import handle_alerts
 from responder.records.audit import verify
@@ -36,8 +37,9 @@ from responder.state.records import (
     NewTransition,
     Operation,
     StepRecord,
+    TransitionRecord,
 )
-from responder.state.store import LeaseLost, StateStore, UnknownTransition
+from responder.state.store import LeaseLost, Refused, StateStore, UnknownTransition
 from sandbox.net import wait_until
 from tests.responder.fakes import (
     EAST,
@@ -79,6 +81,21 @@ def test_new_store_starts_steady_on_the_primary(store: StateStore) -> None:
         "actions": {},
     }
     store.ping()
+
+
+def test_a_command_on_a_transition_that_ends_meanwhile_is_refused(store: StateStore) -> None:
+    began = store.begin_transition(new(), 0)
+    assert began is not None
+    lease = lease_for(store)
+
+    def abort_as_it_ends(record: TransitionRecord) -> operations.Change:
+        store.finish_transition(began.id, "completed", lease.token)  # the reconciler, meanwhile
+        return operations.abort(record, "carol", "back out", False, 0.0)
+
+    # A 409 for the operator, not a crash answered 500 (bench chaos seed 1052).
+    with pytest.raises(Refused, match=f"transition {began.id} ended meanwhile"):
+        operations.apply(store, abort_as_it_ends)
+    assert store.state().last_transition.result == "completed"  # type: ignore[union-attr]
 
 
 def test_state_survives_reopening(backend: Backend, store: StateStore, clock: Clock) -> None:
