@@ -188,6 +188,17 @@ def _practice(record: TransitionRecord) -> Mapping[str, Any]:
     return found if isinstance(found, Mapping) else {}
 
 
+def outage(region_down: str) -> str:
+    """Why a run ends for a real region outage."""
+    return f"{region_down}: the failover logic decides"
+
+
+def leg_regions(record: TransitionRecord) -> tuple[str, ...]:
+    """The run's home and target, from a leg's evidence."""
+    info = _practice(record)
+    return tuple(str(r) for r in (info.get("home"), info.get("target")) if r)
+
+
 def outage_abort(record: TransitionRecord) -> str | None:
     """Why the run aborted this leg for a real outage (an abort reason with END_PREFIX)."""
     abort = record.abort
@@ -296,14 +307,15 @@ def _with(base: Run, phase: RunPhase, reason: str) -> Run:
 
 def next_move(run: Run, now: float, check_failed: str | None, region_down: str | None) -> Move:
     """What a run in progress does now. A real region outage takes precedence: the run ends
-    where it is (a leg under way is aborted first) and the failover logic decides. An outcome check false while holding goes
-    back home early (INTERRUPTED); the hold over goes back (SUCCEEDED)."""
+    where it is (a leg under way is aborted first) and the failover logic decides. An
+    outcome check false while holding goes back home early (INTERRUPTED); the hold over
+    goes back (SUCCEEDED)."""
     if run.phase == "ended":
         return Move("wait")
     if run.phase == "ending":  # the leg aborted for the outage has stopped: hand over
         return Move("end", "INTERRUPTED", run.reason)
     if region_down is not None:
-        return Move("end", "INTERRUPTED", f"{region_down}: the failover logic decides")
+        return Move("end", "INTERRUPTED", outage(region_down))
     if run.phase != "holding":
         return Move("wait")
     if check_failed is not None:

@@ -29,7 +29,7 @@ from responder.model.alerts import Alert, Notification, PayloadError, parse_time
 from responder.model.holder import default_holder
 from responder.model.loop import Loop
 from responder.plan.plan_file import not_ready
-from responder.state.records import Cause, Json, State
+from responder.state.records import Cause, Json, State, TransitionRecord
 from responder.state.store import StoreUnavailable
 
 log = logging.getLogger("ddb_failover.responder.practice")
@@ -196,7 +196,8 @@ class Practices:
         if not self._may_act(store.state(), self.service.clock()):
             return self.config.check_interval_seconds
         lease = store.acquire_lease(self.holder, LEASE_SECONDS)
-        if lease is None:
+        if lease is None:  # the reconciler drives a transition (or another worker's round)
+            self._outage_during_leg(store.state())
             return min(self.config.check_interval_seconds, 5.0)
         try:
             return self._tick()
@@ -223,7 +224,8 @@ class Practices:
             if due:
                 self._begin("practice-schedule", self.config.hold_seconds, now)
             return self.config.check_interval_seconds
-        move = practice.next_move(current, now, self._check(current, now), self._down(current))
+        down = self._down(_regions(current))
+        move = practice.next_move(current, now, self._check(current, now), down)
         if move.kind == "back" and now - self._back_tried_at < self.config.check_interval_seconds:
             return 1.0  # the way home was refused (a freeze, a gate): ask again in a while
         self._act(current, move, now)
@@ -242,12 +244,32 @@ class Practices:
             self._checked_at = now
         return self._failed
 
-    def _down(self, run: Run) -> str | None:
-        """A real DynamoDBRegionDown for either of the run's regions, from Alertmanager."""
+    def _outage_during_leg(self, state: State) -> None:
+        """While a leg runs, the reconciler holds the lease: a real outage in one of the run's
+        regions aborts the leg anyway, as an operator's abort (a compare-and-set on the
+        record) needs no lease. The leg stops at its next step boundary."""
+        running = state.in_progress
+        if running is None or running.kind != KIND or running.abort is not None:
+            return
+        down = self._down(practice.leg_regions(running))
+        if down is not None:
+            self._abort(running, END_PREFIX + practice.outage(down))
+
+    def _abort(self, leg: TransitionRecord, reason: str) -> None:
+        """Abort a leg with rollback: its applied steps go back, then its fence opens."""
+        try:
+            self.service.abort(leg.cause.operator or "practice", reason, True, leg.id)
+        except NotAborted as exc:  # it ended, or someone aborted it, meanwhile
+            log.info(kv(event="practice_abort_refused", transition=leg.id, error=str(exc)))
+            return
+        log.info(kv(event="practice_leg_aborted", transition=leg.id, reason=reason))
+
+    def _down(self, regions: Sequence[str]) -> str | None:
+        """A real DynamoDBRegionDown for one of regions, from Alertmanager."""
         if self.config.alertmanager_url is None:
             return None
         try:
-            firing = self.sources.firing(_down_matchers(run))
+            firing = self.sources.firing(_down_matchers(regions))
         except (OSError, ValueError) as exc:  # no answer: not an outage
             log.warning(kv(event="practice_alertmanager_failed", error=str(exc)))
             return None
@@ -279,11 +301,7 @@ class Practices:
         running = store.state().in_progress
         if running is not None and running.id in run.legs:
             if running.abort is None:
-                try:
-                    self.service.abort(run.by or "practice", reason, True, running.id)
-                except NotAborted as exc:  # it ended meanwhile: the next round sees how
-                    log.info(kv(event="practice_abort_refused", run=run.id, error=str(exc)))
-                log.info(kv(event="practice_leg_aborted", run=run.id, transition=running.id))
+                self._abort(running, reason)
             return
         cause = Cause(operator=run.by, reason=f"practice run {run.id}")
         store.record_decision("ignored", reason, cause, to_region=run.home, transition_kind=KIND)
@@ -294,7 +312,7 @@ class Practices:
     def _hand_over(self, run: Run) -> None:
         """The outage's alerts, as Alertmanager has them now, to the failover logic."""
         try:
-            alerts = self.sources.alerts(_down_matchers(run))
+            alerts = self.sources.alerts(_down_matchers(_regions(run)))
         except (OSError, ValueError) as exc:  # Alertmanager's next notification decides
             log.warning(kv(event="practice_alertmanager_failed", error=str(exc)))
             return
@@ -306,9 +324,12 @@ class Practices:
             log.info(kv(event="practice_handed_over", run=run.id, decision=handled.decision.kind))
 
 
-def _down_matchers(run: Run) -> list[str]:
-    """Alertmanager filters for a real DynamoDBRegionDown in either of the run's regions."""
-    regions = [r for r in (run.home, run.target) if r]
+def _regions(run: Run) -> list[str]:
+    return [r for r in (run.home, run.target) if r]
+
+
+def _down_matchers(regions: Sequence[str]) -> list[str]:
+    """Alertmanager filters for a real DynamoDBRegionDown in one of regions."""
     return [f'{{alertname="{REGION_DOWN}",region="{r}"}}' for r in regions]
 
 

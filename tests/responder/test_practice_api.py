@@ -181,10 +181,15 @@ def test_a_real_region_down_ends_the_run_where_it_is(tmp_path: Path) -> None:
         runner_of(site.app).stop()
 
 
-def test_a_real_region_down_during_the_leg_home_aborts_it_and_hands_over(tmp_path: Path) -> None:
+@pytest.mark.parametrize("reconciling", [True, False])
+def test_a_real_region_down_during_the_leg_home_aborts_it_and_hands_over(
+    tmp_path: Path, reconciling: bool
+) -> None:
     """The region the run holds in goes down as the leg home begins: the leg (whose drain
     could not finish there) is aborted, and the failover logic moves traffic out, at once,
-    not when Alertmanager repeats the notification it sent while the leg was in the way."""
+    not when Alertmanager repeats the notification it sent while the leg was in the way.
+
+    reconciling: the reconciler holds the lease, driving the leg's step, as the round looks."""
     site = Site(tmp_path, alertmanager_url="http://a:9")
     try:
         assert site.run({"now": True, "hold_seconds": 10}).status_code == 202
@@ -201,9 +206,13 @@ def test_a_real_region_down_during_the_leg_home_aborts_it_and_hands_over(tmp_pat
         assert decision["kind"] == "ignored" and "already in progress" in decision["reason"]
         site.firing = ["DynamoDBRegionDown{region=eu-west-1}"]
         site.alerts = [parse_alert(down, "alerts[0]")]
+        store = store_of(site.app)
+        lease = store.acquire_lease("a reconciler", 60) if reconciling else None
         site.practices.tick()
-        abort = store_of(site.app).transition(leg).abort
+        abort = store.transition(leg).abort
         assert abort is not None and abort.rollback, abort
+        if lease is not None:
+            store.release_lease(lease)
         runner_of(site.app).run_now()  # the leg rolls back: its fence opens
         assert site.status()["current"]["phase"] == "ending"
         site.practices.tick()  # ends the run, hands the alert over: a failover begins
