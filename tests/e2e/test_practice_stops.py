@@ -4,6 +4,10 @@ The responder asks the stack's real Alertmanager for blocking alerts (any critic
 and its real Prometheus for the outcome check (the target's WordPress probe, through
 blackbox_exporter). A critical alert posted to Alertmanager blocks a start, with nothing
 moved; the target's site stopped while the run holds there ends it INTERRUPTED, back home.
+The target's DynamoDB paused while the run holds there (the shipped rules fire through
+Prometheus and Alertmanager) ends it INTERRUPTED, and the failover logic moves traffic
+home, even though the site probe sends the leg home first and the webhook's failover
+meets it in progress.
 """
 
 from __future__ import annotations
