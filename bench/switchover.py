@@ -44,6 +44,7 @@ from sandbox.watch import StackView, http_json
 
 TRIALS = int(os.environ.get("BENCH_SWITCHOVER_TRIALS", "20"))
 REPLICATION_MS = int(os.environ.get("BENCH_SWITCHOVER_REPLICATION_MS", "500"))
+PLAN_INTERVAL = os.environ.get("BENCH_SWITCHOVER_PLAN_INTERVAL_SECONDS", "1")
 GOAL_P95_SECONDS = 5.0
 TABLE = "wordpress_posts"
 CANARY_KEY = "health_check_id"
@@ -56,7 +57,7 @@ def _stack() -> Iterator[StackView]:
     options = (
         *("--only", ONLY, "--replication-delay-ms", str(REPLICATION_MS)),
         *("--min-dwell-seconds", "0", "--max-transitions-per-hour", "1000"),
-        *("--plan-interval-seconds", "1"),
+        *("--plan-interval-seconds", PLAN_INTERVAL),
     )
     proc = start_stack(directory, *options)
     try:
@@ -167,6 +168,7 @@ def switchover() -> Figures:
     figures: Figures = {
         "trials": len(runs),
         "replication_delay_ms": REPLICATION_MS,
+        "plan_interval_seconds": float(PLAN_INTERVAL),
         **load.figures(),
     }
     for key, name in (
