@@ -144,7 +144,7 @@ def strong(strong_members: StrongMembers) -> Iterator[StrongMembers]:
             set(coordinator.available()) == set(strong_members.all)
             and all(coordinator.has_quorum(name) for name in strong_members.regions)
         ),
-        15,
+        30,
         message="every member back, every replica in its quorum",
     )
 

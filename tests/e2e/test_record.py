@@ -108,7 +108,7 @@ def test_a_hand_edited_record_is_drift_alerted_and_repaired(stack: E2EStack) -> 
     wait_until(lambda: drift_of(stack, "www") == 0, 60, 0.5, "no drift before the edit")
     path = record_path(stack)
     patch_record(stack, path, stack.actions()["www"]["values"][SECONDARY])
-    wait_until(lambda: drift_of(stack, "www") == 1, 20, 0.2, "drift within one evaluation")
+    wait_until(lambda: drift_of(stack, "www") == 1, 30, 0.2, "drift within one evaluation")
     drift = stack.status()["drift"]
     assert [d["action"] for d in drift["actions"]] == ["www"]
     shown = stack.cli("status")
@@ -140,7 +140,7 @@ def test_a_hand_edited_record_is_drift_alerted_and_repaired(stack: E2EStack) -> 
     assert done["result"] == "completed"
     assert [(s["action"], s["result"]) for s in done["steps"]] == [("www", "applied")]
     assert stack.outside_state() == stack.desired_state(PRIMARY)
-    wait_until(lambda: drift_of(stack, "www") == 0, 20, 0.2, "drift back to 0")
+    wait_until(lambda: drift_of(stack, "www") == 0, 30, 0.2, "drift back to 0")
     history = stack.history()["transitions"]
     assert history[0]["kind"] == "repair" and history[0]["cause"]["reason"] == "dns edited by hand"
 

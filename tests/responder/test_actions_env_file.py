@@ -237,7 +237,7 @@ def test_hanging_reload_times_out_as_temporary(sample: Path, tmp_path: Path) -> 
 
     assert time.monotonic() - started < 5
     grandchild = int(pid_file.read_text())
-    wait_until(lambda: not running(grandchild), 5, message="grandchild killed")
+    wait_until(lambda: not running(grandchild), 30, message="grandchild killed")
 
 
 def test_missing_reload_executable_is_permanent(sample: Path, tmp_path: Path) -> None:

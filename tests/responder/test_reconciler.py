@@ -422,7 +422,7 @@ def test_a_hung_step_keeps_the_lease_until_it_returns(store: SqliteStore, clock:
         lambda: (
             store.state().in_progress is not None and store.state().in_progress.in_flight is None
         ),  # type: ignore[union-attr]
-        10,
+        30,
         message="the stray attempt returned and its marker was cleared",
     )
     assert store.acquire_lease("another", 15) is not None  # given up once it returned
@@ -446,7 +446,7 @@ def test_a_worker_that_cannot_renew_exits_and_writes_nothing_after(
     assert rec.run_once() is None
     clock.now += 60  # the lease ran out (a paused worker): another holder takes it
     assert store.acquire_lease("another", 15) is not None
-    wait_until(lambda: exits == [75], 10, message="the worker exited when it could not renew")
+    wait_until(lambda: exits == [75], 30, message="the worker exited when it could not renew")
     with pytest.raises(LeaseDeadlinePassed):
         rec.keeper.deadline.check("www: write")
 

@@ -68,7 +68,7 @@ def test_a_paused_replication_times_the_drain_out(
     try:
         started = time.monotonic()
         outcome = reconcile(Drain(marker(regions), "t-2", EAST, WEST, 1.5), TRANSITION)
-        assert time.monotonic() - started < 1.5 + 2.0
+        assert time.monotonic() - started < 1.5 + 10.0  # not an endless wait
     finally:
         replicator.resume_into(WEST)
     assert outcome.result == "applied" and outcome.after["drained"] is False
@@ -85,8 +85,8 @@ def test_a_dead_target_cannot_hold_the_fence_past_the_wait(
     try:
         started = time.monotonic()
         outcome = reconcile(Drain(marker(regions), "t-3", EAST, WEST, 2.0), TRANSITION)
-        # The wait, reads before and at its end (1 s timeout each), slack for a loaded machine.
-        assert time.monotonic() - started < 2.0 + 6.0
+        # The wait and its reads (1 s timeout each), far below a read hung for botocore's 60 s.
+        assert time.monotonic() - started < 2.0 + 20.0
     finally:
         regions[WEST].resume()
     assert outcome.after["drained"] is False
