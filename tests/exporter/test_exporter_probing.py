@@ -97,7 +97,8 @@ def test_paused_region_times_out_fast_and_recovers(
         for region in others:
             for op in OPS:
                 assert value(samples, "dynamodb_probe_success", region=region, operation=op) == 1
-    assert max(latencies) < 0.1, f"slowest scrape {max(latencies) * 1000:.1f} ms"
+    # A scrape that waited on a stuck probe would take a whole timeout.
+    assert max(latencies) < TIMEOUT / 3, f"slowest scrape {max(latencies) * 1000:.1f} ms"
     assert failures(url, NAMES[1], "read", "timeout") >= 3
     assert threading.active_count() <= threads_before + 3
 
