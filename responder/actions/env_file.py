@@ -73,8 +73,8 @@ class EnvFile(Action):
     (nothing of ours has written it), so its value counts as loaded: a new deployment is
     not drift. The first write seeds the record with the value it replaces, so a crash
     before its reload still shows. When the reload command fails, times out or cannot
-    run, the file is put back as it was, so a retry writes and reloads again. The reload command gets
-    the same DDB_FAILOVER_* transition variables as the command action.
+    run, the file is put back as it was, so a retry writes and reloads again. The reload
+    command gets the same DDB_FAILOVER_* transition variables as the command action.
     """
 
     type = "env_file"
