@@ -117,6 +117,10 @@ def test_the_plan_is_ready_before_the_first_failover(stack: Stack) -> None:
 
     out = wait_until(ready, 90, 2.0, "the plan ready")
     assert f"failover to {SECONDARY}: READY" in out, out
+    # A cold start is no outage: with the sandbox healthy before the exporter's first probe,
+    # the primary was never seen down, and nothing moved.
+    status = stack.status()
+    assert (status["active_region"], status["last_transition"]) == (PRIMARY, None), status
 
 
 def sandbox_faults(stack: Stack, method: str, body: dict[str, Any] | None = None) -> None:
