@@ -30,8 +30,9 @@ PRIMARY, SECONDARY = "us-east-1", "eu-west-1"
 # Onset to failover: DynamoDBRegionDown within 23 s (docs/alerting.md), then the webhook,
 # the decision and the three actions; with room for two cores shared by many tests.
 FAILOVER_WITHIN = 180.0
-# Failback: the region healthy again, min_dwell_seconds (60) and the auto failback.
-FAILBACK_WITHIN = 300.0
+# Failback: the region healthy again, DynamoDBFailbackReady held for its `for: 5m`
+# (prometheus/rules/dynamodb.yml, as shipped), then the auto failback.
+FAILBACK_WITHIN = 600.0
 # What the demo's sandbox answers DNS updates with while the fault is on: a transition in
 # progress, retried with backoff, until it is cleared.
 DNS_OUTAGE = {"status": 503, "path_prefix": "/v2/domains", "method": "PATCH"}
@@ -48,10 +49,10 @@ def test_every_service_passes_its_healthcheck(stack: Stack) -> None:
         image = stack.podman.run(
             "inspect", "--format", "{{.ImageName}}", stack.containers[service]
         ).stdout.strip()
-        config = json.loads(
-            stack.podman.run("image", "inspect", "--format", "{{json .Config}}", image).stdout
+        check = json.loads(
+            stack.podman.run("image", "inspect", "--format", "{{json .HealthCheck}}", image).stdout
         )
-        assert config["Healthcheck"]["Test"][0] == "CMD", (service, config.get("Healthcheck"))
+        assert check and check["Test"][0] == "CMD", (service, check)
 
 
 def test_services_run_as_their_user_with_private_secrets_and_read_only_configs(
