@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 
 from sandbox.net import port_open, wait_until
-from tests.compose import standins
+from tests.compose import context, standins
 from tests.compose.podman import Podman, available
 
 REPO = Path(__file__).resolve().parents[2]
@@ -33,6 +33,11 @@ ENABLE_ENV = "DDB_COMPOSE_TESTS"
 CLOUD = "sandbox"  # the demo's stand-in for AWS and DigitalOcean
 SERVICES = ("sandbox", "exporter", "responder", "prometheus", "alertmanager", "blackbox-exporter")
 IMAGES = tuple(standins.STANDINS)
+# The images docker-compose.yml builds from the Dockerfile, by the service that builds each.
+BUILT = {
+    "sandbox": "localhost/ddb-failover-sandbox:local",
+    "responder": "localhost/ddb-failover:local",
+}
 PUBLISHED = (9745, 9746, 9090, 9093)
 SERVICE_UID = 10001
 HEALTHY_WITHIN = 240.0
@@ -178,6 +183,27 @@ def prometheus_targets() -> list[dict[str, Any]]:
         return list(json.load(response)["data"]["activeTargets"])
 
 
+def build_images(stack: Stack) -> None:
+    """Build the Dockerfile's images, one at a time (parallel builds can hang), unless the
+    image was built from the same context (tests/compose/context.py)."""
+    sources = context.digest(stack.directory)
+    for service, image in BUILT.items():
+        started = time.monotonic()
+        built = stack.podman.image_exists(image) and stack.podman.image_labels(image)
+        if built and built.get(context.CONTEXT_LABEL) == sources:
+            _used[image] = "built before from the same context"
+            continue
+        label = f"--label {context.CONTEXT_LABEL}={sources}"
+        stack.compose(
+            "--podman-build-args",
+            f"{stack.podman.build_args()} {label}",
+            "build",
+            service,
+            timeout=1800,
+        )
+        _used[image] = f"built ({time.monotonic() - started:.0f} s)"
+
+
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     missing = available()
@@ -197,10 +223,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     own_secrets(directory)
     stack = Stack(podman, directory, f"ddbcompose{os.getpid()}")
     try:
-        for service in ("sandbox", "responder"):  # one at a time: parallel builds can hang
-            stack.compose(
-                "--podman-build-args", podman.build_args(), "build", service, timeout=1800
-            )
+        build_images(stack)
         # The demo's cloud first, as docs/deploy.md says: podman 4.3 ignores depends_on
         # conditions, and an exporter probing regions that do not answer yet sees the primary
         # down long enough to fail over.
