@@ -16,6 +16,7 @@ import re
 import shutil
 import subprocess
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -178,9 +179,18 @@ def own_secrets(directory: Path) -> None:
     )
 
 
+def prometheus_api(path: str) -> Any:
+    """The published Prometheus's API: the answer's `data`."""
+    with urllib.request.urlopen(f"http://127.0.0.1:9090/api/v1/{path}", timeout=5) as response:
+        return json.load(response)["data"]
+
+
 def prometheus_targets() -> list[dict[str, Any]]:
-    with urllib.request.urlopen("http://127.0.0.1:9090/api/v1/targets", timeout=5) as response:
-        return list(json.load(response)["data"]["activeTargets"])
+    return list(prometheus_api("targets")["activeTargets"])
+
+
+def prometheus_query(expr: str) -> list[dict[str, Any]]:
+    return list(prometheus_api(f"query?query={urllib.parse.quote(expr)}")["result"])
 
 
 def build_images(stack: Stack) -> None:
