@@ -113,7 +113,7 @@ def test_outage_acts_pages_once_and_resolves(setup: Setup) -> None:
         }
         return groups if len(groups) == 2 else None
 
-    groups = wait_until(webhook_groups, 15, message="two webhook notifications")
+    groups = wait_until(webhook_groups, 30, message="two webhook notifications")
     assert not setup.webhook.rejected
     regiondown = groups[("DynamoDBRegionDown", "us-east-1")]
     assert regiondown["status"] == "firing"

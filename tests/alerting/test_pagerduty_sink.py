@@ -45,7 +45,7 @@ def sink(tmp_path: Path) -> Iterator[tuple[str, Path]]:
             "--routing-key-file", str(key_file), "--log", str(log)]  # fmt: skip
     process = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True)
     try:
-        wait_until(lambda: port_open(port), 15, message="pagerduty sink listening")
+        wait_until(lambda: port_open(port), 30, message="pagerduty sink listening")
         yield f"http://127.0.0.1:{port}", log
     finally:
         process.terminate()

@@ -58,7 +58,7 @@ def test_prometheus_runs_the_shipped_rules_against_loopback_targets(stack: Stack
             a for a in api(stack, "alertmanagers")["activeAlertmanagers"]
             if a["url"].startswith(alertmanager)
         ],
-        15,
+        30,
         message="Prometheus discovers the sandbox Alertmanager",
     )  # fmt: skip
 
@@ -66,6 +66,6 @@ def test_prometheus_runs_the_shipped_rules_against_loopback_targets(stack: Stack
         found = {t["labels"]["job"]: t for t in api(stack, "targets")["activeTargets"]}
         return found if len(found) == 4 else None
 
-    found = wait_until(targets, 15, message="all four scrape jobs")
+    found = wait_until(targets, 30, message="all four scrape jobs")
     assert found["ddb_exporter"]["scrapeUrl"] == "http://127.0.0.1:1/metrics"
     assert found["ddb_failover_responder"]["scrapeUrl"] == "http://127.0.0.1:9746/metrics"

@@ -181,8 +181,8 @@ def test_a_paused_region_hangs_and_a_stopped_one_refuses_through_the_forward(
     try:
         started = time.monotonic()
         with pytest.raises((ConnectionClosedError, EndpointConnectionError)):
-            canary(service, "eu-west-1", timeout=5.0)
-        assert time.monotonic() - started < 2.0, "a stopped region must fail fast, not hang"
+            canary(service, "eu-west-1", timeout=30.0)
+        assert time.monotonic() - started < 10.0, "a stopped region must fail fast, not hang"
         assert canary(service, "us-east-1"), "the other region is unaffected"
     finally:
         chaos(service, "eu-west-1", "start")

@@ -79,7 +79,7 @@ def test_blip_shorter_than_the_window_changes_nothing(stack: E2EStack) -> None:
             )
             == 0
         ),
-        10,
+        30,
         message="the blip seen by the exporter",
     )
     while time.monotonic() - onset < 4:
@@ -217,7 +217,7 @@ def test_a_long_load_balancer_api_outage_stalls_then_converges_by_itself(
                     f"{url}/api/v2/alerts?filter=alertname%3D%22DynamoDBRegionDown%22"
                 )
             ),
-            15,
+            30,
             interval=0.5,
             message=f"replica {url} holds DynamoDBRegionDown",
         )

@@ -116,7 +116,7 @@ def test_a_dead_standby_site_is_named_by_the_plan_alerted_and_never_given_traffi
                 "warning",
             )
             held = wait_until(
-                lambda: alertmanager_has(stack, "WordPressSiteDown"), 20, message="held"
+                lambda: alertmanager_has(stack, "WordPressSiteDown"), 30, message="held"
             )
             assert {a["labels"]["region"] for a in held} == {SECONDARY}
             assert all(a["status"]["state"] == "active" for a in held)  # not inhibited

@@ -116,7 +116,7 @@ def test_a_failover_skips_a_dead_site_for_the_next_region_whose_site_answers(gat
     glb = gate.actions()["wordpress-glb"]["values"][SOUTH]
     assert gate.traffic()["wordpress-glb"] == glb
     # Users: the front sends them to the new first region, whose site reads its table.
-    wait_until(lambda: gate.served_by() == SOUTH, 15, 0.5, "users served from ap-south-1")
+    wait_until(lambda: gate.served_by() == SOUTH, 30, 0.5, "users served from ap-south-1")
 
 
 def test_a_dead_active_region_is_left_within_the_dwell_and_the_decision_says_so(

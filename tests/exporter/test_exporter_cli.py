@@ -132,7 +132,7 @@ def test_serves_metrics_on_the_listen_override(
                 value(scrape(url)[0], "dynamodb_probe_success", region=NAMES[1], operation="write")
                 == 1
             ),
-            10,
+            30,
             message="write probe succeeding",
         )
         samples, _ = scrape(url)

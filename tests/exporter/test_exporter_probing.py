@@ -40,7 +40,7 @@ def test_healthy_regions_all_succeed(
     healthy: list[Region], run_exporter: Callable[[Config], str]
 ) -> None:
     url = run_exporter(config_for(healthy))
-    wait_until(lambda: all_succeeding(url), 10, message="every region/operation succeeding")
+    wait_until(lambda: all_succeeding(url), 30, message="every region/operation succeeding")
     samples, _ = scrape(url)
     for region in NAMES:
         for op in OPS:
@@ -56,7 +56,7 @@ def test_healthy_regions_all_succeed(
         lambda: value(
             scrape(url)[0], "dynamodb_table_info", consistency="EVENTUAL", witness_region=""
         ),
-        10,
+        30,
         message="the table described at start",
     )
     assert info == 1
@@ -67,7 +67,7 @@ def test_paused_region_times_out_fast_and_recovers(
     healthy: list[Region], run_exporter: Callable[[Config], str]
 ) -> None:
     url = run_exporter(config_for(healthy))
-    wait_until(lambda: all_succeeding(url), 10, message="healthy before the pause")
+    wait_until(lambda: all_succeeding(url), 30, message="healthy before the pause")
     others = NAMES[:1] + NAMES[2:]
     threads_before = threading.active_count()
 
@@ -77,7 +77,7 @@ def test_paused_region_times_out_fast_and_recovers(
         lambda: (
             value(scrape(url)[0], "dynamodb_probe_success", region=NAMES[1], operation="read") == 0
         ),
-        5,
+        30,
         interval=0.02,
         message="paused region's read success dropping to 0",
     )
@@ -97,33 +97,34 @@ def test_paused_region_times_out_fast_and_recovers(
         for region in others:
             for op in OPS:
                 assert value(samples, "dynamodb_probe_success", region=region, operation=op) == 1
-    assert max(latencies) < 0.1, f"slowest scrape {max(latencies) * 1000:.1f} ms"
+    # A scrape that waited on a stuck probe would take a whole timeout.
+    assert max(latencies) < TIMEOUT / 3, f"slowest scrape {max(latencies) * 1000:.1f} ms"
     assert failures(url, NAMES[1], "read", "timeout") >= 3
     assert threading.active_count() <= threads_before + 3
 
     healthy[1].resume()
-    wait_until(lambda: all_succeeding(url), 5, message="paused region recovering")
+    wait_until(lambda: all_succeeding(url), 30, message="paused region recovering")
 
 
 def test_stopped_region_is_a_connection_failure(
     healthy: list[Region], run_exporter: Callable[[Config], str]
 ) -> None:
     url = run_exporter(config_for(healthy))
-    wait_until(lambda: all_succeeding(url), 10, message="healthy before the stop")
+    wait_until(lambda: all_succeeding(url), 30, message="healthy before the stop")
     healthy[2].stop()
     wait_until(
         lambda: (
             failures(url, NAMES[2], "write", "connection") >= 1
             and failures(url, NAMES[2], "read", "connection") >= 1
         ),
-        5,
+        30,
         message="connection failures from the stopped region",
     )
     samples, _ = scrape(url)
     assert value(samples, "dynamodb_probe_success", region=NAMES[2], operation="read") == 0
     assert all_succeeding(url, NAMES[:2])
     healthy[2].start()
-    wait_until(lambda: all_succeeding(url), 10, message="restarted region recovering")
+    wait_until(lambda: all_succeeding(url), 30, message="restarted region recovering")
 
 
 def test_missing_canary_is_not_found(
@@ -133,12 +134,12 @@ def test_missing_canary_is_not_found(
     client = region.client()
     key = {region.canary_key: {"S": region.canary_value}}
     url = run_exporter(config_for(healthy))
-    wait_until(lambda: all_succeeding(url), 10, message="healthy before deleting the canary")
+    wait_until(lambda: all_succeeding(url), 30, message="healthy before deleting the canary")
     client.delete_item(TableName=TABLE, Key=key)
     try:
         wait_until(
             lambda: failures(url, region.name, "read", "not_found") >= 1,
-            5,
+            30,
             message="not_found for the missing canary",
         )
         samples, _ = scrape(url)
@@ -148,7 +149,7 @@ def test_missing_canary_is_not_found(
         assert all_succeeding(url, NAMES[1:])
     finally:
         client.put_item(TableName=TABLE, Item=key)
-    wait_until(lambda: all_succeeding(url), 5, message="canary restored")
+    wait_until(lambda: all_succeeding(url), 30, message="canary restored")
 
 
 def test_table_missing_in_one_region_is_not_found_there_only(
@@ -167,7 +168,7 @@ def test_table_missing_in_one_region_is_not_found_there_only(
     lacking = NAMES[1:]
     wait_until(
         lambda: all(failures(url, r, op, "not_found", extra) >= 1 for r in lacking for op in OPS),
-        5,
+        30,
         message="not_found where the table is missing",
     )
     samples, _ = scrape(url)

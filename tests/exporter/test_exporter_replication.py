@@ -40,7 +40,7 @@ def test_lag_tracks_replicator_delay(
             for s, r in pairs
         ]
 
-    wait_until(lambda: all(lag is not None for lag in lags()), 10, message="lag series")
+    wait_until(lambda: all(lag is not None for lag in lags()), 30, message="lag series")
     seen: list[float] = []
     deadline = time.monotonic() + 6 * INTERVAL
     while time.monotonic() < deadline:

@@ -116,7 +116,7 @@ def test_timeout_is_temporary(tmp_path: Path) -> None:
     started = time.monotonic()
     with pytest.raises(TemporaryError, match=r"timed out after 0\.5s"):
         reconcile(action, transition(WEST))
-    assert time.monotonic() - started < 5
+    assert time.monotonic() - started < 30  # killed at the timeout, not after the 60 s sleep
 
 
 def test_missing_executable_is_permanent(tmp_path: Path) -> None:
@@ -203,14 +203,14 @@ def test_a_command_dies_with_its_worker(tmp_path: Path) -> None:
     pid_file = tmp_path / "pid"
     worker = subprocess.Popen([sys.executable, "-c", WORKER, str(pid_file)], cwd=REPO)
     try:
-        wait_until(lambda: pid_file.exists() and pid_file.read_text().strip(), 20)
+        wait_until(lambda: pid_file.exists() and pid_file.read_text().strip(), 30)
         child = int(pid_file.read_text())
         assert running(child)
     finally:
         worker.kill()  # SIGKILL: no handler of the worker runs
         worker.wait()
     try:
-        wait_until(lambda: not running(child), 10, message="the command died with its worker")
+        wait_until(lambda: not running(child), 30, message="the command died with its worker")
     finally:
         if running(child):
             os.kill(child, signal.SIGKILL)

@@ -370,7 +370,7 @@ def test_silent_server_times_out_as_temporary() -> None:
         started = time.monotonic()
         with pytest.raises(TemporaryError, match="Timeout"):
             LoadBalancer(lb_action(), client).current()
-        assert time.monotonic() - started < 2.0  # one attempt, not pydo's ten
+        assert time.monotonic() - started < 4.5  # one attempt, not pydo's ten
 
 
 def test_refused_connection_is_temporary() -> None:

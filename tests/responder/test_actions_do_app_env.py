@@ -161,12 +161,11 @@ def test_still_running_at_the_timeout_is_temporary_and_the_retry_waits_on_it(
     sandbox: Sandbox,
 ) -> None:
     sandbox.reseed(deploy_seconds=2.0)
-    started = time.monotonic()
 
+    # The attempt gives up at its timeout: had it waited for the deployment, it would have applied.
     with pytest.raises(TemporaryError) as timed_out:
         reconcile(app_env(sandbox, timeout_seconds=0.4), transition(WEST))
 
-    assert time.monotonic() - started < 2.0
     assert "still" in str(timed_out.value) and "the next attempt waits on it" in str(
         timed_out.value
     )

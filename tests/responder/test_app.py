@@ -252,12 +252,12 @@ def test_runner_is_woken_by_a_new_transition(tmp_path: Path, start_regions: Regi
     runner = runner_of(app)
     runner.start()
     try:
-        wait_until(lambda: runner.running, 5, message="runner thread started")
+        wait_until(lambda: runner.running, 30, message="runner thread started")
         client = viewing(app)
         assert client.post("/webhook", json=payload(), headers=auth()).status_code == 202
         wait_until(
             lambda: client.get("/api/v1/status").get_json()["active_region"] == "eu-west-1",
-            5,
+            30,
             message="transition completed by the woken runner",
         )
     finally:
@@ -275,14 +275,16 @@ def test_unfreeze_wakes_the_runner_for_a_transition_it_stopped(tmp_path: Path) -
     client, store, runner = app.test_client(), store_of(app), runner_of(app)
     runner.start()  # idle: its first round finds nothing to do and rests 600 s
     try:
-        wait_until(lambda: runner.running, 5, message="runner thread started")
+        wait_until(lambda: runner.running, 30, message="runner thread started")
         assert client.post("/api/v1/freeze", json={"reason": "x"}, headers=auth(OPERATOR))
         new = NewTransition("failover", "us-east-1", "eu-west-1", Cause(), None, False)
         assert store.begin_transition(new, store.state().version) is not None
         assert store.state().phase == "frozen"
         thawed = client.post("/api/v1/unfreeze", json={"reason": "go"}, headers=auth(OPERATOR))
         assert thawed.status_code == 200
-        wait_until(lambda: store.state().active_region == "eu-west-1", 5, message="resumed at once")
+        wait_until(
+            lambda: store.state().active_region == "eu-west-1", 30, message="resumed at once"
+        )
     finally:
         runner.stop()
 

@@ -43,7 +43,7 @@ from tests.responder.weblib import (
 )
 
 pytestmark = pytest.mark.slow
-LEASE = 3.0  # seconds; renewal every LEASE / 3 while an action runs
+LEASE = 6.0  # seconds; renewal every LEASE / 3 while an action runs, slack for a loaded machine
 TABLE = "ddb-failover-control"
 Cluster = Callable[..., list[Responder]]
 
@@ -163,7 +163,7 @@ def test_one_notification_to_every_replica_makes_one_transition(
         assert [t["id"] for t in history["transitions"]] == [done["id"]]
         # Every other delivery is counted: as a decision, or as a repeat of one. Repeats
         # reach the shared history within a second of their replica counting them.
-        wait_until(lambda s=server: counted(s) == len(threads) - 1, 10, 0.2, "every repeat counted")
+        wait_until(lambda s=server: counted(s) == len(threads) - 1, 30, 0.2, "every repeat counted")
         status = http("GET", f"{server.url}/api/v1/status", headers=auth(VIEWER))[1]
         assert status["active_region"] == "eu-west-1"
 

@@ -20,7 +20,7 @@ from tests.responder.weblib import Responder, auth, http, payload, write_config
 pytestmark = pytest.mark.slow
 # A generous bound for a shared CI machine: the point is "not held off" (it used to be
 # minutes with a dozen such clients); bench/hostile_clients.py measures the real figure.
-BOUND_SECONDS = 5.0
+BOUND_SECONDS = 8.0  # the half-head deadline (10 s) would hold a broken server past it
 OPENINGS = (
     b"",  # connects, sends nothing
     b"POST /webhook HTTP/1.1\r\nHost: x\r\n",  # headers, never finished
@@ -133,11 +133,11 @@ def test_a_head_over_64_kib_is_refused_with_431(responder: Responder) -> None:
 def test_a_head_not_whole_within_ten_seconds_is_answered_408_and_closed(
     responder: Responder,
 ) -> None:
-    with socket.create_connection(("127.0.0.1", responder.port), timeout=30) as client:
+    with socket.create_connection(("127.0.0.1", responder.port), timeout=90) as client:
         client.sendall(HALF_HEAD)
         started = time.monotonic()
         assert _answer(client).startswith(b"HTTP/1.1 408 ")  # blocks until the close
-        assert 9.0 <= time.monotonic() - started < 20.0
+        assert 9.0 <= time.monotonic() - started < 60.0
 
 
 def test_head_complete() -> None:

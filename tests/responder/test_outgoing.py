@@ -173,7 +173,7 @@ def test_metrics_read_the_store_at_most_once_per_bound(tmp_path: Path) -> None:
         other = SqliteStore(tmp_path / "state" / "state.db", config.primary)
         other.freeze("operator", "from another worker")
         changed = time.monotonic()
-        wait_until(lambda: "responder_frozen 1.0" in _scrape(client), 5, 0.05, "frozen gauge")
+        wait_until(lambda: "responder_frozen 1.0" in _scrape(client), 30, 0.05, "frozen gauge")
         assert time.monotonic() - changed <= STORE_MAX_AGE_SECONDS + 0.5
     finally:
         runner_of(app).stop()

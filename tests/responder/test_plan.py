@@ -420,7 +420,7 @@ def test_runner_thread_retries_a_failing_store_at_its_own_pace(tmp_path: Path) -
                        jitter=lambda: 1.0, timer=lambda: timer[0])  # fmt: skip
     plans.start()
     try:
-        wait_until(lambda: plans.file.read()["evaluated_at"] is not None, 10, 0.01, "a plan")
+        wait_until(lambda: plans.file.read()["evaluated_at"] is not None, 30, 0.01, "a plan")
         store.down, timer[0] = True, 100.0  # an evaluation is overdue and every read fails
         reads, started = store.reads, time.monotonic()
         time.sleep(0.5)  # measuring a rate: how many reads half a second holds

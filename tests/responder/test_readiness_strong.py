@@ -56,7 +56,7 @@ def test_strong_target_is_ready_with_rpo_0_and_no_heartbeat(strong: StrongMember
 def test_without_a_quorum_the_write_probe_fails(strong: StrongMembers) -> None:
     strong.all[EAST2].pause()
     strong.all[WITNESS].stop()
-    wait_until(lambda: not strong.coordinator.has_quorum(EAST), 5, message="quorum lost")
+    wait_until(lambda: not strong.coordinator.has_quorum(EAST), 30, message="quorum lost")
     readiness = checker(strong).check(Check(EAST, EAST2, T0))
     assert readiness.write_ok is False
     assert readiness.write_detail == "wordpress_posts: error InternalServerError"

@@ -297,6 +297,27 @@ def test_abort_without_rollback_stops_where_it_is(store: SqliteStore, clock: Clo
     assert store.action_results()["www"]["region"] == WEST
 
 
+def test_an_abort_that_arrives_during_the_last_step_completes_the_transition(
+    store: SqliteStore, clock: Clock
+) -> None:
+    """Nothing is left to stop: ending it aborted would put the record on the source."""
+    world: dict[str, Any] = {}
+
+    def abort() -> None:
+        operations.apply(
+            store, lambda r: operations.abort(r, "carol", "too late", False, clock.now)
+        )
+
+    actions = [MemoryAction("www", world), MemoryAction("lb", world, on_apply=abort)]
+    begin(store)
+    done = reconciler(store, actions, Recorder()).run_once()
+    assert done is not None and (done.result, done.error) == ("completed", None)
+    assert done.abort is not None  # the request stays on the record
+    state = store.state()
+    assert (state.active_region, state.phase) == (WEST, "steady")
+    assert world == {"www": {"region": WEST}, "lb": {"region": WEST}}
+
+
 def test_rollback_includes_a_step_a_failed_attempt_may_have_changed(
     store: SqliteStore, clock: Clock
 ) -> None:
@@ -422,7 +443,7 @@ def test_a_hung_step_keeps_the_lease_until_it_returns(store: SqliteStore, clock:
         lambda: (
             store.state().in_progress is not None and store.state().in_progress.in_flight is None
         ),  # type: ignore[union-attr]
-        10,
+        30,
         message="the stray attempt returned and its marker was cleared",
     )
     assert store.acquire_lease("another", 15) is not None  # given up once it returned
@@ -446,7 +467,7 @@ def test_a_worker_that_cannot_renew_exits_and_writes_nothing_after(
     assert rec.run_once() is None
     clock.now += 60  # the lease ran out (a paused worker): another holder takes it
     assert store.acquire_lease("another", 15) is not None
-    wait_until(lambda: exits == [75], 10, message="the worker exited when it could not renew")
+    wait_until(lambda: exits == [75], 30, message="the worker exited when it could not renew")
     with pytest.raises(LeaseDeadlinePassed):
         rec.keeper.deadline.check("www: write")
 

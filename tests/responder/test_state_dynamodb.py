@@ -23,8 +23,9 @@ from sandbox.control_table import ControlTableServer
 from sandbox.net import free_port
 from tests.responder.fakes import EAST, WEST, config
 
-# One attempt with a 1 s connect and 2 s read timeout: a black hole costs ~2 s, never 3 x that.
-BLACK_HOLE_BUDGET = 3.5
+# One attempt with a 1 s connect and 2 s read timeout: a black hole costs ~2 s; botocore's
+# default (3 attempts with backoff, or a 60 s read) would cost over 6 s.
+BLACK_HOLE_BUDGET = 5.5
 
 
 def with_state(state: DynamoDBState) -> Config:

@@ -488,7 +488,7 @@ def test_a_live_holder_keeps_its_lease_through_a_slow_action(backend: Backend) -
     assert len(contender_saw) >= 4 and contender_saw == [None] * len(contender_saw)
     assert [s.result for s in done.steps] == ["applied"]
     # Once released, the lease is free for the next holder, with a larger token.
-    taken = wait_until(lambda: store.acquire_lease("contender", lease), 5, 0.05, "lease")
+    taken = wait_until(lambda: store.acquire_lease("contender", lease), 30, 0.05, "lease")
     assert taken.token > done.steps[0].fencing_token  # type: ignore[operator]
 
 

@@ -122,7 +122,7 @@ def test_sigterm_stops_everything(tmp_path: Path) -> None:
     pids = [entry["pid"] for entry in state["components"].values()]
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=30) == 0
-    wait_until(lambda: not any(alive(pid) for pid in pids), 10, message="regions stopped")
+    wait_until(lambda: not any(alive(pid) for pid in pids), 30, message="regions stopped")
 
 
 def test_chaos_pauses_and_resumes_replication_into_a_region(running_stack) -> None:
@@ -139,7 +139,7 @@ def test_chaos_pauses_and_resumes_replication_into_a_region(running_stack) -> No
             "Item"
             in east.get_item(TableName="wordpress_posts", Key={CANARY_KEY: {"S": "outbound"}})
         ),
-        10,
+        30,
         message="outbound replicated",
     )
     held = west.get_item(TableName="wordpress_posts", Key={CANARY_KEY: {"S": "queued"}})
@@ -159,7 +159,7 @@ def test_chaos_pauses_and_resumes_replication_into_a_region(running_stack) -> No
         lambda: (
             "Item" in west.get_item(TableName="wordpress_posts", Key={CANARY_KEY: {"S": "queued"}})
         ),
-        10,
+        30,
         message="queued write applied on resume",
     )
     refused = sandbox("chaos", "--dir", str(directory), "eu-west-1", "replica-status", "ACTIVE")

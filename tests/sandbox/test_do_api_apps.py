@@ -117,7 +117,7 @@ def test_a_spec_change_deploys_through_the_phases_to_active_after_the_delay(
             seen.append(phase)
         return phase == "ACTIVE"
 
-    wait_until(active, 10, interval=0.05, message="the deployment ACTIVE")
+    wait_until(active, 30, interval=0.05, message="the deployment ACTIVE")
     assert time.monotonic() - started >= DEPLOY_SECONDS * 0.95
     assert seen == sorted(seen, key=ORDER.index) and seen[-1] == "ACTIVE"
     app = get_app(server)
@@ -140,7 +140,7 @@ def test_envs_at_app_level_and_in_every_component_kind(
     status, body = put_spec(server, with_env(spec, SECONDARY, component))
 
     assert status == 200, body
-    wait_until(lambda: "in_progress_deployment" not in get_app(server), 10, interval=0.05)
+    wait_until(lambda: "in_progress_deployment" not in get_app(server), 30, interval=0.05)
     live = get_app(server)["active_deployment"]["spec"]
     for name in (None, "web", "queue", "migrate", "docs", "hooks"):
         expected = SECONDARY if name == component else PRIMARY
@@ -201,7 +201,7 @@ def test_a_deployment_fault_ends_it_in_error_with_the_steps_reason(
 
     wait_until(
         lambda: get_deployment(server, failing["id"])["phase"] == "ERROR",
-        10,
+        30,
         interval=0.05,
         message="the deployment in ERROR",
     )
@@ -219,7 +219,7 @@ def test_a_deployment_fault_ends_it_in_error_with_the_steps_reason(
     retried = server.client().apps.create_deployment(APP_ID, {}, enforce_https=False)
     wait_until(
         lambda: get_deployment(server, retried["deployment"]["id"])["phase"] == "ACTIVE",
-        10,
+        30,
         interval=0.05,
     )
     assert server.control("GET", "faults")["faults"] == []

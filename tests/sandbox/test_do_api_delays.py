@@ -63,7 +63,7 @@ def delay(server: Server, seconds: float, apply: str, method: str = "PUT") -> No
 
 def taken(server: Server) -> None:
     """Wait until the (count 1) fault was taken: its call is now in its delay."""
-    wait_until(lambda: server.control("GET", "faults")["faults"] == [], 10, message="fault taken")
+    wait_until(lambda: server.control("GET", "faults")["faults"] == [], 30, message="fault taken")
 
 
 def put(server: Server, **kw: Any) -> Pending:
@@ -82,7 +82,7 @@ def test_before_the_change_is_seen_while_its_answer_still_waits(server: Server) 
     delay(server, 3, "before")
     pending = put(server)
 
-    wait_until(lambda: record_data(server) == AFTER, 10, message="the change made")
+    wait_until(lambda: record_data(server) == AFTER, 30, message="the change made")
 
     # Another call was answered, and saw the change, while the PUT's answer was held back.
     assert pending.waiting()
@@ -139,7 +139,7 @@ def test_the_write_lands_though_the_clients_answer_timed_out(server: Server) -> 
         )
 
     assert record_data(server) == BEFORE  # not yet
-    wait_until(lambda: record_data(server) == AFTER, 10, message="the late change")
+    wait_until(lambda: record_data(server) == AFTER, 30, message="the late change")
 
 
 def test_the_log_shows_two_holders_writing_at_once(server: Server) -> None:

@@ -191,7 +191,7 @@ def test_without_a_second_member_writes_and_strong_reads_fail(
     getattr(strong.all[WITNESS], down)()
     # A write in the moment the members went away may fail after it was applied (an
     # ambiguous 500, as anywhere); once the region knows, nothing is applied.
-    wait_until(lambda: not strong.coordinator.has_quorum(EAST), 5, message="quorum lost")
+    wait_until(lambda: not strong.coordinator.has_quorum(EAST), 30, message="quorum lost")
     with pytest.raises(ClientError) as caught:
         put(east, f"lost-{down}")
     error = caught.value
@@ -215,7 +215,7 @@ def test_a_region_that_missed_writes_catches_up_before_it_serves(strong: StrongM
         get(east2, "while-isolated")  # behind: no strongly consistent read
     assert caught.value.response["Error"]["Code"] == "InternalServerError"
     strong.replicator.resume_into(EAST2)
-    assert wait_until(lambda: get(east2, "while-isolated"), 5, message="caught up")
+    assert wait_until(lambda: get(east2, "while-isolated"), 30, message="caught up")
 
 
 def test_a_restarted_region_is_refilled_before_it_serves(strong: StrongMembers) -> None:
@@ -228,7 +228,7 @@ def test_a_restarted_region_is_refilled_before_it_serves(strong: StrongMembers) 
     strong.coordinator.rejoin(EAST2)
     client = restarted.client()
     for value in (CANARY_VALUE, "old-post", "newer-post"):
-        assert wait_until(partial(get, client, value), 10, message=f"{value} refilled")
+        assert wait_until(partial(get, client, value), 30, message=f"{value} refilled")
 
 
 def test_a_write_of_an_item_another_region_is_writing_conflicts(strong: StrongMembers) -> None:

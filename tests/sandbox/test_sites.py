@@ -168,7 +168,7 @@ def test_front_page_renders_the_newest_post_from_the_env_files_region(running: R
             lambda: (
                 "<h1>Fresh &lt;news&gt;</h1>" in get(f"{running.url(f'site:{SECONDARY}')}/").body
             ),
-            10,
+            30,
             message="the new post on the secondary's site",
         )
     finally:
@@ -205,13 +205,14 @@ def test_healthz_is_200_only_while_the_sites_own_table_answers(running: Running)
         answer = get(f"{secondary}/healthz")
         assert answer.status == 503
         assert answer.json()["status"] == "unhealthy"
-        assert time.monotonic() - started < 3  # a black hole costs the read timeout, no more
+        # A black hole costs the read timeout, not botocore's 60 s and its retries.
+        assert time.monotonic() - started < 15
         assert get(f"{running.url(f'site:{PRIMARY}')}/healthz").status == 200
         # Its pages still come from the region the env file names, which is up.
         assert get(f"{secondary}/").status == 200
     finally:
         running.chaos(SECONDARY, "resume")
-    wait_until(lambda: get(f"{secondary}/healthz").status == 200, 10, message="healthy again")
+    wait_until(lambda: get(f"{secondary}/healthz").status == 200, 30, message="healthy again")
 
 
 def test_reload_makes_every_site_read_the_region_the_env_file_names(running: Running) -> None:
@@ -305,10 +306,10 @@ def test_glb_sends_users_to_the_first_region_and_follows_its_priorities(running:
     assert (answer.headers["X-GLB-Region"], answer.headers["X-Site-Region"]) == ("nyc3", PRIMARY)
     running.set_glb(region_priorities={SLUGS[SECONDARY]: 1, SLUGS[PRIMARY]: 2})
     try:
-        wait_until(lambda: running.served_by() == SECONDARY, 5, message="the secondary first")
+        wait_until(lambda: running.served_by() == SECONDARY, 30, message="the secondary first")
     finally:
         running.set_glb(region_priorities={SLUGS[PRIMARY]: 1, SLUGS[SECONDARY]: 2})
-    wait_until(lambda: running.served_by() == PRIMARY, 5, message="the primary first again")
+    wait_until(lambda: running.served_by() == PRIMARY, 30, message="the primary first again")
     view = get(f"{front}/_sandbox/glb", host=None).json()
     assert view["region_priorities"] == {"nyc3": 1, "ams3": 2}
     assert view["failover_threshold"] == 50

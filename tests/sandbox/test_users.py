@@ -58,12 +58,12 @@ def test_a_user_sees_the_outage_of_a_real_server() -> None:
         user = User(f"{server.url}/")
         user.start()
         try:
-            wait_until(lambda: len(user.requests) >= 3, 5, message="served")
+            wait_until(lambda: len(user.requests) >= 3, 30, message="served")
             since = time.time()
             failing.set()
-            wait_until(lambda: sum(not r.ok for r in user.requests) >= 3, 5, message="failing")
+            wait_until(lambda: sum(not r.ok for r in user.requests) >= 3, 30, message="failing")
             failing.clear()
-            seen = wait_until(lambda: outage(user.requests, since), 5, message="served again")
+            seen = wait_until(lambda: outage(user.requests, since), 30, message="served again")
         finally:
             user.stop()
     assert not user.is_alive()
