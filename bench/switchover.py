@@ -28,6 +28,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,7 @@ from sandbox.watch import StackView, http_json
 
 TRIALS = int(os.environ.get("BENCH_SWITCHOVER_TRIALS", "20"))
 REPLICATION_MS = int(os.environ.get("BENCH_SWITCHOVER_REPLICATION_MS", "500"))
+PLAN_INTERVAL = os.environ.get("BENCH_SWITCHOVER_PLAN_INTERVAL_SECONDS", "1")
 GOAL_P95_SECONDS = 5.0
 TABLE = "wordpress_posts"
 CANARY_KEY = "health_check_id"
@@ -55,7 +57,7 @@ def _stack() -> Iterator[StackView]:
     options = (
         *("--only", ONLY, "--replication-delay-ms", str(REPLICATION_MS)),
         *("--min-dwell-seconds", "0", "--max-transitions-per-hour", "1000"),
-        *("--plan-interval-seconds", "1"),
+        *("--plan-interval-seconds", PLAN_INTERVAL),
     )
     proc = start_stack(directory, *options)
     try:
@@ -119,6 +121,7 @@ def _trial(view: StackView, writer: Writer, source: str, target: str) -> dict[st
     if report["transition"]["result"] != "completed":
         raise RuntimeError(f"switchover {transition_id}: {report['transition']}")
     return {
+        **_breakdown(report),
         "write_unavailable": float(report["write_unavailable_seconds"]),
         "seen_unavailable": first[0].at - refused[0].at if refused else 0.0,
         "rpo": float(report["rpo_seconds"]),
@@ -126,6 +129,21 @@ def _trial(view: StackView, writer: Writer, source: str, target: str) -> dict[st
         "drain": float(report["drain_seconds"]),
         "move": _unix(steps[-1]["finished_at"]) - _unix(steps[0]["started_at"]),
     }
+
+
+def _breakdown(report: dict[str, Any]) -> dict[str, float]:
+    """Where a switchover's time went: each step's duration (fence, drain, each action,
+    unfence), the wait before the first step, and the gaps between steps."""
+    steps = [s for s in report["steps"] if not s["rollback"] and s["started_at"]]
+    found = {f"step {s['action']}": _unix(s["finished_at"]) - _unix(s["started_at"]) for s in steps}
+    found["before the first step"] = _unix(steps[0]["started_at"]) - _unix(
+        report["transition"]["started_at"]
+    )
+    found["between steps"] = sum(
+        _unix(later["started_at"]) - _unix(earlier["finished_at"])
+        for earlier, later in pairwise(steps)
+    )
+    return found
 
 
 def _finished(view: StackView, transition_id: str) -> dict[str, Any] | None:
@@ -150,6 +168,7 @@ def switchover() -> Figures:
     figures: Figures = {
         "trials": len(runs),
         "replication_delay_ms": REPLICATION_MS,
+        "plan_interval_seconds": float(PLAN_INTERVAL),
         **load.figures(),
     }
     for key, name in (
@@ -161,6 +180,12 @@ def switchover() -> Figures:
         values = [run[key] for run in runs]
         figures[f"{name}_p50_s"] = round(percentile(values, 0.5), 3)
         figures[f"{name}_p95_s"] = round(percentile(values, 0.95), 3)
+    parts = sorted(
+        {key for run in runs for key in run if key.startswith(("step ", "before", "between"))}
+    )
+    figures["breakdown_p50_s"] = {
+        key: round(percentile([run[key] for run in runs if key in run], 0.5), 3) for key in parts
+    }
     figures["unavailable_over_move_p95"] = round(
         figures["write_unavailable_p95_s"] / figures["move_baseline_p95_s"], 2
     )

@@ -3,56 +3,89 @@
 from __future__ import annotations
 
 import os
-import re
 import socket
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from ddb_failover import consistency
+from ddb_failover.action_config import (
+    Action,
+    AppEnvAction,
+    CommandAction,
+    DNSRecordAction,
+    EnvFileAction,
+    GlobalLoadBalancerAction,
+    LoadBalancerAction,
+    LoadBalancerTarget,
+    Route53Action,
+    SSMParameterAction,
+    Switchover,
+)
+from ddb_failover.auth_config import TLS, Auth
+from ddb_failover.config_base import (
+    RUNBOOK_URL,
+    ConfigError,
+    HttpUrl,
+    Listen,
+    RegionName,
+    Seconds,
+    Secret,
+    Strict,
+    matching,
+    named,
+)
+from ddb_failover.notify_config import (
+    NOTIFY_EVENTS,
+    Notify,
+    PagerDutyChangeReceiver,
+    SlackReceiver,
+)
 from ddb_failover.practice_config import Practice
 
-CONFIG_ENV = "DDB_FAILOVER_CONFIG"
-# A guessable bearer token is no token: anything shorter is a configuration error.
-MIN_TOKEN_CHARS = 16
-
-
-def _matching(pattern: str, what: str) -> AfterValidator:
-    """A check that a string matches pattern; the error says it is not `what`."""
-    compiled = re.compile(pattern)
-
-    def check(value: str) -> str:
-        if not compiled.match(value):
-            raise ValueError(f"{value!r} is not {what}")
-        return value
-
-    return AfterValidator(check)
-
-
-RegionName = Annotated[
-    str, _matching(r"^[a-z]{2}(-[a-z]+)+-\d+$", "an AWS region name like us-east-1")
+# The models people import from here, wherever they are defined.
+__all__ = [
+    "CONFIG_ENV",
+    "NOTIFY_EVENTS",
+    "TLS",
+    "AppEnvAction",
+    "AuditConfig",
+    "Auth",
+    "Canary",
+    "CommandAction",
+    "Config",
+    "ConfigError",
+    "DNSRecordAction",
+    "DigitalOcean",
+    "DynamoDBState",
+    "EnvFileAction",
+    "ExporterConfig",
+    "GlobalLoadBalancerAction",
+    "LoadBalancerAction",
+    "LoadBalancerTarget",
+    "Notify",
+    "PagerDutyChangeReceiver",
+    "Policy",
+    "Region",
+    "Report",
+    "ResponderConfig",
+    "Retry",
+    "Route53Action",
+    "SSMParameterAction",
+    "Secret",
+    "Site",
+    "SlackReceiver",
+    "SqliteState",
+    "Switchover",
+    "TableConsistency",
+    "format_errors",
+    "load",
+    "parse",
 ]
-Seconds = Annotated[float, Field(gt=0)]
-HttpUrl = Annotated[str, _matching(r"^https?://[^\s]+$", "an http:// or https:// URL")]
-RUNBOOK_URL = "https://github.com/ddb-failover/ddb-failover/blob/main/docs/runbook.md"
 
-
-class ConfigError(Exception):
-    """The configuration is unusable; the message names every offending key."""
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+CONFIG_ENV = "DDB_FAILOVER_CONFIG"
 
 
 class Canary(Strict):
@@ -61,7 +94,7 @@ class Canary(Strict):
 
 
 HostName = Annotated[
-    str, _matching(r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:\d{1,5})?$", "a host name")
+    str, matching(r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:\d{1,5})?$", "a host name")
 ]
 
 
@@ -87,56 +120,6 @@ class Region(Strict):
         return value
 
 
-class Secret(Strict):
-    """Where a secret comes from: an environment variable or a file, never inline."""
-
-    env: str | None = None
-    file: Path | None = None
-
-    @model_validator(mode="after")
-    def _exactly_one(self) -> Secret:
-        if (self.env is None) == (self.file is None):
-            raise ValueError("set exactly one of env or file")
-        return self
-
-    @property
-    def source(self) -> str:
-        """Where the secret comes from, for messages: never its value."""
-        return f"environment variable {self.env}" if self.env else f"secret file {self.file}"
-
-    def read(self) -> str:
-        """Return the secret's value; raise ConfigError naming the source if absent or blank."""
-        if self.env is not None:
-            value = os.environ.get(self.env, "").strip()
-        else:
-            assert self.file is not None
-            try:
-                value = self.file.read_text(encoding="utf-8").strip()
-            except OSError as exc:
-                raise ConfigError(f"cannot read {self.source}: {exc.strerror}") from None
-        if not value:
-            raise ConfigError(f"{self.source} is unset, empty or only whitespace")
-        return value
-
-    def read_token(self) -> str:
-        """Read a bearer token: as read(), and at least MIN_TOKEN_CHARS long."""
-        value = self.read()
-        if len(value) < MIN_TOKEN_CHARS:
-            raise ConfigError(
-                f"{self.source} holds a token of {len(value)} characters; "
-                f"tokens need at least {MIN_TOKEN_CHARS}"
-            )
-        return value
-
-
-def _listen(value: str) -> str:
-    _host, sep, port = value.rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ValueError("must be HOST:PORT with a port from 0 to 65535")
-    return value
-
-
-Listen = Annotated[str, AfterValidator(_listen)]
 Probe = Literal["read", "write", "replication"]
 
 
@@ -242,274 +225,6 @@ class DigitalOcean(Strict):
     late_write_seconds: Seconds = 60.0
 
 
-PerRegion = dict[str, Any]
-
-
-class _Action(Strict):
-    name: str = Field(default="", pattern=r"^[a-z0-9_.-]*$")
-    # One attempt of the step, all its calls included: a hung call cannot hold the transition.
-    timeout_seconds: Seconds = 60.0
-
-
-class DNSRecordAction(_Action):
-    type: Literal["do_dns_record"]
-    domain: str = Field(min_length=1)
-    record_type: Literal["A", "AAAA", "CNAME"] = "A"
-    record_name: str = Field(min_length=1)
-    ttl: Annotated[int, Field(ge=30)] | None = None
-    values: dict[str, str]
-
-
-# A DigitalOcean datacenter region slug, such as nyc3 or ams3.
-DORegion = Annotated[str, _matching(r"^[a-z]{3}[0-9]$", "a DigitalOcean region slug like nyc3")]
-
-
-class LoadBalancerTarget(Strict):
-    droplet_ids: tuple[int, ...] | None = None
-    tag: str | None = None
-    # Where these droplets are, when the config says: lets check-config refuse a move a
-    # regional load balancer cannot make (DigitalOcean's own region only).
-    region: DORegion | None = None
-
-    @model_validator(mode="after")
-    def _exactly_one(self) -> LoadBalancerTarget:
-        if (self.droplet_ids is None) == (self.tag is None):
-            raise ValueError("set exactly one of droplet_ids or tag")
-        return self
-
-
-class LoadBalancerAction(_Action):
-    """Moves a regional load balancer between droplet sets of its own region (blue/green)."""
-
-    type: Literal["do_load_balancer"]
-    load_balancer_id: str = Field(min_length=1)
-    region: DORegion | None = None  # the load balancer's region, checked against it live
-    values: dict[str, LoadBalancerTarget]
-
-    @model_validator(mode="after")
-    def _one_region(self) -> LoadBalancerAction:
-        named = {r: t.region for r, t in self.values.items() if t.region is not None}
-        if self.region is not None:
-            elsewhere = [r for r, slug in named.items() if slug != self.region]
-            if elsewhere:
-                raise ValueError(
-                    f"values.{elsewhere[0]}.region: {named[elsewhere[0]]} is not the load "
-                    f"balancer's region {self.region}; {_REGIONAL_ONLY}"
-                )
-        elif len(set(named.values())) > 1:
-            listed = ", ".join(f"{r}: {slug}" for r, slug in named.items())
-            raise ValueError(f"values: targets in different regions ({listed}); {_REGIONAL_ONLY}")
-        return self
-
-
-_REGIONAL_ONLY = (
-    "a regional load balancer only balances droplets of its own region "
-    "(use do_dns_record between per-region load balancers, or do_global_load_balancer)"
-)
-
-
-class GlobalLoadBalancerAction(_Action):
-    """Puts the region's DigitalOcean region first in a Global Load Balancer's priorities."""
-
-    type: Literal["do_global_load_balancer"]
-    load_balancer_id: str = Field(min_length=1)
-    values: dict[str, DORegion]  # per region: the DigitalOcean region to prefer
-
-    @field_validator("values")
-    @classmethod
-    def _distinct(cls, values: dict[str, str]) -> dict[str, str]:
-        for slug in set(values.values()):
-            regions = [r for r, s in values.items() if s == slug]
-            if len(regions) > 1:
-                raise ValueError(
-                    f"{' and '.join(regions)} both prefer {slug}; "
-                    "each region needs a DigitalOcean region of its own"
-                )
-        return values
-
-
-class AppEnvAction(_Action):
-    """Sets an env var in an App Platform app's spec and waits for its deployment."""
-
-    type: Literal["do_app_env"]
-    app_id: str = Field(min_length=1)
-    # A service, worker, job, static site or function by name; absent: the app-level envs.
-    component: (
-        Annotated[
-            str,
-            _matching(r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$", "an App Platform component name like web"),
-        ]
-        | None
-    ) = None
-    variable: Annotated[
-        str,
-        _matching(r"^[_A-Za-z][_A-Za-z0-9]*$", "an environment variable name like DYNAMODB_REGION"),
-    ] = "DYNAMODB_REGION"
-    values: dict[str, str] | None = None  # per region; default: the region's name
-    # An attempt waits for App Platform's deployment, which takes minutes; one that ran out
-    # of time is retried, and every failed attempt counts toward FailoverActionFailing.
-    timeout_seconds: Seconds = 600.0
-    poll_interval_seconds: Seconds = 5.0
-
-    @model_validator(mode="after")
-    def _poll_within_timeout(self) -> AppEnvAction:
-        if self.poll_interval_seconds > self.timeout_seconds:
-            raise ValueError(
-                f"poll_interval_seconds ({self.poll_interval_seconds:g}) must not exceed "
-                f"timeout_seconds ({self.timeout_seconds:g})"
-            )
-        return self
-
-
-class Route53Action(_Action):
-    type: Literal["route53_record"]
-    hosted_zone_id: str = Field(min_length=1)
-    record_name: str = Field(min_length=1)
-    record_type: Literal["A", "AAAA", "CNAME", "TXT"] = "A"
-    ttl: Annotated[int, Field(ge=0)] = 60
-    endpoint_url: str | None = None
-    values: dict[str, str]
-
-
-EnvName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
-
-
-class EnvFileAction(_Action):
-    type: Literal["env_file"]
-    path: Path
-    variable: EnvName = "DYNAMODB_REGION"
-    reload_command: tuple[str, ...] | None = None
-    # Environment variables the reload command may see besides PATH, LANG and HOME.
-    pass_env: tuple[EnvName, ...] = ()
-
-
-class SSMParameterAction(_Action):
-    type: Literal["ssm_parameter"]
-    parameter: str = Field(min_length=1)
-    region: RegionName
-    endpoint_url: str | None = None
-
-
-class CommandAction(_Action):
-    type: Literal["command"]
-    command: tuple[str, ...] = Field(min_length=1)
-    # Environment variables the command may see besides PATH, LANG and HOME.
-    pass_env: tuple[EnvName, ...] = ()
-
-
-Action = Annotated[
-    DNSRecordAction
-    | LoadBalancerAction
-    | GlobalLoadBalancerAction
-    | AppEnvAction
-    | Route53Action
-    | EnvFileAction
-    | SSMParameterAction
-    | CommandAction,
-    Field(discriminator="type"),
-]
-
-
-class _FenceValues(Strict):
-    """What a fence action sets before the drain (fenced) and after the move (open)."""
-
-    fenced: str = Field(min_length=1)
-    open: str = Field(min_length=1)
-
-    @model_validator(mode="after")
-    def _two_values(self) -> _FenceValues:
-        if self.fenced == self.open:
-            raise ValueError(f"fenced and open are both {self.fenced!r}; a fence needs two values")
-        return self
-
-
-class EnvFileFence(EnvFileAction, _FenceValues):
-    """WordPress's read-only flag in an env file, for example."""
-
-
-class AppEnvFence(AppEnvAction, _FenceValues):
-    @model_validator(mode="after")
-    def _no_values(self) -> AppEnvFence:
-        if self.values is not None:
-            raise ValueError("values: a fence sets fenced and open, not a value per region")
-        return self
-
-
-class SSMParameterFence(SSMParameterAction, _FenceValues):
-    pass
-
-
-class CommandFence(CommandAction, _FenceValues):
-    """A maintenance-mode command; it reads DDB_FAILOVER_FENCE (fenced or open)."""
-
-
-FenceAction = Annotated[
-    EnvFileFence | AppEnvFence | SSMParameterFence | CommandFence, Field(discriminator="type")
-]
-
-
-class Switchover(Strict):
-    """A planned move: fence, drain replication into the target, move, unfence."""
-
-    drain_timeout_seconds: Seconds = 30.0
-    fence: tuple[FenceAction, ...] = ()
-
-    @field_validator("fence")
-    @classmethod
-    def _name_fences(cls, fence: tuple[Any, ...]) -> tuple[Any, ...]:
-        return _named(fence)
-
-
-Role = Literal["alertmanager", "operator", "viewer"]
-PublicEndpoint = Literal["metrics", "healthz", "readyz", "status", "history", "plan", "page"]
-
-
-# Names the history already gives to others: a token called so would pass for them.
-RESERVED_TOKEN_NAMES = {
-    "alertmanager": "webhook_token's holder is known by it",
-    "responder": "the history records the responder's own acts by it "
-    "(an automatic freeze, an approval's timeout)",
-}
-
-
-class NamedToken(Strict):
-    """A bearer token and what it may do; its name is what the history records as `by`."""
-
-    name: str = Field(pattern=r"^[A-Za-z0-9_.@-]{1,64}$")
-    role: Role
-    secret: Secret
-
-    @field_validator("name")
-    @classmethod
-    def _not_reserved(cls, name: str) -> str:
-        if name in RESERVED_TOKEN_NAMES:
-            raise ValueError(f"{name!r} is reserved: {RESERVED_TOKEN_NAMES[name]}")
-        return name
-
-
-class Auth(Strict):
-    tokens: tuple[NamedToken, ...] = ()
-    # Reachable without a token; everything else needs one with the right role.
-    public: tuple[PublicEndpoint, ...] = ("metrics", "healthz", "readyz")
-
-    @field_validator("tokens")
-    @classmethod
-    def _unique_names(cls, tokens: tuple[NamedToken, ...]) -> tuple[NamedToken, ...]:
-        names = [t.name for t in tokens]
-        twice = sorted({n for n in names if names.count(n) > 1})
-        if twice:
-            raise ValueError(f"token name {', '.join(twice)} is used twice")
-        return tokens
-
-
-class TLS(Strict):
-    """Serve HTTPS; with client_ca_file, require client certificates it signed (mTLS)."""
-
-    cert_file: Path
-    key_file: Path
-    client_ca_file: Path | None = None
-
-
 class History(Strict):
     retain_days: Annotated[float, Field(gt=0)] = 90.0
 
@@ -537,59 +252,6 @@ class Limits(Strict):
     max_labels: Annotated[int, Field(ge=1)] = 64
     max_label_chars: Annotated[int, Field(ge=16)] = 1024
     max_annotation_chars: Annotated[int, Field(ge=16)] = 16384
-
-
-NotifyEvent = Literal["started", "awaiting_approval", "completed", "stalled", "aborted", "blocked"]
-NOTIFY_EVENTS: tuple[NotifyEvent, ...] = (
-    "started",
-    "awaiting_approval",
-    "completed",
-    "stalled",
-    "aborted",
-    "blocked",
-)
-
-
-class _Receiver(Strict):
-    name: str = Field(pattern=r"^[a-z0-9_.-]{1,64}$")
-    events: tuple[NotifyEvent, ...] = NOTIFY_EVENTS
-
-
-class PagerDutyChangeReceiver(_Receiver):
-    """PagerDuty Change Events (Events API v2 change/enqueue): the incident timeline."""
-
-    type: Literal["pagerduty_change"]
-    routing_key: Secret
-    url: str = "https://events.pagerduty.com"
-
-
-class SlackReceiver(_Receiver):
-    """A Slack-compatible incoming webhook (Slack, Mattermost, Rocket.Chat)."""
-
-    type: Literal["slack"]
-    webhook_url: Secret  # the URL is the credential: it lives with the secrets
-
-
-Receiver = Annotated[PagerDutyChangeReceiver | SlackReceiver, Field(discriminator="type")]
-
-
-class Notify(Strict):
-    receivers: tuple[Receiver, ...] = ()
-    # Where people follow the links in a message: the status page and reports, Grafana.
-    responder_url: str | None = None
-    grafana_url: str | None = None
-    timeout_seconds: Seconds = 10.0
-    # A receiver still failing after this long is given up on (counted as failed).
-    give_up_after_seconds: Seconds = 3600.0
-
-    @field_validator("receivers")
-    @classmethod
-    def _unique(cls, receivers: tuple[Any, ...]) -> tuple[Any, ...]:
-        names = [r.name for r in receivers]
-        twice = sorted({n for n in names if names.count(n) > 1})
-        if twice:
-            raise ValueError(f"receiver name {', '.join(twice)} is used twice")
-        return receivers
 
 
 Consistency = Literal["eventual", "strong"]
@@ -633,7 +295,7 @@ class ResponderConfig(Strict):
     @field_validator("actions")
     @classmethod
     def _name_actions(cls, actions: tuple[Any, ...]) -> tuple[Any, ...]:
-        return _named(actions)
+        return named(actions)
 
     @model_validator(mode="after")
     def _fence_names(self) -> ResponderConfig:
@@ -703,21 +365,6 @@ class Config(Strict):
         default = TableConsistency(consistency=responder.consistency, witness=responder.witness)
         consistency.check(names, self.tables, default, responder.tables)
         return self
-
-
-def _named(actions: tuple[Any, ...]) -> tuple[Any, ...]:
-    """Each action with its name: the one given, else its type (numbered when taken)."""
-    named = []
-    seen: set[str] = set()
-    for index, action in enumerate(actions):
-        name = action.name or action.type
-        if name in seen:
-            name = f"{name}.{index}" if not action.name else name
-        if name in seen:
-            raise ValueError(f"action name {name!r} is used twice")
-        seen.add(name)
-        named.append(action.model_copy(update={"name": name}))
-    return tuple(named)
 
 
 def _one_secret_per_token(responder: ResponderConfig) -> None:

@@ -9,7 +9,9 @@ import re
 from datetime import date
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
+
+from ddb_failover.config_base import Strict
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -23,18 +25,14 @@ def minutes(clock: str) -> int:
     return int(hours) * 60 + int(mins)
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class PracticeSchedule(_Strict):
+class PracticeSchedule(Strict):
     """Once a week: a weekday and a UTC time."""
 
     weekday: Weekday
     time: ClockTime
 
 
-class PracticeWindow(_Strict):
+class PracticeWindow(Strict):
     """A run may start on these weekdays between start and end (UTC, end excluded)."""
 
     weekdays: tuple[Weekday, ...] = Field(default=WEEKDAYS, min_length=1)
@@ -48,7 +46,7 @@ class PracticeWindow(_Strict):
         return self
 
 
-class Practice(_Strict):
+class Practice(Strict):
     """When practice runs start, where they go, how long they hold, what stops them."""
 
     enabled: bool = False

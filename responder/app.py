@@ -43,7 +43,7 @@ from responder.plan.plan_runner import PlanRunner, PlanSource
 from responder.secrets import Secrets
 from responder.state.backends import open_store
 from responder.state.records import Json, TransitionRecord
-from responder.state.store import StateStore, StoreUnavailable
+from responder.state.store import StateStore, StoreUnavailable, UnknownTransition
 from responder.web import api, forms, ops, pages, reports, webhook
 from responder.web.common import AUTH, SERVICE, Authenticator, RequestProblem, error
 
@@ -155,7 +155,7 @@ def create_app(
         redact=secrets.redact,
         announcer=announcer,
         readiness=problem,
-        course=_course(config, actions, injected, fences, marker),
+        course=_course(config, actions, injected, fences, marker, store),
     )
     runner = Runner(
         store,
@@ -288,6 +288,7 @@ def _course(
     injected: Sequence[Action] | None,
     fences: Sequence[tuple[Action, FenceValues]] | None,
     marker: Marker | None,
+    store: StateStore,
 ) -> Course:
     """What each transition runs: a switchover's fence, drain and unfence around the actions."""
     fences = _fences(config, injected, fences)
@@ -298,9 +299,16 @@ def _course(
         marker = Marker(endpoints, config.tables, config.canary.key, factory)
     wait = settings.switchover.drain_timeout_seconds
 
+    def aborting(transition_id: str) -> bool:
+        try:
+            return store.transition(transition_id).abort is not None
+        except (StoreUnavailable, UnknownTransition):  # the wait goes on, bounded
+            return False
+
     def drain(record: TransitionRecord) -> Action:
         source = record.from_region or record.to_region
-        return Drain(marker, record.id, source, record.to_region, wait)
+        stopped = partial(aborting, record.id)
+        return Drain(marker, record.id, source, record.to_region, wait, stopped=stopped)
 
     return Course(actions, [FencePart(action, values) for action, values in fences], drain)
 

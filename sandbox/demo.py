@@ -7,6 +7,7 @@ the sandbox's files there instead of a temporary directory.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -194,13 +195,22 @@ def _poll(tick: Callable[[], bool], deadline: float) -> None:
     print(f"  (gave up waiting after {deadline:.0f}s)", flush=True)
 
 
-def _users_view(timeline: Timeline, user: User, since: float, phase: str) -> None:
-    """The user's side of a phase: when their requests failed, when they were served again."""
+def _users_view(
+    timeline: Timeline, user: User, since: float, phase: str, home: str | None = None
+) -> None:
+    """The user's side of a phase: when their requests failed, when they were served again.
+
+    With home, a phase users never noticed ends when their requests come from home: the
+    load balancer's front follows the move a request or two after its last step.
+    """
     wall_onset = time.time() - (time.monotonic() - timeline.onset)
     seen = outage(user.requests, since)
     if seen is None:
         failing = next((r for r in user.requests if r.at >= since and not r.ok), None)
         if failing is None:
+            if home is not None:
+                with contextlib.suppress(TimeoutError):  # then said as it is, below
+                    wait_until(lambda: user.requests[-1].region == home, 10, message="home")
             last = user.requests[-1].region if user.requests else None
             if not timeline.quiet and last is not None:
                 print(f"  users served throughout, now from {last}", flush=True)
@@ -249,7 +259,7 @@ def run_scenario(view: StackView, quiet: bool = False) -> Timeline:
             since = time.time()
             timeline.add("recovery", region=primary, chaos="resume")
             _watch(view, timeline, primary, "failback")
-            _users_view(timeline, user, since, "failback")
+            _users_view(timeline, user, since, "failback", home=primary)
     finally:
         user.stop()
     return timeline

@@ -162,7 +162,8 @@ class Stack:
     def write_config(self) -> None:
         """Write DIR/ddb-failover.yml from config_data, without sandbox-internal keys."""
         public = {k: v for k, v in self.config_data.items() if not k.startswith("_")}
-        self.config_path.write_text(yaml.safe_dump(public, sort_keys=False))
+        # Atomic: components and tests read it while the stack comes up (and on reload).
+        _replace(self.config_path, yaml.safe_dump(public, sort_keys=False))
 
     def save(self) -> None:
         """Write DIR/stack.json atomically."""
@@ -172,9 +173,7 @@ class Stack:
             },
             **{k: v for k, v in self.published.items() if k != "components"},
         }
-        tmp = self.state_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(data, indent=2))
-        tmp.replace(self.state_path)
+        _replace(self.state_path, json.dumps(data, indent=2))
 
     def close(self) -> None:
         """Stop everything started, in reverse order."""
@@ -255,3 +254,10 @@ def start(stack: Stack, order: Sequence[str]) -> None:
             stack.write_config()
             continue
         COMPONENTS[name].start(stack)
+
+
+def _replace(path: Path, text: str) -> None:
+    """Write path whole or not at all: a reader sees the old file or the new one."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)

@@ -34,12 +34,18 @@ RegionFactory = Callable[..., dict[str, Region]]
 
 
 def _shared_stack(item: pytest.Item) -> str | None:
-    """The first session-scoped fixture of ours that item uses: one stack, one xdist worker."""
+    """The first session-scoped fixture of ours that item uses: one stack, one xdist worker.
+
+    A module marked `stack_copy(N)` gets copy N of that stack: a worker of its own builds
+    it, so the longest group is cut in two (each xdist worker holds its own session).
+    """
     info = getattr(item, "_fixtureinfo", None)
+    marker = item.get_closest_marker("stack_copy")
+    copy = f"#{marker.args[0]}" if marker else ""
     for name in getattr(info, "names_closure", ()):
         for definition in info.name2fixturedefs.get(name, ()):
             if definition.scope == "session" and definition.baseid.startswith("tests"):
-                return f"session:{definition.baseid}::{name}"
+                return f"session:{definition.baseid}::{name}{copy}"
     return None
 
 

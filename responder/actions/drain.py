@@ -28,6 +28,8 @@ KEY_PREFIX = "__ddb_failover_switchover__#"
 TRANSITION = "transition_id"
 WRITTEN_AT = "written_at"
 POLL_SECONDS = 0.1
+STOP_CHECK_SECONDS = 1.0  # how often a waiting drain asks whether its transition is aborted
+STOPPED = "stopped: the transition is being aborted"
 
 
 def key_value(source: str) -> str:
@@ -96,6 +98,7 @@ class Drain(Action):
         wait_seconds: float,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        stopped: Callable[[], bool] = lambda: False,
     ) -> None:
         super().__init__(DRAIN)
         self.marker = marker
@@ -107,6 +110,9 @@ class Drain(Action):
         self.timeout_seconds = wait_seconds + 30.0
         self._clock = clock
         self._sleep = sleep
+        # True once an abort was asked: the wait ends then (the fence stays on until the
+        # rollback opens it), not at the timeout, so the abort does not wait it out.
+        self._stopped = stopped
         self._waited: Json = {}
 
     def current(self) -> Json:
@@ -125,10 +131,10 @@ class Drain(Action):
         """Write the marker in the source, then read the target until it shows, or time out.
 
         Failed writes and reads count against the wait, not as errors: with the fence on,
-        a drain must end in bounded time either way.
+        a drain must end in bounded time either way. An abort ends the wait too.
         """
         start = self._clock()
-        deadline = start + self.wait_seconds
+        deadline, ask_at = start + self.wait_seconds, start + STOP_CHECK_SECONDS
         written = False
         error = None
         while True:
@@ -144,6 +150,12 @@ class Drain(Action):
                 error = str(classify(f"{DRAIN} in {where}", exc))
             if self._clock() >= deadline:
                 break
+            if self._clock() >= ask_at:
+                ask_at = self._clock() + STOP_CHECK_SECONDS
+                if self._stopped():
+                    self._waited = {"drained": False, "seconds": self._clock() - start}
+                    self._waited["error"] = STOPPED
+                    return
             self._sleep(min(POLL_SECONDS, max(0.0, deadline - self._clock())))
         why = (
             f"{self.target} did not show the marker written in {self.source} within "

@@ -69,9 +69,12 @@ class EnvFile(Action):
     the action records the value it reloaded (a small JSON file in state_dir), so a
     process killed between the write and the end of the reload is seen as
     "reloaded": false and the resumed transition reloads instead of calling the step
-    unchanged. When the reload command fails, times out or cannot run, the file is
-    put back as it was, so a retry writes and reloads again. The reload command gets
-    the same DDB_FAILOVER_* transition variables as the command action.
+    unchanged. With no record at all, the application read the file when it started
+    (nothing of ours has written it), so its value counts as loaded: a new deployment is
+    not drift. The first write seeds the record with the value it replaces, so a crash
+    before its reload still shows. When the reload command fails, times out or cannot
+    run, the file is put back as it was, so a retry writes and reloads again. The reload
+    command gets the same DDB_FAILOVER_* transition variables as the command action.
     """
 
     type = "env_file"
@@ -90,7 +93,9 @@ class EnvFile(Action):
         value = read_value(_files.read_text(self.path), self.variable)
         if not self.reload_command:
             return value
-        return {"value": value, "reloaded": value is not None and value == self._reloaded()}
+        recorded = self._record()
+        loaded = value if recorded is None else self._reloaded_value(recorded)
+        return {"value": value, "reloaded": value is not None and value == loaded}
 
     def desired(self, region: str) -> Json:
         """The region name, reloaded when there is a reload command."""
@@ -117,6 +122,8 @@ class EnvFile(Action):
         """Write the file if needed, then reload; on a failed reload restore the old file."""
         region = desired["value"] if self.reload_command else desired
         old = _files.read_text(self.path)
+        if self.reload_command and self._record() is None:
+            self._write_record(read_value(old, self.variable), None)
         if read_value(old, self.variable) != region:
             # A new file gets no world read: it names the region, and may name more.
             _files.atomic_write(
@@ -137,11 +144,13 @@ class EnvFile(Action):
             raise
         self._record_reload(str(region), transition)
 
-    def _reloaded(self) -> str | None:
-        """The value the last successful reload was for, from the action's record."""
-        text = _files.read_text(self.state_path)
-        if text is None:
-            return None
+    def _record(self) -> str | None:
+        """The action's reload record as written, None when there is none."""
+        return _files.read_text(self.state_path)
+
+    @staticmethod
+    def _reloaded_value(text: str) -> str | None:
+        """The value the last successful reload was for, from the record's text."""
         try:
             value = json.loads(text)["value"]
         except (ValueError, KeyError, TypeError):
@@ -149,9 +158,12 @@ class EnvFile(Action):
         return value if isinstance(value, str) else None
 
     def _record_reload(self, region: str, transition: Transition) -> None:
+        self._write_record(region, transition.id)
+
+    def _write_record(self, value: str | None, transition_id: str | None) -> None:
         record = {
-            "value": region,
-            "transition_id": transition.id,
+            "value": value,
+            "transition_id": transition_id,
             "at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         }
         _files.make_parent(self.state_path, self.name)

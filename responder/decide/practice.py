@@ -25,7 +25,8 @@ from responder.state.records import TransitionRecord
 
 Outcome = Literal["SUCCEEDED", "INTERRUPTED", "FAILED", "BLOCKED"]
 OUTCOMES: tuple[Outcome, ...] = ("SUCCEEDED", "INTERRUPTED", "FAILED", "BLOCKED")
-RunPhase = Literal["moving", "holding", "returning", "ended"]
+# ending: a leg the run aborted for a real outage has stopped; the failover logic is next.
+RunPhase = Literal["moving", "holding", "returning", "ending", "ended"]
 END_PREFIX = "practice ended: "
 KIND: Literal["practice"] = "practice"
 # A weekly schedule's run may start this long after its time (a responder that was down
@@ -187,6 +188,25 @@ def _practice(record: TransitionRecord) -> Mapping[str, Any]:
     return found if isinstance(found, Mapping) else {}
 
 
+def outage(region_down: str) -> str:
+    """Why a run ends for a real region outage."""
+    return f"{region_down}: the failover logic decides"
+
+
+def leg_regions(record: TransitionRecord) -> tuple[str, ...]:
+    """The run's home and target, from a leg's evidence."""
+    info = _practice(record)
+    return tuple(str(r) for r in (info.get("home"), info.get("target")) if r)
+
+
+def outage_abort(record: TransitionRecord) -> str | None:
+    """Why the run aborted this leg for a real outage (an abort reason with END_PREFIX)."""
+    abort = record.abort
+    if abort is not None and abort.reason.startswith(END_PREFIX):
+        return abort.reason[len(END_PREFIX) :]
+    return None
+
+
 def _leg_failed(record: TransitionRecord, now: float) -> str | None:
     if record.result in ("failed", "aborted", "declined", "blocked"):
         return f"leg {_practice(record).get('leg')} {record.result}: {record.error or ''}".strip()
@@ -242,6 +262,15 @@ def _run(
         "moving",
         legs=(first.id,) + ((back.id,) if back else ()),
     )
+    latest = back or first
+    why = outage_abort(latest)
+    if why is not None and latest.result != "in_progress":
+        # Stopped for a real outage: ended once the run said so and handed the alerts on.
+        begun = latest.started_at - HISTORY_PRECISION
+        end = next((m for m in ends if m.at >= begun), None)
+        if end is not None:
+            return _ended(base, "INTERRUPTED", why, end.at)
+        return _with(base, "ending", why)
     if back is not None:
         wanted = _practice(back)
         problem = _leg_failed(back, now)
@@ -278,12 +307,15 @@ def _with(base: Run, phase: RunPhase, reason: str) -> Run:
 
 def next_move(run: Run, now: float, check_failed: str | None, region_down: str | None) -> Move:
     """What a run in progress does now. A real region outage takes precedence: the run ends
-    where it is and the failover logic decides. An outcome check false while holding goes
-    back home early (INTERRUPTED); the hold over goes back (SUCCEEDED)."""
+    where it is (a leg under way is aborted first) and the failover logic decides. An
+    outcome check false while holding goes back home early (INTERRUPTED); the hold over
+    goes back (SUCCEEDED)."""
     if run.phase == "ended":
         return Move("wait")
+    if run.phase == "ending":  # the leg aborted for the outage has stopped: hand over
+        return Move("end", "INTERRUPTED", run.reason)
     if region_down is not None:
-        return Move("end", "INTERRUPTED", f"{region_down}: the failover logic decides")
+        return Move("end", "INTERRUPTED", outage(region_down))
     if run.phase != "holding":
         return Move("wait")
     if check_failed is not None:

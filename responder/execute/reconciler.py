@@ -211,6 +211,11 @@ class Reconciler:
                 return None  # an attempt still runs: everything waits for its step boundary
             abort = record.abort
             if abort is not None and not record.rolling_back:
+                if record.steps and self._next_action(record) is None:
+                    # Every step had applied: ending it aborted would leave the record on the
+                    # source while the world is on the target.
+                    log.info(kv(event="abort_after_last_step", transition=record.id))
+                    return self._finish(record, *self.course.ending(record))
                 return self._finish(record, "aborted", f"aborted by {abort.by}: {abort.reason}")
             if abort is None and record.approval is not None:
                 go, finished = self._settle_approval(record)

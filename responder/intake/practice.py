@@ -13,7 +13,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ddb_failover.logs import kv
@@ -22,13 +22,14 @@ from responder.decide import practice
 from responder.decide.decision import SwitchoverRequest
 from responder.decide.evidence import Seen
 from responder.decide.practice import END_PREFIX, KIND, Marker, Move, Run
+from responder.execute.operations import Refused as NotAborted
 from responder.intake.handling import Handled, handle_operator
 from responder.intake.service import Service
-from responder.model.alerts import PayloadError, parse_time
+from responder.model.alerts import Alert, Notification, PayloadError, parse_time
 from responder.model.holder import default_holder
 from responder.model.loop import Loop
 from responder.plan.plan_file import not_ready
-from responder.state.records import Cause, Json, State
+from responder.state.records import Cause, Json, State, TransitionRecord
 from responder.state.store import StoreUnavailable
 
 log = logging.getLogger("ddb_failover.responder.practice")
@@ -54,6 +55,9 @@ class Sources:
     firing: Callable[[Sequence[str]], list[str]]
     # A PromQL expression -> True (a non-zero sample), False (none, or zero), None (error).
     check: Callable[[str], bool | None]
+    # Alertmanager matchers -> the active alerts matching any, whole (for the failover logic
+    # when a run hands a real outage over); OSError or ValueError as for firing.
+    alerts: Callable[[Sequence[str]], list[Alert]] = field(default=lambda _filters: [])
 
 
 def _at(text: Any) -> float | None:
@@ -192,7 +196,8 @@ class Practices:
         if not self._may_act(store.state(), self.service.clock()):
             return self.config.check_interval_seconds
         lease = store.acquire_lease(self.holder, LEASE_SECONDS)
-        if lease is None:
+        if lease is None:  # the reconciler drives a transition (or another worker's round)
+            self._outage_during_leg(store.state())
             return min(self.config.check_interval_seconds, 5.0)
         try:
             return self._tick()
@@ -219,7 +224,8 @@ class Practices:
             if due:
                 self._begin("practice-schedule", self.config.hold_seconds, now)
             return self.config.check_interval_seconds
-        move = practice.next_move(current, now, self._check(current, now), self._down(current))
+        down = self._down(_regions(current))
+        move = practice.next_move(current, now, self._check(current, now), down)
         if move.kind == "back" and now - self._back_tried_at < self.config.check_interval_seconds:
             return 1.0  # the way home was refused (a freeze, a gate): ask again in a while
         self._act(current, move, now)
@@ -238,14 +244,32 @@ class Practices:
             self._checked_at = now
         return self._failed
 
-    def _down(self, run: Run) -> str | None:
-        """A real DynamoDBRegionDown for either of the run's regions, from Alertmanager."""
+    def _outage_during_leg(self, state: State) -> None:
+        """While a leg runs, the reconciler holds the lease: a real outage in one of the run's
+        regions aborts the leg anyway, as an operator's abort (a compare-and-set on the
+        record) needs no lease. The leg stops at its next step boundary."""
+        running = state.in_progress
+        if running is None or running.kind != KIND or running.abort is not None:
+            return
+        down = self._down(practice.leg_regions(running))
+        if down is not None:
+            self._abort(running, END_PREFIX + practice.outage(down))
+
+    def _abort(self, leg: TransitionRecord, reason: str) -> None:
+        """Abort a leg with rollback: its applied steps go back, then its fence opens."""
+        try:
+            self.service.abort(leg.cause.operator or "practice", reason, True, leg.id)
+        except NotAborted as exc:  # it ended, or someone aborted it, meanwhile
+            log.info(kv(event="practice_abort_refused", transition=leg.id, error=str(exc)))
+            return
+        log.info(kv(event="practice_leg_aborted", transition=leg.id, reason=reason))
+
+    def _down(self, regions: Sequence[str]) -> str | None:
+        """A real DynamoDBRegionDown for one of regions, from Alertmanager."""
         if self.config.alertmanager_url is None:
             return None
-        regions = [r for r in (run.home, run.target) if r]
-        matchers = [f'{{alertname="{REGION_DOWN}",region="{r}"}}' for r in regions]
         try:
-            firing = self.sources.firing(matchers)
+            firing = self.sources.firing(_down_matchers(regions))
         except (OSError, ValueError) as exc:  # no answer: not an outage
             log.warning(kv(event="practice_alertmanager_failed", error=str(exc)))
             return None
@@ -256,12 +280,7 @@ class Practices:
             return
         self._cache = None
         if move.kind == "end":
-            reason = END_PREFIX + str(move.reason)
-            cause = Cause(operator=run.by, reason=f"practice run {run.id}")
-            self.service.store.record_decision(
-                "ignored", reason, cause, to_region=run.home, transition_kind=KIND
-            )
-            log.info(kv(event="practice_ended", run=run.id, outcome=move.outcome, reason=reason))
+            self._end(run, END_PREFIX + str(move.reason))
             return
         assert run.home is not None and run.target is not None
         request = SwitchoverRequest(
@@ -274,6 +293,44 @@ class Practices:
         log.info(kv(event="practice_back", run=run.id, outcome=move.outcome, why=move.reason,
                     began=handled.transition is not None))  # fmt: skip
         self.service.runner.wake()
+
+    def _end(self, run: Run, reason: str) -> None:
+        """A real outage: abort the run's leg under way (its applied steps back, the fence
+        opened), and once none is, end the run and hand the alerts to the failover logic."""
+        store = self.service.store
+        running = store.state().in_progress
+        if running is not None and running.id in run.legs:
+            if running.abort is None:
+                self._abort(running, reason)
+            return
+        cause = Cause(operator=run.by, reason=f"practice run {run.id}")
+        store.record_decision("ignored", reason, cause, to_region=run.home, transition_kind=KIND)
+        log.info(kv(event="practice_ended", run=run.id, outcome="INTERRUPTED", reason=reason))
+        if run.phase == "ending":  # the webhook's failover found the leg in its way
+            self._hand_over(run)
+
+    def _hand_over(self, run: Run) -> None:
+        """The outage's alerts, as Alertmanager has them now, to the failover logic."""
+        try:
+            alerts = self.sources.alerts(_down_matchers(_regions(run)))
+        except (OSError, ValueError) as exc:  # Alertmanager's next notification decides
+            log.warning(kv(event="practice_alertmanager_failed", error=str(exc)))
+            return
+        if not alerts:
+            return
+        url = self.config.alertmanager_url or ""
+        handed = Notification("firing", "practice", "", {}, {}, {}, url, 0, tuple(alerts))
+        for handled in self.service.handle_notification(handed):
+            log.info(kv(event="practice_handed_over", run=run.id, decision=handled.decision.kind))
+
+
+def _regions(run: Run) -> list[str]:
+    return [r for r in (run.home, run.target) if r]
+
+
+def _down_matchers(regions: Sequence[str]) -> list[str]:
+    """Alertmanager filters for a real DynamoDBRegionDown in one of regions."""
+    return [f'{{alertname="{REGION_DOWN}",region="{r}"}}' for r in regions]
 
 
 class PracticeLoop(Loop):

@@ -19,6 +19,7 @@ from typing import Any
 from ddb_failover.logs import kv
 from ddb_failover.practice_config import Practice
 from responder.intake.practice import Sources
+from responder.model.alerts import Alert, parse_alert
 
 log = logging.getLogger("ddb_failover.responder.practice")
 TIMEOUT_SECONDS = 5.0
@@ -51,23 +52,45 @@ def _get(url: str) -> Any:
         return json.loads(answer.read())
 
 
-def alertmanager_firing(base: str, filters: Sequence[str]) -> list[str]:
-    """Active (not silenced, not inhibited) alerts matching any filter: `name{region}` each.
-
-    OSError or ValueError when Alertmanager does not answer, or not with JSON."""
-    found: list[str] = []
+def _active(base: str, filters: Sequence[str]) -> list[dict[str, Any]]:
+    """Alertmanager's active (not silenced, not inhibited) alerts matching any filter, as its
+    API gives them, each once. OSError or ValueError when it does not answer, or not JSON."""
+    found: dict[str, dict[str, Any]] = {}
     for text in filters:
         query = [("active", "true"), ("silenced", "false"), ("inhibited", "false")]
         query += [("filter", m) for m in matchers(text)]
         url = f"{base}/api/v2/alerts?{urllib.parse.urlencode(query)}"
         alerts = _get(url)  # OSError, ValueError: the caller decides what not knowing means
         for alert in alerts if isinstance(alerts, list) else []:
-            labels = alert.get("labels", {}) if isinstance(alert, dict) else {}
-            name = str(labels.get("alertname", "?"))
-            region = labels.get("region")
-            shown = f"{name}{{region={region}}}" if region else name
-            if shown not in found:
-                found.append(shown)
+            if isinstance(alert, dict):
+                key = alert.get("fingerprint") or json.dumps(alert.get("labels"), sort_keys=True)
+                found.setdefault(str(key), alert)
+    return list(found.values())
+
+
+def alertmanager_alerts(base: str, filters: Sequence[str]) -> list[Alert]:
+    """The active alerts matching any filter, as a webhook notification would carry them
+    (firing); ValueError naming the field when one is not what a notification may hold."""
+    keys = ("labels", "annotations", "startsAt", "endsAt", "generatorURL", "fingerprint")
+    return [
+        parse_alert({"status": "firing", **{k: a[k] for k in keys if k in a}}, f"alerts[{i}]")
+        for i, a in enumerate(_active(base, filters))
+    ]
+
+
+def alertmanager_firing(base: str, filters: Sequence[str]) -> list[str]:
+    """Active (not silenced, not inhibited) alerts matching any filter: `name{region}` each.
+
+    OSError or ValueError when Alertmanager does not answer, or not with JSON."""
+    found: list[str] = []
+    for alert in _active(base, filters):
+        labels = alert.get("labels")
+        labels = labels if isinstance(labels, dict) else {}
+        name = str(labels.get("alertname", "?"))
+        region = labels.get("region")
+        shown = f"{name}{{region={region}}}" if region else name
+        if shown not in found:
+            found.append(shown)
     return found
 
 
@@ -97,4 +120,5 @@ def sources(config: Practice) -> Sources:
     return Sources(
         firing=lambda filters: alertmanager_firing(am, filters) if am else [],
         check=lambda query: prometheus_check(prom, query) if prom else True,
+        alerts=lambda filters: alertmanager_alerts(am, filters) if am else [],
     )

@@ -7,7 +7,13 @@ import json
 from typing import Any
 
 from sandbox.net import wait_until
-from tests.compose.conftest import SERVICE_UID, SERVICES, Stack, prometheus_targets
+from tests.compose.conftest import (
+    SERVICE_UID,
+    SERVICES,
+    Stack,
+    prometheus_query,
+    prometheus_targets,
+)
 
 NOBODY = 65534
 # Each service's user and the secrets it reads (docker-compose.yml, docs/deploy.md).
@@ -30,8 +36,9 @@ PRIMARY, SECONDARY = "us-east-1", "eu-west-1"
 # Onset to failover: DynamoDBRegionDown within 23 s (docs/alerting.md), then the webhook,
 # the decision and the three actions; with room for two cores shared by many tests.
 FAILOVER_WITHIN = 180.0
-# Failback: the region healthy again, min_dwell_seconds (60) and the auto failback.
-FAILBACK_WITHIN = 300.0
+# Failback: the region healthy again, DynamoDBFailbackReady held for its `for: 5m`
+# (prometheus/rules/dynamodb.yml, as shipped), then the auto failback.
+FAILBACK_WITHIN = 600.0
 # What the demo's sandbox answers DNS updates with while the fault is on: a transition in
 # progress, retried with backoff, until it is cleared.
 DNS_OUTAGE = {"status": 503, "path_prefix": "/v2/domains", "method": "PATCH"}
@@ -48,10 +55,10 @@ def test_every_service_passes_its_healthcheck(stack: Stack) -> None:
         image = stack.podman.run(
             "inspect", "--format", "{{.ImageName}}", stack.containers[service]
         ).stdout.strip()
-        config = json.loads(
-            stack.podman.run("image", "inspect", "--format", "{{json .Config}}", image).stdout
+        check = json.loads(
+            stack.podman.run("image", "inspect", "--format", "{{json .HealthCheck}}", image).stdout
         )
-        assert config["Healthcheck"]["Test"][0] == "CMD", (service, config.get("Healthcheck"))
+        assert check and check["Test"][0] == "CMD", (service, check)
 
 
 def test_services_run_as_their_user_with_private_secrets_and_read_only_configs(
@@ -97,9 +104,14 @@ def test_prometheus_scrapes_every_service(stack: Stack) -> None:
         wanted = {"prometheus", "ddb_exporter", "ddb_failover_responder", "alertmanager"}
         return targets if wanted <= scraped else None
 
-    targets = wait_until(all_up, 60, 1.0, "Prometheus scraping every service")
-    by_job = {t["labels"]["job"]: t for t in targets}
-    assert by_job["ddb_exporter"]["labels"]["vantage"] == "demo"
+    wait_until(all_up, 60, 1.0, "Prometheus scraping every service")
+
+    def vantages() -> set[str] | None:
+        found = prometheus_query("count by (vantage) (dynamodb_probe_success)")
+        return {r["metric"].get("vantage", "") for r in found} or None
+
+    # The exporter's metrics carry the vantage its config names (exporter.vantage).
+    assert wait_until(vantages, 60, 1.0, "the exporter's probes in Prometheus") == {"demo"}
 
 
 def test_the_plan_is_ready_before_the_first_failover(stack: Stack) -> None:
@@ -117,6 +129,10 @@ def test_the_plan_is_ready_before_the_first_failover(stack: Stack) -> None:
 
     out = wait_until(ready, 90, 2.0, "the plan ready")
     assert f"failover to {SECONDARY}: READY" in out, out
+    # A cold start is no outage: with the sandbox healthy before the exporter's first probe,
+    # the primary was never seen down, and nothing moved.
+    status = stack.status()
+    assert (status["active_region"], status["last_transition"]) == (PRIMARY, None), status
 
 
 def sandbox_faults(stack: Stack, method: str, body: dict[str, Any] | None = None) -> None:

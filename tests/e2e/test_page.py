@@ -27,7 +27,7 @@ from sandbox.watch import http_json
 from tests.e2e.conftest import PRIMARY, SECONDARY, E2EStack, small_stack
 from tests.responder.weblib import alert, http, payload
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.stack_copy(2)]  # see tests/conftest.py
 NEEDED = ("responder", "exporter", "prometheus", "do_api")
 WIDTHS = {390: 2600, 1280: 2000, 1920: 1800}  # width: height of the shot
 ROOT = Path(__file__).resolve().parents[2]

@@ -4,6 +4,10 @@ The responder asks the stack's real Alertmanager for blocking alerts (any critic
 and its real Prometheus for the outcome check (the target's WordPress probe, through
 blackbox_exporter). A critical alert posted to Alertmanager blocks a start, with nothing
 moved; the target's site stopped while the run holds there ends it INTERRUPTED, back home.
+The target's DynamoDB paused while the run holds there (the shipped rules fire through
+Prometheus and Alertmanager) ends it INTERRUPTED, and the failover logic moves traffic
+home, even though the site probe sends the leg home first and the webhook's failover
+meets it in progress.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import pytest
 from sandbox.net import wait_until
 from sandbox.watch import http_json
 from tests.e2e.conftest import E2EStack, small_stack
+from tests.responder.weblib import rfc_unix
 
 pytestmark = pytest.mark.e2e
 EAST, WEST = "us-east-1", "eu-west-1"
@@ -185,3 +190,67 @@ def test_an_outcome_check_turning_false_interrupts_the_run_back_home(view: E2ESt
         return [r for r in found if r["metric"]["outcome"] == "INTERRUPTED"]
 
     wait_until(marked, 30, 1, "the run's end marked by the annotation")
+
+
+def plan(view: E2EStack) -> dict[str, Any]:
+    return dict(http_json(f"{view.urls['responder']}/api/v1/plan", view.token))
+
+
+def begin_run(view: E2EStack, hold: int) -> None:
+    """practice run --now, again while the last leg's dwell (20 s) still blocks it."""
+
+    def begun() -> bool:
+        done = view.cli("practice", "run", "--now", "--hold", str(hold))
+        if done.returncode != 0 and "dwell" not in done.stdout + done.stderr:
+            raise AssertionError(done.stdout + done.stderr)
+        return done.returncode == 0
+
+    wait_until(begun, 90, 2, "a practice run begun")
+
+
+def test_an_outage_of_the_target_mid_practice_ends_it_and_fails_over_home(view: E2EStack) -> None:
+    """The region traffic holds in goes down: the failover logic, not the practice, moves it."""
+    assert view.status()["active_region"] == EAST
+    wait_until(lambda: site_probe(view, WEST) == 1, 60, 0.5, "the target's site probed up")
+    begin_run(view, hold=600)
+
+    def holding() -> dict[str, Any] | None:
+        current = practice(view)["current"]
+        return current if current and current["phase"] == "holding" else None
+
+    run = wait_until(holding, 120, 0.5, "the run holding in the target")
+    assert view.status()["active_region"] == WEST
+    since = time.time()
+    view.chaos(WEST, "pause")
+    try:
+
+        def failed_over() -> dict[str, Any] | None:
+            last = view.status()["last_transition"] or {}
+            done = last.get("kind") == "failover" and last.get("result") == "completed"
+            return last if done else None
+
+        # Alertmanager repeats a notification after 5 minutes (alertmanager.yml): the one it
+        # sent while the leg home was in the way must not have to wait for that.
+        moved = wait_until(failed_over, 240, 0.5, "the failover out of the target")
+        took = time.time() - since
+        over = next(r for r in practice(view)["runs"] if r["id"] == run["id"])
+        world = view.outside_state()
+
+        def evaluated() -> dict[str, Any] | None:  # a plan evaluated after the failover
+            found = plan(view)
+            fresh = found["evaluated_at_unix"] > rfc_unix(moved["finished_at"])
+            return found if fresh and not found["stale"] else None
+
+        after = wait_until(evaluated, 60, 0.5, "a plan evaluated after the failover")
+    finally:
+        view.chaos(WEST, "resume")
+    print(f"failover out of the paused target {took:.1f} s after the pause; run {over}")
+    assert (moved["from_region"], moved["to_region"]) == (WEST, EAST), moved
+    assert over["phase"] == "ended" and over["outcome"] == "INTERRUPTED", over
+    assert "DynamoDBRegionDown" in over["reason"], over
+    assert view.status()["active_region"] == EAST
+    # The world equals the record: every action where the active region wants it, the fence open.
+    assert world == view.desired_state(EAST)
+    assert (after["active_region"], after["drift"]) == (EAST, []), after
+    assert not [f for f in after["fences"] if f["left_on"]], after["fences"]
+    assert view.env_region() == EAST

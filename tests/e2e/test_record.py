@@ -32,7 +32,7 @@ from tests.e2e.conftest import PRIMARY, SECONDARY, E2EStack, small_stack
 from tests.e2e.test_pipeline import record_path
 from tests.responder.weblib import auth, http
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.stack_copy(2)]  # see tests/conftest.py
 NEEDED = ("responder", "exporter", "do_api", "prometheus", "alertmanager")
 # Long enough for a test to act while an attempt waits on a late answer (a loaded machine).
 ACTION_TIMEOUT, DO_TIMEOUT = 20, 150

@@ -142,19 +142,40 @@ def test_written_but_not_reloaded_reloads_without_rewriting(sample: Path, tmp_pa
     """A process killed after the write and before the reload ended: the resumed step reloads."""
     marker = tmp_path / "reloads"
     action = env_file(sample, reload=py(f"open({str(marker)!r}, 'a').write('x')"))
-    sample.write_text(with_value(sample.read_text(), "DYNAMODB_REGION", WEST))
+    assert reconcile(action, transition(WEST)).result == "applied"  # a reload recorded
+    sample.write_text(with_value(sample.read_text(), "DYNAMODB_REGION", EAST))  # then the kill
     inode = sample.stat().st_ino
-    assert action.current() == reloaded(WEST, done=False)
+    assert action.current() == reloaded(EAST, done=False)
 
-    outcome = reconcile(action, transition(WEST))
+    outcome = reconcile(action, transition(EAST))
 
     assert (outcome.result, outcome.before, outcome.after) == (
         "applied",
-        reloaded(WEST, done=False),
-        reloaded(WEST),
+        reloaded(EAST, done=False),
+        reloaded(EAST),
     )
-    assert marker.read_text() == "x"
-    assert sample.stat().st_ino == inode  # the file already said WEST: not rewritten
+    assert marker.read_text() == "xx"
+    assert sample.stat().st_ino == inode  # the file already said EAST: not rewritten
+
+
+def test_a_file_nothing_of_ours_reloaded_counts_as_loaded(sample: Path, tmp_path: Path) -> None:
+    """A new deployment: the application read the file at its start; no false drift."""
+    action = env_file(sample, reload=py("pass"))
+    value = read_value(sample.read_text(), "DYNAMODB_REGION")
+    assert value is not None and action.current() == reloaded(value)
+    assert not action.state_path.exists()
+
+
+def test_the_first_write_records_the_value_it_replaces(sample: Path) -> None:
+    """So a kill between the first write and its reload still shows as not reloaded."""
+    action = env_file(sample, reload=py("import sys; sys.exit(3)"))
+    before = read_value(sample.read_text(), "DYNAMODB_REGION")
+    assert before != WEST
+    with pytest.raises(TemporaryError):
+        reconcile(action, transition(WEST))
+    assert action.current() == reloaded(before)  # the file put back, as loaded
+    sample.write_text(with_value(sample.read_text(), "DYNAMODB_REGION", WEST))  # a killed write
+    assert action.current() == reloaded(WEST, done=False)
 
 
 def test_absent_file_is_created(tmp_path: Path) -> None:
@@ -192,7 +213,7 @@ def test_reload_command_runs_after_the_write_with_the_transition(
 
     assert (outcome.result, outcome.before, outcome.after) == (
         "applied",
-        reloaded(EAST, done=False),  # no reload recorded yet for the file's value
+        reloaded(EAST),  # nothing of ours reloaded it: the application read it at its start
         reloaded(WEST),
     )
     text, env = eval(seen.read_text())  # our own repr from just above
@@ -211,7 +232,7 @@ def test_failing_reload_is_temporary_and_restores_the_file(sample: Path) -> None
 
     # The old value is back, so the retry writes and reloads again rather than seeing "unchanged".
     assert sample.read_text() == original
-    assert action.current() == reloaded(EAST, done=False)
+    assert action.current() == reloaded(EAST)
 
 
 def test_failing_reload_of_a_new_file_removes_it(tmp_path: Path) -> None:
@@ -264,7 +285,7 @@ def test_dry_run_changes_nothing(sample: Path, tmp_path: Path) -> None:
 
     assert (outcome.result, outcome.before, outcome.after) == (
         "would_apply",
-        reloaded(EAST, done=False),
+        reloaded(EAST),
         reloaded(WEST),
     )
     assert sample.read_bytes() == original
@@ -281,7 +302,7 @@ def kinds(action: EnvFile) -> list[str]:
 def test_inspect_reads_only(sample: Path) -> None:
     before = sample.read_text()
     seen = env_file(sample, reload=["true"]).inspect(WEST)
-    assert (seen.current, seen.desired) == (reloaded(EAST, False), reloaded(WEST))
+    assert (seen.current, seen.desired) == (reloaded(EAST), reloaded(WEST))
     assert (seen.ready, seen.would_change) == (True, True)
     assert sample.read_text() == before
     assert sorted(p.name for p in sample.parent.iterdir()) == ["dynamodb.env"]

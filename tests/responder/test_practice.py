@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -11,7 +12,7 @@ from pydantic import ValidationError
 from ddb_failover.practice_config import Practice
 from responder.decide import practice
 from responder.decide.practice import END_PREFIX, Marker, Run
-from responder.state.records import Cause, TransitionRecord
+from responder.state.records import Cause, Operation, TransitionRecord
 
 # Monday 2026-12-07 10:00 UTC
 MONDAY_10 = datetime(2026, 12, 7, 10, 0, tzinfo=UTC).timestamp()
@@ -179,6 +180,43 @@ def test_a_real_outage_ends_the_run_where_it_is() -> None:
     # A failover that began during the run ends it too.
     (taken,) = practice.runs([leg(1, "completed", t, t + 5)], [], [(t + 8, "failover")], t + 9)
     assert (taken.outcome, taken.reason) == ("INTERRUPTED", "a failover began during the run")
+
+
+def test_a_real_outage_during_a_leg_aborts_it_then_hands_over() -> None:
+    """The leg home under way when the region traffic holds in goes down: it is aborted, and
+    once it has stopped the run ends INTERRUPTED and hands the alerts to the failover logic."""
+    t = MONDAY_10
+    first = leg(1, "completed", t, t + 5)
+    returning = leg(2, "in_progress", t + 20, None, outcome="INTERRUPTED", why="check false")
+    (run,) = practice.runs([first, returning], [], [], t + 25)
+    assert run.phase == "returning"
+    down = "DynamoDBRegionDown firing: DynamoDBRegionDown{region=eu-west-1}"
+    move = practice.next_move(run, t + 25, None, down)
+    assert (move.kind, move.outcome) == ("end", "INTERRUPTED")
+    why = f"{down}: the failover logic decides"
+    abort = Operation("abort", "ops", END_PREFIX + why, t + 25, rollback=True)
+    aborting = replace(returning, operations=(abort,))
+    # Aborted but not stopped yet (its attempt in flight): the run waits for it.
+    (run,) = practice.runs([first, aborting], [], [], t + 26)
+    assert run.phase == "returning"
+    stopped = replace(aborting, result="aborted", finished_at=t + 50)
+    (run,) = practice.runs([first, stopped], [], [], t + 51)
+    assert (run.phase, run.reason) == ("ending", why)
+    # Even with the alert resolved meanwhile: the hand-over is still due.
+    move = practice.next_move(run, t + 51, None, None)
+    assert (move.kind, move.outcome, move.reason) == ("end", "INTERRUPTED", why)
+    end = Marker(t + 51, "ignored", END_PREFIX + why)
+    (done,) = practice.runs([first, stopped], [end], [], t + 52)
+    assert (done.phase, done.outcome, done.reason, done.ended_at) == (
+        "ended",
+        "INTERRUPTED",
+        why,
+        t + 51,
+    )
+    # An abort by an operator (no END_PREFIX) still fails the run.
+    by_hand = replace(stopped, operations=(replace(abort, reason="enough"),))
+    (failed,) = practice.runs([first, by_hand], [], [], t + 51)
+    assert failed.outcome == "FAILED"
 
 
 def test_a_failed_or_stalled_leg_fails_the_run_and_a_blocked_start_is_blocked() -> None:

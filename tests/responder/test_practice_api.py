@@ -19,14 +19,17 @@ from responder.actions.fence import FenceValues
 from responder.app import create_app, plan_runner_of, runner_of, store_of
 from responder.intake import practice_sources
 from responder.intake.practice import EXTENSION, Practices, Sources
+from responder.model.alerts import Alert, parse_alert
 from tests.responder.fakes import EAST, WEST, MemoryAction, always_ready
 from tests.responder.test_switchover import FlagAction, MemoryMarker
 from tests.responder.weblib import (
     OPERATOR,
     VIEWER,
+    alert,
     auth,
     closed_url,
     config_at,
+    payload,
     viewing,
     write_config,
 )
@@ -51,6 +54,7 @@ class Site:
         self.firing: list[str] = []
         self.checks: dict[str, bool | None] = {}
         self.asked: list[Sequence[str]] = []
+        self.alerts: list[Alert] = []
         extra = {
             "practice": {"hold_seconds": 60, **practice},
             **({"notify": notify} if notify else {}),
@@ -66,7 +70,9 @@ class Site:
             clock=self.clock,
         )
         self.practices: Practices = self.app.extensions[EXTENSION]
-        self.practices.sources = Sources(self._firing, lambda q: self.checks.get(q, True))
+        self.practices.sources = Sources(
+            self._firing, lambda q: self.checks.get(q, True), lambda _: list(self.alerts)
+        )
         self.client: FlaskClient = viewing(self.app)
         plan_runner_of(self.app).run_once()
 
@@ -171,6 +177,53 @@ def test_a_real_region_down_ends_the_run_where_it_is(tmp_path: Path) -> None:
             '{alertname="DynamoDBRegionDown",region="us-east-1"}',
             '{alertname="DynamoDBRegionDown",region="eu-west-1"}',
         )
+    finally:
+        runner_of(site.app).stop()
+
+
+@pytest.mark.parametrize("reconciling", [True, False])
+def test_a_real_region_down_during_the_leg_home_aborts_it_and_hands_over(
+    tmp_path: Path, reconciling: bool
+) -> None:
+    """The region the run holds in goes down as the leg home begins: the leg (whose drain
+    could not finish there) is aborted, and the failover logic moves traffic out, at once,
+    not when Alertmanager repeats the notification it sent while the leg was in the way.
+
+    reconciling: the reconciler holds the lease, driving the leg's step, as the round looks."""
+    site = Site(tmp_path, alertmanager_url="http://a:9")
+    try:
+        assert site.run({"now": True, "hold_seconds": 10}).status_code == 202
+        site.settle()
+        site.clock.now += 10
+        site.practices.tick()  # the hold is over: leg 2 begins
+        (run,) = site.status()["runs"]
+        assert run["phase"] == "returning"
+        leg = run["legs"][1]
+        # The webhook's failover meets the leg: ignored, as any alert during a transition.
+        down = alert(region=WEST)
+        posted = site.client.post("/webhook", json=payload(down), headers=auth())
+        (decision,) = posted.get_json()["decisions"]
+        assert decision["kind"] == "ignored" and "already in progress" in decision["reason"]
+        site.firing = ["DynamoDBRegionDown{region=eu-west-1}"]
+        site.alerts = [parse_alert(down, "alerts[0]")]
+        store = store_of(site.app)
+        lease = store.acquire_lease("a reconciler", 60) if reconciling else None
+        site.practices.tick()
+        abort = store.transition(leg).abort
+        assert abort is not None and abort.rollback, abort
+        if lease is not None:
+            store.release_lease(lease)
+        runner_of(site.app).run_now()  # the leg rolls back: its fence opens
+        assert site.status()["current"]["phase"] == "ending"
+        site.practices.tick()  # ends the run, hands the alert over: a failover begins
+        site.settle()
+        (run,) = site.status()["runs"]
+        assert (run["phase"], run["outcome"]) == ("ended", "INTERRUPTED"), run
+        assert run["reason"].startswith("DynamoDBRegionDown firing"), run
+        last = site.client.get("/api/v1/status").get_json()["last_transition"]
+        assert (last["kind"], last["from_region"], last["to_region"]) == ("failover", WEST, EAST)
+        assert last["result"] == "completed"
+        assert site.world["www"] == {"region": EAST} and site.world["ro"] == "0"
     finally:
         runner_of(site.app).stop()
 

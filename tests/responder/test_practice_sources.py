@@ -16,7 +16,17 @@ from responder.intake import practice_sources
 from responder.intake.practice_sources import alertmanager_firing, matchers, prometheus_check
 
 ALERTS = [
-    {"labels": {"alertname": "DynamoDBRegionDown", "region": "us-east-1"}},
+    {
+        "labels": {"alertname": "DynamoDBRegionDown", "region": "us-east-1"},
+        "annotations": {"summary": "down"},
+        "startsAt": "2026-12-06T21:00:00.123Z",
+        "endsAt": "2026-12-06T21:04:00Z",
+        "updatedAt": "2026-12-06T21:01:00Z",
+        "generatorURL": "http://prometheus:9090/graph",
+        "fingerprint": "0a1b2c3d4e5f6789",
+        "status": {"state": "active", "silencedBy": [], "inhibitedBy": []},
+        "receivers": [{"name": "responder"}],
+    },
     {"labels": {"alertname": "HighErrorRate"}},
 ]
 VECTORS = {
@@ -29,6 +39,7 @@ VECTORS = {
 
 class Handler(BaseHTTPRequestHandler):
     seen: list[dict[str, list[str]]] = []
+    alerts: list[dict[str, Any]] = ALERTS
 
     def do_GET(self) -> None:
         url = urllib.parse.urlsplit(self.path)
@@ -39,7 +50,7 @@ class Handler(BaseHTTPRequestHandler):
             assert query["active"] == ["true"] and query["silenced"] == ["false"]
             assert query["inhibited"] == ["false"]
             assert all("=" in f and not f.startswith("{") for f in query["filter"])
-            body = ALERTS
+            body = Handler.alerts
         elif url.path == "/api/v1/query" and query.get("query", [""])[0] in VECTORS:
             body = {"status": "success", "data": VECTORS[query["query"][0]]}
         else:
@@ -60,7 +71,7 @@ class Handler(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def server() -> Iterator[str]:
-    Handler.seen = []
+    Handler.seen, Handler.alerts = [], ALERTS
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
@@ -83,6 +94,25 @@ def test_alertmanager_firing_sends_each_filter_as_matchers(server: str) -> None:
     assert Handler.seen[0]["filter"] == ['alertname="DynamoDBRegionDown"', 'region="us-east-1"']
 
 
+def test_alertmanager_alerts_are_whole_alerts_as_a_notification_carries_them(server: str) -> None:
+    """The hand-over of a real outage: Alertmanager's API shape read as a webhook alert."""
+    Handler.alerts = [ALERTS[0], ALERTS[0]]  # one alert, matched by two filters
+    filters = ['alertname="DynamoDBRegionDown"', 'region="us-east-1"']
+    (alert,) = practice_sources.alertmanager_alerts(server, filters)
+    assert (alert.status, alert.region, alert.fingerprint) == (
+        "firing",
+        "us-east-1",
+        ALERTS[0]["fingerprint"],
+    )
+    assert alert.key == "0a1b2c3d4e5f6789@2026-12-06T21:00:00.123Z"
+    assert alert.annotations == {"summary": "down"} and alert.generator_url.endswith("/graph")
+
+
+def test_alertmanager_alerts_refuses_an_alert_a_notification_could_not_carry(server: str) -> None:
+    with pytest.raises(ValueError, match=r"alerts\[1\]\.startsAt"):
+        practice_sources.alertmanager_alerts(server, ['alertname="HighErrorRate"'])
+
+
 def test_alertmanager_unreachable_raises() -> None:
     with pytest.raises(OSError):
         alertmanager_firing("http://127.0.0.1:9", ['a="b"'])
@@ -100,3 +130,4 @@ def test_prometheus_check(server: str) -> None:
 def test_sources_without_urls() -> None:
     made = practice_sources.sources(practice_sources.Practice())
     assert made.firing(['a="b"']) == [] and made.check("anything") is True
+    assert made.alerts(['a="b"']) == []

@@ -297,6 +297,27 @@ def test_abort_without_rollback_stops_where_it_is(store: SqliteStore, clock: Clo
     assert store.action_results()["www"]["region"] == WEST
 
 
+def test_an_abort_that_arrives_during_the_last_step_completes_the_transition(
+    store: SqliteStore, clock: Clock
+) -> None:
+    """Nothing is left to stop: ending it aborted would put the record on the source."""
+    world: dict[str, Any] = {}
+
+    def abort() -> None:
+        operations.apply(
+            store, lambda r: operations.abort(r, "carol", "too late", False, clock.now)
+        )
+
+    actions = [MemoryAction("www", world), MemoryAction("lb", world, on_apply=abort)]
+    begin(store)
+    done = reconciler(store, actions, Recorder()).run_once()
+    assert done is not None and (done.result, done.error) == ("completed", None)
+    assert done.abort is not None  # the request stays on the record
+    state = store.state()
+    assert (state.active_region, state.phase) == (WEST, "steady")
+    assert world == {"www": {"region": WEST}, "lb": {"region": WEST}}
+
+
 def test_rollback_includes_a_step_a_failed_attempt_may_have_changed(
     store: SqliteStore, clock: Clock
 ) -> None:

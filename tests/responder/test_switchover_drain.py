@@ -4,6 +4,7 @@ times the drain out; a dead target cannot hold the fence on past the wait."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 
@@ -11,7 +12,7 @@ import pytest
 
 from responder.actions import aws_client
 from responder.actions.base import Transition, reconcile
-from responder.actions.drain import Drain, Marker
+from responder.actions.drain import STOPPED, Drain, Marker
 from sandbox.regions import Region as SandboxRegion
 from sandbox.replicator import Replicator
 from tests.conftest import CANARY_KEY
@@ -76,6 +77,26 @@ def test_a_paused_replication_times_the_drain_out(
     assert outcome.after["error"] == (
         f"{WEST} did not show the marker written in {EAST} within 1.5s"
     )
+
+
+def test_an_abort_ends_the_wait_without_waiting_it_out(
+    regions: dict[str, SandboxRegion], replicator: Replicator
+) -> None:
+    """The transition is aborted while its drain waits (replication paused): the drain
+    stops at its next check, says why, and the rollback is not held for the whole wait."""
+    asked = threading.Event()
+    replicator.pause_into(WEST)
+    try:
+        timer = threading.Timer(0.5, asked.set)
+        timer.start()
+        drain = Drain(marker(regions), "t-4", EAST, WEST, 20.0, stopped=asked.is_set)
+        outcome = reconcile(drain, TRANSITION)
+        timer.cancel()
+    finally:
+        replicator.resume_into(WEST)
+    assert outcome.result == "applied" and outcome.after["drained"] is False
+    assert (outcome.after["marker"], outcome.after["error"]) == (None, STOPPED)
+    assert outcome.after["seconds"] < 20.0
 
 
 def test_a_dead_target_cannot_hold_the_fence_past_the_wait(
