@@ -4,6 +4,7 @@ failback through the containers with a responder restarted in the middle of a tr
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 from sandbox.net import wait_until
@@ -39,6 +40,7 @@ FAILOVER_WITHIN = 180.0
 # Failback: the region healthy again, DynamoDBFailbackReady held for its `for: 5m`
 # (prometheus/rules/dynamodb.yml, as shipped), then the auto failback.
 FAILBACK_WITHIN = 600.0
+FAILBACK_WINDOW = 300.0  # the shipped DynamoDBFailbackReady's for: 5m
 # What the demo's sandbox answers DNS updates with while the fault is on: a transition in
 # progress, retried with backoff, until it is cleared.
 DNS_OUTAGE = {"status": 503, "path_prefix": "/v2/domains", "method": "PATCH"}
@@ -179,6 +181,7 @@ def test_failover_survives_a_responder_restart_mid_transition(stack: Stack) -> N
 
 def test_failback_through_the_containers(stack: Stack) -> None:
     chaos(stack, PRIMARY, "resume")
+    resumed = time.monotonic()
 
     def back() -> dict[str, Any] | None:
         status = stack.status()
@@ -187,6 +190,9 @@ def test_failback_through_the_containers(stack: Stack) -> None:
         return status if done else None
 
     status = wait_until(back, FAILBACK_WITHIN, 2.0, f"the failback to {PRIMARY}")
+    # Slow to flap: the primary must stay healthy for DynamoDBFailbackReady's whole window.
+    waited = time.monotonic() - resumed
+    assert waited >= FAILBACK_WINDOW, (waited, status["last_transition"], stack.status())
     assert status["last_transition"]["to_region"] == PRIMARY
     env = stack.exec("responder", "cat", "/var/lib/ddb-failover/wordpress.env").stdout
     assert f"DYNAMODB_REGION={PRIMARY}" in env
