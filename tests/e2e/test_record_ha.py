@@ -33,7 +33,8 @@ from tests.e2e.test_record import (
     skip_during_an_attempt,
 )
 
-pytestmark = pytest.mark.e2e
+# Its replicas replace the stack's responder: on the record copy, away from test_plan's rows.
+pytestmark = [pytest.mark.e2e, pytest.mark.stack_copy(2)]
 NEEDED = ("responder", "exporter", "do_api")
 TABLE = "ddb-failover-control"
 
