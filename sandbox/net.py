@@ -2,17 +2,40 @@
 
 from __future__ import annotations
 
+import random
 import signal
 import socket
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Protocol, TypeVar
 
 T = TypeVar("T")
 
 
+LOWEST_PORT = 10000
+EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port on host that was free a moment ago."""
+    """A TCP port on host that was free a moment ago, from below the ephemeral range.
+
+    A port from the ephemeral range (what binding port 0 gives) may be taken as the source
+    port of any outgoing connection before the process it was chosen for binds it; below
+    that range only another listener can take it.
+    """
+    try:
+        first_ephemeral = int(EPHEMERAL_RANGE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        first_ephemeral = LOWEST_PORT
+    for _ in range(64 if first_ephemeral > LOWEST_PORT + 1000 else 0):
+        port = random.randrange(LOWEST_PORT, first_ephemeral)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind((host, port))
+            except OSError:
+                continue
+            return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
