@@ -266,10 +266,11 @@ def _run(
     why = outage_abort(latest)
     if why is not None and latest.result != "in_progress":
         # Stopped for a real outage: ended once the run said so and handed the alerts on.
+        # Handed over once the run said so, or once the failover logic has begun a move.
         begun = latest.started_at - HISTORY_PRECISION
-        end = next((m for m in ends if m.at >= begun), None)
-        if end is not None:
-            return _ended(base, "INTERRUPTED", why, end.at)
+        handed = [m.at for m in ends if m.at >= begun] + [at for at, _ in others if at > begun]
+        if handed:
+            return _ended(base, "INTERRUPTED", why, min(handed))
         return _with(base, "ending", why)
     if back is not None:
         wanted = _practice(back)

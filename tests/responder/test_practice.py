@@ -213,6 +213,14 @@ def test_a_real_outage_during_a_leg_aborts_it_then_hands_over() -> None:
         why,
         t + 51,
     )
+    # A failover the webhook began before the run said so: handed over all the same.
+    (taken,) = practice.runs([first, stopped], [], [(t + 53, "failover")], t + 54)
+    assert (taken.phase, taken.outcome, taken.reason, taken.ended_at) == (
+        "ended",
+        "INTERRUPTED",
+        why,
+        t + 53,
+    )
     # An abort by an operator (no END_PREFIX) still fails the run.
     by_hand = replace(stopped, operations=(replace(abort, reason="enough"),))
     (failed,) = practice.runs([first, by_hand], [], [], t + 51)
