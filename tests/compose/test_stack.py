@@ -192,7 +192,22 @@ def test_failback_through_the_containers(stack: Stack) -> None:
     status = wait_until(back, FAILBACK_WITHIN, 2.0, f"the failback to {PRIMARY}")
     # Slow to flap: the primary must stay healthy for DynamoDBFailbackReady's whole window.
     waited = time.monotonic() - resumed
-    assert waited >= FAILBACK_WINDOW, (waited, status["last_transition"], stack.status())
+    assert waited >= FAILBACK_WINDOW, (waited, failback_evidence(stack))
     assert status["last_transition"]["to_region"] == PRIMARY
     env = stack.exec("responder", "cat", "/var/lib/ddb-failover/wordpress.env").stdout
     assert f"DYNAMODB_REGION={PRIMARY}" in env
+
+
+def failback_evidence(stack: Stack) -> dict[str, Any]:
+    """What moved traffic home: the responder's history and the rule's inputs over 15 min."""
+    series = ["ALERTS", "ddb:region_healthy:bool", "responder_active_region"]
+    samples = {
+        name: [
+            (r["metric"], [(t, v) for t, v in r["values"][:: max(1, len(r["values"]) // 40)]])
+            for r in prometheus_query(f"{name}[15m]")
+            if r["metric"].get("alertname", "DynamoDBFailbackReady") == "DynamoDBFailbackReady"
+        ]
+        for name in series
+    }
+    history = stack.responder("--json", "history", check=False).stdout
+    return {"samples": samples, "history": history[-6000:], "now": time.time()}
