@@ -152,7 +152,7 @@ class Practices:
             firing = self.sources.firing(blocking) if blocking else []
         except (OSError, ValueError) as exc:
             firing = [f"(Alertmanager did not answer: {type(exc).__name__})"]
-        plan = not_ready(self.service.plan_file.read(), to)
+        plan = not_ready(self.service.plan_file.read(), to, home)
         problem = practice.blocked(firing, plan, home, to)
         run_id = uuid.uuid4().hex[:12]
         cause = Cause(operator=by, reason=f"practice run {run_id}")

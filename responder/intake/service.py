@@ -163,7 +163,7 @@ class Service:
         The same gates as any transition, the freeze included, and the target's plan must
         be ready. force moves past a drain that timed out. UnknownRegion for a bad target.
         """
-        problem = not_ready(self.plan_file.read(), to_region)
+        problem = not_ready(self.plan_file.read(), to_region, self.store.state().active_region)
         return self.handle_operator(SwitchoverRequest(to_region, by, reason, force, problem))
 
     def retry(self, by: str, reason: str, transition_id: str | None = None) -> TransitionRecord:

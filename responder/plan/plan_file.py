@@ -45,13 +45,20 @@ def judged(document: dict[str, Any], now: float, stale_after_seconds: float) -> 
     return {**document, "age_seconds": round(age, 1), "stale": age > stale_after_seconds}
 
 
-def not_ready(document: dict[str, Any], region: str) -> str | None:
+def not_ready(document: dict[str, Any], region: str, active_region: str) -> str | None:
     """Why the plan does not let a planned move to region go ahead; None when it does.
 
-    A stale plan (or none yet) does not: a switchover starts only on a fresh yes.
+    A stale plan (or none yet) does not, nor one evaluated while another region was active
+    (it plans moves from there): a switchover starts only on a fresh yes.
     """
     if document.get("stale", True):
         return "the plan has no fresh evaluation (none yet, or stale): try again after the next"
+    evaluated_from = document.get("active_region")
+    if evaluated_from != active_region:
+        return (
+            f"the plan has no fresh evaluation (evaluated while {evaluated_from} was active, "
+            f"now {active_region}): try again after the next"
+        )
     entry = document.get("regions", {}).get(region)
     if entry is None:
         return f"the plan has no entry for {region}"

@@ -67,6 +67,7 @@ def test_a_command_fence_learns_which_value_it_sets(tmp_path: Path) -> None:
 def plan(**changes: Any) -> dict[str, Any]:
     document: dict[str, Any] = {
         "stale": False,
+        "active_region": EAST,
         "regions": {WEST: {"ready": True, "actions": []}},
         "fences": [{"action": "fence:ro", "problems": []}],
     }
@@ -83,6 +84,11 @@ def error(message: str) -> dict[str, Any]:
         (plan(), None),
         (plan(stale=True), "the plan has no fresh evaluation (none yet, or stale): try again"),
         (plan(regions={}), f"the plan has no entry for {WEST}"),
+        # Evaluated before the last move: its entries plan moves from the old active region.
+        (
+            plan(active_region=WEST, regions={EAST: {"ready": True, "actions": []}}),
+            f"the plan has no fresh evaluation (evaluated while {WEST} was active, now {EAST})",
+        ),
         (
             plan(regions={WEST: {"ready": False, "actions": [error("dns: 401")]}}),
             f"the plan for {WEST} is not ready: dns: 401",
@@ -96,5 +102,5 @@ def error(message: str) -> dict[str, Any]:
 def test_the_plan_must_be_fresh_and_ready_for_a_switchover(
     document: dict[str, Any], verdict: str | None
 ) -> None:
-    found = not_ready(document, WEST)
+    found = not_ready(document, WEST, EAST)
     assert found == verdict or (verdict is not None and found and found.startswith(verdict))
