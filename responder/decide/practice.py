@@ -14,6 +14,7 @@ one whose reason starts with END_PREFIX.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -265,12 +266,12 @@ def _run(
     latest = back or first
     why = outage_abort(latest)
     if why is not None and latest.result != "in_progress":
-        # Stopped for a real outage: ended once the run said so and handed the alerts on.
-        # Handed over once the run said so, or once the failover logic has begun a move.
-        begun = latest.started_at - HISTORY_PRECISION
-        handed = [m.at for m in ends if m.at >= begun] + [at for at, _ in others if at > begun]
-        if handed:
-            return _ended(base, "INTERRUPTED", why, min(handed))
+        # Stopped for a real outage: handed over once the run said so (its end marker), or
+        # once the failover logic has begun a move of its own.
+        end, took = _since(latest, ends, others)
+        handed = min(end.at if end else math.inf, took[0] if took else math.inf)
+        if handed < math.inf:
+            return _ended(base, "INTERRUPTED", why, handed)
         return _with(base, "ending", why)
     if back is not None:
         wanted = _practice(back)
@@ -284,17 +285,24 @@ def _run(
     problem = _leg_failed(first, now)
     if problem is not None:
         return _ended(base, "FAILED", problem, first.finished_at or now)
-    begun = first.started_at - HISTORY_PRECISION
-    end = next((m for m in ends if m.at >= begun), None)
+    end, took = _since(first, ends, others)
     if end is not None:
         return _ended(base, "INTERRUPTED", end.reason[len(END_PREFIX) :], end.at)
-    took = next(((at, kind) for at, kind in others if at > begun), None)
     if took is not None:
         return _ended(base, "INTERRUPTED", f"a {took[1]} began during the run", took[0])
     if first.result != "completed" or first.finished_at is None:
         return base
     hold_until = first.finished_at + base.hold_seconds
     return Run(**{**base.__dict__, "phase": "holding", "hold_until": hold_until})
+
+
+def _since(
+    leg: TransitionRecord, ends: Sequence[Marker], others: Sequence[tuple[float, str]]
+) -> tuple[Marker | None, tuple[float, str] | None]:
+    """The first end marker, and the first other transition, since leg began."""
+    begun = leg.started_at - HISTORY_PRECISION
+    end = min((m for m in ends if m.at >= begun), key=lambda m: m.at, default=None)
+    return end, min(((at, kind) for at, kind in others if at > begun), default=None)
 
 
 def _ended(base: Run, outcome: Any, reason: Any, at: float | None) -> Run:

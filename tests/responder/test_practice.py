@@ -180,6 +180,10 @@ def test_a_real_outage_ends_the_run_where_it_is() -> None:
     # A failover that began during the run ends it too.
     (taken,) = practice.runs([leg(1, "completed", t, t + 5)], [], [(t + 8, "failover")], t + 9)
     assert (taken.outcome, taken.reason) == ("INTERRUPTED", "a failover began during the run")
+    # The first one ends it, though history lists the newest first.
+    later = [(t + 20, "failback"), (t + 8, "failover")]
+    (taken,) = practice.runs([leg(1, "completed", t, t + 5)], [], later, t + 21)
+    assert (taken.reason, taken.ended_at) == ("a failover began during the run", t + 8)
 
 
 def test_a_real_outage_during_a_leg_aborts_it_then_hands_over() -> None:
