@@ -4,7 +4,9 @@ Every DigitalOcean answer carries ``ratelimit-limit`` (the token's requests an h
 ``ratelimit-remaining`` and ``ratelimit-reset``: the Unix time at which the oldest request
 still counted expires, each request counting for one hour from when it was made. The client
 hands every answer's headers to a Budget, which the process's clients share; it keeps the
-newest and tells its listeners (the metrics).
+newest and tells its listeners (the metrics). A 429's word lasts only its ``Retry-After``:
+DigitalOcean answers ``ratelimit-remaining: 0`` while a minute's burst limit is reached too,
+and a call refused is not counted, so once that has passed the next read may find out.
 
 A call is made for a Caller, set for the current thread with calling_as(): a transition's
 step (the lease holder and its fencing token, sent as headers, so that a request log can
@@ -37,13 +39,17 @@ class RateLimit:
     remaining: int
     reset: float  # Unix time at which the oldest counted request expires
     seen_at: float
+    refused_for: float | None = None  # a 429's Retry-After, in seconds
 
-    def left(self, now: float) -> int:
+    def left(self, now: float) -> int | None:
         """The calls the token has at least by now, as far as this answer tells.
 
         One more once the oldest counted request has expired; all of them once every
         request counted when it was seen has (another client's calls since are unknown).
+        None once a refusal's Retry-After has passed: it no longer tells.
         """
+        if self.refused_for is not None and now >= self.seen_at + self.refused_for:
+            return None
         if now >= self.seen_at + HOUR_SECONDS:
             return self.limit
         if now >= self.reset:
@@ -57,14 +63,21 @@ def ascii_digits(text: str) -> bool:
     return text.isascii() and text.isdigit()
 
 
-def read_ratelimit(headers: Mapping[str, str], now: float) -> RateLimit | None:
-    """The ratelimit-* headers of an answer; None unless all three are whole numbers."""
+def read_ratelimit(
+    headers: Mapping[str, str], now: float, status: int | None = None
+) -> RateLimit | None:
+    """The ratelimit-* headers of an answer; None unless all three are whole numbers.
+
+    A 429's Retry-After (whole seconds) is kept with them; one without lasts as any word.
+    """
     named = {k.lower(): v.strip() for k, v in headers.items()}
     values = [named.get(f"ratelimit-{n}", "") for n in ("limit", "remaining", "reset")]
     if not all(ascii_digits(v) for v in values):
         return None
     limit, remaining, reset = (int(v) for v in values)
-    return RateLimit(limit, remaining, float(reset), now)
+    retry_after = named.get("retry-after", "")
+    refused_for = float(retry_after) if status == 429 and ascii_digits(retry_after) else None
+    return RateLimit(limit, remaining, float(reset), now, refused_for)
 
 
 class Budget:
@@ -80,9 +93,9 @@ class Budget:
         """Call listener with every rate limit seen from now on."""
         self._listeners.append(listener)
 
-    def observe(self, headers: Mapping[str, str]) -> None:
-        """Keep what an answer's headers say, if they say it."""
-        seen = read_ratelimit(headers, self._clock())
+    def observe(self, headers: Mapping[str, str], status: int | None = None) -> None:
+        """Keep what an answer's headers (and its status) say, if they say it."""
+        seen = read_ratelimit(headers, self._clock(), status)
         if seen is None:
             return
         with self._lock:
@@ -94,6 +107,10 @@ class Budget:
         """The newest rate limit seen, or None before any answer carried one."""
         with self._lock:
             return self._latest
+
+    def now(self) -> float:
+        """The budget's clock."""
+        return self._clock()
 
     def left(self) -> int | None:
         """The calls the token has at least now; None while nothing is known."""
@@ -155,8 +172,15 @@ def spend(budget: Budget, what: str) -> None:
         caller.kept += 1
         latest = budget.latest()
         limit = f" of {latest.limit} an hour" if latest is not None else ""
+        refused = ""
+        if latest is not None and latest.refused_for is not None:
+            ago = max(0.0, budget.now() - latest.seen_at)
+            refused = (
+                f" (DigitalOcean answered HTTP 429 {ago:.1f} s ago, "
+                f"retry after {latest.refused_for:.0f} s)"
+            )
         raise BudgetKept(
             f"{what}: not read, to keep DigitalOcean's API budget for a failover: {left} "
-            f"call(s) left{limit}, {caller.reserve} kept for a failover and a failback"
+            f"call(s) left{limit}{refused}, {caller.reserve} kept for a failover and a failback"
         )
     caller.calls += 1

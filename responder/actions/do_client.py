@@ -87,7 +87,7 @@ class _Budgeting(SansIOHTTPPolicy):
             request.http_request.headers.update(caller.headers())
 
     def on_response(self, request: PipelineRequest, response: PipelineResponse) -> None:
-        self._budget.observe(response.http_response.headers)
+        self._budget.observe(response.http_response.headers, response.http_response.status_code)
 
 
 def retry_after_seconds(headers: Mapping[str, str], now: float | None = None) -> float | None:

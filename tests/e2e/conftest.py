@@ -161,10 +161,14 @@ class E2EStack(StackView):
         """True if a fault the tests set explains problem of action's plan read in [start, end].
 
         It must have been live then, cover a path the inspection GETs, and answer the
-        status the problem's kind and message name.
+        status the problem's kind and message name. A read not made while a 429 still
+        holds (it names the 429) is explained by any live 429: the budget is the token's.
         """
+        after_429 = problem["kind"] == "ratelimit" and "HTTP 429" in problem["message"]
         for fault in self.fault_log:
             live = fault.start <= end and (fault.end is None or fault.end >= start)
+            if live and after_429 and fault.status == 429:
+                return True
             covers = any(path.startswith(fault.path_prefix) for path in plan_reads(action))
             if (
                 live

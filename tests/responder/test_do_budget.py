@@ -39,6 +39,7 @@ from responder.model.backoff import backoff
 from responder.model.errors import TemporaryError
 from responder.model.fence import LeaseDeadlinePassed
 from sandbox.do_api import app as do_api_app
+from sandbox.net import wait_until
 from tests.responder.dosandbox import TOKEN, WEST, Sandbox, transition
 from tests.responder.test_actions_do import dns_action, lb_action
 from tests.responder.test_actions_do_app_env import config as app_config
@@ -95,6 +96,40 @@ def test_a_reserve_refuses_the_call_that_would_eat_into_it() -> None:
     assert (caller.calls, caller.kept) == (1, 1)
 
 
+def test_a_429s_word_lasts_its_retry_after_only() -> None:
+    headers = {"ratelimit-limit": "60", "ratelimit-remaining": "0", "ratelimit-reset": "4000"}
+    refused = read_ratelimit({**headers, "Retry-After": "2"}, 500.0, status=429)
+    assert refused == RateLimit(60, 0, 4000.0, 500.0, refused_for=2.0)
+    assert refused.left(501.9) == 0
+    assert refused.left(502.0) is None  # a refused call is not counted: the next may find out
+    # Only a 429's Retry-After, in whole seconds, bounds the word.
+    assert read_ratelimit({**headers, "Retry-After": "2"}, 500.0, status=503) == RateLimit(
+        60, 0, 4000.0, 500.0
+    )
+    assert read_ratelimit({**headers, "Retry-After": "soon"}, 500.0, status=429) == RateLimit(
+        60, 0, 4000.0, 500.0
+    )
+
+
+def test_a_plan_read_waits_out_a_429_then_is_made() -> None:
+    now = [100.0]
+    budget = Budget(clock=lambda: now[0])
+    refusal = {"ratelimit-limit": "5000", "ratelimit-remaining": "0", "ratelimit-reset": "3600"}
+    budget.observe({**refusal, "Retry-After": "1"}, 429)
+    caller = Caller("plan:test", reserve=16)
+    now[0] = 100.4
+    with calling_as(caller), pytest.raises(BudgetKept) as kept:
+        spend(budget, "www: list records")
+    assert "0 call(s) left of 5000 an hour (DigitalOcean answered HTTP 429 0.4 s ago, " in str(
+        kept.value
+    )
+    assert "retry after 1 s)" in str(kept.value)
+    now[0] = 101.0
+    with calling_as(caller):
+        spend(budget, "www: list records")
+    assert (caller.calls, caller.kept) == (1, 1)
+
+
 # --- against the sandbox ---
 
 
@@ -144,6 +179,30 @@ def test_a_plan_read_that_would_eat_into_the_reserve_is_never_sent(sandbox: Sand
     with calling_as(Caller("holder-1", fence=3)):  # a transition may spend the reserve
         list_records(do)
     assert sandbox.control("GET", "/_sandbox/ratelimit")["used_last_hour"] == 3
+
+
+def test_after_a_429_fault_the_plan_reads_again_once_retry_after_passed(
+    sandbox: Sandbox,
+) -> None:
+    do = client(sandbox)
+    caller = Caller("plan:test", reserve=16)
+    sandbox.fault(status=429, count=1, retry_after=1)
+    with calling_as(caller):
+        with pytest.raises(TemporaryError):
+            list_records(do)
+        with pytest.raises(BudgetKept):  # 0 left, as the 429 said, for its second
+            list_records(do)
+
+        def read() -> bool:
+            try:
+                list_records(do)
+            except BudgetKept:
+                return False
+            return True
+
+        wait_until(read, 5, 0.1, "a plan read after the 429's Retry-After")
+    used = sandbox.control("GET", "/_sandbox/ratelimit")["used_last_hour"]
+    assert do.budget.left() == 5000 - used
 
 
 @pytest.mark.parametrize(
