@@ -32,6 +32,7 @@ from tests.compose.podman import Podman, available
 REPO = Path(__file__).resolve().parents[2]
 ENABLE_ENV = "DDB_COMPOSE_TESTS"
 CLOUD = "sandbox"  # the demo's stand-in for AWS and DigitalOcean
+PROBER = "exporter"
 SERVICES = ("sandbox", "exporter", "responder", "prometheus", "alertmanager", "blackbox-exporter")
 IMAGES = tuple(standins.STANDINS)
 # The images docker-compose.yml builds from the Dockerfile, by the service that builds each.
@@ -240,7 +241,16 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         stack.compose("up", "-d", CLOUD)
         stack.containers = stack.find_containers()
         wait_until(lambda: stack.healthy(CLOUD), HEALTHY_WITHIN, 1.0, "the sandbox healthy")
-        stack.compose("up", "-d", *(s for s in SERVICES if s != CLOUD))
+        # Then the exporter last, alone, as docs/deploy.md says for podman: a container
+        # started with several others can wait tens of seconds for its first name lookups
+        # (aardvark-dns), and the exporter's first probes are lookups of "sandbox".
+        rest = [s for s in SERVICES if s not in (CLOUD, PROBER)]
+        stack.compose("up", "-d", *rest)
+        stack.containers = stack.find_containers()
+        wait_until(
+            lambda: all(stack.healthy(s) for s in rest), HEALTHY_WITHIN, 1.0, "the others healthy"
+        )
+        stack.compose("up", "-d", PROBER)
         stack.containers = stack.find_containers()
         assert set(stack.containers) == set(SERVICES), stack.containers
         wait_until(
