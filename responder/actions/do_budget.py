@@ -64,19 +64,17 @@ def ascii_digits(text: str) -> bool:
 
 
 def read_ratelimit(
-    headers: Mapping[str, str], now: float, status: int | None = None
+    headers: Mapping[str, str], now: float, refused_for: float | None = None
 ) -> RateLimit | None:
     """The ratelimit-* headers of an answer; None unless all three are whole numbers.
 
-    A 429's Retry-After (whole seconds) is kept with them; one without lasts as any word.
+    refused_for is a 429's Retry-After, kept with them: its word lasts that long only.
     """
     named = {k.lower(): v.strip() for k, v in headers.items()}
     values = [named.get(f"ratelimit-{n}", "") for n in ("limit", "remaining", "reset")]
     if not all(ascii_digits(v) for v in values):
         return None
     limit, remaining, reset = (int(v) for v in values)
-    retry_after = named.get("retry-after", "")
-    refused_for = float(retry_after) if status == 429 and ascii_digits(retry_after) else None
     return RateLimit(limit, remaining, float(reset), now, refused_for)
 
 
@@ -93,9 +91,9 @@ class Budget:
         """Call listener with every rate limit seen from now on."""
         self._listeners.append(listener)
 
-    def observe(self, headers: Mapping[str, str], status: int | None = None) -> None:
-        """Keep what an answer's headers (and its status) say, if they say it."""
-        seen = read_ratelimit(headers, self._clock(), status)
+    def observe(self, headers: Mapping[str, str], refused_for: float | None = None) -> None:
+        """Keep what an answer's headers say, if they say it (refused_for: a 429's wait)."""
+        seen = read_ratelimit(headers, self._clock(), refused_for)
         if seen is None:
             return
         with self._lock:

@@ -87,28 +87,42 @@ class _Budgeting(SansIOHTTPPolicy):
             request.http_request.headers.update(caller.headers())
 
     def on_response(self, request: PipelineRequest, response: PipelineResponse) -> None:
-        self._budget.observe(response.http_response.headers, response.http_response.status_code)
+        answer = response.http_response
+        self._budget.observe(answer.headers, refused_for(answer.status_code, answer.headers))
+
+
+def retry_after_header(headers: Mapping[str, str], now: float | None = None) -> float | None:
+    """Seconds to wait from Retry-After (delta or HTTP date); None when absent or unreadable."""
+    value = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
+    if not value:
+        return None
+    value = value.strip()
+    if ascii_digits(value):
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    now = time.time() if now is None else now
+    return max(0.0, when.timestamp() - now)
 
 
 def retry_after_seconds(headers: Mapping[str, str], now: float | None = None) -> float | None:
     """Seconds to wait from Retry-After (delta or HTTP date), else DO's ratelimit-reset;
     None when neither is there or readable (the caller's own backoff applies)."""
-    now = time.time() if now is None else now
-    value = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
-    if value:
-        value = value.strip()
-        if ascii_digits(value):
-            return float(value)
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            when = None
-        if when is not None:
-            return max(0.0, when.timestamp() - now)
+    wait = retry_after_header(headers, now)
+    if wait is not None:
+        return wait
     reset = next((v for k, v in headers.items() if k.lower() == "ratelimit-reset"), None)
     if reset and ascii_digits(reset.strip()):
+        now = time.time() if now is None else now
         return max(0.0, float(reset) - now)
     return None
+
+
+def refused_for(status: int, headers: Mapping[str, str]) -> float | None:
+    """How long a 429 says the token is refused (its Retry-After); None for other answers."""
+    return retry_after_header(headers) if status == 429 else None
 
 
 def status_error(
@@ -125,8 +139,7 @@ def status_error(
         return TemporaryError(message, retry_after_seconds(headers), RATE_LIMITED)
     if status == 408 or status >= 500:
         # DigitalOcean sends ratelimit-reset on every answer; only Retry-After speaks to a 5xx.
-        retry_after = {k: v for k, v in headers.items() if k.lower() == "retry-after"}
-        return TemporaryError(message, retry_after=retry_after_seconds(retry_after))
+        return TemporaryError(message, retry_after=retry_after_header(headers))
     return PermanentError(message, _STATUS_KINDS.get(status))
 
 

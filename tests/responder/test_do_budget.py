@@ -29,7 +29,7 @@ from responder.actions.do_budget import (
     read_ratelimit,
     spend,
 )
-from responder.actions.do_client import DOClient
+from responder.actions.do_client import DOClient, refused_for
 from responder.actions.do_dns_record import DNSRecord
 from responder.actions.do_global_load_balancer import GlobalLoadBalancer
 from responder.actions.do_load_balancer import LoadBalancer
@@ -98,15 +98,17 @@ def test_a_reserve_refuses_the_call_that_would_eat_into_it() -> None:
 
 def test_a_429s_word_lasts_its_retry_after_only() -> None:
     headers = {"ratelimit-limit": "60", "ratelimit-remaining": "0", "ratelimit-reset": "4000"}
-    refused = read_ratelimit({**headers, "Retry-After": "2"}, 500.0, status=429)
+    refusal = {**headers, "Retry-After": "2"}
+    refused = read_ratelimit(refusal, 500.0, refused_for(429, refusal))
     assert refused == RateLimit(60, 0, 4000.0, 500.0, refused_for=2.0)
     assert refused.left(501.9) == 0
     assert refused.left(502.0) is None  # a refused call is not counted: the next may find out
-    # Only a 429's Retry-After, in whole seconds, bounds the word.
-    assert read_ratelimit({**headers, "Retry-After": "2"}, 500.0, status=503) == RateLimit(
+    # Only a 429's readable Retry-After bounds the word.
+    assert read_ratelimit(refusal, 500.0, refused_for(503, refusal)) == RateLimit(
         60, 0, 4000.0, 500.0
     )
-    assert read_ratelimit({**headers, "Retry-After": "soon"}, 500.0, status=429) == RateLimit(
+    unreadable = {**headers, "Retry-After": "soon"}
+    assert read_ratelimit(unreadable, 500.0, refused_for(429, unreadable)) == RateLimit(
         60, 0, 4000.0, 500.0
     )
 
@@ -115,7 +117,7 @@ def test_a_plan_read_waits_out_a_429_then_is_made() -> None:
     now = [100.0]
     budget = Budget(clock=lambda: now[0])
     refusal = {"ratelimit-limit": "5000", "ratelimit-remaining": "0", "ratelimit-reset": "3600"}
-    budget.observe({**refusal, "Retry-After": "1"}, 429)
+    budget.observe(refusal, refused_for=1.0)
     caller = Caller("plan:test", reserve=16)
     now[0] = 100.4
     with calling_as(caller), pytest.raises(BudgetKept) as kept:
